@@ -1,0 +1,260 @@
+"""Event payloads: the ``data`` of each CloudEvent type.
+
+Money is always an integer amount of minor units plus an ISO 4217 code. The models forbid
+unknown fields so a producer's typo is caught at the edge, not three services later.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+Currency = str  # ISO 4217 letters; validated by the pattern on each field
+CURRENCY = Field(pattern=r"^[A-Z]{3}$")
+SYMBOL = Field(pattern=r"^[1-9][0-9]{0,9}$")
+
+
+class Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- contracts (invoicing) -------------------------------------------------------------
+
+
+class Contact(Data):
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    language: str = "cs"
+    categories: list[str] = Field(default_factory=lambda: ["billing", "dunning"])
+    owner: bool = False
+
+
+class Subscribers(Data):
+    """How network gear recognises the customer."""
+
+    ipv4: list[str] = Field(default_factory=list)
+    ipv6: list[str] = Field(default_factory=list)
+    ipv4_prefixes: list[str] = Field(default_factory=list)
+    ipv6_prefixes: list[str] = Field(default_factory=list)
+    logins: list[str] = Field(default_factory=list, description="PPPoE / RADIUS logins")
+    macs: list[str] = Field(default_factory=list)
+
+
+class ContractUpserted(Data):
+    contract: str = SYMBOL
+    customer_name: str
+    language: str = "cs"
+    country: Literal["CZ", "SK", "HU"] = "CZ"
+    currency: Currency = CURRENCY
+    monthly_fee_minor: int = Field(ge=0)
+    active: bool = True
+    exempt: bool = False
+    policy: str = "notice-then-suspend"
+    contacts: list[Contact] = Field(default_factory=list)
+    subscribers: Subscribers = Field(default_factory=Subscribers)
+
+
+# --- invoices (invoicing) ---------------------------------------------------------------
+
+
+class InvoiceIssued(Data):
+    contract: str = SYMBOL
+    invoice_number: str
+    vs: str = SYMBOL
+    ss: str = SYMBOL
+    period: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}$")
+    issued_on: date
+    due_on: date
+    amount_minor: int = Field(gt=0)
+    currency: Currency = CURRENCY
+    account: str = Field(description="Our account the customer pays to.")
+
+
+class InvoiceCancelled(Data):
+    contract: str = SYMBOL
+    invoice_number: str
+    ss: str = SYMBOL
+    reason: str
+
+
+# --- payments (bank importers, external contract) ---------------------------------------
+
+
+class PaymentReceived(Data):
+    """External contract: bank statement importers (ours and third parties') publish this.
+
+    Exactly these fields; change only with a new version."""
+
+    account: str = Field(min_length=1, description="Our account: IBAN or prefix-number/bank")
+    bank_tx_id: str = Field(min_length=1, description="Bank's id of the movement, per account")
+    booked_on: date
+    value_on: date
+    amount_minor: int = Field(description="Signed minor units; credit > 0")
+    currency: Currency = CURRENCY
+    vs: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,9}$")
+    ss: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,9}$")
+    ks: str | None = Field(default=None, pattern=r"^[0-9]{4}$")
+    counterparty_account: str | None = None
+    counterparty_name: str | None = None
+    message: str | None = None
+
+
+# --- payment outcomes (payments) --------------------------------------------------------
+
+
+class Allocation(Data):
+    invoice_number: str
+    ss: str
+    amount_minor: int
+    rule: str = Field(description="Which pairing rule chose this invoice, e.g. 'ss', 'vs-oldest'")
+
+
+class PaymentMatched(Data):
+    contract: str
+    account: str
+    bank_tx_id: str
+    booked_on: date
+    amount_minor: int
+    currency: Currency = CURRENCY
+    allocations: list[Allocation]
+    credit_minor: int = Field(ge=0, description="What was left over and kept as credit")
+    credit_balance_minor: int = Field(ge=0)
+    rule: str
+
+
+UnmatchedReason = Literal[
+    "debit",
+    "no-symbols",
+    "unknown-contract",
+    "currency-mismatch",
+    "invalid-amount",
+]
+
+
+class PaymentUnmatched(Data):
+    account: str
+    bank_tx_id: str
+    booked_on: date
+    amount_minor: int
+    currency: Currency = CURRENCY
+    vs: str | None
+    ss: str | None
+    reason_code: UnmatchedReason
+    reason: str
+
+
+class InvoiceSettled(Data):
+    contract: str
+    invoice_number: str
+    ss: str
+    amount_minor: int
+    paid_minor: int
+    currency: Currency = CURRENCY
+    settled_on: date
+    within_tolerance_minor: int = Field(
+        ge=0, description="Underpayment forgiven by the rounding tolerance"
+    )
+
+
+class InvoicePartiallyPaid(Data):
+    contract: str
+    invoice_number: str
+    ss: str
+    amount_minor: int
+    paid_minor: int
+    remaining_minor: int = Field(gt=0)
+    currency: Currency = CURRENCY
+
+
+# --- dunning ------------------------------------------------------------------------------
+
+
+class OverdueInvoice(Data):
+    invoice_number: str
+    vs: str
+    ss: str
+    due_on: date
+    open_minor: int
+    currency: Currency = CURRENCY
+
+
+class DunningRequest(Data):
+    """Common shape of every dunning action: who, why, which step, and what is owed."""
+
+    contract: str
+    request_id: str = Field(description="Unique per contract, reason and step: the dedupe key")
+    step: str
+    policy: str
+    overdue_minor: int
+    currency: Currency = CURRENCY
+    invoices: list[OverdueInvoice]
+    account: str
+    decided_at: AwareDatetime
+
+
+class ReminderRequested(DunningRequest):
+    channels: list[Literal["email", "sms"]] = Field(default=["email"])
+
+
+class NoticeRequested(DunningRequest):
+    pass
+
+
+class SuspendRequested(DunningRequest):
+    acknowledged_at: AwareDatetime | None = None
+
+
+class RestoreRequested(Data):
+    contract: str
+    request_id: str
+    reason: str
+    decided_at: AwareDatetime
+
+
+# --- provisioning -------------------------------------------------------------------------
+
+
+class NoticeAcknowledged(Data):
+    contract: str
+    acknowledged_at: AwareDatetime
+    address: str
+    user_agent: str | None
+
+
+AccessState = Literal["active", "notice", "restricted", "suspended"]
+
+
+class NetworkAccess(Data):
+    """External contract: read by network gear. Level-triggered full state per contract."""
+
+    contract: str
+    subscribers: Subscribers
+    state: AccessState
+    reason: str
+    version: int = Field(ge=1, description="Grows with every change of this contract")
+    effective_at: AwareDatetime
+
+
+# --- notify -------------------------------------------------------------------------------
+
+
+class NotificationSent(Data):
+    contract: str
+    request_id: str
+    kind: str
+    channel: Literal["email", "sms"]
+    recipient: str
+    attempts: int
+
+
+class NotificationFailed(Data):
+    contract: str
+    request_id: str
+    kind: str
+    channel: Literal["email", "sms"]
+    recipient: str
+    attempts: int
+    error: str

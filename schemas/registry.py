@@ -1,0 +1,79 @@
+"""Which model validates the ``data`` of which event type, and on which topic it travels."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ValidationError
+
+from schemas import events as ev
+from schemas.envelope import CloudEvent
+
+EVENT_TYPES: dict[str, type[BaseModel]] = {
+    "contract.upserted.v1": ev.ContractUpserted,
+    "invoice.issued.v1": ev.InvoiceIssued,
+    "invoice.cancelled.v1": ev.InvoiceCancelled,
+    "payment.received.v1": ev.PaymentReceived,
+    "payment.matched.v1": ev.PaymentMatched,
+    "payment.unmatched.v1": ev.PaymentUnmatched,
+    "invoice.settled.v1": ev.InvoiceSettled,
+    "invoice.partially_paid.v1": ev.InvoicePartiallyPaid,
+    "reminder.requested.v1": ev.ReminderRequested,
+    "notice.requested.v1": ev.NoticeRequested,
+    "suspend.requested.v1": ev.SuspendRequested,
+    "restore.requested.v1": ev.RestoreRequested,
+    "notice.acknowledged.v1": ev.NoticeAcknowledged,
+    "network.access.v1": ev.NetworkAccess,
+    "notification.sent.v1": ev.NotificationSent,
+    "notification.failed.v1": ev.NotificationFailed,
+}
+
+# Topic setting name (see services.runtime.settings.Topics) -> event types it carries.
+TOPIC_EVENTS: dict[str, list[str]] = {
+    "contracts": ["contract.upserted.v1"],
+    "invoices": ["invoice.issued.v1", "invoice.cancelled.v1"],
+    "payments_received": ["payment.received.v1"],
+    "payments": [
+        "payment.matched.v1",
+        "payment.unmatched.v1",
+        "invoice.settled.v1",
+        "invoice.partially_paid.v1",
+    ],
+    "dunning": [
+        "reminder.requested.v1",
+        "notice.requested.v1",
+        "suspend.requested.v1",
+        "restore.requested.v1",
+    ],
+    "notices": ["notice.acknowledged.v1"],
+    "network_access": ["network.access.v1"],
+    "notifications": ["notification.sent.v1", "notification.failed.v1"],
+}
+
+
+class PoisonMessage(ValueError):
+    """A record that can never be processed; it goes to the topic's DLQ with this reason."""
+
+
+def parse(raw: bytes | None) -> tuple[CloudEvent, BaseModel]:
+    """Parse a record value into its envelope and typed data, or raise PoisonMessage."""
+    if raw is None:
+        raise PoisonMessage("record has no value (tombstone)")
+    try:
+        event = CloudEvent.model_validate_json(raw)
+    except ValidationError as exc:
+        raise PoisonMessage(f"not a CloudEvent: {_brief(exc)}") from None
+    model = EVENT_TYPES.get(event.type)
+    if model is None:
+        raise PoisonMessage(f"unknown event type {event.type!r}")
+    try:
+        data = model.model_validate(event.data)
+    except ValidationError as exc:
+        raise PoisonMessage(f"{event.type} data invalid: {_brief(exc)}") from None
+    return event, data
+
+
+def _brief(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

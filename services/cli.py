@@ -1,0 +1,429 @@
+"""``billing``: the operator's command line.
+
+billing run                          the whole system on the embedded stack (make run)
+billing demo                         the three-contract scenario on the test clock
+billing contracts load FILE          contracts, contacts, subscribers from JSON or CSV
+billing invoicing run --period P     issue the month's invoices
+billing invoices [--contract C]      list invoices
+billing payment publish ...          publish one payments.received event (manual entry)
+billing clock show|set|advance       the shared test clock (test/demo mode only)
+billing dunning explain C            where a contract stands and what happens next
+billing notify log C                 messages sent to a contract
+billing migrate / topics             set-up steps `billing run` also does
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import signal
+import sys
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from services.runtime import db
+from services.runtime.clock import (
+    SharedTestClock,
+    SystemClock,
+    advance_clock,
+    read_clock,
+    set_clock,
+)
+from services.runtime.settings import SERVICES, Settings, get_settings, get_topics
+from services.runtime.unit import Unit
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class CliError(Exception):
+    pass
+
+
+async def _unit_run(schema: str, fn: Any) -> Any:
+    settings = get_settings()
+    pool = await db.create_pool(settings.database_url, schema, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            clock = SharedTestClock() if settings.test_clock else SystemClock()
+            await clock.refresh(conn)
+            async with conn.transaction():
+                unit = Unit(conn, clock.now(), f"/services/{schema}")
+                result = await fn(unit)
+                await unit.flush()
+                return result
+    finally:
+        await pool.close()
+
+
+def cmd_contracts_load(args: argparse.Namespace) -> None:
+    from services.invoicing import contracts_file, service
+
+    records = contracts_file.read(Path(args.file))
+    total, changed = asyncio.run(
+        _unit_run("invoicing", lambda u: service.load_contracts(u, records))
+    )
+    print(f"{total} contracts read, {changed} new or changed")
+
+
+def cmd_invoicing_run(args: argparse.Namespace) -> None:
+    from services.invoicing import service
+
+    settings = get_settings()
+
+    async def go(unit: Unit) -> Any:
+        issued_on = date.fromisoformat(args.issued_on) if args.issued_on else unit.now.date()
+        return await service.billing_run(unit, settings, args.period, issued_on)
+
+    invoices = asyncio.run(_unit_run("invoicing", go))
+    for inv in invoices:
+        print(
+            f"{inv.invoice_number}  contract {inv.contract}  VS {inv.vs}  SS {inv.ss}  "
+            f"{inv.amount_minor / 100:.2f} {inv.currency}  due {inv.due_on}"
+        )
+    print(f"{len(invoices)} invoices issued for {args.period}")
+
+
+def cmd_invoices(args: argparse.Namespace) -> None:
+    from services.invoicing.service import Q
+
+    async def go() -> list[Any]:
+        conn = await db.connect(get_settings().database_url, "invoicing")
+        try:
+            return list(await conn.fetch(Q.list_invoices, args.contract))
+        finally:
+            await conn.close()
+
+    for r in asyncio.run(go()):
+        print(
+            f"{r['invoice_number']}  {r['contract']}  VS {r['vs']}  SS {r['ss']}  "
+            f"{r['amount_minor'] / 100:.2f} {r['currency']}  due {r['due_on']}  "
+            f"{r['status']} ({r['paid_minor'] / 100:.2f} paid)"
+        )
+
+
+def parse_amount(text: str) -> int:
+    if not re.fullmatch(r"-?[0-9]+([.,][0-9]{1,2})?", text):
+        raise CliError(f"amount must look like 499.00, got {text!r}")
+    whole, _, frac = text.replace(",", ".").partition(".")
+    sign = -1 if whole.startswith("-") else 1
+    return sign * (abs(int(whole)) * 100 + int((frac + "00")[:2]))
+
+
+async def publish_payment(settings: Settings, data: dict[str, Any], when: datetime) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from schemas.envelope import envelope
+    from schemas.events import PaymentReceived
+
+    payment = PaymentReceived.model_validate(data)
+    event = envelope("payment.received.v1", "/importers/manual", payment.vs, payment, when)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers.split(","), acks="all"
+    )
+    await producer.start()
+    try:
+        key = (payment.vs or payment.bank_tx_id).encode()
+        await producer.send_and_wait(
+            get_topics().payments_received,
+            event.model_dump_json().encode(),
+            key=key,
+            headers=[("content-type", b"application/cloudevents+json")],
+        )
+    finally:
+        await producer.stop()
+
+
+def cmd_payment_publish(args: argparse.Namespace) -> None:
+    settings = get_settings()
+
+    async def go() -> None:
+        conn = await db.connect(settings.database_url)
+        try:
+            now = await read_clock(conn) if settings.test_clock else datetime.now(UTC)
+        finally:
+            await conn.close()
+        data = {
+            "account": args.account or settings.bank_accounts.get(args.currency, ""),
+            "bank_tx_id": args.bank_tx_id or uuid.uuid4().hex[:16],
+            "booked_on": now.date().isoformat(),
+            "value_on": now.date().isoformat(),
+            "amount_minor": parse_amount(args.amount),
+            "currency": args.currency,
+            "vs": args.vs,
+            "ss": args.ss,
+            "ks": None,
+            "counterparty_account": None,
+            "counterparty_name": None,
+            "message": args.message,
+        }
+        await publish_payment(settings, data, now)
+        print(json.dumps(data))
+
+    asyncio.run(go())
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(d|day|days|h|hour|hours|m|min|minutes)?\s*$")
+
+
+def parse_duration(words: list[str]) -> timedelta:
+    match = _DURATION.match(" ".join(words))
+    if not match:
+        raise CliError(f"expected a duration like '10 days' or '6h', got {' '.join(words)!r}")
+    n, unit = int(match.group(1)), (match.group(2) or "d")[0]
+    return {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
+
+
+async def advance(
+    settings: Settings, by: timedelta, step: timedelta = timedelta(days=1), on_step: Any = None
+) -> datetime:
+    """Move the shared clock ahead in steps (a day by default), waiting after each until the
+    system is quiet, as if that time had really passed with the workers running."""
+    from services.runtime.quiesce import Quiescence
+
+    conn = await db.connect(settings.database_url)
+    try:
+        async with Quiescence(settings, get_topics()) as q:
+            await q.wait(conn)
+            remaining = by
+            now = await read_clock(conn)
+            while remaining > timedelta(0):
+                delta = min(step, remaining)
+                now = await advance_clock(conn, delta)
+                remaining -= delta
+                await q.wait(conn)
+                if on_step is not None:
+                    await on_step(now)
+            return now
+    finally:
+        await conn.close()
+
+
+def cmd_clock(args: argparse.Namespace) -> None:
+    settings = get_settings()
+    if not settings.test_clock:
+        raise CliError("the test clock is off: set BILLING_TEST_CLOCK=true (never in production)")
+
+    async def go() -> None:
+        conn = await db.connect(settings.database_url)
+        try:
+            if args.action == "set":
+                target = datetime.fromisoformat(" ".join(args.value))
+                if target.tzinfo is None:
+                    target = target.replace(tzinfo=UTC)
+                await set_clock(conn, target)
+            now = await read_clock(conn)
+        finally:
+            await conn.close()
+        if args.action == "advance":
+            now = await advance(settings, parse_duration(args.value))
+        print(now.isoformat(timespec="seconds"))
+
+    asyncio.run(go())
+
+
+def cmd_dunning_explain(args: argparse.Namespace) -> None:
+    settings = get_settings()
+
+    async def go() -> None:
+        from services.dunning.service import Q
+
+        conn = await db.connect(settings.database_url, "dunning")
+        try:
+            st = await conn.fetchrow(
+                "SELECT stage, episode, acknowledged_at, why, next_check_at FROM state"
+                " WHERE contract = $1",
+                args.contract,
+            )
+            if st is None:
+                raise CliError(f"dunning knows no contract {args.contract}")
+            print(f"contract {args.contract}: {st['stage']}")
+            print(f"  why: {st['why']}")
+            if st["acknowledged_at"]:
+                print(f"  notice acknowledged at {st['acknowledged_at']:%Y-%m-%d %H:%M}")
+            print(f"  next check: {st['next_check_at'] or 'none scheduled'}")
+            for a in await conn.fetch(Q.actions_of, args.contract):
+                print(f"  {a['decided_at']:%Y-%m-%d %H:%M}  {a['kind']:<8} {a['request_id']}")
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+def cmd_notify_log(args: argparse.Namespace) -> None:
+    settings = get_settings()
+
+    async def go() -> None:
+        from services.notify.service import Q
+
+        conn = await db.connect(settings.database_url, "notify")
+        try:
+            for r in await conn.fetch(Q.log_for_contract, args.contract):
+                print(
+                    f"{r['created_at']:%Y-%m-%d %H:%M}  {r['kind']:<8} {r['channel']:<5} "
+                    f"{r['recipient']:<28} {r['status']:<7} attempts={r['attempts']}"
+                    f"{'  ' + r['last_error'] if r['last_error'] else ''}"
+                )
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    settings = get_settings()
+
+    async def go() -> None:
+        await db.ensure_database(settings.database_url)
+        for service in SERVICES:
+            for name in await db.migrate(settings.database_url, service):
+                print(f"applied {name}")
+
+    asyncio.run(go())
+
+
+def cmd_topics(args: argparse.Namespace) -> None:
+    from services.runtime.stack import create_topics
+
+    created = asyncio.run(create_topics(get_settings(), get_topics()))
+    print(f"{len(created)} topics created")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    import os
+
+    from services.runtime.stack import Stack, StackConfig
+
+    settings = get_settings()
+    cfg = StackConfig(
+        run_dir=ROOT / ".run",
+        database_url=os.environ.get("BILLING_DATABASE_URL"),
+        bootstrap=os.environ.get("BILLING_KAFKA_BOOTSTRAP_SERVERS"),
+        test_clock=settings.test_clock,
+        smtp_port=settings.smtp_port,
+        notice_port=settings.notice_port,
+        mail_folder=ROOT / ".run" / "mail",
+        log_level=settings.log_level,
+    )
+    stack = Stack(cfg)
+    stopping = False
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start_infrastructure()
+        workers = stack.start_workers()
+        print("billing is running (Ctrl-C stops everything):")
+        print(f"  broker (Kafka protocol)  {stack.bootstrap}")
+        print(f"  database                 {stack.database_url}")
+        print(f"  SMTP sink                127.0.0.1:{cfg.smtp_port}  (mail in {cfg.mail_folder})")
+        print(f"  notice page              http://127.0.0.1:{cfg.notice_port}/")
+        for service in SERVICES:
+            print(
+                f"  {service:<24} http://127.0.0.1:{stack.metrics_port(service)}/metrics"
+                f"   log {cfg.run_dir / 'logs' / (service + '.log')}"
+            )
+        print(
+            f"  access snapshot          http://127.0.0.1:{stack.metrics_port('provisioning')}/access"
+        )
+        print(
+            "  in another shell:        export BILLING_DATABASE_URL='"
+            + stack.database_url
+            + f"' BILLING_KAFKA_BOOTSTRAP_SERVERS={stack.bootstrap}",
+            flush=True,
+        )
+        import time
+
+        while not stopping:
+            for name, proc in workers.procs.items():
+                if proc.poll() is not None:
+                    print(f"worker {name} exited with {proc.returncode}; restarting", flush=True)
+                    stack.restart_worker(name)
+            time.sleep(0.5)
+    finally:
+        print("stopping ...", flush=True)
+        stack.stop()
+        print("stopped", flush=True)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from services.demo import main as demo_main
+
+    sys.exit(demo_main())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="billing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the whole system on the embedded stack").set_defaults(
+        fn=cmd_run
+    )
+    sub.add_parser("demo", help="the end-to-end scenario on the test clock").set_defaults(
+        fn=cmd_demo
+    )
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
+    sub.add_parser("topics", help="create the Kafka topics").set_defaults(fn=cmd_topics)
+
+    contracts = sub.add_parser("contracts").add_subparsers(dest="sub", required=True)
+    load = contracts.add_parser("load", help="load contracts from a JSON or CSV file")
+    load.add_argument("file")
+    load.set_defaults(fn=cmd_contracts_load)
+
+    invoicing = sub.add_parser("invoicing").add_subparsers(dest="sub", required=True)
+    run = invoicing.add_parser("run", help="billing run: issue a month's invoices")
+    run.add_argument("--period", required=True, help="YYYY-MM")
+    run.add_argument("--issued-on", help="issue date (default: today on the clock)")
+    run.set_defaults(fn=cmd_invoicing_run)
+
+    inv = sub.add_parser("invoices", help="list invoices")
+    inv.add_argument("--contract")
+    inv.set_defaults(fn=cmd_invoices)
+
+    payment = sub.add_parser("payment").add_subparsers(dest="sub", required=True)
+    pub = payment.add_parser("publish", help="publish one incoming payment (manual entry)")
+    pub.add_argument("--vs")
+    pub.add_argument("--ss")
+    pub.add_argument("--amount", required=True, help="e.g. 499.00")
+    pub.add_argument("--currency", default="CZK")
+    pub.add_argument("--account")
+    pub.add_argument("--bank-tx-id")
+    pub.add_argument("--message")
+    pub.set_defaults(fn=cmd_payment_publish)
+
+    clock = sub.add_parser("clock", help="the shared test clock")
+    clock.add_argument("action", choices=["show", "set", "advance"])
+    clock.add_argument("value", nargs="*")
+    clock.set_defaults(fn=cmd_clock)
+
+    dunning = sub.add_parser("dunning").add_subparsers(dest="sub", required=True)
+    explain = dunning.add_parser("explain", help="a contract's dunning state and history")
+    explain.add_argument("contract")
+    explain.set_defaults(fn=cmd_dunning_explain)
+
+    notify = sub.add_parser("notify").add_subparsers(dest="sub", required=True)
+    nlog = notify.add_parser("log", help="messages for a contract")
+    nlog.add_argument("contract")
+    nlog.set_defaults(fn=cmd_notify_log)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except (CliError, ValueError, OSError) as exc:
+        print(f"billing: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,448 @@
+"""The demo scenario (also the end-to-end test): three contracts, one billing run.
+
+A pays on time by VS/SS and hears nothing more. B never pays: reminder, notice, confirms
+the notice on day X, suspended on day X+10, pays, restored within a second. C pays 1 CZK
+short: stays partially paid, gets a reminder, pays the rest, nothing further.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from services.runtime import db
+from services.runtime.clock import read_clock, set_clock
+from services.runtime.quiesce import Quiescence
+from services.runtime.settings import Settings, Topics
+from services.runtime.stack import Stack, StackConfig, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTRACTS = Path(__file__).with_name("demo_data") / "contracts.json"
+START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Prague
+
+
+@dataclass
+class Seen:
+    topic: str
+    key: str | None
+    event: dict[str, Any]
+    seen_at: float  # wall clock, when the demo's consumer got it
+
+
+@dataclass
+class Watcher:
+    """Reads every topic from the beginning, as an operator's tail would."""
+
+    bootstrap: str
+    topics: list[str]
+    seen: list[Seen] = field(default_factory=list)
+    _task: asyncio.Task[None] | None = None
+    _consumer: AIOKafkaConsumer | None = None
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap.split(","),
+            enable_auto_commit=False,
+            fetch_max_wait_ms=20,
+            auto_offset_reset="earliest",
+        )
+        await self._consumer.start()
+        parts = [
+            TopicPartition(t, p)
+            for t in self.topics
+            for p in (self._consumer.partitions_for_topic(t) or set())
+        ]
+        self._consumer.assign(parts)
+        await self._consumer.seek_to_beginning(*parts)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=50)
+            now = time.time()
+            for tp, records in batches.items():
+                for r in records:
+                    try:
+                        event = json.loads(r.value)
+                    except (ValueError, TypeError):
+                        event = {"type": "(not json)", "raw": repr(r.value)[:80]}
+                    self.seen.append(Seen(tp.topic, r.key.decode() if r.key else None, event, now))
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        if self._consumer:
+            await self._consumer.stop()
+
+    def of(self, type_: str, subject: str | None = None) -> list[Seen]:
+        return [
+            s
+            for s in self.seen
+            if s.event.get("type") == type_
+            and (subject is None or s.event.get("subject") == subject)
+        ]
+
+
+class Scenario:
+    def __init__(
+        self, stack: Stack, out: Callable[[str], None] = print, kills: dict[str, str] | None = None
+    ) -> None:
+        """``kills`` maps a moment ("billing-run" or a day "2026-12-18") to the worker that
+        is SIGKILLed just as the system starts reacting to it, then started again."""
+        self.stack = stack
+        self.kills = dict(kills or {})
+        self.killed: list[str] = []
+        self.settings: Settings = stack.settings()
+        self.topics = Topics()
+        self.out = out
+        self.timeline: list[str] = []
+        self.failures: list[str] = []
+        self.restore_delay: float | None = None
+        self.invoices: dict[str, dict[str, Any]] = {}
+        self.watcher = Watcher(stack.bootstrap, self.topics.all())
+
+    # --- helpers ---------------------------------------------------------------------
+    async def now(self) -> datetime:
+        conn = await db.connect(self.settings.database_url)
+        try:
+            return await read_clock(conn)
+        finally:
+            await conn.close()
+
+    async def quiet(self) -> None:
+        conn = await db.connect(self.settings.database_url)
+        try:
+            async with Quiescence(self.settings, self.topics) as q:
+                await q.wait(conn, timeout=90)
+        finally:
+            await conn.close()
+
+    async def log(self, text: str) -> None:
+        now = await self.now()
+        line = f"{now.astimezone(_PRAGUE):%Y-%m-%d %a}  {text}"
+        self.timeline.append(line)
+        self.out(line)
+
+    def check(self, ok: bool, what: str) -> None:
+        mark = "ok " if ok else "FAIL"
+        self.out(f"    [{mark}] {what}")
+        if not ok:
+            self.failures.append(what)
+
+    async def cli(self, *args: str) -> str:
+        env = self.stack.env()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "services.cli",
+            *args,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"billing {' '.join(args)} failed: {out.decode()}")
+        return out.decode()
+
+    async def advance_to(self, day: date) -> None:
+        from services.cli import advance
+
+        while (today := (await self.now()).astimezone(_PRAGUE).date()) < day:
+            self.chaos((today + timedelta(days=1)).isoformat())
+            await advance(self.settings, timedelta(days=1))
+
+    def chaos(self, moment: str) -> None:
+        """SIGKILL the worker planned for this moment 50 ms from now (while it reacts),
+        and start it again at once."""
+        service = self.kills.pop(moment, None)
+        if service is None or self.stack.workers is None:
+            return
+
+        async def kill() -> None:
+            await asyncio.sleep(0.05)
+            self.stack.workers.kill(service)  # type: ignore[union-attr]
+            self.killed.append(f"{moment}:{service}")
+            self.out(f"    (SIGKILL {service} at {moment}; restarted)")
+            self.stack.restart_worker(service)
+
+        asyncio.get_running_loop().create_task(kill())
+
+    async def pay(self, contract: str, amount_minor: int, ss: str | None) -> float:
+        now = await self.now()
+        data = {
+            "account": self.settings.bank_accounts["CZK"],
+            "bank_tx_id": uuid.uuid4().hex[:16],
+            "booked_on": now.date().isoformat(),
+            "value_on": now.date().isoformat(),
+            "amount_minor": amount_minor,
+            "currency": "CZK",
+            "vs": contract,
+            "ss": ss,
+            "ks": "0308",
+            "counterparty_account": "19-2000145399/0800",
+            "counterparty_name": "Customer",
+            "message": "platba",
+        }
+        from schemas.envelope import envelope
+        from schemas.events import PaymentReceived
+
+        event = envelope(
+            "payment.received.v1",
+            "/importers/demo",
+            contract,
+            PaymentReceived.model_validate(data),
+            now,
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=self.stack.bootstrap.split(","), acks="all")
+        await producer.start()
+        try:
+            sent_at = time.time()
+            await producer.send_and_wait(
+                self.topics.payments_received,
+                event.model_dump_json().encode(),
+                key=contract.encode(),
+            )
+        finally:
+            await producer.stop()
+        await self.log(
+            f"bank: {contract} pays {amount_minor / 100:.2f} CZK (VS {contract}, SS {ss})"
+        )
+        return sent_at
+
+    async def confirm_notice(self, address: str) -> str:
+        port = self.stack.cfg.notice_port
+        conn = aiohttp.TCPConnector(local_addr=(address, 0))
+        async with aiohttp.ClientSession(connector=conn) as http:
+            async with http.get(f"http://127.0.0.1:{port}/") as resp:
+                page = await resp.text()
+            token = page.split('name="csrf" value="')[1].split('"')[0]
+            request_id = page.split('name="request_id" value="')[1].split('"')[0]
+            async with http.post(
+                f"http://127.0.0.1:{port}/acknowledge",
+                data={"csrf": token, "request_id": request_id},
+            ) as resp:
+                await resp.text()
+        return page
+
+    def mails(self, address: str) -> list[str]:
+        return [m.subject for m in self.stack.mail.to(address)]  # type: ignore[attr-defined]
+
+    def access(self, contract: str) -> list[str]:
+        return [s.event["data"]["state"] for s in self.watcher.of("network.access.v1", contract)]
+
+    # --- the story -------------------------------------------------------------------
+    async def run(self) -> bool:
+        conn = await db.connect(self.settings.database_url)
+        try:
+            await set_clock(conn, START)
+        finally:
+            await conn.close()
+        await self.watcher.start()
+        try:
+            await self._story()
+        finally:
+            await self.watcher.stop()
+        return not self.failures
+
+    async def _story(self) -> None:
+        await self.cli("contracts", "load", str(CONTRACTS))
+        await self.log(
+            "3 contracts loaded: A=1001, B=1002, C=1003 (499.00 CZK a month, due on the 15th)"
+        )
+        out = await self.cli("invoicing", "run", "--period", "2026-12")
+        self.chaos("billing-run")
+        await self.quiet()
+        for s in self.watcher.of("invoice.issued.v1"):
+            self.invoices[s.event["subject"]] = s.event["data"]
+        await self.log(f"billing run 2026-12: {len(self.invoices)} invoices issued")
+        self.check(len(self.invoices) == 3 and "3 invoices issued" in out, "3 invoices issued")
+        again = await self.cli("invoicing", "run", "--period", "2026-12")
+        self.check("0 invoices issued" in again, "running the same month again issues nothing")
+        a, b, c = (self.invoices[k] for k in ("1001", "1002", "1003"))
+
+        await self.advance_to(date(2026, 12, 10))
+        self.chaos("payments-2026-12-10")
+        await self.pay("1001", a["amount_minor"], a["ss"])
+        await self.pay("1003", c["amount_minor"] - 100, c["ss"])
+        await self.quiet()
+        self.check(len(self.watcher.of("invoice.settled.v1", "1001")) == 1, "A's invoice settled")
+        partial = self.watcher.of("invoice.partially_paid.v1", "1003")
+        self.check(
+            len(partial) == 1 and partial[0].event["data"]["remaining_minor"] == 100,
+            "C partially paid, 1.00 CZK remaining",
+        )
+        await self.log("A settled; C partially paid (1.00 CZK open)")
+
+        await self.advance_to(date(2026, 12, 18))
+        self.check(
+            len(self.watcher.of("reminder.requested.v1", "1002")) == 1, "B reminded (due + 3 days)"
+        )
+        self.check(
+            len(self.watcher.of("reminder.requested.v1", "1003")) == 1, "C reminded (due + 3 days)"
+        )
+        self.check(
+            self.mails("ucetni@example.cz") == ["Připomínka neuhrazené faktury (1002)"],
+            "B's reminder e-mailed to B's accountant (the dunning contact)",
+        )
+        self.check(
+            self.mails("bohumil@example.cz") == ["Připomínka neuhrazené faktury (1002)"],
+            "B's owner gets dunning mail too",
+        )
+        self.check(
+            self.mails("cyril@example.cz") == ["Payment reminder (1003)"],
+            "C's reminder e-mailed, in English",
+        )
+        await self.log("reminders: B and C (e-mail)")
+
+        await self.advance_to(date(2026, 12, 19))
+        await self.pay("1003", 100, c["ss"])
+        await self.quiet()
+        self.check(
+            len(self.watcher.of("invoice.settled.v1", "1003")) == 1,
+            "C settled after paying the rest",
+        )
+
+        await self.advance_to(date(2026, 12, 25))
+        self.check(
+            len(self.watcher.of("notice.requested.v1", "1002")) == 1,
+            "B gets the notice (due + 10 days)",
+        )
+        self.check(self.access("1002")[-1:] == ["notice"], "B's access: notice (HTTP redirected)")
+        await self.log("notice: B's browser is redirected to the notice page")
+        page = await self.confirm_notice("127.0.100.2")
+        self.check(
+            "499,00" in page and b["ss"] in page and "1002" in page,
+            "notice page shows the amount, VS and SS",
+        )
+        await self.quiet()
+        self.check(
+            len(self.watcher.of("notice.acknowledged.v1", "1002")) == 1, "B confirmed the notice"
+        )
+        self.check(self.access("1002")[-1:] == ["active"], "B's redirect lifted after confirming")
+        await self.log("B confirms the notice (day X)")
+
+        await self.advance_to(date(2027, 1, 3))
+        self.check(
+            not self.watcher.of("suspend.requested.v1", "1002"), "B not suspended before X+10"
+        )
+        await self.advance_to(date(2027, 1, 4))
+        self.check(len(self.watcher.of("suspend.requested.v1", "1002")) == 1, "B suspended on X+10")
+        self.check(self.access("1002")[-1:] == ["suspended"], "B's access: suspended")
+        await self.log("B suspended (X+10)")
+
+        sent_at = await self.pay("1002", b["amount_minor"], b["ss"])
+        deadline = time.time() + 10
+        restored_at = None
+        while time.time() < deadline:
+            states = self.watcher.of("network.access.v1", "1002")
+            if (
+                states
+                and states[-1].event["data"]["state"] == "active"
+                and states[-1].seen_at > sent_at
+            ):
+                restored_at = states[-1].seen_at
+                break
+            await asyncio.sleep(0.005)
+        self.restore_delay = None if restored_at is None else restored_at - sent_at
+        self.check(
+            self.restore_delay is not None and self.restore_delay < 1.0,
+            f"B restored within one second of the payment event "
+            f"({(self.restore_delay or 0) * 1000:.0f} ms)",
+        )
+        await self.log(
+            f"B restored, {(self.restore_delay or 0) * 1000:.0f} ms after the payment event"
+        )
+        await self.quiet()
+        await self.advance_to(date(2027, 1, 10))
+
+        self.check(self.mails("alena@example.cz") == [], "A received nothing")
+        self.check(len(self.mails("cyril@example.cz")) == 1, "C received exactly one message")
+        self.check(
+            self.mails("ucetni@example.cz")
+            == [
+                "Připomínka neuhrazené faktury (1002)",
+                "Upozornění před omezením služby (1002)",
+                "Služba pozastavena (1002)",
+                "Služba obnovena (1002)",
+            ],
+            "B's accountant got reminder, notice, suspension and restore, once each",
+        )
+        self.check(
+            self.access("1001") == ["active"] and self.access("1003") == ["active"],
+            "A's and C's access never changed",
+        )
+        self.check(
+            self.access("1002") == ["active", "notice", "active", "suspended", "active"],
+            "B's access: active, notice, active, suspended, active",
+        )
+
+
+_PRAGUE = __import__("zoneinfo").ZoneInfo("Europe/Prague")
+
+
+def isolated_stack(run_dir: Path, database_url: str | None) -> Stack:
+    """A stack on the test clock with its own broker, run folder and free ports, so that it
+    runs beside `make run` or another test without sharing anything."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return Stack(
+        StackConfig(
+            run_dir=run_dir,
+            database_url=database_url,
+            test_clock=True,
+            broker_port=free_port(),
+            smtp_port=free_port(),
+            notice_port=free_port(),
+            metrics_base=free_port(),
+            log_level="info",
+        )
+    )
+
+
+def demo_stack(run_dir: Path) -> Stack:
+    """A fresh stack for one demo run: a new database on the configured server, or a new
+    embedded PostgreSQL."""
+    url = os.environ.get("BILLING_DATABASE_URL")
+    if url:
+        base, _, _ = url.rpartition("/")
+        url = f"{base}/billing_demo_{uuid.uuid4().hex[:8]}"
+    return isolated_stack(run_dir, url)
+
+
+def main() -> int:
+    started = time.monotonic()
+    stack = demo_stack(ROOT / ".run" / "demo")
+    print("starting the embedded stack (broker, PostgreSQL, SMTP sink, 5 workers) ...", flush=True)
+    try:
+        stack.start_infrastructure()
+        stack.start_workers()
+        scenario = Scenario(stack, out=lambda s: print(s, flush=True))
+        ok = asyncio.run(scenario.run())
+    finally:
+        stack.stop()
+    print()
+    print(
+        f"{'PASSED' if ok else 'FAILED'}: {len(scenario.failures)} failed checks, "
+        f"{time.monotonic() - started:.0f} s; logs in {stack.cfg.run_dir / 'logs'}"
+    )
+    for f in scenario.failures:
+        print(f"  failed: {f}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

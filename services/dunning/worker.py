@@ -1,0 +1,37 @@
+"""Dunning worker: recomputes a contract's dunning state on every fact and timer."""
+
+from __future__ import annotations
+
+from services.dunning.service import Dunning
+from services.runtime.consumer import Handler
+from services.runtime.timers import TimerHandler
+from services.runtime.worker import Runtime, ServiceSpec, run
+
+_instances: dict[int, Dunning] = {}
+
+
+def _dunning(rt: Runtime) -> Dunning:
+    return _instances.setdefault(id(rt), Dunning(rt.settings, rt.topics))
+
+
+def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
+    d = _dunning(rt)
+    return {
+        rt.topics.contracts: {"contract.upserted.v1": d.on_contract},
+        rt.topics.invoices: {"invoice.issued.v1": d.on_invoice_issued},
+        rt.topics.payments: {
+            "invoice.settled.v1": d.on_invoice_settled,
+            "invoice.partially_paid.v1": d.on_partially_paid,
+        },
+        rt.topics.notices: {"notice.acknowledged.v1": d.on_acknowledged},
+    }
+
+
+def timer(rt: Runtime) -> TimerHandler:
+    return _dunning(rt).on_timer
+
+
+SPEC = ServiceSpec(name="dunning", subscriptions=subscriptions, timer=timer)
+
+if __name__ == "__main__":
+    run(SPEC)

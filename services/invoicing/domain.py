@@ -1,0 +1,111 @@
+"""Invoicing decisions: due dates, numbering and what a billing run issues. Pure: no I/O,
+no clock; the caller passes the issue date."""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class DueRule:
+    """When an invoice falls due: a fixed day of the month, or N days after issue."""
+
+    kind: Literal["day_of_month", "days_after_issue"]
+    value: int
+
+    def __post_init__(self) -> None:
+        if self.kind == "day_of_month" and not 1 <= self.value <= 31:
+            raise ValueError(f"day_of_month must be 1..31, got {self.value}")
+        if self.kind == "days_after_issue" and not 0 <= self.value <= 365:
+            raise ValueError(f"days_after_issue must be 0..365, got {self.value}")
+
+    def due_on(self, issued_on: date) -> date:
+        if self.kind == "days_after_issue":
+            return issued_on + timedelta(days=self.value)
+        year, month = issued_on.year, issued_on.month
+        candidate = _clamped(year, month, self.value)
+        if candidate < issued_on:  # that day has passed this month: the next month's
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+            candidate = _clamped(year, month, self.value)
+        return candidate
+
+
+def _clamped(year: int, month: int, day: int) -> date:
+    return date(year, month, min(day, calendar.monthrange(year, month)[1]))
+
+
+@dataclass(frozen=True)
+class BillableContract:
+    contract: str
+    active: bool
+    monthly_fee_minor: int
+    currency: str
+    due_rule: DueRule
+
+
+@dataclass(frozen=True)
+class NewInvoice:
+    contract: str
+    invoice_number: str
+    vs: str
+    ss: str
+    period: str
+    issued_on: date
+    due_on: date
+    amount_minor: int
+    currency: str
+
+
+def invoice_number(year: int, sequence: int) -> str:
+    """``YYYY`` + six digits: ten digits, so the number itself is a valid specific symbol."""
+    if not 1 <= sequence <= 999_999:
+        raise ValueError(f"invoice sequence {sequence} out of range for year {year}")
+    return f"{year:04d}{sequence:06d}"
+
+
+def validate_period(period: str) -> tuple[int, int]:
+    try:
+        year_s, month_s = period.split("-")
+        year, month = int(year_s), int(month_s)
+    except ValueError:
+        raise ValueError(f"period must look like 2026-12, got {period!r}") from None
+    if not (2000 <= year <= 2100 and 1 <= month <= 12) or len(period) != 7:
+        raise ValueError(f"period must look like 2026-12, got {period!r}")
+    return year, month
+
+
+def billing_run(
+    contracts: list[BillableContract],
+    period: str,
+    issued_on: date,
+    already_invoiced: set[str],
+    last_sequence: int,
+) -> list[NewInvoice]:
+    """One invoice per active, not yet invoiced contract with a fee, for ``period``.
+
+    Running the same period again issues nothing for the contracts already invoiced."""
+    validate_period(period)
+    issued: list[NewInvoice] = []
+    sequence = last_sequence
+    for c in sorted(contracts, key=lambda c: c.contract):
+        if not c.active or c.monthly_fee_minor <= 0 or c.contract in already_invoiced:
+            continue
+        sequence += 1
+        number = invoice_number(issued_on.year, sequence)
+        issued.append(
+            NewInvoice(
+                contract=c.contract,
+                invoice_number=number,
+                vs=c.contract,
+                ss=number,
+                period=period,
+                issued_on=issued_on,
+                due_on=c.due_rule.due_on(issued_on),
+                amount_minor=c.monthly_fee_minor,
+                currency=c.currency,
+            )
+        )
+    return issued

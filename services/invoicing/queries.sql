@@ -1,0 +1,47 @@
+-- name: get_contract
+SELECT data FROM contracts WHERE contract = $1;
+
+-- name: upsert_contract
+INSERT INTO contracts (contract, data, active, monthly_fee_minor, currency, due_kind, due_value,
+                       updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (contract) DO UPDATE
+SET data = EXCLUDED.data, active = EXCLUDED.active,
+    monthly_fee_minor = EXCLUDED.monthly_fee_minor, currency = EXCLUDED.currency,
+    due_kind = EXCLUDED.due_kind, due_value = EXCLUDED.due_value, updated_at = EXCLUDED.updated_at;
+
+-- name: billable_contracts
+SELECT contract, active, monthly_fee_minor, currency, due_kind, due_value FROM contracts;
+
+-- name: invoiced_in_period
+SELECT contract FROM invoices WHERE period = $1;
+
+-- name: lock_sequence
+INSERT INTO invoice_sequences (year, last) VALUES ($1, 0)
+ON CONFLICT (year) DO UPDATE SET last = invoice_sequences.last
+RETURNING last;
+
+-- name: set_sequence
+UPDATE invoice_sequences SET last = $2 WHERE year = $1;
+
+-- name: insert_invoices
+INSERT INTO invoices (invoice_number, contract, vs, ss, period, issued_on, due_on, amount_minor,
+                      currency, created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[],
+                     $7::date[], $8::bigint[], $9::text[], $10::timestamptz[]);
+
+-- name: record_run
+INSERT INTO billing_runs (period, issued_on, issued, run_at) VALUES ($1, $2, $3, $4);
+
+-- name: mark_paid
+UPDATE invoices SET status = 'paid', paid_minor = $2, settled_on = $3
+WHERE invoice_number = $1;
+
+-- name: mark_partially_paid
+UPDATE invoices SET status = 'partially_paid', paid_minor = $2
+WHERE invoice_number = $1 AND status <> 'paid';
+
+-- name: list_invoices
+SELECT invoice_number, contract, vs, ss, period, issued_on, due_on, amount_minor, currency,
+       status, paid_minor
+FROM invoices WHERE ($1::text IS NULL OR contract = $1) ORDER BY invoice_number;

@@ -1,0 +1,116 @@
+"""Invoicing use cases: each runs inside a caller's unit of work (one transaction)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel
+
+from schemas import events as ev
+from schemas.envelope import CloudEvent
+from schemas.events import InvoiceIssued
+from services.invoicing import domain
+from services.invoicing.contracts_file import ContractRecord
+from services.runtime import sql
+from services.runtime.settings import Settings, get_topics
+from services.runtime.unit import Unit
+
+Q = sql.load(__file__)
+
+
+async def load_contracts(unit: Unit, records: list[ContractRecord]) -> tuple[int, int]:
+    """Upsert contracts; publish contract.upserted only for new or changed ones."""
+    topics = get_topics()
+    changed = 0
+    for r in records:
+        data = r.contract.model_dump(mode="json")
+        before = await unit.conn.fetchval(Q.get_contract, r.contract.contract)
+        await unit.conn.execute(
+            Q.upsert_contract,
+            r.contract.contract,
+            data,
+            r.contract.active,
+            r.contract.monthly_fee_minor,
+            r.contract.currency,
+            r.due_rule.kind,
+            r.due_rule.value,
+            unit.now,
+        )
+        if before != data:
+            changed += 1
+            unit.emit(topics.contracts, "contract.upserted.v1", r.contract.contract, r.contract)
+    return len(records), changed
+
+
+async def billing_run(
+    unit: Unit, settings: Settings, period: str, issued_on: date
+) -> list[domain.NewInvoice]:
+    topics = get_topics()
+    conn = unit.conn
+    contracts = [
+        domain.BillableContract(
+            r["contract"],
+            r["active"],
+            r["monthly_fee_minor"],
+            r["currency"],
+            domain.DueRule(r["due_kind"], r["due_value"]),
+        )
+        for r in await conn.fetch(Q.billable_contracts)
+    ]
+    already = {r["contract"] for r in await conn.fetch(Q.invoiced_in_period, period)}
+    # Row lock on the year's sequence: concurrent runs serialise here, numbers stay gapless.
+    last = await conn.fetchval(Q.lock_sequence, issued_on.year)
+    invoices = domain.billing_run(contracts, period, issued_on, already, last)
+    if invoices:
+        cols = list(
+            zip(
+                *[
+                    (
+                        i.invoice_number,
+                        i.contract,
+                        i.vs,
+                        i.ss,
+                        i.period,
+                        i.issued_on,
+                        i.due_on,
+                        i.amount_minor,
+                        i.currency,
+                        unit.now,
+                    )
+                    for i in invoices
+                ],
+                strict=True,
+            )
+        )
+        await conn.execute(Q.insert_invoices, *cols)
+        await conn.execute(Q.set_sequence, issued_on.year, last + len(invoices))
+    await conn.execute(Q.record_run, period, issued_on, len(invoices), unit.now)
+    for inv in invoices:
+        unit.emit(
+            topics.invoices,
+            "invoice.issued.v1",
+            inv.contract,
+            InvoiceIssued(
+                contract=inv.contract,
+                invoice_number=inv.invoice_number,
+                vs=inv.vs,
+                ss=inv.ss,
+                period=inv.period,
+                issued_on=inv.issued_on,
+                due_on=inv.due_on,
+                amount_minor=inv.amount_minor,
+                currency=inv.currency,
+                account=settings.bank_accounts.get(inv.currency, ""),
+            ),
+        )
+    return invoices
+
+
+async def on_settled(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+    assert isinstance(data, ev.InvoiceSettled)
+    await unit.conn.execute(Q.mark_paid, data.invoice_number, data.paid_minor, data.settled_on)
+
+
+async def on_partially_paid(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+    assert isinstance(data, ev.InvoicePartiallyPaid)
+    await unit.conn.execute(Q.mark_partially_paid, data.invoice_number, data.paid_minor)

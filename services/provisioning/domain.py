@@ -1,0 +1,44 @@
+"""Access decisions: what a dunning request or a confirmation does to a contract's access.
+Pure: the caller passes the current state and gets the new one (or None: no change)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+AccessState = Literal["active", "notice", "restricted", "suspended"]
+Request = Literal["notice", "suspend", "restrict", "restore", "acknowledged"]
+
+
+@dataclass(frozen=True)
+class Change:
+    state: AccessState
+    reason: str
+
+
+def transition(current: AccessState, request: Request) -> Change | None:
+    """The new access state, or None when the request changes nothing.
+
+    A notice never downgrades a suspension; a confirmation only lifts a notice; restore
+    always ends with full access."""
+    if request == "notice":
+        return None if current in ("notice", "suspended") else Change("notice", "payment notice")
+    if request == "suspend":
+        return None if current == "suspended" else Change("suspended", "unpaid after notice")
+    if request == "restrict":
+        return (
+            None
+            if current in ("restricted", "suspended")
+            else Change("restricted", "unpaid after due date")
+        )
+    if request == "acknowledged":
+        return Change("active", "notice acknowledged") if current == "notice" else None
+    return None if current == "active" else Change("active", "payment received")
+
+
+def csrf_token(secret: str, contract: str, address: str, request_id: str) -> str:
+    import hashlib
+    import hmac
+
+    msg = f"{contract}|{address}|{request_id}".encode()
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()

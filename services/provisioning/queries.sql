@@ -1,0 +1,48 @@
+-- name: upsert_subscriber
+INSERT INTO access (contract, customer_name, language, subscribers, effective_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (contract) DO UPDATE
+SET customer_name = EXCLUDED.customer_name, language = EXCLUDED.language,
+    subscribers = EXCLUDED.subscribers
+RETURNING (xmax = 0) AS created, version;
+
+-- name: get_access
+SELECT contract, customer_name, language, subscribers, state, reason, version, effective_at
+FROM access WHERE contract = $1 FOR UPDATE;
+
+-- name: set_access
+UPDATE access SET state = $2, reason = $3, version = version + 1, effective_at = $4
+WHERE contract = $1
+RETURNING version, subscribers;
+
+-- name: bump_version
+UPDATE access SET version = version + 1, effective_at = $2 WHERE contract = $1
+RETURNING version, subscribers, state, reason;
+
+-- name: contract_by_address
+SELECT contract FROM access WHERE subscribers -> 'ipv4' ? $1 OR subscribers -> 'ipv6' ? $1
+LIMIT 1;
+
+-- name: put_notice
+INSERT INTO notices (contract, request_id, request, requested_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (contract) DO UPDATE
+SET request_id = EXCLUDED.request_id, request = EXCLUDED.request,
+    requested_at = EXCLUDED.requested_at;
+
+-- name: get_notice
+SELECT request_id, request, requested_at FROM notices WHERE contract = $1;
+
+-- name: drop_notice
+DELETE FROM notices WHERE contract = $1;
+
+-- name: record_ack
+INSERT INTO acknowledgements (contract, request_id, acknowledged_at, address, user_agent)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (contract, request_id) DO NOTHING
+RETURNING id;
+
+-- name: snapshot
+SELECT contract, subscribers, state, reason, version, effective_at
+FROM access
+WHERE ($1::text IS NULL OR state = $1) AND contract > $2
+ORDER BY contract LIMIT $3;

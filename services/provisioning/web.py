@@ -1,0 +1,190 @@
+"""HTTP side of provisioning: the notice page customers see (by source address, never by
+an id in the URL), the RFC 8908 captive-portal API, and the access snapshot for gear."""
+
+from __future__ import annotations
+
+import hmac
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from babel.numbers import format_currency
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from services.provisioning import domain
+from services.provisioning.service import Provisioning, Q
+from services.runtime.unit import Unit
+from services.runtime.worker import Runtime
+
+_env = Environment(
+    loader=FileSystemLoader(Path(__file__).parent), autoescape=select_autoescape(["html"])
+)
+
+TEXTS: dict[str, dict[str, str]] = {
+    "cs": {
+        "title": "Upozornění na neuhrazenou platbu",
+        "intro": "Evidujeme neuhrazené faktury. Prosíme o úhradu:",
+        "account": "Účet",
+        "invoice": "Faktura",
+        "due": "splatnost",
+        "confirm": "Beru na vědomí",
+        "no_notice_title": "Žádné upozornění",
+        "thanks": "Děkujeme, potvrzení jsme zaznamenali.",
+        "unknown": "Tuto adresu neznáme.",
+    },
+    "en": {
+        "title": "Payment overdue",
+        "intro": "Some of your invoices are unpaid. Please pay:",
+        "account": "Account",
+        "invoice": "Invoice",
+        "due": "due",
+        "confirm": "I understand",
+        "no_notice_title": "No notice",
+        "thanks": "Thank you, your confirmation is recorded.",
+        "unknown": "This address is not known to us.",
+    },
+}
+LOCALES = {"cs": "cs_CZ", "sk": "sk_SK", "hu": "hu_HU", "en": "en_GB"}
+
+
+def money(minor: int, currency: str, lang: str) -> str:
+    return format_currency(minor / 100, currency, locale=LOCALES.get(lang, "en_GB"))
+
+
+class NoticePages:
+    def __init__(self, rt: Runtime, provisioning: Provisioning) -> None:
+        self.rt = rt
+        self.provisioning = provisioning
+
+    def address(self, request: web.Request) -> str:
+        remote = request.remote or ""
+        forwarded = request.headers.get("X-Forwarded-For")
+        if forwarded and remote in self.rt.settings.notice_trusted_proxies:
+            return forwarded.split(",")[0].strip()
+        return remote
+
+    async def _lookup(self, address: str) -> tuple[Any, Any] | None:
+        async with self.rt.db.acquire() as conn:
+            contract = await conn.fetchval(Q.contract_by_address, address)
+            if contract is None:
+                return None
+            access = await conn.fetchrow(
+                "SELECT contract, language, state FROM access WHERE contract = $1", contract
+            )
+            notice = await conn.fetchrow(Q.get_notice, contract)
+            return access, notice
+
+    async def page(self, request: web.Request) -> web.Response:
+        address = self.address(request)
+        found = await self._lookup(address)
+        if found is None:
+            return self._render("en", None, TEXTS["en"]["unknown"], status_code=404)
+        access, notice = found
+        lang = access["language"] if access["language"] in TEXTS else "en"
+        if access["state"] != "notice" or notice is None:
+            status = TEXTS[lang]["thanks"] if request.query.get("done") else access["state"]
+            return self._render(lang, None, status)
+        data = dict(notice["request"])
+        data["invoices"] = [
+            {**i, "amount": money(i["open_minor"], i["currency"], lang)} for i in data["invoices"]
+        ]
+        csrf = domain.csrf_token(
+            self.rt.settings.notice_secret, access["contract"], address, notice["request_id"]
+        )
+        owed = money(data["overdue_minor"], data["currency"], lang)
+        return self._render(lang, data, "", csrf=csrf, owed=owed)
+
+    def _render(
+        self,
+        lang: str,
+        notice: dict[str, Any] | None,
+        status: str,
+        status_code: int = 200,
+        **extra: Any,
+    ) -> web.Response:
+        html = _env.get_template("notice.html").render(
+            lang=lang, t=TEXTS.get(lang, TEXTS["en"]), notice=notice, status=status, **extra
+        )
+        return web.Response(
+            text=html,
+            content_type="text/html",
+            status=status_code,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def acknowledge(self, request: web.Request) -> web.Response:
+        address = self.address(request)
+        form = await request.post()
+        found = await self._lookup(address)
+        if found is None:
+            raise web.HTTPNotFound(text="unknown address")
+        access, notice = found
+        if notice is None or access["state"] != "notice":
+            raise web.HTTPSeeOther("/?done=1")
+        expected = domain.csrf_token(
+            self.rt.settings.notice_secret, access["contract"], address, notice["request_id"]
+        )
+        if not hmac.compare_digest(str(form.get("csrf", "")), expected):
+            raise web.HTTPForbidden(text="invalid or expired form, reload the page")
+        async with self.rt.db.acquire() as conn:
+            await self.rt.clock.refresh(conn)
+            async with conn.transaction():
+                unit = Unit(conn, self.rt.clock.now(), "/services/provisioning")
+                await self.provisioning.acknowledge(
+                    unit,
+                    access["contract"],
+                    notice["request_id"],
+                    address,
+                    request.headers.get("User-Agent"),
+                )
+                await unit.flush()
+        raise web.HTTPSeeOther("/?done=1")
+
+    async def captive_portal(self, request: web.Request) -> web.Response:
+        """RFC 8908: is this client captive, and where is the page to see."""
+        found = await self._lookup(self.address(request))
+        captive = found is not None and found[0]["state"] in ("notice", "suspended")
+        body: dict[str, Any] = {"captive": captive}
+        if captive:
+            body["user-portal-url"] = self.rt.settings.notice_public_url
+        return web.json_response(body, content_type="application/captive+json")
+
+
+async def snapshot(rt: Runtime, request: web.Request) -> web.Response:
+    """GET /access?state=suspended&after=<contract>&limit=500: the desired state, paged, so
+    gear that missed events can rebuild."""
+    state = request.query.get("state")
+    if state is not None and state not in ("active", "notice", "restricted", "suspended"):
+        raise web.HTTPBadRequest(text=f"unknown state {state!r}")
+    try:
+        limit = min(int(request.query.get("limit", "500")), 5000)
+    except ValueError:
+        raise web.HTTPBadRequest(text="limit must be a number") from None
+    after = request.query.get("after", "")
+    async with rt.db.acquire() as conn:
+        rows = await conn.fetch(Q.snapshot, state, after, limit)
+    items = [
+        {
+            "contract": r["contract"],
+            "subscribers": r["subscribers"],
+            "state": r["state"],
+            "reason": r["reason"],
+            "version": r["version"],
+            "effective_at": r["effective_at"].isoformat(),
+        }
+        for r in rows
+    ]
+    nxt = items[-1]["contract"] if len(items) == limit else None
+    return web.json_response({"items": items, "next_after": nxt})
+
+
+async def serve_notice(rt: Runtime, provisioning: Provisioning) -> web.AppRunner:
+    pages = NoticePages(rt, provisioning)
+    app = web.Application()
+    app.router.add_get("/", pages.page)
+    app.router.add_post("/acknowledge", pages.acknowledge)
+    app.router.add_get("/captive-portal/api", pages.captive_portal)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, rt.settings.notice_host, rt.settings.notice_port).start()
+    return runner

@@ -1,0 +1,42 @@
+"""Provisioning worker: access state per contract, published on ``network.access``; the
+notice page; the access snapshot (``GET /access`` on the metrics port)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.provisioning.service import Provisioning
+from services.provisioning.web import serve_notice, snapshot
+from services.runtime.consumer import Handler
+from services.runtime.worker import Runtime, ServiceSpec, run
+
+
+def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
+    p = Provisioning(rt.topics)
+    return {
+        rt.topics.contracts: {"contract.upserted.v1": p.on_contract},
+        rt.topics.dunning: {
+            "notice.requested.v1": p.on_notice,
+            "suspend.requested.v1": p.on_suspend,
+            "restore.requested.v1": p.on_restore,
+        },
+    }
+
+
+def routes(rt: Runtime, app: web.Application) -> None:
+    async def access(request: web.Request) -> web.Response:
+        return await snapshot(rt, request)
+
+    app.router.add_get("/access", access)
+
+
+async def notice_server(rt: Runtime) -> web.AppRunner:
+    return await serve_notice(rt, Provisioning(rt.topics))
+
+
+SPEC = ServiceSpec(
+    name="provisioning", subscriptions=subscriptions, routes=routes, extra_servers=[notice_server]
+)
+
+if __name__ == "__main__":
+    run(SPEC)

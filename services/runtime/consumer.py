@@ -1,0 +1,224 @@
+"""Apply consumed batches exactly once to a service's state.
+
+For one batch, in one transaction:
+1. parse every record; a record that is not a valid event of a known type is poison;
+2. insert the event ids into ``inbox`` (primary key ``(consumer, event_id)``); ids already
+   there were applied before (a redelivery) and are skipped;
+3. call the handler for each new event, in partition order; handlers write state and queue
+   events on the unit;
+4. write queued events and dead letters to ``outbox``; commit.
+Only after the commit does the caller acknowledge the records, so a crash anywhere before it
+redelivers the batch and step 2 makes the replay a no-op for what had been committed.
+
+Nothing escapes: transient database errors are retried (the batch is not acknowledged until
+it commits); any other exception re-runs the batch one event per transaction to find the
+event that causes it, which goes to ``<topic>.dlq`` with the reason while the rest apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+from pydantic import BaseModel
+
+from schemas.envelope import CloudEvent
+from schemas.registry import PoisonMessage, parse
+from services.runtime import logs
+from services.runtime.clock import Clock
+from services.runtime.metrics import (
+    DLQ,
+    DUPLICATES,
+    EVENT_LAG,
+    EVENTS_IN,
+    PROCESSING,
+    TRANSIENT_RETRIES,
+)
+from services.runtime.settings import Topics
+from services.runtime.unit import Unit
+
+log = logs.get(__name__)
+
+Handler = Callable[[Unit, CloudEvent, BaseModel], Awaitable[None]]
+
+TRANSIENT = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.QueryCanceledError,
+)
+
+
+@dataclass(frozen=True)
+class Record:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None  # seconds since the epoch, as the broker stamped it
+
+
+@dataclass
+class _Parsed:
+    record: Record
+    event: CloudEvent
+    data: BaseModel
+
+
+class BatchConsumer:
+    def __init__(
+        self,
+        service: str,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        handlers: dict[str, Handler],
+    ) -> None:
+        self.service = service
+        self.topic = "+".join(sorted({t for t in handlers}))  # label only
+        self.consumer = service
+        self.pool = pool
+        self.clock = clock
+        self.handlers = handlers
+        self.source = f"/services/{service}"
+
+    async def apply(self, records: list[Record]) -> None:
+        started = time.perf_counter()
+        parsed: list[_Parsed] = []
+        poison: list[tuple[Record, str]] = []
+        for record in records:
+            try:
+                event, data = parse(record.value)
+            except PoisonMessage as exc:
+                poison.append((record, str(exc)))
+                continue
+            if event.type in self.handlers:  # other types on the same topic are not ours
+                parsed.append(_Parsed(record, event, data))
+        delay = 0.2
+        while True:
+            try:
+                await self._apply(parsed, poison)
+                break
+            except TRANSIENT as exc:
+                TRANSIENT_RETRIES.labels(self.service).inc()
+                log.warning("transient error, retrying batch", error=repr(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+            except Exception as exc:
+                log.warning("batch failed, isolating the failing event", error=repr(exc))
+                await self._apply_one_by_one(parsed, poison)
+                break
+        elapsed = time.perf_counter() - started
+        topics = {r.topic for r in records}
+        PROCESSING.labels(self.service, ",".join(sorted(topics))).observe(elapsed)
+        now = time.time()
+        for item in parsed:
+            if item.record.timestamp:
+                EVENT_LAG.labels(self.service, item.record.topic).observe(
+                    max(0.0, now - item.record.timestamp)
+                )
+
+    async def _apply(self, parsed: list[_Parsed], poison: list[tuple[Record, str]]) -> None:
+        async with self.pool.acquire() as conn:
+            await self.clock.refresh(conn)
+            async with conn.transaction():
+                unit = Unit(conn, self.clock.now(), self.source)
+                fresh = await self._claim(conn, parsed)
+                for item in fresh:
+                    with logs.bound(
+                        contract=item.event.subject,
+                        event_id=str(item.event.id),
+                        event_type=item.event.type,
+                    ):
+                        await self.handlers[item.event.type](unit, item.event, item.data)
+                await self._dead_letter(unit, poison)
+                await unit.flush()
+        self._count(fresh, parsed, poison)
+
+    async def _claim(self, conn: asyncpg.Connection, parsed: list[_Parsed]) -> list[_Parsed]:
+        if not parsed:
+            return []
+        ids = [item.event.id for item in parsed]
+        new = {
+            r["event_id"]
+            for r in await conn.fetch(
+                "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])"
+                " ON CONFLICT DO NOTHING RETURNING event_id",
+                self.consumer,
+                ids,
+            )
+        }
+        fresh = []
+        for item in parsed:  # keep order; a repeat inside one batch counts once
+            if item.event.id in new:
+                new.discard(item.event.id)
+                fresh.append(item)
+        return fresh
+
+    async def _apply_one_by_one(
+        self, parsed: list[_Parsed], poison: list[tuple[Record, str]]
+    ) -> None:
+        for item in parsed:
+            delay = 0.2
+            while True:
+                try:
+                    await self._apply([item], [])
+                    break
+                except TRANSIENT as exc:
+                    TRANSIENT_RETRIES.labels(self.service).inc()
+                    log.warning("transient error, retrying event", error=repr(exc))
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+                except Exception as exc:
+                    log.error(
+                        "event failed; dead-lettered",
+                        event_id=str(item.event.id),
+                        event_type=item.event.type,
+                        contract=item.event.subject,
+                        error=repr(exc),
+                    )
+                    poison.append((item.record, f"{item.event.type} failed: {exc!r}"))
+                    break
+        if poison:
+            await self._apply([], poison)
+
+    async def _dead_letter(self, unit: Unit, poison: list[tuple[Record, str]]) -> None:
+        for record, reason in poison:
+            log.warning(
+                "dead letter",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                reason=reason,
+            )
+            await unit.conn.execute(
+                """INSERT INTO dead_letters (topic, partition, "offset", key, value, reason)
+                   VALUES ($1, $2, $3, $4, $5, $6)""",
+                record.topic,
+                record.partition,
+                record.offset,
+                record.key,
+                record.value,
+                reason,
+            )
+            unit.dead_letter(Topics.dlq(record.topic), record.key, record.value, reason)
+
+    def _count(
+        self, fresh: list[_Parsed], parsed: list[_Parsed], poison: list[tuple[Record, str]]
+    ) -> None:
+        for item in fresh:
+            EVENTS_IN.labels(self.service, item.record.topic, item.event.type).inc()
+        fresh_ids = {id(item) for item in fresh}
+        for item in parsed:
+            if id(item) not in fresh_ids:
+                DUPLICATES.labels(self.service, item.record.topic).inc()
+        for record, _ in poison:
+            DLQ.labels(self.service, record.topic).inc()

@@ -1,0 +1,90 @@
+"""asyncpg pools and plain-SQL migrations, one PostgreSQL schema per service."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from services.runtime.clock import ensure_clock_schema
+
+RUNTIME_MIGRATIONS = Path(__file__).with_name("migrations")
+SERVICES_DIR = Path(__file__).parent.parent
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(
+    url: str, schema: str | None = None, *, min_size: int = 1, max_size: int = 5
+) -> asyncpg.Pool:
+    settings = {"application_name": f"billing-{schema or 'cli'}"}
+    if schema:
+        settings["search_path"] = schema
+    pool = await asyncpg.create_pool(
+        url, min_size=min_size, max_size=max_size, server_settings=settings, init=_init_connection
+    )
+    assert pool is not None
+    return pool
+
+
+async def connect(url: str, schema: str | None = None) -> asyncpg.Connection:
+    settings = {"search_path": schema} if schema else {}
+    conn = await asyncpg.connect(url, server_settings=settings)
+    await _init_connection(conn)
+    return conn
+
+
+def migration_files(service: str) -> list[Path]:
+    """Runtime plumbing first, then the service's own files, each set in name order."""
+    own = sorted((SERVICES_DIR / service / "migrations").glob("*.sql"))
+    return sorted(RUNTIME_MIGRATIONS.glob("*.sql")) + own
+
+
+async def migrate(url: str, service: str) -> list[str]:
+    """Apply the service's pending migrations in order; safe to run from many instances."""
+    conn = await asyncpg.connect(url)
+    applied: list[str] = []
+    try:
+        # One instance migrates at a time; the others wait here and then find nothing to do.
+        await conn.execute("SELECT pg_advisory_lock(hashtext('billing-migrate'))")
+        await ensure_clock_schema(conn)
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{service}"')
+        await conn.execute(f'SET search_path TO "{service}"')
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        for path in migration_files(service):
+            name = f"{path.parent.parent.name}/{path.name}"
+            if name in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(path.read_text(encoding="utf-8"))
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+            applied.append(name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(hashtext('billing-migrate'))")
+        await conn.close()
+    return applied
+
+
+async def ensure_database(url: str) -> None:
+    """Create the database named in ``url`` if the server does not have it yet."""
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name:
+        return
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    conn = await asyncpg.connect(admin_url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()

@@ -1,0 +1,55 @@
+"""Prometheus metrics every worker exposes on ``/metrics``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+EVENTS_IN = Counter(
+    "billing_events_in_total", "Events consumed and applied", ["service", "topic", "type"]
+)
+EVENTS_OUT = Counter("billing_events_out_total", "Events published", ["service", "topic", "type"])
+DUPLICATES = Counter(
+    "billing_events_duplicate_total",
+    "Redelivered events skipped by the inbox",
+    ["service", "topic"],
+)
+DLQ = Counter("billing_dlq_total", "Records sent to a dead-letter topic", ["service", "topic"])
+PROCESSING = Histogram(
+    "billing_batch_processing_seconds",
+    "Time to apply one consumed batch (parse, transaction, commit)",
+    ["service", "topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+EVENT_LAG = Histogram(
+    "billing_event_age_seconds",
+    "From the event's broker timestamp to its effect committed",
+    ["service", "topic"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+OUTBOX_BACKLOG = Gauge("billing_outbox_backlog", "Outbox rows not yet published", ["service"])
+TRANSIENT_RETRIES = Counter(
+    "billing_transient_retries_total", "Batches retried after a transient error", ["service"]
+)
+TIMERS_FIRED = Counter("billing_timers_fired_total", "Durable timers fired", ["service"])
+
+
+async def _metrics(_: web.Request) -> web.Response:
+    body = generate_latest(REGISTRY)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def _health(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/healthz", _health)

@@ -1,0 +1,131 @@
+"""Has the whole system finished reacting? Used by `billing clock advance` and the tests.
+
+Quiet means, twice in a row with nothing published in between: every consumer group has
+committed up to the end of every partition it reads, no service has outbox rows waiting,
+no durable timer is due, and notify has no delivery due. A consumer commits its offsets
+only after its transaction, so a committed offset implies the effects (and the outbox rows
+they queued) are already visible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.runtime.clock import SystemClock, read_clock
+from services.runtime.settings import SERVICES, Settings, Topics
+from services.runtime.worker import Runtime
+
+
+def subscribed_topics(settings: Settings, topics: Topics) -> dict[str, list[str]]:
+    out = {}
+    for service in SERVICES:
+        spec = importlib.import_module(f"services.{service}.worker").SPEC
+        rt = Runtime(service, settings, topics, SystemClock())
+        out[service] = list(spec.subscriptions(rt).keys())
+    return out
+
+
+@dataclass
+class Snapshot:
+    lag: int
+    outbox: int
+    timers_due: int
+    deliveries_due: int
+    end_offsets: int
+
+    @property
+    def idle(self) -> bool:
+        return (
+            self.lag == 0
+            and self.outbox == 0
+            and self.timers_due == 0
+            and (self.deliveries_due == 0)
+        )
+
+
+class Quiescence:
+    def __init__(self, settings: Settings, topics: Topics) -> None:
+        self.settings = settings
+        self.subscriptions = subscribed_topics(settings, topics)
+        self.groups: dict[str, AIOKafkaConsumer] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self.partitions: list[TopicPartition] = []
+
+    async def __aenter__(self) -> Quiescence:
+        servers = self.settings.kafka_bootstrap_servers.split(",")
+        # One group-bound consumer per service, never subscribed: it only reads the group's
+        # committed offsets (OffsetFetch through the coordinator, as a member would).
+        for service in self.subscriptions:
+            group = AIOKafkaConsumer(
+                bootstrap_servers=servers, group_id=f"billing-{service}", enable_auto_commit=False
+            )
+            await group.start()
+            self.groups[service] = group
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+        await self.consumer.start()
+        names = sorted({t for ts in self.subscriptions.values() for t in ts})
+        for name in names:
+            for p in self.consumer.partitions_for_topic(name) or set():
+                self.partitions.append(TopicPartition(name, p))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.consumer:
+            await self.consumer.stop()
+        for group in self.groups.values():
+            await group.stop()
+
+    async def snapshot(self, conn: asyncpg.Connection) -> Snapshot:
+        assert self.consumer
+        if not self.partitions:  # metadata may not have been loaded at start
+            for name in {t for ts in self.subscriptions.values() for t in ts}:
+                await self.consumer._client.force_metadata_update()
+                for p in self.consumer.partitions_for_topic(name) or set():
+                    self.partitions.append(TopicPartition(name, p))
+        ends = await self.consumer.end_offsets(self.partitions)
+        lag = 0
+        for service, names in self.subscriptions.items():
+            group = self.groups[service]
+            for tp, end in ends.items():
+                if tp.topic in names and end > 0:
+                    done = await group.committed(tp) or 0
+                    lag += max(0, end - done)
+        now = await read_clock(conn)
+        outbox = timers = 0
+        for service in SERVICES:
+            outbox += await conn.fetchval(f'SELECT count(*) FROM "{service}".outbox')
+            timers += await conn.fetchval(
+                f'SELECT count(*) FROM "{service}".timers WHERE due_at <= $1', now
+            )
+        deliveries = await conn.fetchval(
+            "SELECT count(*) FROM notify.deliveries WHERE status = 'pending'"
+            " AND next_attempt_at <= $1",
+            now,
+        )
+        return Snapshot(lag, outbox, timers, deliveries, sum(ends.values()))
+
+    async def wait(
+        self, conn: asyncpg.Connection, timeout: float = 60.0, interval: float = 0.1
+    ) -> float:
+        """Wait until quiet; return the seconds it took."""
+        started = time.monotonic()
+        previous: Snapshot | None = None
+        while True:
+            snap = await self.snapshot(conn)
+            if (
+                snap.idle
+                and previous is not None
+                and previous.idle
+                and (previous.end_offsets == snap.end_offsets)
+            ):
+                return time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"system not quiet after {timeout}s: {snap}")
+            previous = snap
+            await asyncio.sleep(interval)

@@ -1,0 +1,119 @@
+"""Settings every worker and command reads from the environment (prefix ``BILLING_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("invoicing", "payments", "dunning", "provisioning", "notify")
+
+DEFAULT_METRICS_PORTS = {
+    "invoicing": 9101,
+    "payments": 9102,
+    "dunning": 9103,
+    "provisioning": 9104,
+    "notify": 9105,
+}
+
+
+class Topics(BaseSettings):
+    """Kafka topic names. ``payments_received`` and ``network_access`` are external contracts."""
+
+    model_config = SettingsConfigDict(env_prefix="BILLING_TOPIC_", extra="ignore")
+
+    contracts: str = "billing.contracts"
+    invoices: str = "billing.invoices"
+    payments_received: str = "payments.received"
+    payments: str = "billing.payments"
+    dunning: str = "billing.dunning"
+    notices: str = "billing.notices"
+    network_access: str = "network.access"
+    notifications: str = "billing.notifications"
+
+    def all(self) -> list[str]:
+        return [str(v) for v in self.model_dump().values()]
+
+    @staticmethod
+    def dlq(topic: str) -> str:
+        return f"{topic}.dlq"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/billing"
+    topic_partitions: int = 4
+    topic_replication_factor: int = 1
+
+    # Consumer group tuning. The group coordinator holds a JoinGroup for up to half the
+    # session timeout before it completes the rebalance (Tansu: exactly half; Kafka:
+    # group.initial.rebalance.delay.ms). Faust's default 60 s session therefore costs 30 s
+    # per start. 6 s is the smallest value Kafka accepts (group.min.session.timeout.ms)
+    # and still detects a dead worker quickly.
+    session_timeout: float = 6.0
+    heartbeat_interval: float = 1.0
+    rebalance_timeout: float = 10.0
+    commit_interval: float = 0.5
+    fetch_max_wait_ms: int = 100
+
+    batch_size: int = 500
+    batch_linger: float = 0.02
+    outbox_batch: int = 1000
+    outbox_poll_interval: float = 0.5
+    timer_poll_interval: float = 1.0
+
+    # When true, "now" is the real time plus an offset shared through the database and
+    # moved by `billing clock advance`. Never enable in production.
+    test_clock: bool = False
+
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
+
+    notice_host: str = "127.0.0.1"
+    notice_port: int = 8080
+    notice_public_url: str = "http://127.0.0.1:8080/"
+    notice_secret: str = "change-me-in-production"
+    # Addresses of reverse proxies whose X-Forwarded-For the notice page believes.
+    notice_trusted_proxies: list[str] = Field(default_factory=list)
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    mail_from: str = "billing@isp.example"
+    notify_max_attempts: int = 6
+    notify_retry_base: float = 2.0
+
+    # Our bank account shown on invoices, notices and reminders, per currency.
+    bank_accounts: dict[str, str] = Field(
+        default_factory=lambda: {
+            "CZK": "2001234567/2010",
+            "EUR": "SK3111000000002612345678",
+            "HUF": "HU42117730161111101800000000",
+        }
+    )
+    # Underpayment accepted as settled, in minor units per currency (CZK invoices are
+    # paid in whole crowns: 499.40 paid as 499.00 is paid).
+    rounding_tolerance: dict[str, int] = Field(
+        default_factory=lambda: {"CZK": 99, "EUR": 0, "HUF": 0}
+    )
+
+    log_level: str = "info"
+
+    def metrics_port_for(self, service: str) -> int:
+        return self.metrics_port or DEFAULT_METRICS_PORTS[service]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+@lru_cache(maxsize=1)
+def get_topics() -> Topics:
+    return Topics()

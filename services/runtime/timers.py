@@ -1,0 +1,102 @@
+"""Durable timers: rows in the service's ``timers`` table (DESIGN section 5).
+
+A sweep claims due rows with ``FOR UPDATE SKIP LOCKED`` so any number of instances share
+them, deletes each row and calls the service's handler in the same transaction; the handler
+schedules the next one. A crash before commit leaves the row due, so no timer is lost; each
+timer runs in a savepoint so one failing contract cannot block the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import asyncpg
+
+from services.runtime import logs
+from services.runtime.clock import Clock
+from services.runtime.consumer import TRANSIENT
+from services.runtime.metrics import TIMERS_FIRED
+from services.runtime.unit import Unit
+
+log = logs.get(__name__)
+
+TimerHandler = Callable[[Unit, str], Awaitable[None]]
+
+RETRY_FAILED_TIMER = timedelta(minutes=15)
+
+
+async def schedule(conn: asyncpg.Connection, key: str, due_at: datetime | None) -> None:
+    """Set (or clear, with None) the one pending timer of ``key``."""
+    if due_at is None:
+        await conn.execute("DELETE FROM timers WHERE key = $1", key)
+    else:
+        await conn.execute(
+            "INSERT INTO timers (key, due_at) VALUES ($1, $2)"
+            " ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at",
+            key,
+            due_at,
+        )
+
+
+class TimerLoop:
+    def __init__(
+        self,
+        service: str,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        handler: TimerHandler,
+        poll_interval: float = 1.0,
+        batch: int = 500,
+    ) -> None:
+        self.service = service
+        self.pool = pool
+        self.clock = clock
+        self.handler = handler
+        self.poll_interval = poll_interval
+        self.batch = batch
+        self.wakeup = asyncio.Event()
+        self.source = f"/services/{service}"
+
+    async def sweep_once(self) -> int:
+        async with self.pool.acquire() as conn:
+            await self.clock.refresh(conn)
+            now = self.clock.now()
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    "SELECT key FROM timers WHERE due_at <= $1 ORDER BY due_at LIMIT $2"
+                    " FOR UPDATE SKIP LOCKED",
+                    now,
+                    self.batch,
+                )
+                unit = Unit(conn, now, self.source)
+                for row in rows:
+                    key = row["key"]
+                    queued = len(unit.outbox)
+                    try:
+                        async with conn.transaction():
+                            await conn.execute("DELETE FROM timers WHERE key = $1", key)
+                            with logs.bound(contract=key):
+                                await self.handler(unit, key)
+                    except TRANSIENT:
+                        raise  # the whole sweep is retried on the next round
+                    except Exception as exc:
+                        del unit.outbox[queued:]
+                        log.error("timer failed; retrying later", key=key, error=repr(exc))
+                        await schedule(conn, key, now + RETRY_FAILED_TIMER)
+                await unit.flush()
+        TIMERS_FIRED.labels(self.service).inc(len(rows))
+        return len(rows)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.sweep_once() >= self.batch:
+                    pass
+            except Exception as exc:
+                log.error("timer sweep failed; retrying", error=repr(exc))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), self.poll_interval)
+            self.wakeup.clear()

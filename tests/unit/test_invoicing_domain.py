@@ -1,0 +1,64 @@
+from datetime import date
+
+import pytest
+
+from services.invoicing.domain import BillableContract, DueRule, billing_run, invoice_number
+
+
+@pytest.mark.parametrize(
+    ("rule", "issued", "due"),
+    [
+        (DueRule("day_of_month", 15), date(2026, 12, 1), date(2026, 12, 15)),
+        (DueRule("day_of_month", 15), date(2026, 12, 15), date(2026, 12, 15)),
+        (DueRule("day_of_month", 15), date(2026, 12, 16), date(2027, 1, 15)),
+        (DueRule("day_of_month", 31), date(2027, 2, 1), date(2027, 2, 28)),
+        (DueRule("day_of_month", 20), date(2026, 12, 21), date(2027, 1, 20)),
+        (DueRule("days_after_issue", 14), date(2026, 12, 25), date(2027, 1, 8)),
+        (DueRule("days_after_issue", 0), date(2026, 12, 1), date(2026, 12, 1)),
+    ],
+)
+def test_due_dates(rule: DueRule, issued: date, due: date) -> None:
+    assert rule.due_on(issued) == due
+
+
+@pytest.mark.parametrize(
+    ("kind", "value"), [("day_of_month", 0), ("day_of_month", 32), ("days_after_issue", -1)]
+)
+def test_due_rule_rejects_nonsense(kind: str, value: int) -> None:
+    with pytest.raises(ValueError, match=kind):
+        DueRule(kind, value)  # type: ignore[arg-type]
+
+
+def contracts() -> list[BillableContract]:
+    rule = DueRule("day_of_month", 15)
+    return [
+        BillableContract("1002", True, 49900, "CZK", rule),
+        BillableContract("1001", True, 49900, "CZK", rule),
+        BillableContract("1003", False, 49900, "CZK", rule),  # inactive
+        BillableContract("1004", True, 0, "CZK", rule),  # free
+    ]
+
+
+def test_billing_run_issues_one_invoice_per_active_contract() -> None:
+    issued = billing_run(contracts(), "2026-12", date(2026, 12, 1), set(), 41)
+    assert [(i.contract, i.invoice_number, i.vs, i.ss) for i in issued] == [
+        ("1001", "2026000042", "1001", "2026000042"),
+        ("1002", "2026000043", "1002", "2026000043"),
+    ]
+    assert all(i.due_on == date(2026, 12, 15) and i.amount_minor == 49900 for i in issued)
+
+
+def test_billing_run_twice_issues_nothing_new() -> None:
+    assert billing_run(contracts(), "2026-12", date(2026, 12, 1), {"1001", "1002"}, 2) == []
+
+
+@pytest.mark.parametrize("period", ["2026-13", "26-12", "2026/12", "x"])
+def test_billing_run_rejects_bad_period(period: str) -> None:
+    with pytest.raises(ValueError, match="period"):
+        billing_run(contracts(), period, date(2026, 12, 1), set(), 0)
+
+
+def test_invoice_number_is_a_valid_specific_symbol() -> None:
+    assert invoice_number(2026, 1) == "2026000001"
+    with pytest.raises(ValueError):
+        invoice_number(2026, 1_000_000)
