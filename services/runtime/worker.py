@@ -210,5 +210,7 @@ def run(spec: ServiceSpec) -> None:
     if applied:
         log.info("migrations applied", migrations=applied)
     app, _ = build(spec)
-    worker = faust.Worker(app, loglevel=settings.log_level.upper(), quiet=True)
+    worker = faust.Worker(
+        app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False
+    )
     worker.execute_from_commandline()

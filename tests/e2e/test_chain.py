@@ -8,6 +8,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+import aiohttp
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -177,5 +178,11 @@ def test_malformed_messages_go_to_the_dlq_and_workers_keep_going(stack: Stack) -
             await conn.close()
         for service in ("payments", "dunning", "provisioning", "notify"):
             assert stack.workers.procs[service].poll() is None  # type: ignore[union-attr]
+            port = stack.metrics_port(service)
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"http://127.0.0.1:{port}/metrics") as resp:
+                    text = await resp.text()
+            assert f'billing_dlq_total{{service="{service}",topic="{topics.contracts}"}}' in text
+            assert "billing_batch_processing_seconds_bucket" in text
 
     asyncio.run(go())
