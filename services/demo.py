@@ -423,6 +423,17 @@ def demo_stack(run_dir: Path) -> Stack:
     return isolated_stack(run_dir, url)
 
 
+async def drop_database(url: str) -> None:
+    import asyncpg
+
+    base, _, name = url.rpartition("/")
+    conn = await asyncpg.connect(f"{base}/postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 def main() -> int:
     started = time.monotonic()
     stack = demo_stack(ROOT / ".run" / "demo")
@@ -434,6 +445,8 @@ def main() -> int:
         ok = asyncio.run(scenario.run())
     finally:
         stack.stop()
+        if stack.pg_server is None:  # a database we created on someone else's server
+            asyncio.run(drop_database(stack.database_url))
     print()
     print(
         f"{'PASSED' if ok else 'FAILED'}: {len(scenario.failures)} failed checks, "
