@@ -19,6 +19,9 @@ RETURNING version, subscribers;
 UPDATE access SET version = version + 1, effective_at = $2 WHERE contract = $1
 RETURNING version, subscribers, state, reason;
 
+-- name: access_summary
+SELECT contract, language, state FROM access WHERE contract = $1;
+
 -- name: contract_by_address
 SELECT contract FROM access WHERE subscribers -> 'ipv4' ? $1 OR subscribers -> 'ipv6' ? $1
 LIMIT 1;

@@ -68,9 +68,7 @@ class NoticePages:
             contract = await conn.fetchval(Q.contract_by_address, address)
             if contract is None:
                 return None
-            access = await conn.fetchrow(
-                "SELECT contract, language, state FROM access WHERE contract = $1", contract
-            )
+            access = await conn.fetchrow(Q.access_summary, contract)
             notice = await conn.fetchrow(Q.get_notice, contract)
             return access, notice
 
