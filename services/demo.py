@@ -423,17 +423,6 @@ def demo_stack(run_dir: Path) -> Stack:
     return isolated_stack(run_dir, url)
 
 
-async def drop_database(url: str) -> None:
-    import asyncpg
-
-    base, _, name = url.rpartition("/")
-    conn = await asyncpg.connect(f"{base}/postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def main() -> int:
     started = time.monotonic()
     stack = demo_stack(ROOT / ".run" / "demo")
@@ -446,7 +435,7 @@ def main() -> int:
     finally:
         stack.stop()
         if stack.pg_server is None:  # a database we created on someone else's server
-            asyncio.run(drop_database(stack.database_url))
+            asyncio.run(db.drop_database(stack.database_url))
     print()
     print(
         f"{'PASSED' if ok else 'FAILED'}: {len(scenario.failures)} failed checks, "

@@ -17,6 +17,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from services.runtime import db
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -68,11 +70,6 @@ def database_url(pg_server_url: str) -> Iterator[str]:
         await conn.execute(f'CREATE DATABASE "{name}"')
         await conn.close()
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(pg_server_url)
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
-
     asyncio.run(create())
     yield url
-    asyncio.run(drop())
+    asyncio.run(db.drop_database(url))

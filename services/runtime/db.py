@@ -74,13 +74,28 @@ async def migrate(url: str, service: str) -> list[str]:
     return applied
 
 
+def _split(url: str) -> tuple[str, str]:
+    """The database name in ``url`` and a URL of the same server's ``postgres`` database
+    (works for host:port URLs and for socket URLs like ``postgresql://u@/db?host=/dir``)."""
+    parts = urlsplit(url)
+    return parts.path.lstrip("/"), urlunsplit(parts._replace(path="/postgres"))
+
+
+async def drop_database(url: str) -> None:
+    """Drop the database named in ``url``, even with sessions still connected."""
+    name, admin_url = _split(url)
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 async def ensure_database(url: str) -> None:
     """Create the database named in ``url`` if the server does not have it yet."""
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
+    name, admin_url = _split(url)
     if not name:
         return
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
     conn = await asyncpg.connect(admin_url)
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)

@@ -90,6 +90,10 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     app = faust_app(f"billing-{spec.name}", settings)
     ready = asyncio.Event()
     consumers: list[BatchConsumer] = []
+    subscriptions = spec.subscriptions(rt)
+    handlers: dict[str, Handler] = {}
+    for by_type in subscriptions.values():
+        handlers.update(by_type)
 
     @app.task  # type: ignore[untyped-decorator]
     async def start() -> None:
@@ -97,9 +101,6 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
         rt.pool = await db.create_pool(settings.database_url, spec.name, max_size=8)
         async with rt.db.acquire() as conn:
             await rt.clock.refresh(conn)
-        handlers: dict[str, Handler] = {}
-        for by_type in spec.subscriptions(rt).values():
-            handlers.update(by_type)
         consumers.append(BatchConsumer(spec.name, rt.db, rt.clock, handlers))
         producer = make_producer(settings.kafka_bootstrap_servers)
         await producer.start()
@@ -127,12 +128,8 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
                 await listener.close()
             await producer.stop()
 
-    _add_agent(app, spec.name, spec_topics(spec, rt), settings, ready, consumers)
+    _add_agent(app, spec.name, list(subscriptions), settings, ready, consumers)
     return app, rt
-
-
-def spec_topics(spec: ServiceSpec, rt: Runtime) -> list[str]:
-    return list(spec.subscriptions(rt).keys())
 
 
 def _add_agent(
