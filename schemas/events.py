@@ -131,6 +131,9 @@ UnmatchedReason = Literal[
     "unknown-contract",
     "currency-mismatch",
     "invalid-amount",
+    "unknown-invoice",
+    "phone-number-vs",
+    "ambiguous-message",
 ]
 
 
@@ -167,6 +170,36 @@ class InvoicePartiallyPaid(Data):
     paid_minor: int
     remaining_minor: int = Field(gt=0)
     currency: Currency = CURRENCY
+
+
+class InvoiceReopened(Data):
+    """A settled or partly paid invoice owes more again (its payment was reversed)."""
+
+    contract: str
+    invoice_number: str
+    ss: str
+    amount_minor: int
+    paid_minor: int = Field(ge=0)
+    remaining_minor: int = Field(gt=0)
+    currency: Currency = CURRENCY
+    reason: str
+
+
+class PaymentReversed(Data):
+    """The bank took a payment back; what it had paid is open again."""
+
+    contract: str | None = Field(description="Null when the payment had never been matched")
+    account: str
+    bank_tx_id: str = Field(description="The reversed payment")
+    reversal_bank_tx_id: str = Field(description="The bank's debit that reversed it")
+    booked_on: date
+    amount_minor: int = Field(gt=0)
+    currency: Currency = CURRENCY
+    reopened: list[Allocation] = Field(
+        description="What is taken back from each invoice the payment (or its credit) paid"
+    )
+    credit_removed_minor: int = Field(ge=0)
+    credit_balance_minor: int = Field(ge=0)
 
 
 # --- dunning ------------------------------------------------------------------------------

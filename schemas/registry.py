@@ -16,6 +16,8 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "payment.unmatched.v1": ev.PaymentUnmatched,
     "invoice.settled.v1": ev.InvoiceSettled,
     "invoice.partially_paid.v1": ev.InvoicePartiallyPaid,
+    "invoice.reopened.v1": ev.InvoiceReopened,
+    "payment.reversed.v1": ev.PaymentReversed,
     "reminder.requested.v1": ev.ReminderRequested,
     "notice.requested.v1": ev.NoticeRequested,
     "suspend.requested.v1": ev.SuspendRequested,
@@ -36,6 +38,8 @@ TOPIC_EVENTS: dict[str, list[str]] = {
         "payment.unmatched.v1",
         "invoice.settled.v1",
         "invoice.partially_paid.v1",
+        "invoice.reopened.v1",
+        "payment.reversed.v1",
     ],
     "dunning": [
         "reminder.requested.v1",

@@ -6,6 +6,9 @@ billing contracts load FILE          contracts, contacts, subscribers from JSON 
 billing invoicing run --period P     issue the month's invoices
 billing invoices [--contract C]      list invoices
 billing payment publish ...          publish one payments.received event (manual entry)
+billing import-statement FILE        import a bank statement (GPC, camt.053, MT940, Fio, CSV)
+billing fio fetch --token T          fetch and import from Fio banka's API
+billing payments unmatched|show|assign  the operators' queue of unmatched payments
 billing clock show|set|advance       the shared test clock (test/demo mode only)
 billing dunning explain C            where a contract stands and what happens next
 billing notify log C                 messages sent to a contract
@@ -409,6 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("contract")
     explain.set_defaults(fn=cmd_dunning_explain)
 
+    from services.bank_import import cli as bank_import_cli
+    from services.payments import cli as payments_cli
+
+    bank_import_cli.register(sub)
+    payments_cli.register(sub)
+
     notify = sub.add_parser("notify").add_subparsers(dest="sub", required=True)
     nlog = notify.add_parser("log", help="messages for a contract")
     nlog.add_argument("contract")
@@ -420,7 +429,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (CliError, ValueError, OSError) as exc:
+    except (CliError, ValueError, OSError, RuntimeError) as exc:
         print(f"billing: {exc}", file=sys.stderr)
         sys.exit(2)
 

@@ -24,6 +24,10 @@ INSERT INTO invoices (invoice_number, contract, open_minor) VALUES ($1, $2, $3)
 ON CONFLICT (invoice_number) DO UPDATE SET open_minor = EXCLUDED.open_minor
 WHERE NOT invoices.settled;
 
+-- name: invoice_reopened
+UPDATE invoices SET open_minor = $3, settled = false
+WHERE invoice_number = $1 AND contract = $2;
+
 -- name: unpaid_invoices
 SELECT invoice_number, vs, ss, due_on, open_minor, currency
 FROM invoices WHERE contract = $1 AND NOT settled AND due_on IS NOT NULL;

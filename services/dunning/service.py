@@ -74,6 +74,16 @@ class Dunning:
         )
         await self.recompute(unit, data.contract)
 
+    async def on_reopened(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+        """A reversed payment: the invoice owes again, and dunning goes back to wherever
+        the facts now place the contract (deadlines stay anchored on the due date)."""
+        assert isinstance(data, ev.InvoiceReopened)
+        await lock_contract(unit, data.contract)
+        await unit.conn.execute(
+            Q.invoice_reopened, data.invoice_number, data.contract, data.remaining_minor
+        )
+        await self.recompute(unit, data.contract)
+
     async def on_acknowledged(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.NoticeAcknowledged)
         await lock_contract(unit, data.contract)

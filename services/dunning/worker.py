@@ -22,6 +22,7 @@ def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
         rt.topics.payments: {
             "invoice.settled.v1": d.on_invoice_settled,
             "invoice.partially_paid.v1": d.on_partially_paid,
+            "invoice.reopened.v1": d.on_reopened,
         },
         rt.topics.notices: {"notice.acknowledged.v1": d.on_acknowledged},
     }

@@ -41,6 +41,12 @@ WHERE invoice_number = $1;
 UPDATE invoices SET status = 'partially_paid', paid_minor = $2
 WHERE invoice_number = $1 AND status <> 'paid';
 
+-- name: mark_reopened
+UPDATE invoices
+SET status = CASE WHEN $2 > 0 THEN 'partially_paid' ELSE 'issued' END, paid_minor = $2,
+    settled_on = NULL
+WHERE invoice_number = $1;
+
 -- name: list_invoices
 SELECT invoice_number, contract, vs, ss, period, issued_on, due_on, amount_minor, currency,
        status, paid_minor

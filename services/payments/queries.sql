@@ -5,6 +5,9 @@ ON CONFLICT (contract) DO UPDATE SET currency = EXCLUDED.currency;
 -- name: get_contract
 SELECT contract, currency FROM contracts WHERE contract = $1;
 
+-- name: contracts_named
+SELECT contract, currency FROM contracts WHERE contract = ANY($1::text[]) ORDER BY contract;
+
 -- name: insert_invoice
 INSERT INTO invoices (invoice_number, contract, ss, due_on, amount_minor, currency)
 VALUES ($1, $2, $3, $4, $5, $6)
@@ -22,6 +25,14 @@ SELECT invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency
 FROM invoices WHERE ss = $1 AND NOT settled
 FOR UPDATE;
 
+-- name: invoices_named
+-- Invoices a payment message names by number or SS (settled ones too: they still say
+-- whose the payment is).
+SELECT invoice_number, contract, ss, due_on, amount_minor,
+       CASE WHEN settled THEN amount_minor ELSE paid_minor END AS paid_minor, currency
+FROM invoices WHERE invoice_number = ANY($1::text[]) OR ss = ANY($1::text[])
+ORDER BY due_on, invoice_number;
+
 -- name: get_invoice
 SELECT invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency
 FROM invoices WHERE invoice_number = $1
@@ -31,24 +42,129 @@ FOR UPDATE;
 UPDATE invoices SET paid_minor = $2, settled = $3, forgiven_minor = $4
 WHERE invoice_number = $1;
 
+-- name: payer_contract
+SELECT p.contract, c.currency
+FROM payer_accounts p JOIN contracts c USING (contract)
+WHERE p.counterparty_account = $1;
+
+-- name: confirm_payer
+INSERT INTO payer_accounts (counterparty_account, contract, confirmed_by, confirmed_at, note)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (counterparty_account) DO UPDATE
+SET contract = EXCLUDED.contract, confirmed_by = EXCLUDED.confirmed_by,
+    confirmed_at = EXCLUDED.confirmed_at, note = EXCLUDED.note;
+
 -- name: insert_bank_tx
 INSERT INTO bank_transactions (account, bank_tx_id, event_id, booked_on, amount_minor, currency,
-                               vs, ss, data, contract, status, reason_code, reason, received_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                               vs, ss, data, contract, status, reason_code, reason, received_at,
+                               counterparty_account, counterparty_name, message, rule)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 ON CONFLICT (account, bank_tx_id) DO NOTHING
 RETURNING bank_tx_id;
+
+-- name: get_bank_tx
+SELECT account, bank_tx_id, booked_on, value_on, amount_minor, currency, vs, ss, contract,
+       status, reason_code, reason, rule, counterparty_account, counterparty_name, message,
+       reversal_of, reversed_by, assigned_by, note, received_at, resolved_at
+FROM (SELECT *, (data ->> 'value_on')::date AS value_on FROM bank_transactions) t
+WHERE account = $1 AND bank_tx_id = $2
+FOR UPDATE;
+
+-- name: reversible_credits
+-- Credits a debit could be returning: same account, currency and amount, not yet reversed.
+SELECT account, bank_tx_id, booked_on, amount_minor, currency, vs, ss, counterparty_account
+FROM bank_transactions
+WHERE account = $1 AND currency = $2 AND amount_minor = $3 AND status IN ('matched', 'unmatched')
+ORDER BY booked_on, bank_tx_id
+FOR UPDATE;
+
+-- name: waiting_reversals
+-- Debits booked as unmatched that could be the reversal of a credit arriving late.
+SELECT account, bank_tx_id, booked_on, amount_minor, currency, vs, ss, counterparty_account
+FROM bank_transactions
+WHERE account = $1 AND currency = $2 AND amount_minor = $3 AND status = 'unmatched'
+ORDER BY booked_on, bank_tx_id
+FOR UPDATE;
+
+-- name: mark_reversed
+UPDATE bank_transactions SET status = 'reversed', reversed_by = $3, resolved_at = $4
+WHERE account = $1 AND bank_tx_id = $2;
+
+-- name: mark_reversal
+UPDATE bank_transactions
+SET status = 'reversal', reversal_of = $3, reason_code = NULL, reason = NULL, resolved_at = $4,
+    contract = $5
+WHERE account = $1 AND bank_tx_id = $2;
+
+-- name: mark_assigned
+UPDATE bank_transactions
+SET status = 'matched', contract = $3, rule = 'manual', assigned_by = $4, note = $5,
+    resolved_at = $6, reason_code = NULL, reason = NULL
+WHERE account = $1 AND bank_tx_id = $2;
 
 -- name: insert_allocation
 INSERT INTO allocations (account, bank_tx_id, invoice_number, amount_minor, rule)
 VALUES ($1, $2, $3, $4, $5);
 
--- name: get_credit
-SELECT balance_minor FROM credits WHERE contract = $1 FOR UPDATE;
+-- name: live_allocations_of
+-- What a payment paid, directly and through its credit, not yet taken back.
+SELECT a.id, a.invoice_number, a.amount_minor, a.rule
+FROM allocations a
+WHERE a.account = $1 AND a.bank_tx_id = $2 AND NOT a.reversed
+ORDER BY a.id
+FOR UPDATE;
 
--- name: set_credit
-INSERT INTO credits (contract, balance_minor) VALUES ($1, $2)
-ON CONFLICT (contract) DO UPDATE SET balance_minor = EXCLUDED.balance_minor;
+-- name: reverse_allocations
+UPDATE allocations SET reversed = true WHERE id = ANY($1::bigint[]);
+
+-- name: credit_lots
+SELECT id, account, bank_tx_id, remaining_minor
+FROM credit_lots WHERE contract = $1 AND remaining_minor > 0
+ORDER BY id
+FOR UPDATE;
+
+-- name: credit_balance
+SELECT coalesce(sum(remaining_minor), 0)::bigint FROM credit_lots WHERE contract = $1;
+
+-- name: add_credit_lot
+INSERT INTO credit_lots (account, bank_tx_id, contract, currency, remaining_minor)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (account, bank_tx_id)
+DO UPDATE SET remaining_minor = credit_lots.remaining_minor + EXCLUDED.remaining_minor;
+
+-- name: spend_credit_lot
+UPDATE credit_lots SET remaining_minor = remaining_minor - $2 WHERE id = $1;
+
+-- name: drop_credit_lot
+-- A reversed payment's unspent credit leaves with it; returns how much that was.
+UPDATE credit_lots l SET remaining_minor = 0
+FROM (SELECT id, remaining_minor FROM credit_lots
+      WHERE account = $1 AND bank_tx_id = $2 FOR UPDATE) old
+WHERE l.id = old.id
+RETURNING old.remaining_minor;
 
 -- name: list_unmatched
-SELECT account, bank_tx_id, booked_on, amount_minor, currency, vs, ss, reason_code, reason
-FROM bank_transactions WHERE status = 'unmatched' ORDER BY received_at;
+SELECT account, bank_tx_id, booked_on, amount_minor, currency, vs, ss, counterparty_account,
+       counterparty_name, message, reason_code, reason, received_at
+FROM bank_transactions WHERE status = 'unmatched' AND amount_minor > 0
+ORDER BY received_at, account, bank_tx_id
+LIMIT $1;
+
+-- name: allocations_of
+SELECT invoice_number, amount_minor, rule, reversed FROM allocations
+WHERE account = $1 AND bank_tx_id = $2 ORDER BY id;
+
+-- name: ledger
+-- Money conservation, per currency: every credit received is allocated, kept as credit,
+-- waiting unmatched, or was reversed.
+SELECT t.currency,
+       sum(t.amount_minor) AS received,
+       coalesce(sum(t.amount_minor) FILTER (WHERE t.status = 'unmatched'), 0) AS unmatched,
+       coalesce(sum(t.amount_minor) FILTER (WHERE t.status = 'reversed'), 0) AS reversed,
+       (SELECT coalesce(sum(a.amount_minor), 0) FROM allocations a
+          JOIN invoices i USING (invoice_number)
+         WHERE NOT a.reversed AND i.currency = t.currency) AS allocated,
+       (SELECT coalesce(sum(l.remaining_minor), 0) FROM credit_lots l
+         WHERE l.currency = t.currency) AS credit
+FROM bank_transactions t WHERE t.amount_minor > 0
+GROUP BY t.currency ORDER BY t.currency;

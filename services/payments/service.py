@@ -1,7 +1,12 @@
-"""Payments handlers: keep the invoice read model, pair movements, apply credit."""
+"""Payments handlers: keep the invoice read model, pair movements, apply credit, reverse,
+and the operators' manual assignment. The decisions are ``domain``'s; this module looks
+up the facts, stores the outcome and emits the events, in the caller's transaction."""
 
 from __future__ import annotations
 
+import re
+from collections import defaultdict
+from datetime import date
 from typing import Any
 
 from pydantic import BaseModel
@@ -16,6 +21,10 @@ from services.runtime.unit import Unit
 Q = sql.load(__file__)
 
 
+class AssignError(ValueError):
+    """An operator's assignment that cannot be done, and why."""
+
+
 def _open_invoice(row: Any) -> domain.OpenInvoice:
     return domain.OpenInvoice(
         row["invoice_number"],
@@ -28,13 +37,44 @@ def _open_invoice(row: Any) -> domain.OpenInvoice:
     )
 
 
+def _booked(row: Any) -> domain.BookedCredit:
+    return domain.BookedCredit(
+        row["account"],
+        row["bank_tx_id"],
+        row["booked_on"],
+        row["amount_minor"],
+        row["currency"],
+        row["vs"],
+        row["ss"],
+        row["counterparty_account"],
+    )
+
+
+def _movement(data: ev.PaymentReceived) -> domain.Movement:
+    return domain.Movement(
+        data.account,
+        data.bank_tx_id,
+        data.booked_on,
+        data.amount_minor,
+        data.currency,
+        data.vs,
+        data.ss,
+        data.counterparty_account,
+        data.message,
+    )
+
+
 class Payments:
     def __init__(self, settings: Settings, topics: Topics) -> None:
         self.settings = settings
         self.topics = topics
+        self.phone_vs = settings.phone_vs_pattern
+        re.compile(self.phone_vs)  # fail at start, not on the first payment
 
     def tolerance(self, currency: str) -> int:
         return self.settings.rounding_tolerance.get(currency, 0)
+
+    # --- read model ------------------------------------------------------------------------
 
     async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.ContractUpserted)
@@ -54,43 +94,51 @@ class Payments:
         )
         if inserted is None:
             return
-        credit = await conn.fetchval(Q.get_credit, data.contract) or 0
-        if credit <= 0:
+        lots = [
+            domain.CreditLot(r["account"], r["bank_tx_id"], r["remaining_minor"], r["id"])
+            for r in await conn.fetch(Q.credit_lots, data.contract)
+        ]
+        if not lots:
             return
         row = await conn.fetchrow(Q.get_invoice, data.invoice_number)
-        applied = domain.apply_credit(credit, _open_invoice(row), self.tolerance(data.currency))
-        if applied.outcome is None:
+        used, outcome = domain.apply_credit_lots(
+            lots, _open_invoice(row), self.tolerance(data.currency)
+        )
+        if outcome is None:
             return
-        await conn.execute(Q.set_credit, data.contract, applied.credit_left)
-        await self._record_outcomes(unit, [applied.outcome], unit.now.date())
+        for lot, amount in used:
+            await conn.execute(Q.spend_credit_lot, lot.order, amount)
+            await conn.execute(
+                Q.insert_allocation,
+                lot.account,
+                lot.bank_tx_id,
+                data.invoice_number,
+                amount,
+                "credit",
+            )
+        await self._record_outcomes(unit, [outcome], unit.now.date())
+
+    # --- incoming movements ----------------------------------------------------------------
 
     async def on_payment_received(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.PaymentReceived)
-        conn = unit.conn
-        mv = domain.Movement(
-            data.account,
-            data.bank_tx_id,
-            data.booked_on,
-            data.amount_minor,
-            data.currency,
-            data.vs,
-            data.ss,
-        )
-        contract = None
-        if data.vs is not None:
-            row = await conn.fetchrow(Q.get_contract, data.vs)
-            contract = domain.ContractInfo(row["contract"], row["currency"]) if row else None
-        by_ss = None
-        if data.ss is not None:
-            row = await conn.fetchrow(Q.open_invoice_by_ss, data.ss)
-            by_ss = _open_invoice(row) if row else None
-        owner = contract.contract if contract else (by_ss.contract if by_ss else None)
-        open_invoices = (
-            [_open_invoice(r) for r in await conn.fetch(Q.open_invoices, owner)] if owner else []
-        )
-        decision = domain.match(mv, contract, open_invoices, by_ss, self.tolerance(data.currency))
-        matched = isinstance(decision, domain.Matched)
-        stored = await conn.fetchval(
+        mv = _movement(data)
+        if mv.amount_minor < 0:
+            await self._debit(unit, event, data, mv)
+        else:
+            await self._credit(unit, event, data, mv)
+
+    async def _store(
+        self,
+        unit: Unit,
+        event: CloudEvent,
+        data: ev.PaymentReceived,
+        status: str,
+        contract: str | None = None,
+        unmatched: domain.Unmatched | None = None,
+        rule: str | None = None,
+    ) -> bool:
+        stored = await unit.conn.fetchval(
             Q.insert_bank_tx,
             data.account,
             data.bank_tx_id,
@@ -101,56 +149,165 @@ class Payments:
             data.vs,
             data.ss,
             data.model_dump(mode="json"),
-            decision.contract if isinstance(decision, domain.Matched) else None,
-            "matched" if matched else "unmatched",
-            None if matched else decision.code,  # type: ignore[union-attr]
-            None if matched else decision.reason,  # type: ignore[union-attr]
+            contract,
+            status,
+            unmatched.code if unmatched else None,
+            unmatched.reason if unmatched else None,
             unit.now,
+            data.counterparty_account,
+            data.counterparty_name,
+            data.message,
+            rule,
         )
-        if stored is None:
-            return  # the same bank movement again (re-imported statement): already handled
-        if isinstance(decision, domain.Unmatched):
-            unit.emit(
-                self.topics.payments,
-                "payment.unmatched.v1",
-                data.vs or data.bank_tx_id,
-                ev.PaymentUnmatched(
-                    account=data.account,
-                    bank_tx_id=data.bank_tx_id,
-                    booked_on=data.booked_on,
-                    amount_minor=data.amount_minor,
-                    currency=data.currency,
-                    vs=data.vs,
-                    ss=data.ss,
-                    reason_code=decision.code,
-                    reason=decision.reason,
-                ),
-            )
+        return stored is not None  # None: the same bank movement again, already handled
+
+    async def _unmatched(
+        self, unit: Unit, event: CloudEvent, data: ev.PaymentReceived, why: domain.Unmatched
+    ) -> None:
+        if not await self._store(unit, event, data, "unmatched", unmatched=why):
             return
+        unit.emit(
+            self.topics.payments,
+            "payment.unmatched.v1",
+            data.vs or data.bank_tx_id,
+            ev.PaymentUnmatched(
+                account=data.account,
+                bank_tx_id=data.bank_tx_id,
+                booked_on=data.booked_on,
+                amount_minor=data.amount_minor,
+                currency=data.currency,
+                vs=data.vs,
+                ss=data.ss,
+                reason_code=why.code,
+                reason=why.reason,
+            ),
+        )
+
+    async def _debit(
+        self, unit: Unit, event: CloudEvent, data: ev.PaymentReceived, mv: domain.Movement
+    ) -> None:
+        conn = unit.conn
+        rows = await conn.fetch(Q.reversible_credits, mv.account, mv.currency, -mv.amount_minor)
+        original = domain.reversed_credit(mv, [_booked(r) for r in rows])
+        if original is None:
+            why = domain.Unmatched(
+                "debit", f"outgoing movement of {mv.amount_minor} is not a payment"
+            )
+            await self._unmatched(unit, event, data, why)
+            return
+        if not await self._store(unit, event, data, "unmatched"):
+            return
+        await self._reverse(unit, original, mv.bank_tx_id, mv.booked_on)
+
+    async def _credit(
+        self, unit: Unit, event: CloudEvent, data: ev.PaymentReceived, mv: domain.Movement
+    ) -> None:
+        conn = unit.conn
+        if mv.amount_minor == 0:
+            why = domain.Unmatched("invalid-amount", "a movement of zero")
+            await self._unmatched(unit, event, data, why)
+            return
+        # A reversal that arrived before its payment (statements imported out of order).
+        waiting = await conn.fetch(Q.waiting_reversals, mv.account, mv.currency, -mv.amount_minor)
+        this = domain.BookedCredit.of(mv)
+        for row in waiting:
+            debit = _booked(row)
+            if domain.reverses(debit, this):
+                if not await self._store(unit, event, data, "unmatched"):
+                    return
+                await self._reverse(unit, this, debit.bank_tx_id, debit.booked_on)
+                return
+        facts = await self._lookup(unit, mv)
+        found = domain.identify(mv, facts, self.phone_vs)
+        if isinstance(found, domain.Unmatched):
+            await self._unmatched(unit, event, data, found)
+            return
+        open_invoices = [
+            _open_invoice(r) for r in await conn.fetch(Q.open_invoices, found.contract.contract)
+        ]
+        # the locked, current row of the invoice to pay first
+        first = next(
+            (
+                i
+                for i in open_invoices
+                if found.first and i.invoice_number == found.first.invoice_number
+            ),
+            None,
+        )
+        decision = domain.match(
+            mv, found.contract, open_invoices, first, self.tolerance(mv.currency), how=found.how
+        )
+        if isinstance(decision, domain.Unmatched):  # currency checked by identify already
+            await self._unmatched(unit, event, data, decision)
+            return
+        if not await self._store(
+            unit, event, data, "matched", contract=decision.contract, rule=decision.rule
+        ):
+            return
+        await self._apply(unit, mv, decision)
+
+    async def _lookup(self, unit: Unit, mv: domain.Movement) -> domain.Lookup:
+        conn = unit.conn
+        by_vs = None
+        if mv.vs is not None:
+            row = await conn.fetchrow(Q.get_contract, mv.vs)
+            by_vs = domain.ContractInfo(row["contract"], row["currency"]) if row else None
+        by_ss = None
+        if mv.ss is not None:
+            row = await conn.fetchrow(Q.open_invoice_by_ss, mv.ss)
+            by_ss = _open_invoice(row) if row else None
+        if by_vs is not None or (mv.vs is None and by_ss is not None):
+            return domain.Lookup(by_vs, by_ss)
+        tokens = domain.message_tokens(mv.message)
+        named_invoices = (
+            [_open_invoice(r) for r in await conn.fetch(Q.invoices_named, tokens)] if tokens else []
+        )
+        named_contracts = (
+            [
+                domain.ContractInfo(r["contract"], r["currency"])
+                for r in await conn.fetch(Q.contracts_named, tokens)
+            ]
+            if tokens
+            else []
+        )
+        payer = None
+        if mv.counterparty_account:
+            row = await conn.fetchrow(Q.payer_contract, mv.counterparty_account)
+            payer = domain.ContractInfo(row["contract"], row["currency"]) if row else None
+        return domain.Lookup(by_vs, by_ss, named_invoices, named_contracts, payer)
+
+    async def _apply(self, unit: Unit, mv: domain.Movement, decision: domain.Matched) -> None:
+        conn = unit.conn
         for a in decision.allocations:
             await conn.execute(
                 Q.insert_allocation,
-                data.account,
-                data.bank_tx_id,
+                mv.account,
+                mv.bank_tx_id,
                 a.invoice.invoice_number,
                 a.amount_minor,
                 a.rule,
             )
-        balance = await conn.fetchval(Q.get_credit, decision.contract) or 0
         if decision.credit_minor:
-            balance += decision.credit_minor
-            await conn.execute(Q.set_credit, decision.contract, balance)
+            await conn.execute(
+                Q.add_credit_lot,
+                mv.account,
+                mv.bank_tx_id,
+                decision.contract,
+                mv.currency,
+                decision.credit_minor,
+            )
+        balance = await conn.fetchval(Q.credit_balance, decision.contract)
         unit.emit(
             self.topics.payments,
             "payment.matched.v1",
             decision.contract,
             ev.PaymentMatched(
                 contract=decision.contract,
-                account=data.account,
-                bank_tx_id=data.bank_tx_id,
-                booked_on=data.booked_on,
-                amount_minor=data.amount_minor,
-                currency=data.currency,
+                account=mv.account,
+                bank_tx_id=mv.bank_tx_id,
+                booked_on=mv.booked_on,
+                amount_minor=mv.amount_minor,
+                currency=mv.currency,
                 allocations=[
                     ev.Allocation(
                         invoice_number=a.invoice.invoice_number,
@@ -165,10 +322,156 @@ class Payments:
                 rule=decision.rule,
             ),
         )
-        await self._record_outcomes(unit, decision.outcomes, data.booked_on)
+        await self._record_outcomes(unit, decision.outcomes, mv.booked_on)
+
+    # --- reversals -------------------------------------------------------------------------
+
+    async def _reverse(
+        self, unit: Unit, original: domain.BookedCredit, debit_tx_id: str, booked_on: date
+    ) -> None:
+        """Take back everything ``original`` paid, directly and through its credit."""
+        conn = unit.conn
+        row = await conn.fetchrow(Q.get_bank_tx, original.account, original.bank_tx_id)
+        contract = row["contract"] if row["status"] == "matched" else None
+        await conn.execute(
+            Q.mark_reversed, original.account, original.bank_tx_id, debit_tx_id, unit.now
+        )
+        await conn.execute(
+            Q.mark_reversal, original.account, debit_tx_id, original.bank_tx_id, unit.now, contract
+        )
+        reopened: list[ev.Allocation] = []
+        credit_removed = 0
+        if contract is not None:
+            allocs = await conn.fetch(Q.live_allocations_of, original.account, original.bank_tx_id)
+            await conn.execute(Q.reverse_allocations, [a["id"] for a in allocs])
+            per_invoice: dict[str, int] = defaultdict(int)
+            for a in allocs:
+                per_invoice[a["invoice_number"]] += a["amount_minor"]
+            for number, amount in per_invoice.items():
+                inv = _open_invoice(await conn.fetchrow(Q.get_invoice, number))
+                outcome = domain.unapply(inv, amount, self.tolerance(inv.currency))
+                await conn.execute(
+                    Q.update_invoice_paid,
+                    number,
+                    outcome.paid_minor,
+                    outcome.settled,
+                    outcome.forgiven_minor,
+                )
+                reopened.append(
+                    ev.Allocation(
+                        invoice_number=number, ss=inv.ss, amount_minor=amount, rule="reversal"
+                    )
+                )
+                if not outcome.settled:
+                    unit.emit(
+                        self.topics.payments,
+                        "invoice.reopened.v1",
+                        inv.contract,
+                        ev.InvoiceReopened(
+                            contract=inv.contract,
+                            invoice_number=number,
+                            ss=inv.ss,
+                            amount_minor=inv.amount_minor,
+                            paid_minor=outcome.paid_minor,
+                            remaining_minor=outcome.remaining_minor,
+                            currency=inv.currency,
+                            reason=f"payment {original.bank_tx_id} reversed by {debit_tx_id}",
+                        ),
+                    )
+            credit_removed = (
+                await conn.fetchval(Q.drop_credit_lot, original.account, original.bank_tx_id) or 0
+            )
+        balance = await conn.fetchval(Q.credit_balance, contract) if contract else 0
+        unit.emit(
+            self.topics.payments,
+            "payment.reversed.v1",
+            contract or original.vs or original.bank_tx_id,
+            ev.PaymentReversed(
+                contract=contract,
+                account=original.account,
+                bank_tx_id=original.bank_tx_id,
+                reversal_bank_tx_id=debit_tx_id,
+                booked_on=booked_on,
+                amount_minor=original.amount_minor,
+                currency=original.currency,
+                reopened=reopened,
+                credit_removed_minor=credit_removed,
+                credit_balance_minor=balance,
+            ),
+        )
+
+    # --- the operators' queue --------------------------------------------------------------
+
+    async def assign(
+        self,
+        unit: Unit,
+        account: str,
+        bank_tx_id: str,
+        contract: str,
+        invoice_number: str | None,
+        operator: str,
+        note: str | None = None,
+        remember_payer: bool = False,
+    ) -> domain.Matched:
+        """Pair an unmatched payment by hand: to a contract (its open invoices oldest first)
+        or to one invoice first. Optionally confirm the payer's account for the contract."""
+        conn = unit.conn
+        row = await conn.fetchrow(Q.get_bank_tx, account, bank_tx_id)
+        if row is None:
+            raise AssignError(f"no bank movement {bank_tx_id} on account {account}")
+        if row["status"] != "unmatched":
+            raise AssignError(f"movement {bank_tx_id} is {row['status']}, not unmatched")
+        if row["amount_minor"] <= 0:
+            raise AssignError(f"movement {bank_tx_id} is a debit; only payments can be assigned")
+        crow = await conn.fetchrow(Q.get_contract, contract)
+        if crow is None:
+            raise AssignError(f"no contract {contract}")
+        if crow["currency"] != row["currency"]:
+            raise AssignError(
+                f"payment is in {row['currency']}, contract {contract} is billed in "
+                f"{crow['currency']}"
+            )
+        first = None
+        if invoice_number is not None:
+            irow = await conn.fetchrow(Q.get_invoice, invoice_number)
+            if irow is None or irow["contract"] != contract:
+                raise AssignError(f"no invoice {invoice_number} of contract {contract}")
+            first = _open_invoice(irow)
+        if remember_payer and not row["counterparty_account"]:
+            raise AssignError("the statement gives no payer account to remember")
+        mv = domain.Movement(
+            account,
+            bank_tx_id,
+            row["booked_on"],
+            row["amount_minor"],
+            row["currency"],
+            row["vs"],
+            row["ss"],
+            row["counterparty_account"],
+            row["message"],
+        )
+        open_invoices = [_open_invoice(r) for r in await conn.fetch(Q.open_invoices, contract)]
+        decision = domain.match(
+            mv,
+            domain.ContractInfo(contract, crow["currency"]),
+            open_invoices,
+            first if first and first.open_minor > 0 else None,
+            self.tolerance(mv.currency),
+            how="manual",
+        )
+        assert isinstance(decision, domain.Matched)  # contract and currency checked above
+        await conn.execute(Q.mark_assigned, account, bank_tx_id, contract, operator, note, unit.now)
+        if remember_payer:
+            await conn.execute(
+                Q.confirm_payer, row["counterparty_account"], contract, operator, unit.now, note
+            )
+        await self._apply(unit, mv, decision)
+        return decision
+
+    # --- outcomes --------------------------------------------------------------------------
 
     async def _record_outcomes(
-        self, unit: Unit, outcomes: list[domain.InvoiceOutcome], on: Any
+        self, unit: Unit, outcomes: list[domain.InvoiceOutcome], on: date
     ) -> None:
         for o in outcomes:
             inv = o.invoice

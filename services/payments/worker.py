@@ -1,7 +1,11 @@
-"""Payments worker: pairs every movement on ``payments.received`` with invoices."""
+"""Payments worker: pairs every movement on ``payments.received`` with invoices, and
+serves the operators' unmatched queue over HTTP."""
 
 from __future__ import annotations
 
+from aiohttp import web
+
+from services.payments import web as payments_web
 from services.payments.service import Payments
 from services.runtime.consumer import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
@@ -16,7 +20,11 @@ def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
     }
 
 
-SPEC = ServiceSpec(name="payments", subscriptions=subscriptions)
+def routes(rt: Runtime, app: web.Application) -> None:
+    payments_web.routes(rt, app, Payments(rt.settings, rt.topics))
+
+
+SPEC = ServiceSpec(name="payments", subscriptions=subscriptions, routes=routes)
 
 if __name__ == "__main__":
     run(SPEC)

@@ -103,6 +103,18 @@ class Settings(BaseSettings):
         default_factory=lambda: {"CZK": 99, "EUR": 0, "HUF": 0}
     )
 
+    # A VS naming no contract that matches this is an old phone-number VS (VoIP credit):
+    # unmatched, never guessed by message or payer account.
+    phone_vs_pattern: str = r"(?:420|421)?[679][0-9]{8}"
+
+    # Bearer token for operators' write endpoints (payments /unmatched/assign); unset: none.
+    operator_token: str | None = None
+
+    # Fio banka API (billing fio fetch): token, and its one-request-per-30-s limit.
+    fio_token: str | None = None
+    fio_base_url: str = "https://fioapi.fio.cz/v1/rest"
+    fio_min_interval: float = 30.0
+
     log_level: str = "info"
 
     def metrics_port_for(self, service: str) -> int:

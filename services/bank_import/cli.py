@@ -1,0 +1,129 @@
+"""``billing import-statement`` and ``billing fio fetch``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from schemas.events import PaymentReceived
+from services.bank_import import importer
+from services.bank_import.formats import FORMATS, ImportOptions, parse_statement
+from services.runtime import db
+from services.runtime.settings import get_settings
+
+
+def _options(args: argparse.Namespace) -> ImportOptions:
+    return ImportOptions(
+        account=args.account,
+        currency=args.currency,
+        country=args.country,
+        gpc_variant=args.gpc_variant,
+        csv_mapping=getattr(args, "mapping", None),
+    )
+
+
+def _emit(movements: list[PaymentReceived], dry_run: bool, report: Any = None) -> None:
+    if dry_run:
+        for m in movements:
+            print(json.dumps(m.model_dump(mode="json"), ensure_ascii=False))
+        print(f"{len(movements)} movements parsed (dry run: nothing published)", file=sys.stderr)
+    else:
+        print(
+            f"{report.parsed} movements parsed, {report.new} new, {report.already} already "
+            f"imported; {report.published} events published",
+        )
+
+
+def cmd_import_statement(args: argparse.Namespace) -> None:
+    path = Path(args.file)
+    data = path.read_bytes()
+    movements = parse_statement(data, str(path), args.format, _options(args), args.encoding)
+    if args.dry_run:
+        _emit(movements, True)
+        return
+    fmt = args.format or "auto"
+    report = asyncio.run(importer.import_movements(get_settings(), movements, path.name, fmt))
+    _emit(movements, False, report)
+
+
+def cmd_fio_fetch(args: argparse.Namespace) -> None:
+    from services.bank_import import fio_api
+
+    settings = get_settings()
+    token = args.token or settings.fio_token
+    if not token:
+        raise ValueError("a Fio API token: --token or BILLING_FIO_TOKEN")
+
+    async def once() -> None:
+        await db.migrate(settings.database_url, importer.SCHEMA)
+        pool = await db.create_pool(settings.database_url, importer.SCHEMA, max_size=2)
+        try:
+            async with pool.acquire() as conn:
+                today = (await importer.now_for(settings, conn)).date()
+            start, end = fio_api.window(args.days, today)
+            if args.date_from:
+                start = date.fromisoformat(args.date_from)
+            if args.date_to:
+                end = date.fromisoformat(args.date_to)
+            client = fio_api.FioClient(
+                token, pool, settings.fio_base_url, settings.fio_min_interval
+            )
+            data = await client.period(start, end)
+        finally:
+            await pool.close()
+        name = f"fio-{start.isoformat()}-{end.isoformat()}.json"
+        movements = parse_statement(data, name, "fio-json", _options(args))
+        if args.dry_run:
+            _emit(movements, True)
+            return
+        report = await importer.import_movements(settings, movements, name, "fio-json")
+        _emit(movements, False, report)
+
+    async def go() -> None:
+        while True:
+            await once()
+            if not args.watch:
+                return
+            await asyncio.sleep(args.watch)
+
+    asyncio.run(go())
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--account", help="our account (IBAN or prefix-number/bank); overrides the file")
+    p.add_argument("--currency", help="currency where the file names none (GPC; default CZK)")
+    p.add_argument("--country", choices=["CZ", "SK", "HU"], help="symbol conventions")
+    p.add_argument(
+        "--gpc-variant",
+        choices=["kb", "cs"],
+        default="kb",
+        help="GPC posting codes 4/5: kb (4 debit reversal, 5 credit reversal) or cs (swapped)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="print movements as JSON lines only")
+
+
+def register(sub: Any) -> None:
+    imp = sub.add_parser(
+        "import-statement", help="import a bank statement file (GPC, camt.053, MT940, Fio, CSV)"
+    )
+    imp.add_argument("file")
+    imp.add_argument("--format", choices=FORMATS, help="default: detected from the content")
+    imp.add_argument("--mapping", help="column-mapping file (TOML) for --format csv")
+    imp.add_argument("--encoding", help="MT940 text encoding (default: UTF-8, else cp1250)")
+    _common(imp)
+    imp.set_defaults(fn=cmd_import_statement)
+
+    fio = sub.add_parser("fio", help="Fio banka API").add_subparsers(dest="sub", required=True)
+    fetch = fio.add_parser("fetch", help="fetch and import movements by API token")
+    fetch.add_argument("--token", help="API token (default BILLING_FIO_TOKEN)")
+    fetch.add_argument("--days", type=int, default=7, help="window ending today (default 7)")
+    fetch.add_argument("--from", dest="date_from", help="YYYY-MM-DD")
+    fetch.add_argument("--to", dest="date_to", help="YYYY-MM-DD")
+    fetch.add_argument("--watch", type=float, help="repeat every N seconds (at least 30)")
+    _common(fetch)
+    fetch.set_defaults(fn=cmd_fio_fetch)

@@ -1,0 +1,86 @@
+"""Bank statement importers: one file in, ``payments.received`` movements out.
+
+``parse_statement(data, name, fmt, opts)`` detects the format when not given, validates
+the whole file and returns every movement, or raises ``StatementRejected`` naming each
+broken place. Pure: no I/O besides reading a CSV mapping file named in the options.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from schemas.events import PaymentReceived
+from services.bank_import.formats import camt053, csv_mapped, fio_json, gpc, mt940
+from services.bank_import.formats.base import (
+    Bad,
+    Collector,
+    ImportOptions,
+    Problem,
+    StatementRejected,
+)
+
+Format = Literal["gpc", "camt053", "mt940", "fio-json", "csv"]
+FORMATS: tuple[Format, ...] = ("gpc", "camt053", "mt940", "fio-json", "csv")
+
+__all__ = [
+    "FORMATS",
+    "Format",
+    "ImportOptions",
+    "StatementRejected",
+    "detect",
+    "parse_statement",
+]
+
+
+def detect(data: bytes, name: str) -> Format:
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"<") and camt053.looks_like(data):
+        return "camt053"
+    if head.startswith(b"{") and fio_json.looks_like(data):
+        return "fio-json"
+    if head.startswith((b"074", b"075")):
+        return "gpc"
+    if mt940.looks_like(data[:4096].decode("latin-1")):
+        return "mt940"
+    if name.lower().endswith(".csv"):
+        return "csv"
+    raise StatementRejected(
+        name,
+        [
+            Problem(
+                1,
+                "format",
+                "GPC (074...), camt.053 XML, MT940 (:20:), Fio JSON or a .csv "
+                "file; pass --format to say which",
+                data[:20].decode("latin-1"),
+            )
+        ],
+    )
+
+
+def parse_statement(
+    data: bytes,
+    name: str,
+    fmt: Format | None = None,
+    opts: ImportOptions | None = None,
+    encoding: str | None = None,
+) -> list[PaymentReceived]:
+    opts = opts or ImportOptions()
+    fmt = fmt or detect(data, name)
+    collector: Collector
+    if fmt == "gpc":
+        collector = gpc.parse(data, name, opts)
+    elif fmt == "camt053":
+        collector = camt053.parse(data, name, opts)
+    elif fmt == "mt940":
+        collector = mt940.parse(data, name, opts, encoding)
+    elif fmt == "fio-json":
+        collector = fio_json.parse(data, name, opts)
+    elif fmt == "csv":
+        collector = csv_mapped.parse(data, name, opts)
+    else:
+        raise StatementRejected(name, [Problem(None, "--format", "|".join(FORMATS), fmt)])
+    return collector.result()
+
+
+_ = Bad  # re-exported for importers written outside this package

@@ -1,0 +1,310 @@
+"""Payments' handlers against the real PostgreSQL: pairing rules 1-5, reversals, the
+operators' queue, and (hypothesis) money conservation in any order with duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas import events as ev
+from schemas.envelope import envelope
+from services.payments.service import AssignError, Payments, Q
+from services.runtime import db
+from services.runtime.settings import Settings, Topics
+from services.runtime.unit import Unit
+
+NOW = datetime(2026, 11, 20, 10, tzinfo=UTC)
+ACCOUNT = "2001234567/2010"
+CURRENCY = {"1001": "CZK", "1002": "CZK", "2001": "EUR"}
+
+
+class Harness:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.payments = Payments(Settings(), Topics())
+        self.issued = 0
+
+    async def _unit(self, fn: Any) -> list[tuple[str, Any]]:
+        async with self.conn.transaction():
+            unit = Unit(self.conn, NOW, "/test")
+            await fn(unit)
+            return [(o[4], o[2]) for o in unit.outbox]
+
+    async def contracts(self) -> None:
+        for contract, currency in CURRENCY.items():
+            data = ev.ContractUpserted(
+                contract=contract, customer_name=contract, currency=currency, monthly_fee_minor=1
+            )
+            await self._unit(lambda u, d=data: self.payments.on_contract(u, _ev(d), d))
+
+    async def invoice(self, contract: str, amount: int, due: date = date(2026, 11, 15)) -> str:
+        self.issued += 1
+        number = f"2026{self.issued:06d}"
+        data = ev.InvoiceIssued(
+            contract=contract,
+            invoice_number=number,
+            vs=contract,
+            ss=number,
+            period="2026-11",
+            issued_on=date(2026, 11, 1),
+            due_on=due,
+            amount_minor=amount,
+            currency=CURRENCY[contract],
+            account=ACCOUNT,
+        )
+        await self._unit(lambda u: self.payments.on_invoice_issued(u, _ev(data), data))
+        return number
+
+    async def receive(self, data: ev.PaymentReceived) -> list[str]:
+        out = await self._unit(lambda u: self.payments.on_payment_received(u, _ev(data), data))
+        return [t for t, _ in out]
+
+    async def assign(self, tx: str, contract: str, **kw: Any) -> list[str]:
+        async def go(u: Unit) -> None:
+            await self.payments.assign(
+                u,
+                ACCOUNT,
+                tx,
+                contract,
+                kw.get("invoice"),
+                "tester",
+                None,
+                kw.get("remember", False),
+            )
+
+        return [t for t, _ in await self._unit(go)]
+
+    async def invoice_state(self, number: str) -> tuple[int, bool]:
+        row = await self.conn.fetchrow(
+            "SELECT paid_minor, settled FROM invoices WHERE invoice_number = $1", number
+        )
+        return row["paid_minor"], row["settled"]
+
+    async def tx(self, tx: str) -> asyncpg.Record:
+        return await self.conn.fetchrow(
+            "SELECT * FROM bank_transactions WHERE account = $1 AND bank_tx_id = $2", ACCOUNT, tx
+        )
+
+
+def _ev(data: Any) -> Any:
+    return envelope("x.v1", "/test", None, data, NOW)
+
+
+def pay(
+    tx: str,
+    amount: int,
+    vs: str | None = None,
+    ss: str | None = None,
+    currency: str = "CZK",
+    payer: str | None = None,
+    message: str | None = None,
+) -> ev.PaymentReceived:
+    return ev.PaymentReceived(
+        account=ACCOUNT,
+        bank_tx_id=tx,
+        booked_on=date(2026, 11, 16),
+        value_on=date(2026, 11, 16),
+        amount_minor=amount,
+        currency=currency,
+        vs=vs,
+        ss=ss,
+        counterparty_account=payer,
+        message=message,
+    )
+
+
+async def harness(url: str) -> tuple[Harness, asyncpg.Connection]:
+    await db.migrate(url, "payments")
+    conn = await db.connect(url, "payments")
+    h = Harness(conn)
+    await h.contracts()
+    return h, conn
+
+
+def test_rules_reversal_and_queue(database_url: str) -> None:
+    asyncio.run(_rules(database_url))
+
+
+async def _rules(url: str) -> None:
+    h, conn = await harness(url)
+    try:
+        a = await h.invoice("1001", 49900)
+        b = await h.invoice("1001", 49900, due=date(2026, 12, 15))
+        # rule 3: the message names an invoice (Hungarian közlemény style), no symbols
+        out = await h.receive(pay("m1", 49900, message=f"szamla {b} november"))
+        assert "payment.matched.v1" in out, str(dict(await h.tx("m1")))
+        assert await h.invoice_state(b) == (49900, True)
+        assert (await h.tx("m1"))["rule"] == "message-invoice"
+        # rule 5: a phone number in the VS is never guessed
+        out = await h.receive(pay("p1", 20000, vs="602123456", payer="19-2000145399/0800"))
+        assert out == ["payment.unmatched.v1"]
+        assert (await h.tx("p1"))["reason_code"] == "phone-number-vs"
+        # no symbols, unknown payer: the queue; an operator assigns and confirms the payer
+        assert await h.receive(pay("u1", 49900, payer="123-456/0100")) == ["payment.unmatched.v1"]
+        assert (await h.tx("u1"))["reason_code"] == "no-symbols"
+        out = await h.assign("u1", "1001", remember=True)
+        assert "payment.matched.v1" in out and await h.invoice_state(a) == (49900, True)
+        with pytest.raises(AssignError, match="matched, not unmatched"):
+            await h.assign("u1", "1001")
+        with pytest.raises(AssignError, match="billed in CZK"):
+            await h.receive(pay("e1", 100, currency="EUR"))
+            await h.assign("e1", "1001")
+        # rule 3: the confirmed payer account now pairs on its own
+        c = await h.invoice("1001", 30000)
+        out = await h.receive(pay("u2", 30000, payer="123-456/0100"))
+        assert (await h.tx("u2"))["rule"] == "payer-account"
+        assert await h.invoice_state(c) == (30000, True)
+        # overpayment: credit, then spent on the next invoice
+        await h.receive(pay("v1", 10000, vs="1001"))
+        d = await h.invoice("1001", 4000)
+        assert await h.invoice_state(d) == (4000, True)
+        # reversal of v1: its credit-paid invoice opens again, the rest of its credit leaves
+        out = await h.receive(pay("r1", -10000, vs="1001"))
+        assert "payment.reversed.v1" in out and "invoice.reopened.v1" in out
+        assert await h.invoice_state(d) == (0, False)
+        assert (await h.tx("v1"))["status"] == "reversed"
+        assert (await h.tx("r1"))["status"] == "reversal"
+        credit = await conn.fetchval("SELECT sum(remaining_minor) FROM credit_lots")
+        assert credit == 0
+        # a plain outgoing payment stays a debit in the queue's records
+        assert await h.receive(pay("o1", -5000, payer="999/0300")) == ["payment.unmatched.v1"]
+        # a reversal that arrives before its payment
+        await h.receive(pay("r2", -2500, vs="1002"))
+        out = await h.receive(pay("v2", 2500, vs="1002"))
+        assert "payment.reversed.v1" in out and "payment.matched.v1" not in out
+        assert (await h.tx("v2"))["status"] == "reversed"
+        # redelivery of a payment changes nothing
+        assert await h.receive(pay("m1", 49900, message=f"szamla {b} november")) == []
+        await _conserved(conn)
+    finally:
+        await conn.close()
+
+
+async def _conserved(conn: asyncpg.Connection) -> None:
+    for row in await conn.fetch(Q.ledger):
+        assert row["received"] == (
+            row["allocated"] + row["credit"] + row["unmatched"] + row["reversed"]
+        ), dict(row)
+    bad = await conn.fetch(
+        """SELECT i.invoice_number, i.paid_minor, coalesce(sum(a.amount_minor), 0) AS live
+           FROM invoices i LEFT JOIN allocations a
+             ON a.invoice_number = i.invoice_number AND NOT a.reversed
+           GROUP BY i.invoice_number
+           HAVING i.paid_minor <> coalesce(sum(a.amount_minor), 0)
+               OR i.paid_minor > i.amount_minor OR i.paid_minor < 0"""
+    )
+    assert not bad, [dict(r) for r in bad]
+
+
+# --- money is conserved, in any order of arrival, with duplicates -------------------------
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: str  # invoice | pay | reverse | assign
+    n: int
+    contract: str
+    amount: int
+    symbols: str  # vs | ss | none | payer | message
+
+
+ops = st.lists(
+    st.builds(
+        Op,
+        kind=st.sampled_from(["invoice", "pay", "pay", "reverse", "assign"]),
+        n=st.integers(0, 5),
+        contract=st.sampled_from(sorted(CURRENCY)),
+        amount=st.sampled_from([100, 4000, 49900, 49940, 50000, 99800]),
+        symbols=st.sampled_from(["vs", "ss", "none", "payer", "message"]),
+    ),
+    min_size=1,
+    max_size=14,
+)
+
+
+@pytest.fixture(scope="module")
+def conservation_db(pg_server_url: str) -> Any:
+    from tests.conftest import with_database
+
+    name = f"billing_test_{uuid.uuid4().hex[:10]}"
+    url = with_database(pg_server_url, name)
+    asyncio.run(db.ensure_database(url))
+    asyncio.run(db.migrate(url, "payments"))
+    yield url
+    asyncio.run(db.drop_database(url))
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=ops, duplicates=st.lists(st.integers(0, 30), max_size=4))
+def test_money_is_conserved(conservation_db: str, ops: list[Op], duplicates: list[int]) -> None:
+    asyncio.run(_conservation(conservation_db, ops, duplicates))
+
+
+async def _conservation(url: str, script: list[Op], duplicates: list[int]) -> None:
+    conn = await db.connect(url, "payments")
+    try:
+        await conn.execute(
+            "TRUNCATE bank_transactions, allocations, credit_lots, payer_accounts, invoices,"
+            " contracts"
+        )
+        h = Harness(conn)
+        await h.contracts()
+        sent: list[ev.PaymentReceived] = []
+        # every contract starts with two open invoices, so payments have work to do
+        invoices = [await h.invoice(c, 49900) for c in sorted(CURRENCY) for _ in range(2)]
+        for i, op in enumerate(script):
+            if op.kind == "invoice":
+                invoices.append(await h.invoice(op.contract, op.amount))
+            elif op.kind == "pay":
+                inv = invoices[op.n % len(invoices)] if invoices else None
+                data = pay(
+                    f"t{i}",
+                    op.amount,
+                    vs=op.contract if op.symbols == "vs" else None,
+                    ss=inv if op.symbols == "ss" and inv else None,
+                    currency=CURRENCY[op.contract],
+                    payer=f"{op.n}-99/0800" if op.symbols == "payer" else None,
+                    message=f"faktura {inv}" if op.symbols == "message" and inv else None,
+                )
+                sent.append(data)
+                await h.receive(data)
+            elif op.kind == "reverse":
+                # the bank returns an earlier payment, or one not seen yet (out of order)
+                credits = [p for p in sent if p.amount_minor > 0]
+                target = (
+                    credits[-1 - op.n % len(credits)]
+                    if credits
+                    else pay(f"late{i}", op.amount, vs="1001")
+                )
+                debit = target.model_copy(
+                    update={"bank_tx_id": f"rv{i}", "amount_minor": -target.amount_minor}
+                )
+                sent.append(debit)
+                await h.receive(debit)
+                if target.bank_tx_id.startswith("late"):
+                    sent.append(target)
+                    await h.receive(target)
+            elif op.kind == "assign" and sent:
+                tx = sent[op.n % len(sent)].bank_tx_id
+                try:
+                    await h.assign(tx, op.contract, remember=op.symbols == "payer")
+                except AssignError:
+                    pass  # not unmatched, a debit, another currency, or no payer account
+            for k in duplicates:
+                if k == i and sent:
+                    assert await h.receive(sent[-1]) == []  # redelivery is a no-op
+        await _conserved(conn)
+    finally:
+        await conn.close()

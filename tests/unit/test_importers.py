@@ -1,0 +1,341 @@
+"""Statement importers: our own fixtures for every variant (tests/fixtures/statements),
+and the real bank files in ../shared/data/statements parse to what SOURCES.md lists."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from schemas.events import PaymentReceived
+from services.bank_import.formats import ImportOptions, StatementRejected, detect, parse_statement
+from services.bank_import.formats.base import StableIds, constant_symbol, minor_units, symbol
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "statements"
+REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "statements"
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason=f"{REAL} not present")
+
+
+def parse(name: str, **opts: object) -> list[PaymentReceived]:
+    path = FIX / name
+    encoding = opts.pop("encoding", None)
+    return parse_statement(
+        path.read_bytes(),
+        name,
+        opts=ImportOptions(**opts),
+        encoding=encoding,  # type: ignore[arg-type]
+    )
+
+
+def real(rel: str, encoding: str | None = None) -> list[PaymentReceived]:
+    return parse_statement((REAL / rel).read_bytes(), rel, encoding=encoding)
+
+
+def rejected(data: bytes, name: str, **opts: object) -> str:
+    with pytest.raises(StatementRejected) as exc:
+        parse_statement(data, name, opts=ImportOptions(**opts))  # type: ignore[arg-type]
+    return str(exc.value)
+
+
+# --- GPC ---------------------------------------------------------------------------------
+
+
+def test_gpc_kb_layout_codes_messages_and_bank_code_in_ks() -> None:
+    ms = parse("kb.gpc")
+    by_id = {m.bank_tx_id: m for m in ms}
+    first = by_id["3001"]
+    assert first.amount_minor == 49900 and first.currency == "CZK"
+    assert (first.vs, first.ss, first.ks) == ("1001", "2026000001", "0308")
+    assert first.counterparty_account == "19-2000145399/0800"
+    assert first.counterparty_name == "Novák Jan"  # windows-1250
+    assert first.message == "Faktura za listopad Děkuji Jan Novák, Brno"  # 078 + 079
+    assert first.booked_on == date(2026, 11, 15)
+    assert by_id["3003"].amount_minor == -1250  # 1 debit
+    assert by_id["3004"].amount_minor == -30000  # 5 credit reversal (KB): money taken back
+    assert by_id["3005"].amount_minor == 10000  # 4 debit reversal (KB): money back to us
+    assert by_id["3006"].value_on == date(2026, 11, 14)
+    assert by_id["3006"].booked_on == date(2026, 11, 15)
+
+
+def test_gpc_ceska_sporitelna_swaps_reversal_codes() -> None:
+    by_id = {m.bank_tx_id: m for m in parse("kb.gpc", gpc_variant="cs")}
+    assert by_id["3004"].amount_minor == 30000  # 5 = reversal of a debit at ČS
+    assert by_id["3005"].amount_minor == -10000  # 4 = reversal of a credit at ČS
+    assert by_id["3001"].amount_minor == 49900
+
+
+def test_gpc_air_bank_short_header_and_default_currency() -> None:
+    [m] = parse("airbank.gpc", currency="CZK")
+    assert (m.account, m.bank_tx_id, m.vs, m.amount_minor) == ("1234567890", "9001", "1001", 49900)
+    [eur] = parse("airbank.gpc", currency="EUR", account="SK3111000000002612345678")
+    assert eur.currency == "EUR" and eur.account == "SK3111000000002612345678"
+
+
+def test_gpc_broken_line_rejects_whole_file_naming_line_and_field() -> None:
+    msg = rejected((FIX / "broken.gpc").read_bytes(), "broken.gpc")
+    assert "broken.gpc:3: amount (positions 49-60): expected 12 digits" in msg
+    assert "nothing imported" in msg
+
+
+def test_gpc_item_before_header_and_unknown_record() -> None:
+    line = (FIX / "kb.gpc").read_bytes().split(b"\r\n")[1]
+    assert "074 header before the first 075" in rejected(line + b"\r\n", "x.gpc")
+    msg = rejected((FIX / "kb.gpc").read_bytes() + b"999garbage\r\n", "x.gpc")
+    assert "x.gpc:10: record type (positions 1-3): expected 074, 075, 076, 078 or 079" in msg
+
+
+@needs_real
+def test_real_fio_gpc() -> None:
+    [m] = real("gpc/fio__k3a-ago__fio.gpc")
+    assert m.amount_minor == -123456 and m.currency == "CZK"  # ISO 0203 at 119-122
+    assert (m.vs, m.ks, m.ss) == ("1446556401", "0308", "7815392681")
+    assert m.counterparty_account is not None and m.counterparty_account.endswith("/0100")
+    assert m.booked_on == date(2018, 9, 24)  # DDMMYY 240918
+
+
+@needs_real
+@pytest.mark.parametrize(
+    ("rel", "where"),
+    [
+        ("gpc/spojenet__basic_format.abo", ":1: old balance date"),  # misaligned 074
+        ("gpc/spojenet__extended_format_cs.abo", "expected at most 128 characters"),
+        ("gpc/spojenet__malformed.abo", ":3: record type (positions 1-3)"),
+        ("gpc/stancl__fio_sample.gpc", ":1: old balance date"),
+    ],
+)
+def test_real_synthetic_gpc_files_are_rejected(rel: str, where: str) -> None:
+    assert where in rejected((REAL / rel).read_bytes(), rel)
+
+
+@needs_real
+def test_real_synthetic_gpc_items_have_the_documented_layout() -> None:
+    """The SYNTH files' 075 records are well formed: read them under a valid header."""
+    header = (FIX / "kb.gpc").read_bytes().split(b"\r\n")[0]
+    items = (REAL / "gpc/spojenet__basic_format.abo").read_bytes().splitlines()[1:]
+    ms = parse_statement(b"\n".join([header, *items]), "basic.abo")
+    assert [(m.vs, m.ks, m.ss, m.amount_minor) for m in ms] == [
+        ("1746581670", "0558", "9999", -110001),  # posting code 5: credit reversal
+        ("1746581670", "0558", "9999", -133001),
+    ]
+    items = (REAL / "gpc/stancl__fio_sample.gpc").read_bytes().splitlines()[1:]
+    ms = parse_statement(b"\n".join([header, *items]), "stancl.gpc")
+    assert len(ms) == 5 and ms[0].counterparty_name == "Objednávka č. 1234"
+    assert [m.vs for m in ms] == ["1234", "1235", "12", "1236", "12"]
+    # two identical card payments without an id get distinct, stable ids
+    assert ms[2].bank_tx_id != ms[4].bank_tx_id
+    again = parse_statement(b"\n".join([header, *items]), "stancl.gpc")
+    assert [m.bank_tx_id for m in again] == [m.bank_tx_id for m in ms]
+
+
+# --- camt.053 ------------------------------------------------------------------------------
+
+
+def test_camt_czech_symbols_batch_and_pending() -> None:
+    ms = parse("camt053_cz.xml")
+    assert [m.bank_tx_id for m in ms] == ["CZ-TX-1", "CZ-TX-2a", "N-2/2", "CZ-TX-3"]  # no PDNG
+    first = ms[0]
+    assert (first.vs, first.ss, first.ks) == ("1001", "2026000001", "0308")
+    assert first.counterparty_account == "19-2000145399/0800"
+    assert first.value_on == date(2026, 11, 15) and first.booked_on == date(2026, 11, 16)
+    assert (ms[1].vs, ms[1].amount_minor) == ("1002", 60000)  # VS from EndToEndId
+    assert (ms[2].vs, ms[2].amount_minor) == (None, 40000)  # NOTPROVIDED
+    assert ms[2].message == "platba za fakturu 2026000003"
+    assert ms[3].amount_minor == -49900  # a reversal booked as a debit
+
+
+def test_camt_slovak_symbols_in_end_to_end_id() -> None:
+    [m] = parse("camt053_sk.xml")
+    assert (m.vs, m.ss, m.ks, m.currency, m.amount_minor) == (
+        "2001",
+        "2026000005",
+        "0308",
+        "EUR",
+        1990,
+    )
+    assert m.bank_tx_id == "SK-REF-1"  # entry-level AcctSvcrRef
+
+
+def test_camt_hungarian_has_no_symbols_and_keeps_the_remittance_text() -> None:
+    [m] = parse("camt053_hu.xml")
+    assert (m.vs, m.ss, m.ks) == (None, None, None)  # EndToEndId 3001 is not a VS in HU
+    assert m.message == "Számla 2026000007 november"
+    assert m.amount_minor == 1234500
+
+
+def test_camt_broken_amount_names_line() -> None:
+    msg = rejected((FIX / "camt053_broken.xml").read_bytes(), "camt053_broken.xml")
+    assert "camt053_broken.xml:24: Amt: expected a decimal amount, got '10O0.00'" in msg
+
+
+def test_camt_not_xml() -> None:
+    assert "well-formed XML" in rejected(
+        b"<Document><BkToCstmrStmt>",
+        "x.xml",
+    )
+
+
+@needs_real
+def test_real_raiffeisen_cz_camt() -> None:
+    ms = real("camt053/rb_cz__testczk.xml")
+    assert [(m.bank_tx_id, m.amount_minor, m.vs, m.ks) for m in ms] == [
+        ("7170839739", 482900, "240100045", None),
+        ("7170839749", -700, None, "0898"),
+    ]
+    assert ms[0].counterparty_account == "131-3021140217/0100"
+    problem = real("camt053/rb_cz__problem.xml")
+    assert [m.vs for m in problem] == ["1101", "1110"]
+    assert problem[0].counterparty_name == "Wágner Dugová Alena"  # from DbtrAcct/Nm
+    assert real("camt053/rb_cz__194_2024-11-06_no_entries.xml") == []
+
+
+@needs_real
+def test_real_unicredit_hu_camt() -> None:
+    ms = real("camt053/unicredit_hu__STATEMENT_12345678_20171130.xml")
+    assert len(ms) == 9 and all(m.currency == "HUF" for m in ms)
+    assert all(m.vs is None and m.ss is None for m in ms)
+    assert ms[1].counterparty_name == "Acme Inc." and ms[1].message == "Acme Inc. payroll"
+    assert len({m.bank_tx_id for m in ms}) == 9
+    assert real("camt053/unicredit_hu__STATEMENT_12345678_20171130_multi_stmt.xml") == []
+
+
+# --- MT940 ---------------------------------------------------------------------------------
+
+
+def test_mt940_tatra_subfields() -> None:
+    credit, fee = parse("tatra.sta")
+    assert (credit.vs, credit.ss, credit.ks) == ("2001", "2026000005", "0308")
+    assert credit.bank_tx_id == "TB-0001" and credit.amount_minor == 1990
+    assert credit.counterparty_account == "SK8975000000000012345671"
+    assert credit.counterparty_name == "Maria Kovacova"
+    assert fee.amount_minor == -500 and fee.vs is None
+
+
+def test_mt940_regex_fallback_and_stable_ids_for_twins() -> None:
+    a, b = parse("cz_regex.sta")
+    assert (a.vs, a.ss) == ("1001", "2026000001")
+    assert a.bank_tx_id != b.bank_tx_id
+    assert [m.bank_tx_id for m in parse("cz_regex.sta")] == [a.bank_tx_id, b.bank_tx_id]
+
+
+def test_mt940_garbage_is_rejected() -> None:
+    assert "MT940" in rejected(
+        b":20:X\n:25:ACC\n:61:garbage\n",
+        "x.sta",
+    )
+
+
+@needs_real
+def test_real_hungarian_mt940() -> None:
+    raiff = real("mt940/raiffeisen_hu__cmi.sta", encoding="cp852")
+    assert len(raiff) == 7 and raiff[0].amount_minor == 206663700
+    assert raiff[0].counterparty_account == "109876543210000012345678"
+    assert raiff[0].counterparty_name == "HUNGARY KFT."
+    assert raiff[0].message is not None and "összevont" in raiff[0].message
+    assert raiff[0].account == "123456789150ABCDEF002"
+    assert len({m.bank_tx_id for m in raiff}) == 7  # a repeated bank ref, still unique ids
+    sber = real("mt940/sberbank_hu__171011_01234945.sta")
+    assert sber[0].amount_minor == -240200 and sber[0].currency == "HUF"
+    assert sber[0].counterparty_name == "ERGO Versicherung AG Fiokte lep"
+    assert all(m.vs is None for m in sber)
+
+
+# --- Fio JSON ------------------------------------------------------------------------------
+
+
+@needs_real
+def test_real_fio_json() -> None:
+    ms = real("fio_json/h4kuna__2015-01-01-2015-04-16-transactions.json")
+    assert len(ms) == 10 and ms[0].account == "2000282668/2010"
+    [tagged] = [m for m in ms if m.vs == "123"]
+    assert (tagged.ss, tagged.ks, tagged.amount_minor) == ("55", "0308", -100)
+    assert tagged.counterparty_account == "2000242017/2010"
+    assert {m.ks for m in ms} >= {"0558", "0308"}
+    assert ms[0].amount_minor == 139  # 1.39 read as a decimal, not a float
+    cards = real("fio_json/honzajavorek-fiobank__transactions.json")
+    assert [m.vs for m in cards] == ["5678", "1234"] and cards[1].amount_minor == -35329
+    example = real("fio_json/mhujer__example-response.json")
+    assert [m.vs for m in example] == [None, "123456789", "123456789"]  # VS "0" is none
+    assert example[0].counterparty_account == "214498596"  # bank code 0000 dropped
+
+
+def test_fio_json_bad_amount_is_rejected() -> None:
+    doc = (
+        b'{"accountStatement":{"info":{"accountId":"1","bankId":"2010","currency":"CZK"},'
+        b'"transactionList":{"transaction":[{"column22":{"value":1},"column0":{"value":'
+        b'"2026-11-16+0100"},"column1":{"value":"lots"}}]}}}'
+    )
+    assert "transaction[0].column1: expected a number" in rejected(doc, "fio.json")
+
+
+# --- CSV -----------------------------------------------------------------------------------
+
+
+def test_csv_fio_export_with_mapping() -> None:
+    paid, fee = parse("fio.csv", csv_mapping=str(FIX / "fio_mapping.toml"))
+    assert (paid.bank_tx_id, paid.amount_minor, paid.vs, paid.ss, paid.ks) == (
+        "26001",
+        49900,
+        "1001",
+        "2026000001",
+        "0308",
+    )
+    assert paid.counterparty_account == "2000145399/0800"
+    assert fee.amount_minor == -125050  # "-1 250,50"
+
+
+def test_csv_credit_debit_columns_and_no_ids() -> None:
+    a, b, fee = parse("split.csv", csv_mapping=str(FIX / "split_mapping.toml"))
+    assert (a.amount_minor, fee.amount_minor, a.currency) == (1990, -350, "EUR")
+    assert a.bank_tx_id != b.bank_tx_id
+
+
+def test_csv_bad_row_and_bad_mapping(tmp_path: Path) -> None:
+    bad = (FIX / "fio.csv").read_bytes().replace(b"499,00", b"499,0x")
+    msg = rejected(bad, "bad.csv", csv_mapping=str(FIX / "fio_mapping.toml"))
+    assert "bad.csv:2: Objem (amount): expected an amount such as 1 234,50" in msg
+    mapping = tmp_path / "m.toml"
+    mapping.write_text('[columns]\nbooked_on = "D"\namount = "A"\nwhen = "W"\n')
+    with pytest.raises(ValueError, match=r"m.toml: columns.when: unknown field"):
+        parse("fio.csv", csv_mapping=str(mapping))
+    mapping.write_text(
+        '[file]\ndelimiter = ";"\ndecimal_comma = true\ndate_format = "%d.%m.%Y"\n'
+        '[columns]\nbooked_on = "Datum"\namount = "Objem"\ncurrency = "Měna"\n',
+        encoding="utf-8",
+    )
+    assert "account: expected our account" in rejected(
+        (FIX / "fio.csv").read_bytes(), "fio.csv", csv_mapping=str(mapping)
+    )
+
+
+# --- shared rules --------------------------------------------------------------------------
+
+
+def test_detect() -> None:
+    assert detect((FIX / "kb.gpc").read_bytes(), "x") == "gpc"
+    assert detect((FIX / "camt053_sk.xml").read_bytes(), "x") == "camt053"
+    assert detect((FIX / "tatra.sta").read_bytes(), "x") == "mt940"
+    assert detect(b'{"accountStatement": {}}', "x") == "fio-json"
+    assert detect(b"a;b\n", "x.csv") == "csv"
+    with pytest.raises(StatementRejected, match="pass --format"):
+        detect(b"hello", "x.txt")
+
+
+def test_symbols_money_and_ids() -> None:
+    assert symbol("0000001001", "vs") == "1001"
+    assert symbol("0000000000", "vs") is None
+    assert symbol("NOTPROVIDED", "vs", strict=False) is None
+    with pytest.raises(Exception, match="digits"):
+        symbol("12a", "vs")
+    assert constant_symbol("308") == "0308" and constant_symbol("0000") is None
+    assert minor_units("1234.5", "CZK") == 123450
+    with pytest.raises(Exception, match="decimal places"):
+        minor_units("1.234", "CZK")
+    ids = StableIds()
+    assert ids.make(1, 2) != ids.make(1, 2)
+
+
+def test_duplicate_movement_ids_in_one_file_are_rejected() -> None:
+    data = (FIX / "kb.gpc").read_bytes()
+    line = data.split(b"\r\n")[4]
+    assert "unique per account" in rejected(data + line + b"\r\n", "dup.gpc")
