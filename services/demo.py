@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from services.runtime import db
 from services.runtime.clock import read_clock, set_clock
 from services.runtime.quiesce import Quiescence
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import SERVICES, Settings, Topics
 from services.runtime.stack import Stack, StackConfig, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -407,7 +407,7 @@ def isolated_stack(run_dir: Path, database_url: str | None) -> Stack:
             broker_port=free_port(),
             smtp_port=free_port(),
             notice_port=free_port(),
-            metrics_base=free_port(),
+            metrics_ports={service: free_port() for service in SERVICES},
             log_level="info",
         )
     )

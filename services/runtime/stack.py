@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -40,10 +41,26 @@ def spawn(args: list[str], env: dict[str, str], log_path: Path | None) -> subpro
     )
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free TCP port below Linux's ephemeral range (32768-60999 by default), so no outgoing
+    connection can take it between now and the moment our server binds it. A port from
+    bind(0) is ephemeral: with dozens of Kafka connections per stack, one of them took a
+    worker's metrics port before the worker bound it, and that worker died."""
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free port in 20000-32767")
 
 
 def wait_port(host: str, port: int, timeout: float = 20.0) -> None:
@@ -171,6 +188,7 @@ class StackConfig:
     smtp_port: int = 2525
     notice_port: int = 8080
     metrics_base: int = 9101
+    metrics_ports: dict[str, int] | None = None  # per service; else metrics_base + index
     log_level: str = "info"
     mail_folder: Path | None = None
 
@@ -214,6 +232,8 @@ class Stack:
         return env
 
     def metrics_port(self, service: str) -> int:
+        if self.cfg.metrics_ports:
+            return self.cfg.metrics_ports[service]
         return self.cfg.metrics_base + SERVICES.index(service)
 
     def start_infrastructure(self) -> None:
