@@ -12,6 +12,7 @@ billing payments unmatched|show|assign  the operators' queue of unmatched paymen
 billing clock show|set|advance       the shared test clock (test/demo mode only)
 billing dunning explain C            where a contract stands and what happens next
 billing notify log C                 messages sent to a contract
+billing notify preview KIND --lang L one message rendered (text, HTML, SMS)
 billing migrate / topics             set-up steps `billing run` also does
 """
 
@@ -276,6 +277,44 @@ def cmd_notify_log(args: argparse.Namespace) -> None:
     asyncio.run(go())
 
 
+def cmd_notify_preview(args: argparse.Namespace) -> None:
+    from services.notify import templates
+
+    settings = get_settings()
+    currency = args.currency or {"sk": "EUR", "hu": "HUF"}.get(args.lang, "CZK")
+    amount = {"EUR": 1990, "HUF": 1234500}.get(currency, 49900)
+    context = {
+        "contract": "1001",
+        "customer_name": "Jan Novák",
+        "request_id": "preview",
+        "overdue_minor": amount,
+        "currency": currency,
+        "account": settings.bank_accounts.get(currency, ""),
+        "invoices": [
+            {
+                "invoice_number": "2026000001",
+                "vs": "1001",
+                "ss": "2026000001",
+                "due_on": "2026-12-15",
+                "open_minor": amount,
+                "currency": currency,
+            }
+        ],
+    }
+    msg = templates.render(args.kind, args.lang, context, settings.company_name)
+    parts = {
+        "text": f"Subject: {msg.subject}\n\n{msg.text}",
+        "html": msg.html,
+        "sms": msg.sms,
+    }
+    if args.part != "all":
+        print(parts[args.part])
+        return
+    for name, body in parts.items():
+        print(f"----- {name} ({msg.language}) -----")
+        print(body)
+
+
 def cmd_migrate(args: argparse.Namespace) -> None:
     settings = get_settings()
 
@@ -419,6 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     payments_cli.register(sub)
 
     notify = sub.add_parser("notify").add_subparsers(dest="sub", required=True)
+    preview = notify.add_parser("preview", help="render one message type in one language")
+    preview.add_argument("kind", choices=["reminder", "notice", "suspend", "restore"])
+    preview.add_argument("--lang", default="cs", help="cs, sk, hu or en (others fall back)")
+    preview.add_argument("--part", choices=["all", "text", "html", "sms"], default="all")
+    preview.add_argument("--currency", help="default: CZK for cs/en, EUR for sk, HUF for hu")
+    preview.set_defaults(fn=cmd_notify_preview)
     nlog = notify.add_parser("log", help="messages for a contract")
     nlog.add_argument("contract")
     nlog.set_defaults(fn=cmd_notify_log)

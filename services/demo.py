@@ -376,7 +376,7 @@ class Scenario:
             self.mails("ucetni@example.cz")
             == [
                 "Připomínka neuhrazené faktury (1002)",
-                "Upozornění před omezením služby (1002)",
+                "Upozornění před pozastavením služby (1002)",
                 "Služba pozastavena (1002)",
                 "Služba obnovena (1002)",
             ],

@@ -1,9 +1,11 @@
-"""Who receives a dunning message and in what language. Pure."""
+"""Who receives a message, in what language, when an SMS may go out, and what a failure
+means. Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 KIND_CATEGORY = {
     "reminder": "dunning",
@@ -52,3 +54,62 @@ def recipients(
 def backoff(attempts: int, base_seconds: float) -> timedelta:
     """Delay before the next try after ``attempts`` failures: base, 2x, 4x ... capped at 1 h."""
     return timedelta(seconds=min(base_seconds * (2 ** max(0, attempts - 1)), 3600.0))
+
+
+# --- quiet hours -----------------------------------------------------------------------------
+
+TIMEZONES = {"CZ": "Europe/Prague", "SK": "Europe/Bratislava", "HU": "Europe/Budapest"}
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """A nightly window, in the customer's local time, when no SMS goes out."""
+
+    start: time  # e.g. 20:00
+    end: time  # e.g. 08:00 (the next morning when end <= start)
+
+    @classmethod
+    def parse(cls, text: str) -> QuietHours:
+        """``"20:00-08:00"``; raises ValueError naming what is wrong."""
+        try:
+            a, b = (part.strip() for part in text.split("-"))
+            return cls(time.fromisoformat(a), time.fromisoformat(b))
+        except ValueError:
+            raise ValueError(f"quiet hours {text!r}: expected HH:MM-HH:MM") from None
+
+    def contains(self, local: time) -> bool:
+        if self.start == self.end:
+            return False
+        if self.start < self.end:
+            return self.start <= local < self.end
+        return local >= self.start or local < self.end
+
+
+def sms_send_at(now: datetime, zone: ZoneInfo, quiet: QuietHours) -> datetime:
+    """When an SMS may go out: now, or the end of the quiet window it falls into (in the
+    customer's time zone, so daylight-saving changes land on the right hour)."""
+    local = now.astimezone(zone)
+    if not quiet.contains(local.time().replace(tzinfo=None)):
+        return now
+    day = local.date()
+    if quiet.start > quiet.end and local.time().replace(tzinfo=None) >= quiet.start:
+        day = day + timedelta(days=1)
+    return datetime.combine(day, quiet.end, zone).astimezone(now.tzinfo)
+
+
+def zone_for(country: str | None) -> ZoneInfo:
+    return ZoneInfo(TIMEZONES.get(country or "CZ", "Europe/Prague"))
+
+
+# --- what a failure means ----------------------------------------------------------------------
+
+
+def smtp_failure_is_permanent(code: int | None) -> bool:
+    """SMTP 5xx replies are final (bad address, rejected); 4xx and no reply are worth a retry."""
+    return code is not None and 500 <= code < 600
+
+
+def http_failure_is_permanent(status: int | None) -> bool:
+    """A gateway's 4xx is final (bad number, bad credentials), except timeouts and rate
+    limits; 5xx and network errors are worth a retry."""
+    return status is not None and 400 <= status < 500 and status not in (408, 425, 429)

@@ -1,23 +1,29 @@
 -- name: upsert_contacts
-INSERT INTO contacts (contract, customer_name, language, contacts) VALUES ($1, $2, $3, $4)
+INSERT INTO contacts (contract, customer_name, language, contacts, country)
+VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (contract) DO UPDATE
 SET customer_name = EXCLUDED.customer_name, language = EXCLUDED.language,
-    contacts = EXCLUDED.contacts;
+    contacts = EXCLUDED.contacts, country = EXCLUDED.country;
 
 -- name: get_contacts
-SELECT customer_name, language, contacts FROM contacts WHERE contract = $1;
+SELECT customer_name, language, contacts, country FROM contacts WHERE contract = $1;
 
 -- name: insert_delivery
 INSERT INTO deliveries (contract, request_id, kind, channel, recipient, language, subject, body,
-                        next_attempt_at, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
+                        html, request, next_attempt_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (contract, request_id, channel, recipient) DO NOTHING;
 
 -- name: claim_due
-SELECT id, contract, request_id, kind, channel, recipient, subject, body, attempts
-FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1
-ORDER BY next_attempt_at LIMIT $2
-FOR UPDATE SKIP LOCKED;
+SELECT d.id, d.contract, d.request_id, d.kind, d.channel, d.recipient, d.subject, d.body, d.html,
+       d.request, d.attempts, coalesce(c.country, 'CZ') AS country
+FROM deliveries d LEFT JOIN contacts c USING (contract)
+WHERE d.status = 'pending' AND d.next_attempt_at <= $1
+ORDER BY d.next_attempt_at LIMIT $2
+FOR UPDATE OF d SKIP LOCKED;
+
+-- name: postpone
+UPDATE deliveries SET next_attempt_at = $2 WHERE id = $1;
 
 -- name: mark_sent
 UPDATE deliveries SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL

@@ -1,26 +1,31 @@
-"""Notify: turn dunning requests into deliveries (one per recipient, exactly once), and send
-them with retries.
+"""Notify: turn dunning requests into deliveries (one per recipient and channel, exactly
+once), and send them with retries.
 
-A request becomes ``deliveries`` rows in the consumer's transaction; the sender claims due
-rows with ``FOR UPDATE SKIP LOCKED``, sends, and records the outcome with the
-notification event in one transaction. A crash between the SMTP "250 OK" and that commit
-sends the message again; the Message-ID is derived from the delivery key so mail systems
-can recognise the repeat.
+A request becomes ``deliveries`` rows in the consumer's transaction (the unique key
+contract + request id + channel + recipient makes "exactly once" a database guarantee);
+the sender claims due rows with ``FOR UPDATE SKIP LOCKED``, sends, and records the outcome
+with the notification event in one transaction. A crash between the server's "OK" and that
+commit sends again; the Message-ID (e-mail) and Idempotency-Key (SMS gateway) are derived
+from the delivery key so the receiving side can recognise the repeat.
+
+SMS waits out the quiet hours in the customer's time zone; e-mail goes at any time.
+Transient failures retry with exponential backoff; a permanent failure, or the last
+attempt, marks the delivery failed, publishes ``notification.failed.v1`` and puts the
+request that caused it on the dunning topic's DLQ with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from email.message import EmailMessage
+from datetime import datetime
 from typing import Any
 
-import aiosmtplib
 from pydantic import BaseModel
 
 from schemas import events as ev
 from schemas.envelope import CloudEvent
 from services.notify import domain, templates
+from services.notify.channels import DeliveryError, Email, SmsGateway
 from services.runtime import logs, sql
 from services.runtime.clock import Clock
 from services.runtime.settings import Settings, Topics
@@ -51,10 +56,42 @@ def _contacts(raw: list[dict[str, Any]]) -> list[domain.ContactInfo]:
     ]
 
 
+def _outcome(row: Any, attempts: int) -> dict[str, Any]:
+    return {
+        "contract": row["contract"],
+        "request_id": row["request_id"],
+        "kind": row["kind"],
+        "channel": row["channel"],
+        "recipient": row["recipient"],
+        "attempts": attempts,
+    }
+
+
+class QuietHoursPolicy:
+    """Validated at start: a wrong setting fails the worker, naming the setting."""
+
+    def __init__(self, settings: Settings) -> None:
+        try:
+            self.default = domain.QuietHours.parse(settings.sms_quiet_hours)
+        except ValueError as e:
+            raise ValueError(f"BILLING_SMS_QUIET_HOURS: {e}") from None
+        self.by_country: dict[str, domain.QuietHours] = {}
+        for country, text in settings.sms_quiet_hours_by_country.items():
+            try:
+                self.by_country[country] = domain.QuietHours.parse(text)
+            except ValueError as e:
+                raise ValueError(f"BILLING_SMS_QUIET_HOURS_BY_COUNTRY[{country}]: {e}") from None
+
+    def send_at(self, now: datetime, country: str | None) -> datetime:
+        quiet = self.by_country.get(country or "", self.default)
+        return domain.sms_send_at(now, domain.zone_for(country), quiet)
+
+
 class Notify:
     def __init__(self, settings: Settings, topics: Topics) -> None:
         self.settings = settings
         self.topics = topics
+        self.quiet = QuietHoursPolicy(settings)
 
     async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.ContractUpserted)
@@ -64,6 +101,7 @@ class Notify:
             data.customer_name,
             data.language,
             [c.model_dump(mode="json") for c in data.contacts],
+            data.country,
         )
 
     async def on_request(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
@@ -91,9 +129,16 @@ class Notify:
                 ),
             )
             return
+        context = {**payload, "customer_name": row["customer_name"]}
+        request = event.model_dump_json().encode()
         for r in targets:
-            context = {**payload, "customer_name": row["customer_name"]}
-            subject, body = templates.render(kind, r.language, context)
+            msg = templates.render(kind, r.language, context, self.settings.company_name)
+            if r.channel == "sms":
+                body, subject, html = msg.sms, "", None
+                due = self.quiet.send_at(unit.now, row["country"])
+            else:
+                body, subject, html = msg.text, msg.subject, msg.html
+                due = unit.now
             await unit.conn.execute(
                 Q.insert_delivery,
                 contract,
@@ -101,9 +146,12 @@ class Notify:
                 kind,
                 r.channel,
                 r.address,
-                r.language,
+                msg.language,
                 subject,
                 body,
+                html,
+                request,
+                due,
                 unit.now,
             )
         await unit.conn.execute("SELECT pg_notify('notify_deliveries', '')")
@@ -115,24 +163,10 @@ class Sender:
         self.topics = topics
         self.pool = pool
         self.clock = clock
-
-    async def send_email(self, recipient: str, subject: str, body: str, key: str) -> None:
-        msg = EmailMessage()
-        msg["From"] = self.settings.mail_from
-        msg["To"] = recipient
-        msg["Subject"] = subject
-        msg["Message-ID"] = f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@billing>"
-        msg.set_content(body)
-        await aiosmtplib.send(
-            msg,
-            hostname=self.settings.smtp_host,
-            port=self.settings.smtp_port,
-            username=self.settings.smtp_username,
-            password=self.settings.smtp_password,
-            start_tls=self.settings.smtp_starttls,
-            use_tls=self.settings.smtp_tls,
-            timeout=10,
-        )
+        self.email = Email(settings)
+        self.sms = SmsGateway(settings)
+        self.quiet = QuietHoursPolicy(settings)
+        self.wakeup = asyncio.Event()
 
     async def send_due(self, batch: int = 20) -> int:
         async with self.pool.acquire() as conn:
@@ -141,60 +175,67 @@ class Sender:
             async with conn.transaction():
                 rows = await conn.fetch(Q.claim_due, now, batch)
                 unit = Unit(conn, now, "/services/notify")
+                sent = 0
                 for row in rows:
-                    await self._deliver(unit, row)
+                    sent += await self._deliver(unit, row)
                 await unit.flush()
-        return len(rows)
+        return sent
 
-    async def _deliver(self, unit: Unit, row: Any) -> None:
+    async def _deliver(self, unit: Unit, row: Any) -> int:
         key = f"{row['contract']}|{row['request_id']}|{row['channel']}|{row['recipient']}"
+        if row["channel"] == "sms":
+            allowed = self.quiet.send_at(unit.now, row["country"])
+            if allowed > unit.now:  # a retry that came due in the night
+                await unit.conn.execute(Q.postpone, row["id"], allowed)
+                return 0
         attempts = row["attempts"] + 1
         try:
-            if row["channel"] != "email":
-                raise NotImplementedError("SMS gateway not configured")
-            await self.send_email(row["recipient"], row["subject"], row["body"], key)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            if attempts >= self.settings.notify_max_attempts:
-                await unit.conn.execute(Q.mark_failed, row["id"], error)
-                unit.emit(
-                    self.topics.notifications,
-                    "notification.failed.v1",
-                    row["contract"],
-                    ev.NotificationFailed(
-                        contract=row["contract"],
-                        request_id=row["request_id"],
-                        kind=row["kind"],
-                        channel=row["channel"],
-                        recipient=row["recipient"],
-                        attempts=attempts,
-                        error=error,
-                    ),
-                )
-                log.error("delivery failed for good", key=key, error=error)
+            if row["channel"] == "sms":
+                await self.sms.send(row["recipient"], row["body"], key)
             else:
-                delay = domain.backoff(attempts, self.settings.notify_retry_base)
-                await unit.conn.execute(Q.mark_retry, row["id"], unit.now + delay, error)
-                log.warning(
-                    "delivery failed, will retry",
-                    key=key,
-                    error=error,
-                    retry_in=delay.total_seconds(),
+                msg = self.email.build(
+                    row["recipient"], row["subject"], row["body"], row["html"], key
                 )
-            return
+                await self.email.send(msg)
+        except DeliveryError as exc:
+            await self._failed(unit, row, attempts, exc, key)
+            return 1
         await unit.conn.execute(Q.mark_sent, row["id"], unit.now)
         unit.emit(
             self.topics.notifications,
             "notification.sent.v1",
             row["contract"],
-            ev.NotificationSent(
-                contract=row["contract"],
-                request_id=row["request_id"],
-                kind=row["kind"],
-                channel=row["channel"],
-                recipient=row["recipient"],
-                attempts=attempts,
-            ),
+            ev.NotificationSent(**_outcome(row, attempts)),
+        )
+        return 1
+
+    async def _failed(
+        self, unit: Unit, row: Any, attempts: int, exc: DeliveryError, key: str
+    ) -> None:
+        error = str(exc)
+        if exc.permanent or attempts >= self.settings.notify_max_attempts:
+            await unit.conn.execute(Q.mark_failed, row["id"], error)
+            unit.emit(
+                self.topics.notifications,
+                "notification.failed.v1",
+                row["contract"],
+                ev.NotificationFailed(**_outcome(row, attempts), error=error),
+            )
+            why = "permanent failure" if exc.permanent else f"{attempts} attempts"
+            unit.dead_letter(
+                Topics.dlq(self.topics.dunning),
+                row["contract"].encode(),
+                row["request"],
+                f"{row['channel']} to {row['recipient']} failed ({why}): {error}",
+            )
+            log.error("delivery failed for good", key=key, error=error, attempts=attempts)
+            return
+        retry_at = unit.now + domain.backoff(attempts, self.settings.notify_retry_base)
+        if row["channel"] == "sms":
+            retry_at = self.quiet.send_at(retry_at, row["country"])
+        await unit.conn.execute(Q.mark_retry, row["id"], retry_at, error)
+        log.warning(
+            "delivery failed, will retry", key=key, error=error, retry_at=retry_at.isoformat()
         )
 
     async def run(self, poll_interval: float) -> None:
@@ -217,7 +258,6 @@ class Sender:
     async def _listen(self) -> Any:
         import asyncpg
 
-        self.wakeup = asyncio.Event()
         conn = await asyncpg.connect(self.settings.database_url)
         await conn.add_listener("notify_deliveries", lambda *_: self.wakeup.set())
         await conn.add_listener("billing_clock", lambda *_: self.wakeup.set())

@@ -85,6 +85,25 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_tls: bool = False
+    smtp_ca_file: str | None = None  # CA bundle to verify the server (default: system CAs)
+    smtp_timeout: float = 15.0
+    company_name: str = "ISP"  # signs e-mails and SMS
+
+    # SMS over an HTTP gateway: the body is a Jinja2 template with to, text, sender, id.
+    sms_gateway_url: str | None = None
+    sms_gateway_method: str = "POST"
+    sms_gateway_content_type: str = "application/json"
+    sms_gateway_headers: dict[str, str] = Field(default_factory=dict)
+    sms_gateway_username: str | None = None
+    sms_gateway_password: str | None = None
+    sms_gateway_body: str = (
+        '{"to": {{ to|tojson }}, "text": {{ text|tojson }}, "sender": {{ sender|tojson }},'
+        ' "id": {{ id|tojson }}}'
+    )
+    sms_sender: str = "ISP"
+    # No SMS in these local hours (the customer's country's time zone); e-mail any time.
+    sms_quiet_hours: str = "20:00-08:00"
+    sms_quiet_hours_by_country: dict[str, str] = Field(default_factory=dict)
     mail_from: str = "billing@isp.example"
     notify_max_attempts: int = 6
     notify_retry_base: float = 2.0
