@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test test-unit test-e2e lint schemas clean
+.PHONY: run demo test test-unit test-e2e lint schemas clean system-deps
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -21,8 +21,11 @@ run: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/billing demo
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q
+
+system-deps:
+	@bash tools/system-deps.sh
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q -m "not e2e"

@@ -271,6 +271,16 @@ class NetworkAccess(Data):
     effective_at: AwareDatetime
 
 
+class GearApplied(Data):
+    """Network gear reports the access state it has put in place (for the drift view)."""
+
+    gear: str = Field(min_length=1, description="Which gear: a gateway's name")
+    contract: str
+    version: int = Field(ge=1)
+    state: AccessState
+    applied_at: AwareDatetime
+
+
 # --- notify -------------------------------------------------------------------------------
 
 

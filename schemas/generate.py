@@ -24,6 +24,7 @@ DEFAULT_TOPICS = {
     "dunning": "billing.dunning",
     "notices": "billing.notices",
     "network_access": "network.access",
+    "network_applied": "network.applied",
     "notifications": "billing.notifications",
 }
 

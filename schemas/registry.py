@@ -24,6 +24,7 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "restore.requested.v1": ev.RestoreRequested,
     "notice.acknowledged.v1": ev.NoticeAcknowledged,
     "network.access.v1": ev.NetworkAccess,
+    "gear.applied.v1": ev.GearApplied,
     "notification.sent.v1": ev.NotificationSent,
     "notification.failed.v1": ev.NotificationFailed,
 }
@@ -49,6 +50,7 @@ TOPIC_EVENTS: dict[str, list[str]] = {
     ],
     "notices": ["notice.acknowledged.v1"],
     "network_access": ["network.access.v1"],
+    "network_applied": ["gear.applied.v1"],
     "notifications": ["notification.sent.v1", "notification.failed.v1"],
 }
 

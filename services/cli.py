@@ -9,6 +9,7 @@ billing payment publish ...          publish one payments.received event (manual
 billing import-statement FILE        import a bank statement (GPC, camt.053, MT940, Fio, CSV)
 billing fio fetch --token T          fetch and import from Fio banka's API
 billing payments unmatched|show|assign  the operators' queue of unmatched payments
+billing gear nftables ...            the reference network gear (Linux nftables)
 billing clock show|set|advance       the shared test clock (test/demo mode only)
 billing dunning explain C            where a contract stands and what happens next
 billing notify log C                 messages sent to a contract
@@ -452,10 +453,12 @@ def build_parser() -> argparse.ArgumentParser:
     explain.set_defaults(fn=cmd_dunning_explain)
 
     from services.bank_import import cli as bank_import_cli
+    from services.gear import cli as gear_cli
     from services.payments import cli as payments_cli
 
     bank_import_cli.register(sub)
     payments_cli.register(sub)
+    gear_cli.register(sub)
 
     notify = sub.add_parser("notify").add_subparsers(dest="sub", required=True)
     preview = notify.add_parser("preview", help="render one message type in one language")

@@ -49,3 +49,33 @@ SELECT contract, subscribers, state, reason, version, effective_at
 FROM access
 WHERE ($1::text IS NULL OR state = $1) AND contract > $2
 ORDER BY contract LIMIT $3;
+
+-- name: record_applied
+INSERT INTO gear_applied (gear, contract, version, state, applied_at)
+VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (gear, contract) DO UPDATE
+SET version = EXCLUDED.version, state = EXCLUDED.state, applied_at = EXCLUDED.applied_at
+WHERE gear_applied.version < EXCLUDED.version;
+
+-- name: drift
+-- Contracts whose desired access a gear has not applied yet (every gear that ever reported).
+SELECT g.gear, a.contract, a.state AS desired_state, a.version AS desired_version,
+       p.state AS applied_state, p.version AS applied_version, a.effective_at
+FROM (SELECT DISTINCT gear FROM gear_applied) g
+CROSS JOIN access a
+LEFT JOIN gear_applied p ON p.gear = g.gear AND p.contract = a.contract
+WHERE a.version > 0 AND (p.version IS NULL OR p.version < a.version)
+ORDER BY g.gear, a.effective_at, a.contract
+LIMIT $1;
+
+-- name: drift_counts
+SELECT g.gear, count(a.contract) AS behind,
+       coalesce(extract(epoch FROM $1 - min(a.effective_at)), 0)::float8 AS oldest_seconds
+FROM (SELECT DISTINCT gear FROM gear_applied) g
+CROSS JOIN access a
+LEFT JOIN gear_applied p ON p.gear = g.gear AND p.contract = a.contract
+WHERE a.version > 0 AND (p.version IS NULL OR p.version < a.version)
+GROUP BY g.gear;
+
+-- name: gears
+SELECT DISTINCT gear FROM gear_applied ORDER BY gear;

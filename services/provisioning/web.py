@@ -4,17 +4,22 @@ an id in the URL), the RFC 8908 captive-portal API, and the access snapshot for 
 from __future__ import annotations
 
 import hmac
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from babel.dates import format_date
 from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from services.provisioning import domain
+from services.provisioning import domain, payqr
 from services.provisioning.service import Provisioning, Q
+from services.runtime import logs
 from services.runtime.unit import Unit
 from services.runtime.worker import Runtime
+
+log = logs.get(__name__)
 
 _env = Environment(
     loader=FileSystemLoader(Path(__file__).parent), autoescape=select_autoescape(["html"])
@@ -31,6 +36,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "no_notice_title": "Žádné upozornění",
         "thanks": "Děkujeme, potvrzení jsme zaznamenali.",
         "unknown": "Tuto adresu neznáme.",
+        "qr": "Naskenujte v bankovní aplikaci (QR Platba)",
+        "promise": "Zaplatím do",
+        "promise_note": "Pozastavení můžete jednou odložit, nejvýše o {days} dní.",
+        "promised": "Děkujeme. Pozastavení je odloženo do {until}.",
     },
     "en": {
         "title": "Payment overdue",
@@ -42,6 +51,40 @@ TEXTS: dict[str, dict[str, str]] = {
         "no_notice_title": "No notice",
         "thanks": "Thank you, your confirmation is recorded.",
         "unknown": "This address is not known to us.",
+        "qr": "Scan with your banking app to pay",
+        "promise": "I will pay by",
+        "promise_note": "You may postpone the suspension once, by up to {days} days.",
+        "promised": "Thank you. The suspension is postponed until {until}.",
+    },
+    "sk": {
+        "title": "Upozornenie na neuhradenú platbu",
+        "intro": "Evidujeme neuhradené faktúry. Prosíme o úhradu:",
+        "account": "Účet",
+        "invoice": "Faktúra",
+        "due": "splatnosť",
+        "confirm": "Beriem na vedomie",
+        "no_notice_title": "Žiadne upozornenie",
+        "thanks": "Ďakujeme, potvrdenie sme zaznamenali.",
+        "unknown": "Túto adresu nepoznáme.",
+        "qr": "Naskenujte v bankovej aplikácii (PAY by square)",
+        "promise": "Zaplatím do",
+        "promise_note": "Pozastavenie môžete raz odložiť, najviac o {days} dní.",
+        "promised": "Ďakujeme. Pozastavenie je odložené do {until}.",
+    },
+    "hu": {
+        "title": "Fizetési értesítés",
+        "intro": "Nyilvántartásunk szerint kifizetetlen számlái vannak. Kérjük, fizessen:",
+        "account": "Számlaszám",
+        "invoice": "Számla",
+        "due": "határidő",
+        "confirm": "Tudomásul vettem",
+        "no_notice_title": "Nincs értesítés",
+        "thanks": "Köszönjük, a jóváhagyást rögzítettük.",
+        "unknown": "Ezt a címet nem ismerjük.",
+        "qr": "Olvassa be a banki alkalmazással",
+        "promise": "Fizetek eddig:",
+        "promise_note": "A felfüggesztést egyszer, legfeljebb {days} nappal halaszthatja el.",
+        "promised": "Köszönjük. A felfüggesztés {until} napig elhalasztva.",
     },
 }
 LOCALES = {"cs": "cs_CZ", "sk": "sk_SK", "hu": "hu_HU", "en": "en_GB"}
@@ -84,13 +127,39 @@ class NoticePages:
             return self._render(lang, None, status)
         data = dict(notice["request"])
         data["invoices"] = [
-            {**i, "amount": money(i["open_minor"], i["currency"], lang)} for i in data["invoices"]
+            {
+                **i,
+                "amount": money(i["open_minor"], i["currency"], lang),
+                "due": format_date(
+                    date.fromisoformat(str(i["due_on"])[:10]), "medium", locale=LOCALES[lang]
+                ),
+            }
+            for i in data["invoices"]
         ]
         csrf = domain.csrf_token(
             self.rt.settings.notice_secret, access["contract"], address, notice["request_id"]
         )
         owed = money(data["overdue_minor"], data["currency"], lang)
-        return self._render(lang, data, "", csrf=csrf, owed=owed)
+        return self._render(lang, data, "", csrf=csrf, owed=owed, qr=self._qr(data))
+
+    def _qr(self, notice: dict[str, Any]) -> str | None:
+        """SPAYD for CZK, PAY by square for EUR; other currencies get the details only."""
+        invoices = sorted(notice["invoices"], key=lambda i: str(i["due_on"]))
+        if not invoices:
+            return None
+        due = date.fromisoformat(str(invoices[0]["due_on"])[:10])
+        vs = invoices[0]["vs"]
+        ss = invoices[0]["ss"] if len(invoices) == 1 else None
+        args = (notice["account"], notice["overdue_minor"], notice["currency"], vs, ss, due)
+        company = self.rt.settings.company_name
+        try:
+            if notice["currency"] == "CZK":
+                return payqr.svg(payqr.spayd(*args, recipient=company))
+            if notice["currency"] == "EUR":
+                return payqr.svg(payqr.pay_by_square(*args, beneficiary=company))
+        except ValueError as exc:  # an account we cannot express as an IBAN
+            log.warning("no payment QR code", error=str(exc))
+        return None
 
     def _render(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from services.provisioning import drift
 from services.provisioning.service import Provisioning
 from services.provisioning.web import serve_notice, snapshot
 from services.runtime.consumer import Handler
@@ -20,6 +21,7 @@ def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
             "suspend.requested.v1": p.on_suspend,
             "restore.requested.v1": p.on_restore,
         },
+        rt.topics.network_applied: {"gear.applied.v1": drift.on_gear_applied},
     }
 
 
@@ -27,7 +29,11 @@ def routes(rt: Runtime, app: web.Application) -> None:
     async def access(request: web.Request) -> web.Response:
         return await snapshot(rt, request)
 
+    async def drift_view(request: web.Request) -> web.Response:
+        return await drift.drift_list(rt, request)
+
     app.router.add_get("/access", access)
+    app.router.add_get("/drift", drift_view)
 
 
 async def notice_server(rt: Runtime) -> web.AppRunner:
@@ -35,7 +41,11 @@ async def notice_server(rt: Runtime) -> web.AppRunner:
 
 
 SPEC = ServiceSpec(
-    name="provisioning", subscriptions=subscriptions, routes=routes, extra_servers=[notice_server]
+    name="provisioning",
+    subscriptions=subscriptions,
+    routes=routes,
+    extra_servers=[notice_server],
+    background=[drift.refresh_gauges],
 )
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ class Topics(BaseSettings):
     dunning: str = "billing.dunning"
     notices: str = "billing.notices"
     network_access: str = "network.access"
+    network_applied: str = "network.applied"
     notifications: str = "billing.notifications"
 
     def all(self) -> list[str]:
@@ -125,6 +126,17 @@ class Settings(BaseSettings):
     # A VS naming no contract that matches this is an old phone-number VS (VoIP credit):
     # unmatched, never guessed by message or payer account.
     phone_vs_pattern: str = r"(?:420|421)?[679][0-9]{8}"
+
+    # Reference gear (billing gear nftables): where HTTP of customers in notice goes, what
+    # stays reachable when suspended, how fast restricted customers may go.
+    gear_table: str = "billing"
+    gear_notice4: str | None = None  # "192.0.2.1:8080"
+    gear_notice6: str | None = None  # "[2001:db8::1]:8080"
+    gear_walled_garden: list[str] = Field(default_factory=list)  # addresses or prefixes
+    gear_restrict_rate: str = "1 mbytes/second"
+    gear_nft_command: str = "nft"  # e.g. "ip netns exec gw nft", "ssh gw nft"
+    gear_snapshot_url: str = "http://127.0.0.1:9104/access"
+    gear_resync_interval: float = 300.0
 
     # Bearer token for operators' write endpoints (payments /unmatched/assign); unset: none.
     operator_token: str | None = None

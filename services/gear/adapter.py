@@ -1,0 +1,228 @@
+"""``billing gear nftables``: keeps a Linux gateway's nftables sets in step with
+``network.access``.
+
+1. Subscribe to ``network.access`` (its own consumer group, from the earliest record of a
+   new group: the topic is compacted in production, and versions make replays harmless).
+2. Rebuild the whole table from provisioning's snapshot (``GET /access``, paged), in one
+   ``nft -f`` transaction, so a gateway that was down or missed records starts right.
+3. For every batch of records: keep the newest version per contract, skip what is not newer
+   than what is applied, and apply the moves in one transaction. If nft refuses (someone
+   edited the table by hand), rebuild the whole table from what we know.
+4. Report every applied version on ``network.applied`` (``gear.applied.v1``); provisioning
+   shows the drift between desired and applied state.
+5. Every ``resync_interval`` seconds, rebuild from the snapshot again (catches anything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import socket
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import ValidationError
+
+from schemas.envelope import envelope
+from schemas.events import GearApplied, NetworkAccess
+from schemas.registry import PoisonMessage, parse
+from services.gear import nft
+from services.runtime import logs
+from services.runtime.settings import Settings, Topics
+
+log = logs.get(__name__)
+
+
+class NftError(RuntimeError):
+    pass
+
+
+@dataclass
+class NftGear:
+    cfg: nft.GearConfig
+    nft_command: list[str]
+    applied: dict[str, nft.Entry] = field(default_factory=dict)
+
+    async def run_nft(self, script: str) -> None:
+        if not script.strip():
+            return
+        proc = await asyncio.create_subprocess_exec(
+            *self.nft_command,
+            "-f",
+            "-",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, err = await proc.communicate(script.encode())
+        if proc.returncode != 0:
+            raise NftError(f"nft exited {proc.returncode}: {err.decode(errors='replace')[:500]}")
+
+    async def resync(self, entries: list[nft.Entry]) -> list[nft.Entry]:
+        await self.run_nft(nft.ruleset(self.cfg, entries))
+        self.applied = {e.contract: e for e in entries}
+        return entries
+
+    async def apply(self, accesses: list[nft.Entry]) -> list[nft.Entry]:
+        """Apply what is newer than what gear has; return what changed."""
+        newest: dict[str, nft.Entry] = {}
+        for e in accesses:
+            if e.version > newest.get(e.contract, e).version or e.contract not in newest:
+                newest[e.contract] = e
+        moves = [
+            (self.applied.get(c), e)
+            for c, e in newest.items()
+            if c not in self.applied or e.version > self.applied[c].version
+        ]
+        if not moves:
+            return []
+        try:
+            await self.run_nft(nft.changes(self.cfg, moves))
+        except NftError as exc:
+            log.warning("incremental change refused, rebuilding the table", error=str(exc))
+            desired = {**self.applied, **{e.contract: e for _, e in moves}}
+            await self.resync(list(desired.values()))
+            return [e for _, e in moves]
+        for _, e in moves:
+            self.applied[e.contract] = e
+        return [e for _, e in moves]
+
+
+async def fetch_snapshot(url: str) -> list[nft.Entry]:
+    entries: list[nft.Entry] = []
+    after = ""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+        while True:
+            async with http.get(url, params={"after": after, "limit": "5000"}) as resp:
+                if resp.status != 200:
+                    raise RuntimeError(f"snapshot {url}: HTTP {resp.status}")
+                page = await resp.json()
+            entries += [nft.Entry.of(item) for item in page["items"]]
+            after = page.get("next_after")
+            if not after:
+                return entries
+
+
+@dataclass
+class GearRunner:
+    settings: Settings
+    topics: Topics
+    gear: NftGear
+    gear_id: str
+    snapshot_url: str
+    resync_interval: float = 300.0
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def report(self, producer: AIOKafkaProducer, entries: list[nft.Entry]) -> None:
+        now = datetime.now(UTC)
+        futures = []
+        for e in entries:
+            data = GearApplied(
+                gear=self.gear_id, contract=e.contract, version=e.version, state=e.state,
+                applied_at=now,
+            )  # fmt: skip
+            event = envelope("gear.applied.v1", f"/gear/{self.gear_id}", e.contract, data, now)
+            futures.append(
+                await producer.send(
+                    self.topics.network_applied,
+                    event.model_dump_json().encode(),
+                    key=e.contract.encode(),
+                    headers=[("content-type", b"application/cloudevents+json")],
+                )
+            )
+        await asyncio.gather(*futures)
+
+    async def full_resync(self, producer: AIOKafkaProducer) -> None:
+        entries = await fetch_snapshot(self.snapshot_url)
+        # A record newer than the snapshot may already be applied: keep the newer one.
+        merged = {e.contract: e for e in entries}
+        for c, e in self.gear.applied.items():
+            if c in merged and e.version > merged[c].version:
+                merged[c] = e
+        await self.gear.resync(list(merged.values()))
+        await self.report(producer, list(merged.values()))
+        log.info("table rebuilt from the snapshot", contracts=len(merged))
+
+    async def run(self) -> None:
+        bootstrap = self.settings.kafka_bootstrap_servers.split(",")
+        consumer = AIOKafkaConsumer(
+            self.topics.network_access,
+            bootstrap_servers=bootstrap,
+            group_id=f"gear-nftables-{self.gear_id}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=int(self.settings.session_timeout * 1000),
+            heartbeat_interval_ms=int(self.settings.heartbeat_interval * 1000),
+            fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+        await consumer.start()
+        await producer.start()
+        try:
+            await self.full_resync(producer)
+            self.ready.set()
+            last_resync = asyncio.get_running_loop().time()
+            while True:
+                batch = await consumer.getmany(timeout_ms=1000, max_records=1000)
+                entries = []
+                for records in batch.values():
+                    for r in records:
+                        entry = self._entry(r.value, r.topic, r.partition, r.offset)
+                        if entry is not None:
+                            entries.append(entry)
+                if entries:
+                    changed = await self.gear.apply(entries)
+                    if changed:
+                        log.info("applied", changes=[f"{e.contract}:{e.state}" for e in changed])
+                        await self.report(producer, changed)
+                if batch:
+                    await consumer.commit()
+                now = asyncio.get_running_loop().time()
+                if now - last_resync > self.resync_interval:
+                    try:
+                        await self.full_resync(producer)
+                    except (OSError, RuntimeError, aiohttp.ClientError) as exc:
+                        log.error("periodic resync failed; will retry", error=str(exc))
+                    last_resync = now
+        finally:
+            await consumer.stop()
+            await producer.stop()
+
+    def _entry(
+        self, raw: bytes | None, topic: str, partition: int, offset: int
+    ) -> nft.Entry | None:
+        try:
+            _, data = parse(raw)
+            if not isinstance(data, NetworkAccess):
+                return None
+            return nft.Entry.of(data.model_dump(mode="json"))
+        except (PoisonMessage, ValidationError, ValueError) as exc:
+            log.error("skipping a record gear cannot read", topic=topic, partition=partition,
+                      offset=offset, error=str(exc))  # fmt: skip
+            return None
+
+
+def default_gear_id() -> str:
+    return socket.gethostname().split(".")[0] or "gateway"
+
+
+def nft_command(text: str) -> list[str]:
+    parts = shlex.split(text)
+    if not parts:
+        raise nft.GearConfigError("nft command: empty")
+    return parts
+
+
+def config_from(settings: Settings, **overrides: Any) -> nft.GearConfig:
+    notice4 = overrides.get("notice4") or settings.gear_notice4
+    notice6 = overrides.get("notice6") or settings.gear_notice6
+    return nft.GearConfig(
+        table=overrides.get("table") or settings.gear_table,
+        notice4=nft.Endpoint.parse(notice4, "notice (IPv4)") if notice4 else None,
+        notice6=nft.Endpoint.parse(notice6, "notice (IPv6)") if notice6 else None,
+        garden=tuple(overrides.get("garden") or settings.gear_walled_garden),
+        restrict_rate=overrides.get("restrict_rate") or settings.gear_restrict_rate,
+    )

@@ -1,0 +1,73 @@
+"""Drift between desired access and what gear reports it applied, against PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from schemas import events as ev
+from schemas.envelope import envelope
+from services.provisioning import drift
+from services.provisioning.service import Provisioning, Q
+from services.runtime import db
+from services.runtime.settings import Topics
+from services.runtime.unit import Unit
+
+NOW = datetime(2026, 12, 20, 10, tzinfo=UTC)
+
+
+def test_drift_lists_what_each_gear_has_not_applied(database_url: str) -> None:
+    asyncio.run(_drift(database_url))
+
+
+async def _drift(url: str) -> None:
+    await db.migrate(url, "provisioning")
+    conn = await db.connect(url, "provisioning")
+    p = Provisioning(Topics())
+
+    async def unit(fn) -> None:  # type: ignore[no-untyped-def]
+        async with conn.transaction():
+            u = Unit(conn, NOW, "/test")
+            await fn(u)
+            await u.flush()
+
+    async def applied(gear: str, contract: str, version: int, state: str) -> None:
+        data = ev.GearApplied(
+            gear=gear,
+            contract=contract,
+            version=version,
+            state=state,
+            applied_at=NOW,  # type: ignore[arg-type]
+        )
+        event = envelope("gear.applied.v1", f"/gear/{gear}", contract, data, NOW)
+        await unit(lambda u: drift.on_gear_applied(u, event, data))
+
+    try:
+        for c, ip in (("1001", "100.64.0.1"), ("1002", "100.64.0.2")):
+            data = ev.ContractUpserted(
+                contract=c, customer_name=c, currency="CZK", monthly_fee_minor=1,
+                subscribers=ev.Subscribers(ipv4=[ip]),
+            )  # fmt: skip
+            event = envelope("contract.upserted.v1", "/test", c, data, NOW)
+            await unit(lambda u, e=event, d=data: p.on_contract(u, e, d))  # version 1
+        await applied("gw-a", "1001", 1, "active")
+        await applied("gw-a", "1002", 1, "active")
+        await applied("gw-b", "1001", 1, "active")
+        assert [(r["gear"], r["contract"]) for r in await conn.fetch(Q.drift, 100)] == [
+            ("gw-b", "1002")
+        ]
+        await unit(lambda u: p.change(u, "1001", "suspend"))  # version 2, nobody applied yet
+        rows = await conn.fetch(Q.drift, 100)
+        assert [
+            (r["gear"], r["contract"], r["desired_version"], r["applied_version"]) for r in rows
+        ] == [
+            ("gw-a", "1001", 2, 1),
+            ("gw-b", "1001", 2, 1),
+            ("gw-b", "1002", 1, None),
+        ]
+        await applied("gw-a", "1001", 2, "suspended")
+        await applied("gw-a", "1001", 1, "active")  # an old report never goes back
+        counts = {r["gear"]: r["behind"] for r in await conn.fetch(Q.drift_counts, NOW)}
+        assert counts == {"gw-b": 2}
+    finally:
+        await conn.close()

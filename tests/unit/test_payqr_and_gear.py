@@ -1,0 +1,110 @@
+"""Payment QR payloads (SPAYD, PAY by square) and the nftables rules, without I/O."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from services.gear import nft
+from services.provisioning import payqr
+
+
+def test_czech_account_to_iban() -> None:
+    assert payqr.iban("19-2000145399/0800") == "CZ6508000000192000145399"
+    assert payqr.iban("2001234567/2010") == "CZ4720100000002001234567"
+    assert payqr.iban("SK31 1100 0000 0026 1234 5678") == "SK3111000000002612345678"
+    with pytest.raises(ValueError, match="expected an IBAN"):
+        payqr.iban("12/3")
+
+
+def test_spayd_carries_account_amount_and_symbols() -> None:
+    code = payqr.spayd(
+        "2001234567/2010", 49900, "CZK", "1001", "2026000001", date(2026, 12, 15), "Fa *1", "Síť"
+    )
+    assert code == (
+        "SPD*1.0*ACC:CZ4720100000002001234567*AM:499.00*CC:CZK*DT:20261215*MSG:FA  1*RN:SIT"
+        "*X-VS:1001*X-SS:2026000001"
+    )
+
+
+def test_pay_by_square_matches_the_reference_vector_and_round_trips() -> None:
+    # The example of the format's public implementations: 1 EUR to SK77..., 5 July 2020.
+    code = payqr.pay_by_square("SK7700000000000000000000", 100, "EUR", None, None, date(2020, 7, 5))
+    assert code == (
+        "000440007S3VT0DFSETNDU5J8KF4EI1MT7B3BBH3P91D830QDBA6IRPF97451V4U11PHMI423IDK7VVU5P800"
+    )
+    fields = payqr.decode_pay_by_square(
+        payqr.pay_by_square(
+            "SK3111000000002612345678", 1990, "EUR", "1001", "2026000001", date(2026, 12, 15)
+        )
+    )
+    assert fields[3:9] == ["19.90", "EUR", "20261215", "1001", "", "2026000001"]
+    assert fields[12] == "SK3111000000002612345678"
+    assert payqr.svg("SPD*1.0").startswith("<svg")
+
+
+CFG = nft.GearConfig(
+    notice4=nft.Endpoint.parse("192.0.2.1:8080", "notice"),
+    notice6=nft.Endpoint.parse("[2001:db8::1]:8080", "notice6"),
+    garden=("198.51.100.30", "2001:db8:ba::/48"),
+    restrict_rate="2 mbytes/second",
+)
+
+
+def entry(state: str, version: int, *addresses: str) -> nft.Entry:
+    v4 = [a for a in addresses if ":" not in a and "/" not in a]
+    p4 = [a for a in addresses if ":" not in a and "/" in a]
+    v6 = [a for a in addresses if ":" in a]
+    return nft.Entry.of(
+        {
+            "contract": "1001",
+            "state": state,
+            "version": version,
+            "subscribers": {"ipv4": v4, "ipv4_prefixes": p4, "ipv6_prefixes": v6},
+        }
+    )
+
+
+def test_ruleset_has_a_set_per_state_and_family_and_the_rules() -> None:
+    text = nft.ruleset(CFG, [entry("suspended", 3, "100.64.0.7", "2001:db8:7::/56")])
+    assert text.startswith("table inet billing {}\ndelete table inet billing\n")
+    assert "set suspended4 { type ipv4_addr; flags interval; elements = { 100.64.0.7 } }" in text
+    assert (
+        "set suspended6 { type ipv6_addr; flags interval; elements = { 2001:db8:7::/56 } }" in text
+    )
+    assert "elements = { 192.0.2.1, 198.51.100.30 }" in text  # garden includes the notice server
+    assert "ip saddr @notice4 ip daddr != @garden4 tcp dport 80 dnat ip to 192.0.2.1:8080" in text
+    assert (
+        "ip6 saddr @suspended6 ip6 daddr != @garden6 tcp dport 80 dnat ip6 to [2001:db8::1]:8080"
+        in text
+    )
+    assert "ip saddr @suspended4 reject with icmp type admin-prohibited" in text
+    assert "limit rate over 2 mbytes/second" in text
+
+
+def test_changes_delete_before_add_and_skip_active() -> None:
+    old = entry("notice", 1, "100.64.0.7", "10.9.0.0/16")
+    new = entry("suspended", 2, "100.64.0.7", "10.9.0.0/16")
+    assert nft.changes(CFG, [(old, new)]) == (
+        "delete element inet billing notice4 { 10.9.0.0/16, 100.64.0.7 }\n"
+        "add element inet billing suspended4 { 10.9.0.0/16, 100.64.0.7 }\n"
+    )
+    assert nft.changes(CFG, [(None, entry("active", 1, "100.64.0.7"))]) == ""
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"restrict_rate": "fast"}, "restrict rate"),
+        ({"garden": ("bank.example",)}, "walled garden"),
+        ({"table": "Billing Table"}, "table"),
+    ],
+)
+def test_bad_gear_configuration_names_what_is_wrong(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(nft.GearConfigError, match=message):
+        nft.GearConfig(**kwargs)  # type: ignore[arg-type]
+    with pytest.raises(nft.GearConfigError, match="ADDRESS:PORT"):
+        nft.Endpoint.parse("192.0.2.1", "notice")
