@@ -52,7 +52,10 @@ class ContractUpserted(Data):
     monthly_fee_minor: int = Field(ge=0)
     active: bool = True
     exempt: bool = False
-    policy: str = "notice-then-suspend"
+    policy: str | None = Field(
+        default=None, description="Dunning policy; None: the group's, else the default"
+    )
+    group: str | None = Field(default=None, description="Contract group (policy by group)")
     contacts: list[Contact] = Field(default_factory=list)
     subscribers: Subscribers = Field(default_factory=Subscribers)
 
@@ -233,7 +236,40 @@ class ReminderRequested(DunningRequest):
 
 
 class NoticeRequested(DunningRequest):
+    promise_max_days: int = Field(
+        default=0, ge=0, description="How far the customer may postpone; 0: no promise"
+    )
+
+
+class RestrictRequested(DunningRequest):
     pass
+
+
+class FeeCharged(Data):
+    """A late fee, charged once per late invoice, to be billed on the next invoice."""
+
+    contract: str
+    request_id: str
+    invoice_number: str = Field(description="The late invoice")
+    amount_minor: int = Field(gt=0)
+    currency: Currency = CURRENCY
+    step: str
+    policy: str
+
+
+class PromiseMade(Data):
+    """The customer promised to pay (from the notice page) or an operator postponed."""
+
+    contract: str
+    days: int | None = Field(
+        default=None, ge=1, le=60, description="Customer: postpone the suspension by this many days"
+    )
+    until: AwareDatetime | None = Field(default=None, description="Operator: postpone until then")
+    by: Literal["customer", "operator"]
+    reason: str = ""
+    address: str | None = None
+    user_agent: str | None = None
+    made_at: AwareDatetime
 
 
 class SuspendRequested(DunningRequest):

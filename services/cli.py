@@ -12,6 +12,8 @@ billing payments unmatched|show|assign  the operators' queue of unmatched paymen
 billing gear nftables ...            the reference network gear (Linux nftables)
 billing clock show|set|advance       the shared test clock (test/demo mode only)
 billing dunning explain C            where a contract stands and what happens next
+billing dunning preview --on DATE    who would be reminded, noticed, suspended ... that day
+billing dunning postpone|exempt C    an operator's postponement or exemption, with a reason
 billing notify log C                 messages sent to a contract
 billing notify preview KIND --lang L one message rendered (text, HTML, SMS)
 billing migrate / topics             set-up steps `billing run` also does
@@ -230,34 +232,6 @@ def cmd_clock(args: argparse.Namespace) -> None:
     asyncio.run(go())
 
 
-def cmd_dunning_explain(args: argparse.Namespace) -> None:
-    settings = get_settings()
-
-    async def go() -> None:
-        from services.dunning.service import Q
-
-        conn = await db.connect(settings.database_url, "dunning")
-        try:
-            st = await conn.fetchrow(
-                "SELECT stage, episode, acknowledged_at, why, next_check_at FROM state"
-                " WHERE contract = $1",
-                args.contract,
-            )
-            if st is None:
-                raise CliError(f"dunning knows no contract {args.contract}")
-            print(f"contract {args.contract}: {st['stage']}")
-            print(f"  why: {st['why']}")
-            if st["acknowledged_at"]:
-                print(f"  notice acknowledged at {st['acknowledged_at']:%Y-%m-%d %H:%M}")
-            print(f"  next check: {st['next_check_at'] or 'none scheduled'}")
-            for a in await conn.fetch(Q.actions_of, args.contract):
-                print(f"  {a['decided_at']:%Y-%m-%d %H:%M}  {a['kind']:<8} {a['request_id']}")
-        finally:
-            await conn.close()
-
-    asyncio.run(go())
-
-
 def cmd_notify_log(args: argparse.Namespace) -> None:
     settings = get_settings()
 
@@ -447,10 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     clock.add_argument("value", nargs="*")
     clock.set_defaults(fn=cmd_clock)
 
-    dunning = sub.add_parser("dunning").add_subparsers(dest="sub", required=True)
-    explain = dunning.add_parser("explain", help="a contract's dunning state and history")
-    explain.add_argument("contract")
-    explain.set_defaults(fn=cmd_dunning_explain)
+    from services.dunning import cli as dunning_cli
+
+    dunning_cli.register(sub)
 
     from services.bank_import import cli as bank_import_cli
     from services.gear import cli as gear_cli

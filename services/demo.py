@@ -231,10 +231,8 @@ class Scenario:
             async with http.get(f"http://127.0.0.1:{port}/") as resp:
                 page = await resp.text()
             token = page.split('name="csrf" value="')[1].split('"')[0]
-            request_id = page.split('name="request_id" value="')[1].split('"')[0]
             async with http.post(
-                f"http://127.0.0.1:{port}/acknowledge",
-                data={"csrf": token, "request_id": request_id},
+                f"http://127.0.0.1:{port}/acknowledge", data={"csrf": token}
             ) as resp:
                 await resp.text()
         return page
@@ -317,6 +315,14 @@ class Scenario:
             "C settled after paying the rest",
         )
 
+        await self.advance_to(date(2026, 12, 22))
+        second = self.watcher.of("reminder.requested.v1", "1002")
+        self.check(
+            len(second) == 2 and second[-1].event["data"]["channels"] == ["email", "sms"],
+            "B's second reminder (due + 7 days), by e-mail and SMS",
+        )
+        await self.log("second reminder: B (e-mail and SMS)")
+
         await self.advance_to(date(2026, 12, 25))
         self.check(
             len(self.watcher.of("notice.requested.v1", "1002")) == 1,
@@ -376,11 +382,12 @@ class Scenario:
             self.mails("ucetni@example.cz")
             == [
                 "Připomínka neuhrazené faktury (1002)",
+                "Připomínka neuhrazené faktury (1002)",
                 "Upozornění před pozastavením služby (1002)",
                 "Služba pozastavena (1002)",
                 "Služba obnovena (1002)",
             ],
-            "B's accountant got reminder, notice, suspension and restore, once each",
+            "B's accountant got two reminders, notice, suspension and restore, once each",
         )
         self.check(
             self.access("1001") == ["active"] and self.access("1003") == ["active"],

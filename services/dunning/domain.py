@@ -1,30 +1,40 @@
-"""The dunning decision: ``decide(facts, policy, now) -> Decision``.
+"""The dunning decision: ``decide(facts, policy, now, tolerance) -> Decision``.
 
 Recomputed from facts on every relevant event and timer (DESIGN section 6), so applying
 the same facts twice changes nothing. Deadlines are anchored on the due date of the oldest
 invoice still unpaid: a partial payment leaves that invoice unpaid and cannot skip a stage
 (Kill Bill issue 2297). After downtime only the highest step that applies now is acted on;
 the steps it overtook are recorded as skipped, so a worker back after three days sends one
-reminder, not three.
+reminder, not three. Fees are the exception: each invoice is charged once, whatever else
+happened.
+
+Fairness guards hold back the policy's guarded actions (suspend and restrict by default):
+not on weekends or public holidays of the contract's country, not outside staffed hours,
+not while a payment of the contract waits unmatched, not before a promise to pay runs out.
+A held action is decided again at the next moment it would be allowed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from services.dunning.policy import Policy, Step
+import holidays
 
-Stage = Literal["active", "notice", "suspended"]
-ActionKind = Literal["reminder", "notice", "suspend", "restore", "skip"]
+from services.dunning.policy import Policy, Step, staffed_window
+
+Stage = Literal["active", "notice", "restricted", "suspended"]
+ActionKind = Literal["reminder", "notice", "suspend", "restrict", "fee", "restore", "skip"]
 
 TIMEZONES = {
     "CZ": ZoneInfo("Europe/Prague"),
     "SK": ZoneInfo("Europe/Bratislava"),
     "HU": ZoneInfo("Europe/Budapest"),
 }
+_RANK = {"active": 0, "notice": 1, "restricted": 1, "suspended": 2}
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,9 @@ class Facts:
     episode: str | None  # invoice number that opened the current notice/suspension episode
     acknowledged_at: datetime | None
     done: frozenset[str]  # request ids already acted on (or skipped)
+    noticed_at: datetime | None = None  # when the notice of this episode was requested
+    promised_until: datetime | None = None  # customer's promise or operator's postponement
+    unmatched_since: datetime | None = None  # a payment of the contract waits unmatched
 
 
 @dataclass(frozen=True)
@@ -55,6 +68,15 @@ class Action:
     step: str
     request_id: str
     channels: tuple[str, ...] = ()
+    amount_minor: int = 0  # fees
+    invoice: str | None = None  # fees: the late invoice
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    step: str
+    action: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -68,19 +90,127 @@ class Decision:
     overdue_minor: int
     currency: str | None
     why: str
+    held: str | None = None
+    upcoming: tuple[Upcoming, ...] = field(default=())
 
 
-def _local_midnight(day: date, tz: ZoneInfo) -> datetime:
+# --- calendar ----------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=64)
+def _holidays(country: str, year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays(country, years=year).keys())
+
+
+def is_holiday(country: str, day: date) -> bool:
+    return day in _holidays(country, day.year)
+
+
+def is_working_day(country: str, day: date) -> bool:
+    return day.weekday() < 5 and not is_holiday(country, day)
+
+
+def add_working_days(country: str, start: date, n: int) -> date:
+    """The day on which ``n`` full working days after ``start`` have passed."""
+    day, left = start, n
+    while left > 0:
+        day += timedelta(days=1)
+        if is_working_day(country, day):
+            left -= 1
+    return day
+
+
+def _midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0, 0), tzinfo=tz)
 
 
-def _restore_id(episode: str | None, done: frozenset[str]) -> str:
-    base = f"restore@{episode or 'none'}"
+# --- guards --------------------------------------------------------------------------------
+
+
+def hold(facts: Facts, policy: Policy, action: str, now: datetime) -> tuple[str, datetime] | None:
+    """Why ``action`` may not happen at ``now``, and the next moment to look again."""
+    g = policy.guards
+    if action not in g.actions:
+        return None
+    tz = TIMEZONES.get(facts.country, TIMEZONES["CZ"])
+    if (
+        facts.promised_until is not None
+        and now < facts.promised_until
+        and action
+        in (
+            "suspend",
+            "restrict",
+        )
+    ):
+        return f"postponed until {facts.promised_until.isoformat()}", facts.promised_until
+    if facts.unmatched_since is not None and g.unmatched_hold_days:
+        until = facts.unmatched_since + timedelta(days=g.unmatched_hold_days)
+        if now < until:
+            return "a payment of the contract waits unmatched", until
+    allowed = next_allowed(facts.country, policy, now, tz)
+    if allowed > now:
+        local = now.astimezone(tz)
+        if g.weekends and local.weekday() >= 5:
+            why = "weekend"
+        elif g.holidays and is_holiday(facts.country, local.date()):
+            why = "public holiday"
+        else:
+            why = "outside staffed hours"
+        return why, allowed
+    return None
+
+
+def next_allowed(country: str, policy: Policy, now: datetime, tz: ZoneInfo) -> datetime:
+    """The first moment from ``now`` on a day and hour the guards allow."""
+    g = policy.guards
+    window = staffed_window(g.staffed_hours) if g.staffed_hours else (time(0, 0), time.max)
+    local = now.astimezone(tz)
+    for offset in range(0, 60):
+        day = local.date() + timedelta(days=offset)
+        if g.weekends and day.weekday() >= 5:
+            continue
+        if g.holidays and is_holiday(country, day):
+            continue
+        start = datetime.combine(day, window[0], tzinfo=tz)
+        end = datetime.combine(day, window[1], tzinfo=tz)
+        if offset == 0 and local >= end:
+            continue
+        return max(start, now)
+    return now  # a policy whose guards never allow anything: do not wait forever
+
+
+# --- the decision ---------------------------------------------------------------------------
+
+
+def step_due(step: Step, invoice: UnpaidInvoice, facts: Facts, tz: ZoneInfo) -> datetime | None:
+    """When ``step`` becomes due for ``invoice`` (None: not yet known)."""
+    if step.after_days is not None:
+        return _midnight(invoice.due_on + timedelta(days=step.after_days), tz)
+    if step.after_working_days is not None:
+        return _midnight(
+            add_working_days(facts.country, invoice.due_on, step.after_working_days), tz
+        )
+    if step.after_month_end:
+        first = (invoice.due_on.replace(day=1) + timedelta(days=32)).replace(day=1)
+        return _midnight(first, tz)
+    times = []
+    if facts.acknowledged_at is not None and step.after_acknowledged_days is not None:
+        times.append(facts.acknowledged_at + timedelta(days=step.after_acknowledged_days))
+    if facts.noticed_at is not None and step.deadline_days is not None:
+        times.append(facts.noticed_at + timedelta(days=step.deadline_days))
+    return min(times) if times else None
+
+
+def _next_id(base: str, done: frozenset[str]) -> str:
     candidate, n = base, 1
     while candidate in done:
         n += 1
         candidate = f"{base}#{n}"
     return candidate
+
+
+def _restore_id(episode: str | None, done: frozenset[str]) -> str:
+    return _next_id(f"restore@{episode or 'none'}", done)
 
 
 def decide(facts: Facts, policy: Policy, now: datetime, tolerance: int) -> Decision:
@@ -95,95 +225,98 @@ def decide(facts: Facts, policy: Policy, now: datetime, tolerance: int) -> Decis
     overdue_minor = sum(i.open_minor for i in overdue if i.currency == currency)
 
     if not overdue:
-        next_check = _local_midnight(unpaid[0].due_on + timedelta(days=1), tz) if unpaid else None
+        next_check = _midnight(unpaid[0].due_on + timedelta(days=1), tz) if unpaid else None
         if facts.stage != "active":
             restore = Action("restore", "restore", _restore_id(facts.episode, facts.done))
             return Decision(
-                "active",
-                None,
-                None,
-                (restore,),
-                next_check,
-                (),
-                0,
-                currency,
+                "active", None, None, (restore,), next_check, (), 0, currency,
                 "nothing overdue any more: restore access",
-            )
+            )  # fmt: skip
         return Decision("active", None, None, (), next_check, (), 0, currency, "nothing overdue")
 
     anchor = overdue[0]
-    days_overdue = (today - anchor.due_on).days
-    notice_done = any(
+    notice_done = facts.stage in ("notice", "suspended") or any(
         s.action == "notice" and f"{s.name}@{anchor.invoice_number}" in facts.done
         for s in policy.steps
-    ) or facts.stage in ("notice", "suspended")
+    )
 
-    def reached(step: Step) -> bool:
-        if step.action == "suspend":
-            return (
-                notice_done
-                and not facts.exempt
-                and facts.acknowledged_at is not None
-                and step.after_acknowledged_days is not None
-                and now >= facts.acknowledged_at + timedelta(days=step.after_acknowledged_days)
-            )
-        if facts.exempt and step.action == "notice":
-            return False
-        threshold = step.min_overdue_minor.get(currency or "", 0)
-        return (
-            step.after_days is not None
-            and days_overdue >= step.after_days
-            and overdue_minor >= threshold
-        )
+    def blocked(step: Step) -> bool:
+        if facts.exempt and step.action in ("notice", "suspend", "restrict", "fee"):
+            return True
+        if step.action == "suspend" and not notice_done:
+            return True
+        if overdue_minor < step.min_overdue.get(currency or "", 0):
+            return True
+        return len(overdue) < step.min_invoices
 
-    def request_id(step: Step) -> str:
-        return f"{step.name}@{anchor.invoice_number}"
+    def rid(step: Step, invoice: UnpaidInvoice = anchor) -> str:
+        return f"{step.name}@{invoice.invoice_number}"
 
-    reached_steps = [s for s in policy.steps if reached(s)]
+    escalation = [s for s in policy.steps if s.action != "fee"]
+    due_at = {s.name: step_due(s, anchor, facts, tz) for s in escalation}
+    reached = [
+        s for s in escalation if not blocked(s) and (t := due_at[s.name]) is not None and now >= t
+    ]
     actions: list[Action] = []
     stage: Stage = facts.stage
     episode = facts.episode
-    if reached_steps:
-        top = reached_steps[-1]
-        for step in reached_steps[:-1]:
-            if request_id(step) not in facts.done:
-                actions.append(Action("skip", step.name, request_id(step)))
-        if request_id(top) not in facts.done and not _stage_covers(stage, top.action):
-            actions.append(Action(top.action, top.name, request_id(top), tuple(top.channels)))
-            if top.action == "notice":
-                stage, episode = "notice", anchor.invoice_number
-            elif top.action == "suspend":
-                stage = "suspended"
-
+    held: str | None = None
     pending: list[datetime] = []
-    for step in policy.steps:
-        if step in reached_steps:
+    if reached:
+        top = reached[-1]
+        wanted = {"notice": "notice", "suspend": "suspended", "restrict": "restricted"}
+        covered = top.action in wanted and _RANK[stage] >= _RANK[wanted[top.action]]
+        request = rid(top)
+        if request in facts.done and top.action in wanted and not covered:
+            # Done once, then restored, and now unpaid again (a reversed payment): the
+            # same escalation again, under a new request id.
+            request = _next_id(request, facts.done)
+        if request not in facts.done and not covered:
+            stop = hold(facts, policy, top.action, now)
+            if stop is not None:
+                held = f"{top.name} held: {stop[0]}"
+                pending.append(stop[1])
+            else:
+                for step in reached[:-1]:
+                    if rid(step) not in facts.done:
+                        actions.append(Action("skip", step.name, rid(step)))
+                actions.append(Action(top.action, top.name, request, tuple(top.channels)))
+                if top.action == "notice":
+                    stage, episode = "notice", anchor.invoice_number
+                elif top.action in ("suspend", "restrict"):
+                    stage = wanted[top.action]  # type: ignore[assignment]
+                    episode = episode or anchor.invoice_number
+
+    # Fees: once per late invoice, not overtaken by escalation.
+    for step in (s for s in policy.steps if s.action == "fee"):
+        for inv in overdue:
+            t = step_due(step, inv, facts, tz)
+            if t is None or blocked(step) or rid(step, inv) in facts.done:
+                continue
+            if now >= t:
+                amount = step.fee.get(inv.currency, 0)
+                if amount:
+                    actions.append(
+                        Action("fee", step.name, rid(step, inv), (), amount, inv.invoice_number)
+                    )
+            else:
+                pending.append(t)
+
+    upcoming = []
+    for s in escalation:
+        t = due_at[s.name]
+        if s in reached or t is None or (blocked(s) and s.action != "suspend"):
             continue
-        if step.after_days is not None:
-            pending.append(_local_midnight(anchor.due_on + timedelta(days=step.after_days), tz))
-        elif facts.acknowledged_at is not None and step.after_acknowledged_days is not None:
-            pending.append(facts.acknowledged_at + timedelta(days=step.after_acknowledged_days))
+        pending.append(t)
+        upcoming.append(Upcoming(s.name, s.action, t))
     next_check = min((p for p in pending if p > now), default=None)
     why = (
-        f"invoice {anchor.invoice_number} is {days_overdue} days overdue"
+        f"invoice {anchor.invoice_number} is {(today - anchor.due_on).days} days overdue"
         f" ({overdue_minor} {currency} open in {len(overdue)} invoice(s));"
-        f" steps reached: {', '.join(s.name for s in reached_steps) or 'none'}"
+        f" steps reached: {', '.join(s.name for s in reached) or 'none'}"
+        + (f"; {held}" if held else "")
     )
     return Decision(
-        stage,
-        episode,
-        facts.acknowledged_at,
-        tuple(actions),
-        next_check,
-        overdue,
-        overdue_minor,
-        currency,
-        why,
-    )
-
-
-def _stage_covers(stage: Stage, action: str) -> bool:
-    """A stage already at or beyond what the action asks for needs no second request."""
-    order = {"active": 0, "notice": 1, "suspended": 2}
-    wanted = {"notice": 1, "suspend": 2}.get(action)
-    return wanted is not None and order[stage] >= wanted
+        stage, episode, facts.acknowledged_at, tuple(actions), next_check, overdue,
+        overdue_minor, currency, why, held, tuple(sorted(upcoming, key=lambda u: u.at)),
+    )  # fmt: skip

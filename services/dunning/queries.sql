@@ -1,11 +1,53 @@
 -- name: upsert_contract
-INSERT INTO contracts (contract, country, currency, policy, exempt) VALUES ($1, $2, $3, $4, $5)
+INSERT INTO contracts (contract, country, currency, policy, exempt, grp)
+VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT (contract) DO UPDATE
 SET country = EXCLUDED.country, currency = EXCLUDED.currency, policy = EXCLUDED.policy,
-    exempt = EXCLUDED.exempt;
+    exempt = EXCLUDED.exempt, grp = EXCLUDED.grp;
 
 -- name: get_contract
-SELECT contract, country, currency, policy, exempt FROM contracts WHERE contract = $1;
+SELECT c.contract, c.country, c.currency, c.policy, c.grp,
+       c.exempt OR e.contract IS NOT NULL AS exempt, e.reason AS exempt_reason
+FROM contracts c LEFT JOIN exemptions e USING (contract)
+WHERE c.contract = $1;
+
+-- name: all_contracts
+SELECT contract FROM contracts ORDER BY contract;
+
+-- name: noticed_at
+SELECT max(decided_at) FROM actions WHERE contract = $1 AND kind = 'notice';
+
+-- name: promised_until
+SELECT max(until) FROM promises WHERE contract = $1 AND accepted;
+
+-- name: last_customer_promise
+SELECT max(made_at) FROM promises WHERE contract = $1 AND accepted AND by = 'customer';
+
+-- name: insert_promise
+INSERT INTO promises (contract, until, by, reason, address, user_agent, made_at, accepted, note)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
+
+-- name: promises_of
+SELECT until, by, reason, address, made_at, accepted, note
+FROM promises WHERE contract = $1 ORDER BY made_at, id;
+
+-- name: set_exemption
+INSERT INTO exemptions (contract, reason, by, since) VALUES ($1, $2, $3, $4)
+ON CONFLICT (contract) DO UPDATE SET reason = EXCLUDED.reason, by = EXCLUDED.by,
+    since = EXCLUDED.since;
+
+-- name: clear_exemption
+DELETE FROM exemptions WHERE contract = $1;
+
+-- name: unmatched_since
+SELECT since FROM unmatched_payments WHERE contract = $1;
+
+-- name: mark_unmatched
+INSERT INTO unmatched_payments (contract, since, bank_tx_id) VALUES ($1, $2, $3)
+ON CONFLICT (contract) DO NOTHING;
+
+-- name: clear_unmatched
+DELETE FROM unmatched_payments WHERE contract = $1;
 
 -- name: invoice_issued
 INSERT INTO invoices (invoice_number, contract, vs, ss, due_on, amount_minor, open_minor, currency)

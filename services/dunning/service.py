@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import BaseModel
 
 from schemas import events as ev
 from schemas.envelope import CloudEvent
 from services.dunning import domain
-from services.dunning.policy import Policy, presets
+from services.dunning.policy import Policy, load_all
 from services.runtime import logs, sql, timers
 from services.runtime.settings import Settings, Topics
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
 log = logs.get(__name__)
-
-DEFAULT_POLICY = "notice-then-suspend"
 
 
 async def lock_contract(unit: Unit, contract: str) -> None:
@@ -28,20 +28,39 @@ class Dunning:
     def __init__(self, settings: Settings, topics: Topics) -> None:
         self.settings = settings
         self.topics = topics
-        self.policies: dict[str, Policy] = presets()
+        self.policies: dict[str, Policy] = load_all(settings.dunning_policy_dir)
+        for group, name in settings.dunning_group_policies.items():
+            if name not in self.policies:
+                raise ValueError(
+                    f"BILLING_DUNNING_GROUP_POLICIES[{group}]: no policy {name!r}"
+                    f" (known: {', '.join(sorted(self.policies))})"
+                )
+        if settings.dunning_default_policy not in self.policies:
+            raise ValueError(
+                f"BILLING_DUNNING_DEFAULT_POLICY: no policy {settings.dunning_default_policy!r}"
+            )
 
-    def policy(self, name: str) -> Policy:
-        found = self.policies.get(name)
+    def policy(self, name: str | None, group: str | None = None) -> Policy:
+        """The contract's own policy, else its group's, else the default."""
+        if name is None and group is not None:
+            name = self.settings.dunning_group_policies.get(group)
+        found = self.policies.get(name or self.settings.dunning_default_policy)
         if found is None:
             log.warning("unknown policy, using the default", policy=name)
-            return self.policies[DEFAULT_POLICY]
+            return self.policies[self.settings.dunning_default_policy]
         return found
 
     async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.ContractUpserted)
         await lock_contract(unit, data.contract)
         await unit.conn.execute(
-            Q.upsert_contract, data.contract, data.country, data.currency, data.policy, data.exempt
+            Q.upsert_contract,
+            data.contract,
+            data.country,
+            data.currency,
+            data.policy,
+            data.exempt,
+            data.group,
         )
         await self.recompute(unit, data.contract)
 
@@ -107,17 +126,21 @@ class Dunning:
             for r in await conn.fetch(Q.unpaid_invoices, contract)
         )
         done = frozenset(r["request_id"] for r in await conn.fetch(Q.done_actions, contract))
+        stage: domain.Stage = st["stage"] if st else "active"
         facts = domain.Facts(
             contract=contract,
             country=c["country"],
             exempt=c["exempt"],
             invoices=invoices,
-            stage=st["stage"] if st else "active",
+            stage=stage,
             episode=st["episode"] if st else None,
             acknowledged_at=st["acknowledged_at"] if st else None,
             done=done,
+            noticed_at=await conn.fetchval(Q.noticed_at, contract) if stage != "active" else None,
+            promised_until=await conn.fetchval(Q.promised_until, contract),
+            unmatched_since=await conn.fetchval(Q.unmatched_since, contract),
         )
-        return facts, self.policy(c["policy"])
+        return facts, self.policy(c["policy"], c["grp"])
 
     async def recompute(self, unit: Unit, contract: str) -> domain.Decision | None:
         found = await self.facts(unit, contract)
@@ -133,7 +156,10 @@ class Dunning:
                 Q.insert_action, contract, action.request_id, action.kind, action.step, unit.now
             )
             if new is not None:
-                self._emit(unit, contract, policy, decision, action)
+                promise_days = 0
+                if action.kind == "notice":
+                    promise_days = await self.promise_allowance(unit, contract, policy)
+                self._emit(unit, contract, policy, decision, action, promise_days)
         await unit.conn.execute(
             Q.save_state,
             contract,
@@ -147,11 +173,119 @@ class Dunning:
         await timers.schedule(unit.conn, contract, decision.next_check_at)
         return decision
 
+    async def promise_allowance(self, unit: Unit, contract: str, policy: Policy) -> int:
+        """How many days the customer may still postpone: 0 when the policy allows no
+        promise, or one was made within ``once_per_days``."""
+        if not policy.promise.max_days:
+            return 0
+        last = await unit.conn.fetchval(Q.last_customer_promise, contract)
+        if last is not None and unit.now - last < timedelta(days=policy.promise.once_per_days):
+            return 0
+        return policy.promise.max_days
+
+    async def on_promise(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+        """A promise to pay: the customer's within the policy's limits, an operator's as
+        given. Either way the suspension (and restriction) waits until then."""
+        assert isinstance(data, ev.PromiseMade)
+        await lock_contract(unit, data.contract)
+        found = await self.facts(unit, data.contract)
+        if found is None:
+            raise LookupError(f"promise for unknown contract {data.contract}")
+        facts, policy = found
+        # The postponement counts from when the suspension (or restriction) would come.
+        tolerance = self.settings.rounding_tolerance.get(
+            facts.invoices[0].currency if facts.invoices else "", 0
+        )
+        planned = domain.decide(facts, policy, unit.now, tolerance).upcoming
+        base = next((u.at for u in planned if u.action in ("suspend", "restrict")), unit.now)
+        base = max(base, facts.promised_until or base)
+        accepted, note = True, ""
+        if data.by == "customer":
+            allowed = await self.promise_allowance(unit, data.contract, policy)
+            days = min(data.days or allowed, allowed)
+            until = base + timedelta(days=days)
+            if not allowed:
+                accepted, note = False, "no promise allowed now by the policy"
+            elif facts.stage not in ("notice", "suspended", "restricted"):
+                accepted, note = False, "nothing to postpone"
+            elif (data.days or 0) > allowed:
+                note = f"shortened to the policy's {allowed} days"
+        else:
+            until = data.until or base
+        await unit.conn.execute(
+            Q.insert_promise,
+            data.contract,
+            until,
+            data.by,
+            data.reason,
+            data.address,
+            data.user_agent,
+            data.made_at,
+            accepted,
+            note,
+        )
+        log.info("promise", contract=data.contract, accepted=accepted, until=until.isoformat())
+        await self.recompute(unit, data.contract)
+
+    async def on_unmatched(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+        """A payment with the contract's VS that payments could not pair (another currency,
+        say): hold suspension until an operator sorts it out (or the hold runs out)."""
+        assert isinstance(data, ev.PaymentUnmatched)
+        if data.vs is None or data.amount_minor <= 0:
+            return
+        await lock_contract(unit, data.vs)
+        if await unit.conn.fetchrow(Q.get_contract, data.vs) is None:
+            return
+        await unit.conn.execute(Q.mark_unmatched, data.vs, unit.now, data.bank_tx_id)
+        await self.recompute(unit, data.vs)
+
+    async def on_matched(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+        assert isinstance(data, ev.PaymentMatched)
+        if data.rule != "manual":
+            return
+        await lock_contract(unit, data.contract)
+        await unit.conn.execute(Q.clear_unmatched, data.contract)
+        await self.recompute(unit, data.contract)
+
+    async def set_exempt(
+        self, unit: Unit, contract: str, reason: str | None, operator: str
+    ) -> domain.Decision | None:
+        """An operator exempts a contract from notice, suspension, restriction and fees
+        (a school, a hospital), with a reason; ``reason=None`` lifts it."""
+        await lock_contract(unit, contract)
+        if reason is None:
+            await unit.conn.execute(Q.clear_exemption, contract)
+        else:
+            await unit.conn.execute(Q.set_exemption, contract, reason, operator, unit.now)
+        return await self.recompute(unit, contract)
+
     def _emit(
-        self, unit: Unit, contract: str, policy: Policy, d: domain.Decision, a: domain.Action
+        self,
+        unit: Unit,
+        contract: str,
+        policy: Policy,
+        d: domain.Decision,
+        a: domain.Action,
+        promise_days: int = 0,
     ) -> None:
         if a.kind == "skip":
             log.info("step overtaken, skipped", step=a.step, request_id=a.request_id)
+            return
+        if a.kind == "fee":
+            unit.emit(
+                self.topics.dunning,
+                "fee.charged.v1",
+                contract,
+                ev.FeeCharged(
+                    contract=contract,
+                    request_id=a.request_id,
+                    invoice_number=a.invoice or "",
+                    amount_minor=a.amount_minor,
+                    currency=d.currency or "CZK",
+                    step=a.step,
+                    policy=policy.name,
+                ),
+            )
             return
         if a.kind == "restore":
             unit.emit(
@@ -197,7 +331,17 @@ class Dunning:
             )
         elif a.kind == "notice":
             unit.emit(
-                self.topics.dunning, "notice.requested.v1", contract, ev.NoticeRequested(**common)
+                self.topics.dunning,
+                "notice.requested.v1",
+                contract,
+                ev.NoticeRequested(**common, promise_max_days=promise_days),
+            )
+        elif a.kind == "restrict":
+            unit.emit(
+                self.topics.dunning,
+                "restrict.requested.v1",
+                contract,
+                ev.RestrictRequested(**common),
             )
         elif a.kind == "suspend":
             unit.emit(

@@ -23,8 +23,13 @@ def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
             "invoice.settled.v1": d.on_invoice_settled,
             "invoice.partially_paid.v1": d.on_partially_paid,
             "invoice.reopened.v1": d.on_reopened,
+            "payment.unmatched.v1": d.on_unmatched,
+            "payment.matched.v1": d.on_matched,
         },
-        rt.topics.notices: {"notice.acknowledged.v1": d.on_acknowledged},
+        rt.topics.notices: {
+            "notice.acknowledged.v1": d.on_acknowledged,
+            "promise.made.v1": d.on_promise,
+        },
     }
 
 

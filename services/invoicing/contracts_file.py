@@ -89,7 +89,8 @@ def _csv_to_item(row: dict[str, str], where: str) -> dict[str, Any]:
         "monthly_fee_minor": fee,
         "active": (row.get("active") or "true").lower() in ("1", "true", "yes"),
         "exempt": (row.get("exempt") or "false").lower() in ("1", "true", "yes"),
-        "policy": row.get("policy") or "notice-then-suspend",
+        "policy": row.get("policy") or None,
+        "group": row.get("group") or None,
         "contacts": [],
         "subscribers": {"ipv4": split("ipv4"), "ipv6": split("ipv6"), "logins": split("login")},
     }

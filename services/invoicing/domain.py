@@ -57,6 +57,7 @@ class NewInvoice:
     due_on: date
     amount_minor: int
     currency: str
+    fees_minor: int = 0  # late fees included in amount_minor
 
 
 def invoice_number(year: int, sequence: int) -> str:
@@ -83,10 +84,13 @@ def billing_run(
     issued_on: date,
     already_invoiced: set[str],
     last_sequence: int,
+    fees: dict[str, int] | None = None,
 ) -> list[NewInvoice]:
-    """One invoice per active, not yet invoiced contract with a fee, for ``period``.
+    """One invoice per active, not yet invoiced contract with a fee, for ``period``; late
+    fees waiting for the contract (``fees``, minor units in its currency) are added.
 
     Running the same period again issues nothing for the contracts already invoiced."""
+    fees = fees or {}
     validate_period(period)
     issued: list[NewInvoice] = []
     sequence = last_sequence
@@ -104,8 +108,9 @@ def billing_run(
                 period=period,
                 issued_on=issued_on,
                 due_on=c.due_rule.due_on(issued_on),
-                amount_minor=c.monthly_fee_minor,
+                amount_minor=c.monthly_fee_minor + fees.get(c.contract, 0),
                 currency=c.currency,
+                fees_minor=fees.get(c.contract, 0),
             )
         )
     return issued

@@ -26,9 +26,26 @@ UPDATE invoice_sequences SET last = $2 WHERE year = $1;
 
 -- name: insert_invoices
 INSERT INTO invoices (invoice_number, contract, vs, ss, period, issued_on, due_on, amount_minor,
-                      currency, created_at)
+                      currency, created_at, fees_minor)
 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[],
-                     $7::date[], $8::bigint[], $9::text[], $10::timestamptz[]);
+                     $7::date[], $8::bigint[], $9::text[], $10::timestamptz[], $11::bigint[]);
+
+-- name: record_fee
+INSERT INTO pending_fees (contract, request_id, late_invoice, amount_minor, currency, charged_at)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT DO NOTHING;
+
+-- name: unbilled_fees
+-- Fees waiting, in each contract's billing currency (others stay for an operator).
+SELECT f.contract, sum(f.amount_minor)::bigint AS amount_minor
+FROM pending_fees f JOIN contracts c USING (contract)
+WHERE f.billed_on IS NULL AND f.currency = c.currency
+GROUP BY f.contract;
+
+-- name: mark_fees_billed
+UPDATE pending_fees f SET billed_on = i.invoice_number
+FROM unnest($1::text[], $2::text[]) AS i(contract, invoice_number)
+WHERE f.contract = i.contract AND f.billed_on IS NULL;
 
 -- name: record_run
 INSERT INTO billing_runs (period, issued_on, issued, run_at) VALUES ($1, $2, $3, $4);

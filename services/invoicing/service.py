@@ -60,7 +60,8 @@ async def billing_run(
     already = {r["contract"] for r in await conn.fetch(Q.invoiced_in_period, period)}
     # Row lock on the year's sequence: concurrent runs serialise here, numbers stay gapless.
     last = await conn.fetchval(Q.lock_sequence, issued_on.year)
-    invoices = domain.billing_run(contracts, period, issued_on, already, last)
+    fees = {r["contract"]: r["amount_minor"] for r in await conn.fetch(Q.unbilled_fees)}
+    invoices = domain.billing_run(contracts, period, issued_on, already, last, fees)
     if invoices:
         cols = list(
             zip(
@@ -76,6 +77,7 @@ async def billing_run(
                         i.amount_minor,
                         i.currency,
                         unit.now,
+                        i.fees_minor,
                     )
                     for i in invoices
                 ],
@@ -83,6 +85,13 @@ async def billing_run(
             )
         )
         await conn.execute(Q.insert_invoices, *cols)
+        billed = [i for i in invoices if i.fees_minor]
+        if billed:
+            await conn.execute(
+                Q.mark_fees_billed,
+                [i.contract for i in billed],
+                [i.invoice_number for i in billed],
+            )
         await conn.execute(Q.set_sequence, issued_on.year, last + len(invoices))
     await conn.execute(Q.record_run, period, issued_on, len(invoices), unit.now)
     for inv in invoices:
@@ -109,6 +118,19 @@ async def billing_run(
 async def on_settled(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
     assert isinstance(data, ev.InvoiceSettled)
     await unit.conn.execute(Q.mark_paid, data.invoice_number, data.paid_minor, data.settled_on)
+
+
+async def on_fee_charged(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+    assert isinstance(data, ev.FeeCharged)
+    await unit.conn.execute(
+        Q.record_fee,
+        data.contract,
+        data.request_id,
+        data.invoice_number,
+        data.amount_minor,
+        data.currency,
+        unit.now,
+    )
 
 
 async def on_reopened(unit: Unit, event: CloudEvent, data: BaseModel) -> None:

@@ -3,7 +3,7 @@ the worker publishes what they commit (outbox relay) and serves metrics."""
 
 from __future__ import annotations
 
-from services.invoicing.service import on_partially_paid, on_reopened, on_settled
+from services.invoicing.service import on_fee_charged, on_partially_paid, on_reopened, on_settled
 from services.runtime.consumer import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -14,7 +14,8 @@ def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
             "invoice.settled.v1": on_settled,
             "invoice.partially_paid.v1": on_partially_paid,
             "invoice.reopened.v1": on_reopened,
-        }
+        },
+        rt.topics.dunning: {"fee.charged.v1": on_fee_charged},
     }
 
 

@@ -11,6 +11,7 @@ KIND_CATEGORY = {
     "reminder": "dunning",
     "notice": "dunning",
     "suspend": "dunning",
+    "restrict": "dunning",
     "restore": "dunning",
 }
 

@@ -38,6 +38,7 @@ KINDS = {
     "reminder.requested.v1": "reminder",
     "notice.requested.v1": "notice",
     "suspend.requested.v1": "suspend",
+    "restrict.requested.v1": "restrict",
     "restore.requested.v1": "restore",
 }
 

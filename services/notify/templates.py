@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFo
 TEMPLATES = Path(__file__).with_name("templates")
 LOCALES = {"cs": "cs_CZ", "sk": "sk_SK", "hu": "hu_HU", "en": "en_GB"}
 LANGUAGES = tuple(LOCALES)
-PAYMENT_KINDS = ("reminder", "notice", "suspend")
+PAYMENT_KINDS = ("reminder", "notice", "suspend", "restrict")
 KINDS = (*PAYMENT_KINDS, "restore")
 WHOLE_UNITS = {"HUF"}  # shown without decimals: "12 345 Ft"
 

@@ -30,10 +30,14 @@ LIMIT 1;
 INSERT INTO notices (contract, request_id, request, requested_at) VALUES ($1, $2, $3, $4)
 ON CONFLICT (contract) DO UPDATE
 SET request_id = EXCLUDED.request_id, request = EXCLUDED.request,
-    requested_at = EXCLUDED.requested_at;
+    requested_at = EXCLUDED.requested_at, promised_days = NULL;
 
 -- name: get_notice
-SELECT request_id, request, requested_at FROM notices WHERE contract = $1;
+SELECT request_id, request, requested_at, promised_days FROM notices WHERE contract = $1;
+
+-- name: record_promise
+UPDATE notices SET promised_days = $2 WHERE contract = $1 AND promised_days IS NULL
+RETURNING contract;
 
 -- name: drop_notice
 DELETE FROM notices WHERE contract = $1;

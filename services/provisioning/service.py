@@ -93,6 +93,39 @@ class Provisioning:
         )
         await self.change(unit, data.contract, "notice")
 
+    async def on_restrict(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+        assert isinstance(data, ev.RestrictRequested)
+        await self.change(unit, data.contract, "restrict")
+
+    async def promise(
+        self,
+        unit: Unit,
+        contract: str,
+        request_id: str,
+        days: int,
+        address: str,
+        user_agent: str | None,
+    ) -> bool:
+        """The customer promises to pay within ``days`` more days: tell dunning (which
+        checks the policy's limits). Promising is reading, so it confirms the notice too."""
+        if await unit.conn.fetchval(Q.record_promise, contract, days) is None:
+            return False  # one promise per notice
+        await self.acknowledge(unit, contract, request_id, address, user_agent)
+        unit.emit(
+            self.topics.notices,
+            "promise.made.v1",
+            contract,
+            ev.PromiseMade(
+                contract=contract,
+                days=days,
+                by="customer",
+                address=address,
+                user_agent=user_agent,
+                made_at=unit.now,
+            ),
+        )
+        return True
+
     async def on_suspend(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.SuspendRequested)
         await self.change(unit, data.contract, "suspend")

@@ -39,7 +39,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "qr": "Naskenujte v bankovní aplikaci (QR Platba)",
         "promise": "Zaplatím do",
         "promise_note": "Pozastavení můžete jednou odložit, nejvýše o {days} dní.",
-        "promised": "Děkujeme. Pozastavení je odloženo do {until}.",
+        "promised": "Děkujeme. Pozastavení odkládáme o {days} dní.",
     },
     "en": {
         "title": "Payment overdue",
@@ -54,7 +54,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "qr": "Scan with your banking app to pay",
         "promise": "I will pay by",
         "promise_note": "You may postpone the suspension once, by up to {days} days.",
-        "promised": "Thank you. The suspension is postponed until {until}.",
+        "promised": "Thank you. The suspension is postponed by {days} days.",
     },
     "sk": {
         "title": "Upozornenie na neuhradenú platbu",
@@ -69,7 +69,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "qr": "Naskenujte v bankovej aplikácii (PAY by square)",
         "promise": "Zaplatím do",
         "promise_note": "Pozastavenie môžete raz odložiť, najviac o {days} dní.",
-        "promised": "Ďakujeme. Pozastavenie je odložené do {until}.",
+        "promised": "Ďakujeme. Pozastavenie odkladáme o {days} dní.",
     },
     "hu": {
         "title": "Fizetési értesítés",
@@ -84,7 +84,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "qr": "Olvassa be a banki alkalmazással",
         "promise": "Fizetek eddig:",
         "promise_note": "A felfüggesztést egyszer, legfeljebb {days} nappal halaszthatja el.",
-        "promised": "Köszönjük. A felfüggesztés {until} napig elhalasztva.",
+        "promised": "Köszönjük. A felfüggesztést {days} nappal elhalasztjuk.",
     },
 }
 LOCALES = {"cs": "cs_CZ", "sk": "sk_SK", "hu": "hu_HU", "en": "en_GB"}
@@ -122,10 +122,14 @@ class NoticePages:
             return self._render("en", None, TEXTS["en"]["unknown"], status_code=404)
         access, notice = found
         lang = access["language"] if access["language"] in TEXTS else "en"
-        if access["state"] != "notice" or notice is None:
-            status = TEXTS[lang]["thanks"] if request.query.get("done") else access["state"]
-            return self._render(lang, None, status)
+        t = TEXTS[lang]
+        status = t["thanks"] if request.query.get("done") else ""
+        if notice is None:
+            return self._render(lang, None, status or access["state"])
         data = dict(notice["request"])
+        promised = notice["promised_days"]
+        if promised:
+            status = t["promised"].format(days=promised)
         data["invoices"] = [
             {
                 **i,
@@ -140,7 +144,45 @@ class NoticePages:
             self.rt.settings.notice_secret, access["contract"], address, notice["request_id"]
         )
         owed = money(data["overdue_minor"], data["currency"], lang)
-        return self._render(lang, data, "", csrf=csrf, owed=owed, qr=self._qr(data))
+        max_days = int(data.get("promise_max_days") or 0)
+        can_promise = max_days > 0 and not promised and access["state"] != "suspended"
+        return self._render(
+            lang,
+            data,
+            status,
+            csrf=csrf,
+            owed=owed,
+            qr=self._qr(data),
+            confirm=access["state"] == "notice",
+            promise_days=list(range(1, max_days + 1)) if can_promise else [],
+            promise_note=t["promise_note"].format(days=max_days),
+        )
+
+    async def promise(self, request: web.Request) -> web.Response:
+        """The customer postpones the suspension (within the policy; dunning decides)."""
+        address, form, access, notice = await self._form(request, need_notice_state=False)
+        max_days = int(dict(notice["request"]).get("promise_max_days") or 0)
+        try:
+            days = int(str(form.get("days", "")))
+        except ValueError:
+            raise web.HTTPBadRequest(text="days: expected a number") from None
+        if not 1 <= days <= max_days:
+            raise web.HTTPBadRequest(text=f"days: expected 1 to {max_days}")
+        user_agent = request.headers.get("User-Agent")
+        await self._in_unit(
+            lambda u: self.provisioning.promise(
+                u, access["contract"], notice["request_id"], days, address, user_agent
+            )
+        )
+        raise web.HTTPSeeOther("/")
+
+    async def _in_unit(self, fn: Any) -> None:
+        async with self.rt.db.acquire() as conn:
+            await self.rt.clock.refresh(conn)
+            async with conn.transaction():
+                unit = Unit(conn, self.rt.clock.now(), "/services/provisioning")
+                await fn(unit)
+                await unit.flush()
 
     def _qr(self, notice: dict[str, Any]) -> str | None:
         """SPAYD for CZK, PAY by square for EUR; other currencies get the details only."""
@@ -179,32 +221,31 @@ class NoticePages:
             headers={"Cache-Control": "no-store"},
         )
 
-    async def acknowledge(self, request: web.Request) -> web.Response:
+    async def _form(self, request: web.Request, need_notice_state: bool) -> tuple[Any, ...]:
+        """The posted form of a customer's own notice, with its CSRF token checked."""
         address = self.address(request)
         form = await request.post()
         found = await self._lookup(address)
         if found is None:
             raise web.HTTPNotFound(text="unknown address")
         access, notice = found
-        if notice is None or access["state"] != "notice":
+        if notice is None or (need_notice_state and access["state"] != "notice"):
             raise web.HTTPSeeOther("/?done=1")
         expected = domain.csrf_token(
             self.rt.settings.notice_secret, access["contract"], address, notice["request_id"]
         )
         if not hmac.compare_digest(str(form.get("csrf", "")), expected):
             raise web.HTTPForbidden(text="invalid or expired form, reload the page")
-        async with self.rt.db.acquire() as conn:
-            await self.rt.clock.refresh(conn)
-            async with conn.transaction():
-                unit = Unit(conn, self.rt.clock.now(), "/services/provisioning")
-                await self.provisioning.acknowledge(
-                    unit,
-                    access["contract"],
-                    notice["request_id"],
-                    address,
-                    request.headers.get("User-Agent"),
-                )
-                await unit.flush()
+        return address, form, access, notice
+
+    async def acknowledge(self, request: web.Request) -> web.Response:
+        address, _, access, notice = await self._form(request, need_notice_state=True)
+        user_agent = request.headers.get("User-Agent")
+        await self._in_unit(
+            lambda u: self.provisioning.acknowledge(
+                u, access["contract"], notice["request_id"], address, user_agent
+            )
+        )
         raise web.HTTPSeeOther("/?done=1")
 
     async def captive_portal(self, request: web.Request) -> web.Response:
@@ -250,6 +291,7 @@ async def serve_notice(rt: Runtime, provisioning: Provisioning) -> web.AppRunner
     app = web.Application()
     app.router.add_get("/", pages.page)
     app.router.add_post("/acknowledge", pages.acknowledge)
+    app.router.add_post("/promise", pages.promise)
     app.router.add_get("/captive-portal/api", pages.captive_portal)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

@@ -19,6 +19,7 @@ def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
         rt.topics.dunning: {
             "notice.requested.v1": p.on_notice,
             "suspend.requested.v1": p.on_suspend,
+            "restrict.requested.v1": p.on_restrict,
             "restore.requested.v1": p.on_restore,
         },
         rt.topics.network_applied: {"gear.applied.v1": drift.on_gear_applied},

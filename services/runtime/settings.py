@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     gear_snapshot_url: str = "http://127.0.0.1:9104/access"
     gear_resync_interval: float = 300.0
 
+    # Dunning: the policy of a contract without one of its own; per contract group; a folder
+    # of the operator's own policy files (TOML) beside the presets.
+    dunning_default_policy: str = "notice-then-suspend"
+    dunning_group_policies: dict[str, str] = Field(default_factory=dict)
+    dunning_policy_dir: str | None = None
+
     # Bearer token for operators' write endpoints (payments /unmatched/assign); unset: none.
     operator_token: str | None = None
 

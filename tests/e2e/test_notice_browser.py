@@ -70,7 +70,7 @@ async def put_in_notice(stack: Stack) -> None:
         policy="notice-then-suspend", overdue_minor=49900, currency="CZK",
         invoices=[OverdueInvoice(invoice_number="2026000099", vs="4001", ss="2026000099",
                                  due_on=date(2026, 12, 15), open_minor=49900, currency="CZK")],
-        account="2001234567/2010", decided_at=now,
+        account="2001234567/2010", decided_at=now, promise_max_days=5,
     )  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
     await producer.start()
@@ -111,6 +111,7 @@ def test_customer_in_notice_sees_pays_confirms_and_gets_through(stack: Stack, dr
     assert driver.find_element(By.CLASS_NAME, "ss").text == "2026000099"
     qr = driver.find_element(By.CSS_SELECTOR, "#qr svg")
     assert qr.size["width"] >= 100 and qr.size["height"] >= 100  # rendered, not just present
+    assert driver.find_element(By.ID, "promise-days")  # the policy allows a promise
     driver.save_screenshot(str(ARTIFACTS / "notice-page.png"))
 
     driver.find_element(By.ID, "confirm").click()
@@ -135,3 +136,13 @@ def test_customer_in_notice_sees_pays_confirms_and_gets_through(stack: Stack, dr
     [ack] = asyncio.run(evidence())
     assert ack["address"] == "127.0.0.1" and "Chrome" in (ack["user_agent"] or "")
     (ARTIFACTS / "notice-evidence.json").write_text(json.dumps(ack, default=str, indent=2))
+
+    # Still unpaid: the customer comes back and promises to pay within 3 more days.
+    from selenium.webdriver.support.ui import Select
+
+    driver.get(f"http://127.0.0.1:{stack.cfg.notice_port}/")
+    Select(driver.find_element(By.ID, "promise-days")).select_by_value("3")
+    driver.find_element(By.ID, "promise-submit").click()
+    WebDriverWait(driver, 10).until(lambda d: "odkládáme o 3 dní" in d.page_source)
+    assert not driver.find_elements(By.ID, "promise-days")  # once per notice
+    driver.save_screenshot(str(ARTIFACTS / "notice-promised.png"))

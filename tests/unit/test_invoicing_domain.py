@@ -62,3 +62,11 @@ def test_invoice_number_is_a_valid_specific_symbol() -> None:
     assert invoice_number(2026, 1) == "2026000001"
     with pytest.raises(ValueError):
         invoice_number(2026, 1_000_000)
+
+
+def test_late_fees_are_added_to_the_next_invoice() -> None:
+    from services.invoicing.domain import BillableContract, DueRule, billing_run
+
+    c = BillableContract("1002", True, 49900, "CZK", DueRule("day_of_month", 15))
+    [inv] = billing_run([c], "2027-01", date(2027, 1, 1), set(), 0, {"1002": 5000})
+    assert (inv.amount_minor, inv.fees_minor) == (54900, 5000)

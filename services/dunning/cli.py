@@ -1,0 +1,168 @@
+"""``billing dunning explain | preview | postpone | exempt``: what operators ask of dunning."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+from datetime import date, datetime, time
+from typing import Any
+
+from schemas import events as ev
+from schemas.envelope import envelope
+from services.dunning import domain
+from services.dunning.service import Dunning, Q
+from services.runtime import db
+from services.runtime.clock import SharedTestClock, SystemClock
+from services.runtime.settings import get_settings, get_topics
+from services.runtime.unit import Unit
+
+
+async def _in_unit(fn: Any, commit: bool) -> Any:
+    """Run ``fn(unit, dunning)`` in one transaction of the dunning schema; roll it back
+    unless ``commit`` (explain and preview change nothing)."""
+    settings = get_settings()
+    conn = await db.connect(settings.database_url, "dunning")
+    try:
+        clock = SharedTestClock() if settings.test_clock else SystemClock()
+        await clock.refresh(conn)
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            unit = Unit(conn, clock.now(), "/services/dunning")
+            result = await fn(unit, Dunning(settings, get_topics()))
+            if commit:
+                await unit.flush()
+                await tx.commit()
+            else:
+                await tx.rollback()
+            return result
+        except BaseException:
+            await tx.rollback()
+            raise
+    finally:
+        await conn.close()
+
+
+def _when(t: datetime, tz: Any) -> str:
+    return f"{t.astimezone(tz):%Y-%m-%d %a %H:%M}"
+
+
+def cmd_explain(args: argparse.Namespace) -> None:
+    async def go(unit: Unit, d: Dunning) -> None:
+        found = await d.facts(unit, args.contract)
+        if found is None:
+            raise ValueError(f"dunning knows no contract {args.contract}")
+        facts, policy = found
+        tz = domain.TIMEZONES.get(facts.country, domain.TIMEZONES["CZ"])
+        tolerance = d.settings.rounding_tolerance.get(
+            facts.invoices[0].currency if facts.invoices else "", 0
+        )
+        now = domain.decide(facts, policy, unit.now, tolerance)
+        exempt = " (exempt)" if facts.exempt else ""
+        print(f"contract {args.contract}: {facts.stage}{exempt}, policy {policy.name}")
+        print(f"  now ({_when(unit.now, tz)}): {now.why}")
+        print("  timeline:")
+        for a in await unit.conn.fetch(Q.actions_of, args.contract):
+            print(f"    {_when(a['decided_at'], tz)}  {a['kind']:<8} {a['request_id']}")
+        if facts.acknowledged_at:
+            print(f"    {_when(facts.acknowledged_at, tz)}  notice acknowledged by the customer")
+        for p in await unit.conn.fetch(Q.promises_of, args.contract):
+            verdict = "accepted" if p["accepted"] else "refused"
+            print(
+                f"    {_when(p['made_at'], tz)}  promise by {p['by']} until"
+                f" {_when(p['until'], tz)} ({verdict}{'; ' + p['note'] if p['note'] else ''})"
+                f"{' - ' + p['reason'] if p['reason'] else ''}"
+            )
+        if now.actions:
+            print("  due now: " + ", ".join(f"{a.kind} ({a.step})" for a in now.actions))
+        if now.held:
+            print(f"  held: {now.held}")
+        print("  next:")
+        if not now.upcoming and now.next_check_at is None:
+            print("    nothing scheduled")
+        for u in now.upcoming:
+            print(f"    {_when(u.at, tz)}  {u.action} (step {u.step!r} of policy {policy.name})")
+        if now.next_check_at:
+            print(f"  next check: {_when(now.next_check_at, tz)}")
+
+    asyncio.run(_in_unit(go, commit=False))
+
+
+def cmd_preview(args: argparse.Namespace) -> None:
+    day = date.fromisoformat(args.on)
+
+    async def go(unit: Unit, d: Dunning) -> list[tuple[str, str, str, str]]:
+        rows: list[tuple[str, str, str, str]] = []
+        for r in await unit.conn.fetch(Q.all_contracts):
+            found = await d.facts(unit, r["contract"])
+            if found is None:
+                continue
+            facts, policy = found
+            tz = domain.TIMEZONES.get(facts.country, domain.TIMEZONES["CZ"])
+            at = datetime.combine(day, time(12, 0), tzinfo=tz)
+            tolerance = d.settings.rounding_tolerance.get(
+                facts.invoices[0].currency if facts.invoices else "", 0
+            )
+            decision = domain.decide(facts, policy, at, tolerance)
+            for a in decision.actions:
+                if a.kind != "skip":
+                    rows.append((r["contract"], a.kind, a.step, policy.name))
+            if decision.held:
+                rows.append((r["contract"], "held", decision.held, policy.name))
+        return rows
+
+    rows = asyncio.run(_in_unit(go, commit=False))
+    print(f"on {day} (decided at 12:00 local time, on the facts known now):")
+    for contract, kind, step, policy in rows:
+        print(f"  {contract:<12} {kind:<9} {step:<28} {policy}")
+    print(f"{len([r for r in rows if r[1] != 'held'])} action(s)")
+
+
+def cmd_postpone(args: argparse.Namespace) -> None:
+    async def go(unit: Unit, d: Dunning) -> None:
+        until = datetime.fromisoformat(args.until)
+        if until.tzinfo is None:
+            until = until.replace(tzinfo=unit.now.tzinfo)
+        data = ev.PromiseMade(
+            contract=args.contract, until=until, by="operator",
+            reason=f"{args.operator}: {args.reason}", made_at=unit.now,
+        )  # fmt: skip
+        event = envelope("promise.made.v1", "/operators", args.contract, data, unit.now)
+        await d.on_promise(unit, event, data)
+
+    asyncio.run(_in_unit(go, commit=True))
+    print(f"contract {args.contract}: suspension and restriction postponed until {args.until}")
+
+
+def cmd_exempt(args: argparse.Namespace) -> None:
+    if not args.lift and not args.reason:
+        raise ValueError("--reason is required (or --lift to end the exemption)")
+
+    async def go(unit: Unit, d: Dunning) -> None:
+        await d.set_exempt(unit, args.contract, None if args.lift else args.reason, args.operator)
+
+    asyncio.run(_in_unit(go, commit=True))
+    print(f"contract {args.contract}: " + ("exemption lifted" if args.lift else "exempt"))
+
+
+def register(sub: Any) -> None:
+    dunning = sub.add_parser("dunning").add_subparsers(dest="sub", required=True)
+    explain = dunning.add_parser("explain", help="a contract's timeline and what comes next")
+    explain.add_argument("contract")
+    explain.set_defaults(fn=cmd_explain)
+    preview = dunning.add_parser("preview", help="who would be acted on, on a date")
+    preview.add_argument("--on", required=True, help="YYYY-MM-DD")
+    preview.set_defaults(fn=cmd_preview)
+    postpone = dunning.add_parser("postpone", help="postpone suspension/restriction")
+    postpone.add_argument("contract")
+    postpone.add_argument("--until", required=True, help="YYYY-MM-DD[THH:MM]")
+    postpone.add_argument("--reason", required=True)
+    postpone.add_argument("--operator", default=getpass.getuser())
+    postpone.set_defaults(fn=cmd_postpone)
+    exempt = dunning.add_parser("exempt", help="exempt a contract from notice and suspension")
+    exempt.add_argument("contract")
+    exempt.add_argument("--reason")
+    exempt.add_argument("--lift", action="store_true")
+    exempt.add_argument("--operator", default=getpass.getuser())
+    exempt.set_defaults(fn=cmd_exempt)
