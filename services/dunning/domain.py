@@ -163,7 +163,8 @@ def hold(facts: Facts, policy: Policy, action: str, now: datetime) -> tuple[str,
 def next_allowed(country: str, policy: Policy, now: datetime, tz: ZoneInfo) -> datetime:
     """The first moment from ``now`` on a day and hour the guards allow."""
     g = policy.guards
-    window = staffed_window(g.staffed_hours) if g.staffed_hours else (time(0, 0), time.max)
+    hours = g.hours_for(country)
+    window = staffed_window(hours) if hours else (time(0, 0), time.max)
     local = now.astimezone(tz)
     for offset in range(0, 60):
         day = local.date() + timedelta(days=offset)

@@ -91,7 +91,23 @@ class Guards(BaseModel):
     weekends: bool = True  # hold on Saturdays and Sundays
     holidays: bool = True  # hold on the country's public holidays
     staffed_hours: str | None = "08:00-16:00"  # local time; "" in the file: any hour
+    staffed_hours_by_country: dict[str, str] = Field(default_factory=dict)  # {"SK": "07:00-15:00"}
     unmatched_hold_days: int = Field(default=14, ge=0, le=90)
+
+    @field_validator("staffed_hours_by_country")
+    @classmethod
+    def _hours_by_country(cls, value: dict[str, str]) -> dict[str, str]:
+        for country, hours in value.items():
+            if country not in ("CZ", "SK", "HU"):
+                raise ValueError(f"{country!r}: expected CZ, SK or HU")
+            if hours:
+                staffed_window(hours)
+        return value
+
+    def hours_for(self, country: str) -> str | None:
+        if country in self.staffed_hours_by_country:
+            return self.staffed_hours_by_country[country] or None
+        return self.staffed_hours
 
     @field_validator("staffed_hours")
     @classmethod

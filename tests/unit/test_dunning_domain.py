@@ -260,6 +260,20 @@ def test_fairness_guards_hold_the_suspension(
     assert kinds(after) == [("suspend", "suspend@2026000002")]
 
 
+def test_staffed_hours_per_country() -> None:
+    p = ISP.model_copy(
+        update={
+            "guards": ISP.guards.model_copy(
+                update={"staffed_hours_by_country": {"SK": "06:00-10:00"}}
+            )
+        }
+    )
+    late_morning = datetime(2027, 1, 7, 9, 30, tzinfo=UTC)  # 10:30 in Prague and Bratislava
+    assert kinds(decide(replace(NOTICED, country="CZ"), p, late_morning, 99))[0][0] == "suspend"
+    held = decide(replace(NOTICED, country="SK"), p, late_morning, 99)
+    assert held.actions == () and held.next_check_at == datetime(2027, 1, 8, 5, 0, tzinfo=UTC)
+
+
 def test_guards_hold_only_the_policys_guarded_actions() -> None:
     saturday = at(date(2026, 12, 19))  # reminders go out on a Saturday
     assert kinds(decide(BASE, ISP, saturday, 99)) == [("reminder", "reminder-1@2026000002")]

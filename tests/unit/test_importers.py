@@ -339,3 +339,20 @@ def test_duplicate_movement_ids_in_one_file_are_rejected() -> None:
     data = (FIX / "kb.gpc").read_bytes()
     line = data.split(b"\r\n")[4]
     assert "unique per account" in rejected(data + line + b"\r\n", "dup.gpc")
+
+
+def test_gpc_fast_path_agrees_with_the_field_by_field_parser() -> None:
+    from services.bank_import.formats import gpc
+    from services.bank_import.formats.base import StableIds
+
+    lines = [ln for ln in gpc.decode((FIX / "kb.gpc").read_bytes()).splitlines()]
+    stmt = gpc.parse_header(lines[0])
+    for variant in ("kb", "cs"):
+        opts = ImportOptions(gpc_variant=variant)  # type: ignore[arg-type]
+        for line in (ln for ln in lines if ln.startswith("075")):
+            fast = gpc._fast_item(line, stmt, gpc.SIGNS[variant], opts, StableIds())
+            assert fast == gpc._item(line, stmt, gpc.SIGNS[variant], opts, StableIds())
+    assert (
+        gpc._fast_item("075" + "x" * 125, stmt, gpc.SIGNS["kb"], ImportOptions(), StableIds())
+        is None
+    )

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from schemas.events import PaymentReceived
 
 Country = Literal["CZ", "SK", "HU"]
+_CURRENCY = re.compile(r"[A-Z]{3}")
 MAX_ERRORS = 50
 
 # ISO 4217 minor-unit exponents of the currencies our customers' banks use.
@@ -95,6 +96,14 @@ class Collector:
 
     def problem(self, line: int | None, bad: Bad) -> None:
         self.problems.append(Problem(line, bad.field, bad.expected, bad.got))
+
+    def add_checked(self, line: int | None, data: dict[str, Any]) -> None:
+        """A movement whose every field the parser's fast path has checked (digits, lengths,
+        known currency): skip pydantic's per-field validation (a third of the time)."""
+        if data["account"] and _CURRENCY.fullmatch(str(data["currency"])):
+            self.movements.append(PaymentReceived.model_construct(**data))
+        else:
+            self.add(line, **data)
 
     def add(self, line: int | None, **data: Any) -> None:
         try:

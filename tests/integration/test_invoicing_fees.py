@@ -1,0 +1,52 @@
+"""A late fee dunning charged is billed once, on the contract's next invoice."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+from schemas import events as ev
+from schemas.envelope import envelope
+from services.invoicing import contracts_file, service
+from services.runtime import db
+from services.runtime.settings import Settings
+from services.runtime.unit import Unit
+
+ROOT = Path(__file__).resolve().parents[2]
+NOW = datetime(2027, 1, 1, 7, tzinfo=UTC)
+
+
+def test_fee_goes_on_the_next_invoice_once(database_url: str) -> None:
+    asyncio.run(_fees(database_url))
+
+
+async def _fees(url: str) -> None:
+    await db.migrate(url, "invoicing")
+    conn = await db.connect(url, "invoicing")
+
+    async def unit(fn):  # type: ignore[no-untyped-def]
+        async with conn.transaction():
+            u = Unit(conn, NOW, "/test")
+            result = await fn(u)
+            await u.flush()
+            return result
+
+    try:
+        records = contracts_file.read(ROOT / "services" / "demo_data" / "contracts.json")
+        await unit(lambda u: service.load_contracts(u, records))
+        fee = ev.FeeCharged(
+            contract="1002", request_id="fee@2026000002", invoice_number="2026000002",
+            amount_minor=5000, currency="CZK", step="fee", policy="p",
+        )  # fmt: skip
+        event = envelope("fee.charged.v1", "/test", "1002", fee, NOW)
+        await unit(lambda u: service.on_fee_charged(u, event, fee))
+        await unit(lambda u: service.on_fee_charged(u, event, fee))  # redelivered: once
+        settings = Settings(database_url=url)
+        jan = await unit(lambda u: service.billing_run(u, settings, "2027-01", date(2027, 1, 1)))
+        amounts = {i.contract: (i.amount_minor, i.fees_minor) for i in jan}
+        assert amounts == {"1001": (49900, 0), "1002": (54900, 5000), "1003": (49900, 0)}
+        feb = await unit(lambda u: service.billing_run(u, settings, "2027-02", date(2027, 2, 1)))
+        assert {i.contract: i.amount_minor for i in feb}["1002"] == 49900  # billed once
+    finally:
+        await conn.close()
