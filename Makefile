@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test test-unit test-e2e lint schemas clean system-deps
+.PHONY: run demo test test-unit test-e2e lint schemas clean system-deps bench bench-quick
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -24,6 +24,12 @@ demo: $(STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest -q
 
+bench: $(STAMP)
+	$(PY) -m bench.run
+
+bench-quick: $(STAMP)
+	$(PY) -m bench.run --quick
+
 system-deps:
 	@bash tools/system-deps.sh
 
@@ -31,8 +37,8 @@ test-unit: $(STAMP)
 	$(PY) -m pytest -q -m "not e2e"
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check schemas services tests
-	$(VENV)/bin/mypy schemas services
+	$(VENV)/bin/ruff check schemas services tests bench
+	$(VENV)/bin/mypy schemas services bench
 
 schemas: $(STAMP)
 	$(PY) -m schemas.generate

@@ -1,0 +1,334 @@
+"""``make bench`` / ``make bench-quick``: each figure measured next to its limit in the same
+run, on the embedded stack, after checking the outcome (a fast wrong answer fails).
+
+Scenarios so far (issue 7 lists six; the reconnect-latency and dunning-sweep ones are not
+written yet):
+- import: GPC and camt.053 files parsed (lines/s; target 100,000), then published.
+- billing-run: N contracts invoiced and their events published; limit: PostgreSQL COPY of
+  the same rows.
+- payments: N payments through matching and settlement to their final events; limit:
+  plain aiokafka producing and consuming N records of the same size on the same broker.
+- memory: peak RSS of every worker during the above (target: 250 MB each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import threading
+import time
+import uuid
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from schemas.envelope import envelope
+from schemas.events import PaymentReceived
+from services.bank_import.formats import parse_statement
+from services.demo import Scenario, isolated_stack
+from services.runtime import db
+from services.runtime.clock import set_clock
+from services.runtime.settings import Topics
+from services.runtime.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+
+
+# --- statement import -------------------------------------------------------------------------
+
+
+def gpc_file(n: int) -> bytes:
+    header = (
+        "0740000002001234567ISP Example s.r.o.  01122600000000012345+00000000062345+"
+        "000000000000000000000000500000047011226"
+    ).ljust(128)
+    lines = [header]
+    for i in range(n):
+        contract = 100000 + i
+        lines.append(
+            f"075{'2001234567':0>16}{'2000145399':0>16}{i + 1:013d}{49900:012d}2"
+            f"{contract:010d}0008000308{2026000000 + i:010d}011226{'Platba':<20}00203011226"
+        )
+    return ("\r\n".join(lines) + "\r\n").encode("cp1250")
+
+
+def camt_file(n: int) -> bytes:
+    entries = "".join(
+        f'<Ntry><NtryRef>R{i}</NtryRef><Amt Ccy="CZK">499.00</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
+        f"<Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2026-12-01</Dt></BookgDt><NtryDtls><TxDtls>"
+        f"<Refs><AcctSvcrRef>T{i}</AcctSvcrRef><EndToEndId>{100000 + i}</EndToEndId></Refs>"
+        f"<RmtInf><Strd><CdtrRefInf><Ref>SS:{2026000000 + i}</Ref></CdtrRefInf></Strd></RmtInf>"
+        f"</TxDtls></NtryDtls></Ntry>\n"
+        for i in range(n)
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Document xmlns="urn:iso:std:iso:20022:tech:'
+        'xsd:camt.053.001.08"><BkToCstmrStmt><GrpHdr><MsgId>b</MsgId><CreDtTm>2026-12-01T00:00:00'
+        "</CreDtTm></GrpHdr><Stmt><Id>b</Id><Acct><Id><IBAN>CZ4720100000002001234567</IBAN></Id>"
+        f"<Ccy>CZK</Ccy></Acct>\n{entries}</Stmt></BkToCstmrStmt></Document>"
+    ).encode()
+
+
+def bench_import(n: int) -> list[dict[str, Any]]:
+    out = []
+    for fmt, make in (("gpc", gpc_file), ("camt053", camt_file)):
+        data = make(n)
+        started = time.perf_counter()
+        movements = parse_statement(data, f"bench.{fmt}", fmt)  # type: ignore[arg-type]
+        seconds = time.perf_counter() - started
+        ok = len(movements) == n and sum(m.amount_minor for m in movements) == 49900 * n
+        out.append(
+            {
+                "scenario": f"import-parse-{fmt}",
+                "n": n,
+                "seconds": round(seconds, 3),
+                "throughput": round(n / seconds),
+                "unit": "lines/s",
+                "target": 100_000,
+                "target_met": n / seconds >= 100_000,
+                "outcome_ok": ok,
+            }
+        )
+    return out
+
+
+# --- the stack --------------------------------------------------------------------------------
+
+
+class RssSampler:
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.peak: dict[str, int] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            assert self.stack.workers is not None
+            for service, proc in self.stack.workers.procs.items():
+                try:
+                    rss = psutil.Process(proc.pid).memory_info().rss
+                except psutil.Error:
+                    continue
+                self.peak[service] = max(self.peak.get(service, 0), rss)
+            time.sleep(0.2)
+
+
+def contracts_json(n: int, path: Path) -> None:
+    items = [
+        {
+            "contract": str(100000 + i),
+            "customer_name": f"Customer {i}",
+            "currency": "CZK",
+            "monthly_fee_minor": 49900,
+            "due": {"day_of_month": 15},
+            "contacts": [],
+            "subscribers": {"ipv4": [f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"]},
+        }
+        for i in range(n)
+    ]
+    path.write_text(json.dumps({"contracts": items}), encoding="utf-8")
+
+
+async def wait_outbox_empty(url: str, schema: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        while await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox"):  # noqa: ASYNC110
+            await asyncio.sleep(0.05)  # polling another process's table: no event to wait on
+    finally:
+        await conn.close()
+
+
+async def copy_limit(url: str, n: int) -> float:
+    rows = [
+        (f"{2027000000 + i}", str(100000 + i), str(100000 + i), f"{2027000000 + i}", "2027-01",
+         date(2027, 1, 1), date(2027, 1, 15), 49900, "CZK", datetime.now(UTC))
+        for i in range(n)
+    ]  # fmt: skip
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(
+            "CREATE TEMP TABLE copy_limit (LIKE invoicing.invoices INCLUDING DEFAULTS)"
+        )
+        started = time.perf_counter()
+        await conn.copy_records_to_table(
+            "copy_limit",
+            records=rows,
+            columns=["invoice_number", "contract", "vs", "ss", "period", "issued_on", "due_on",
+                     "amount_minor", "currency", "created_at"],
+        )  # fmt: skip
+        return time.perf_counter() - started
+    finally:
+        await conn.close()
+
+
+async def kafka_limit(bootstrap: str, n: int, size: int) -> float:
+    topic = f"bench.limit.{uuid.uuid4().hex[:6]}"
+    value = b"x" * size
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await producer.start()
+    await consumer.start()
+    try:
+        started = time.perf_counter()
+        futures = [await producer.send(topic, value, key=str(i).encode()) for i in range(n)]
+        await asyncio.gather(*futures)
+        got = 0
+        while got < n:
+            for records in (await consumer.getmany(timeout_ms=500, max_records=5000)).values():
+                got += len(records)
+        return time.perf_counter() - started
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def run_stack_scenarios(stack: Stack, n: int, tmp: Path) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    s = Scenario(stack, out=lambda _l: None)
+    conn = await db.connect(stack.database_url)
+    try:
+        await set_clock(conn, START)
+    finally:
+        await conn.close()
+    path = tmp / "contracts.json"
+    contracts_json(n, path)
+    await s.cli("contracts", "load", str(path))
+    await s.quiet()
+
+    # Billing run: N invoices, their events published.
+    started = time.perf_counter()
+    out = await s.cli("invoicing", "run", "--period", "2026-12")
+    await wait_outbox_empty(stack.database_url, "invoicing")
+    seconds = time.perf_counter() - started
+    limit = await copy_limit(stack.database_url, n)
+    await s.quiet()
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        issued = await conn.fetchval("SELECT count(*) FROM invoicing.invoices")
+        seen = await conn.fetchval("SELECT count(*) FROM payments.invoices")
+    finally:
+        await conn.close()
+    results.append(
+        {
+            "scenario": "billing-run", "n": n, "seconds": round(seconds, 3),
+            "throughput": round(n / seconds), "unit": "invoices/s",
+            "limit": "PostgreSQL COPY of the same rows", "limit_seconds": round(limit, 3),
+            "ratio": round(seconds / limit, 2), "target": "<= 60 s and <= 5x COPY",
+            "target_met": seconds <= 60 and seconds <= 5 * limit,
+            "outcome_ok": f"{n} invoices issued" in out and issued == n and seen == n,
+        }
+    )  # fmt: skip
+
+    # Payments: N exact payments, matched and settled.
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        invoices = await conn.fetch("SELECT contract, ss FROM invoicing.invoices")
+    finally:
+        await conn.close()
+    now = START
+    events = []
+    for i, inv in enumerate(invoices):
+        data = PaymentReceived(
+            account="2001234567/2010", bank_tx_id=f"b{i}", booked_on=now.date(),
+            value_on=now.date(), amount_minor=49900, currency="CZK", vs=inv["contract"],
+            ss=inv["ss"], ks="0308", counterparty_account="19-2000145399/0800",
+            counterparty_name="Bench", message="bench",
+        )  # fmt: skip
+        events.append(
+            (inv["contract"].encode(), envelope("payment.received.v1", "/bench", inv["contract"],
+                                                data, now).model_dump_json().encode())
+        )  # fmt: skip
+    size = sum(len(v) for _, v in events) // len(events)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        futures = [await producer.send(Topics().payments_received, v, key=k) for k, v in events]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    await s.quiet()
+    seconds = time.perf_counter() - started
+    limit = await kafka_limit(stack.bootstrap, n, size)
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        settled = await conn.fetchval("SELECT count(*) FROM payments.invoices WHERE settled")
+        paid = await conn.fetchval("SELECT count(*) FROM invoicing.invoices WHERE status = 'paid'")
+    finally:
+        await conn.close()
+    results.append(
+        {
+            "scenario": "payments-pipeline", "n": n, "seconds": round(seconds, 3),
+            "throughput": round(n / seconds), "unit": "payments/s",
+            "limit": f"aiokafka produce+consume of {n} records of {size} bytes",
+            "limit_seconds": round(limit, 3), "limit_throughput": round(n / limit),
+            "ratio": round(limit / seconds, 3), "target": ">= 0.5 of the limit's throughput",
+            "target_met": limit / seconds >= 0.5, "outcome_ok": settled == n and paid == n,
+        }
+    )  # fmt: skip
+    return results
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="smaller N, under 2 minutes")
+    args = p.parse_args()
+    n_import = 20_000 if args.quick else 100_000
+    n_stack = 2_000 if args.quick else 20_000
+    results = bench_import(n_import)
+    run_dir = ROOT / ".run" / "bench"
+    import os
+
+    url = os.environ.get("BILLING_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    url = f"{url.rpartition('/')[0]}/billing_bench_{uuid.uuid4().hex[:6]}"
+    stack = isolated_stack(run_dir, url)
+    sampler = RssSampler(stack)
+    try:
+        stack.start_infrastructure()
+        stack.start_workers()
+        sampler.thread.start()
+        results += asyncio.run(run_stack_scenarios(stack, n_stack, run_dir))
+    finally:
+        sampler.stop.set()
+        stack.stop()
+        asyncio.run(db.drop_database(url))
+    for service, rss in sorted(sampler.peak.items()):
+        results.append(
+            {
+                "scenario": f"memory-{service}", "n": n_stack, "peak_rss_mb": round(rss / 2**20, 1),
+                "target": "<= 250 MB", "target_met": rss <= 250 * 2**20, "outcome_ok": True,
+            }
+        )  # fmt: skip
+    machine = {
+        "cpu": platform.processor() or platform.machine(),
+        "cores": psutil.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "quick": args.quick,
+    }
+    RESULTS.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
+    print(f"{'scenario':<26} {'N':>8} {'seconds':>8} {'throughput':>14} {'ratio':>7}  target")
+    for r in results:
+        tp = f"{r['throughput']} {r['unit']}" if "throughput" in r else f"{r.get('peak_rss_mb')} MB"
+        mark = "ok" if r["target_met"] else "MISSED"
+        check = "" if r["outcome_ok"] else "  OUTCOME WRONG"
+        print(
+            f"{r['scenario']:<26} {r['n']:>8} {r.get('seconds', ''):>8} {tp:>14} "
+            f"{r.get('ratio', ''):>7}  {r['target']} ({mark}){check}"
+        )
+    if not all(r["outcome_ok"] for r in results):
+        raise SystemExit("an outcome check failed: the figures above do not count")
+
+
+if __name__ == "__main__":
+    main()
