@@ -42,26 +42,31 @@ def _local(tag: object) -> str:
     return str(tag).rsplit("}", 1)[-1]
 
 
-class _X:
-    """Namespace-agnostic child access: camt versions differ only in the namespace."""
+def _strip_namespaces(root: etree._Element) -> None:
+    """camt versions differ only in the namespace: drop it once, then plain paths work with
+    lxml's own (C) path lookup."""
+    for el in root.iter():
+        tag = el.tag
+        if isinstance(tag, str) and tag.startswith("{"):
+            el.tag = tag.split("}", 1)[1]
 
+
+class _X:
     def __init__(self, el: etree._Element) -> None:
         self.el = el
 
     def all(self, path: str) -> Iterator[_X]:
-        nodes = [self.el]
-        for step in path.split("/"):
-            nodes = [c for n in nodes for c in n if _local(c.tag) == step]
-        return (_X(n) for n in nodes)
+        return (_X(n) for n in self.el.iterfind(path))
 
     def one(self, path: str) -> _X | None:
-        return next(self.all(path), None)
+        found = self.el.find(path)
+        return None if found is None else _X(found)
 
     def text(self, path: str) -> str | None:
-        node = self.one(path)
-        if node is None or node.el.text is None:
+        value = self.el.findtext(path)
+        if value is None:
             return None
-        return node.el.text.strip() or None
+        return value.strip() or None
 
     @property
     def line(self) -> int | None:
@@ -80,6 +85,7 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
     except etree.XMLSyntaxError as e:
         out.problem(e.lineno, Bad("XML", "well-formed XML", str(e.msg)))
         return out
+    _strip_namespaces(root)
     doc = _X(root)
     if _local(root.tag) != "Document" or doc.one("BkToCstmrStmt") is None:
         out.problem(1, Bad("root", "Document/BkToCstmrStmt (camt.053)", _local(root.tag)))
