@@ -1,13 +1,14 @@
 """``make bench`` / ``make bench-quick``: each figure measured next to its limit in the same
 run, on the embedded stack, after checking the outcome (a fast wrong answer fails).
 
-Scenarios so far (issue 7 lists six; the reconnect-latency and dunning-sweep ones are not
-written yet):
+Scenarios so far (issue 7 lists six; the dunning sweep is not written yet):
 - import: GPC and camt.053 files parsed (lines/s; target 100,000), then published.
 - billing-run: N contracts invoiced and their events published; limit: PostgreSQL COPY of
   the same rows.
 - payments: N payments through matching and settlement to their final events; limit:
   plain aiokafka producing and consuming N records of the same size on the same broker.
+- reconnect: suspended contracts pay at 200/s while others pay at 1,000/s; latency from
+  each payment's publication to its network.access restore (p50 <= 50 ms, p99 <= 250 ms).
 - memory: peak RSS of every worker during the above (target: 250 MB each).
 """
 
@@ -26,7 +27,7 @@ from typing import Any
 
 import asyncpg
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from schemas.envelope import envelope
 from schemas.events import PaymentReceived
@@ -278,6 +279,149 @@ async def run_stack_scenarios(stack: Stack, n: int, tmp: Path) -> list[dict[str,
     return results
 
 
+async def reconnect_latency(stack: Stack, suspended: int, others: int, tmp: Path) -> dict[str, Any]:
+    """``suspended`` contracts in suspension pay at a steady 200/s while ``others`` pay at
+    1,000/s; latency from each payment's publication to its ``network.access`` restore."""
+    import aiohttp
+
+    s = Scenario(stack, out=lambda _l: None)  # the clock stays where the scenarios left it
+    items = []
+    for i in range(suspended + others):
+        ip = f"127.2.{i >> 8}.{i & 255}" if i < suspended else f"10.9.{i >> 8}.{i & 255}"
+        items.append(
+            {"contract": str(300000 + i), "customer_name": f"R{i}", "currency": "CZK",
+             "monthly_fee_minor": 49900, "due": {"day_of_month": 15}, "contacts": [],
+             "subscribers": {"ipv4": [ip]}}
+        )  # fmt: skip
+    path = tmp / "reconnect.json"
+    path.write_text(json.dumps({"contracts": items}), encoding="utf-8")
+    await s.cli("contracts", "load", str(path))
+    await s.cli("invoicing", "run", "--period", "2026-12")
+    await s.quiet()
+
+    async def jump(to: datetime) -> None:  # forward only; dunning catches up on its own
+        conn = await db.connect(stack.database_url)
+        try:
+            await set_clock(conn, to)
+        finally:
+            await conn.close()
+        await s.quiet()
+
+    await jump(datetime(2026, 12, 25, 7, 0, tzinfo=UTC))  # due + 10 days: notices
+    port = stack.cfg.notice_port
+    for i in range(suspended):  # each suspended-to-be customer confirms from its address
+        ip = f"127.2.{i >> 8}.{i & 255}"
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(local_addr=(ip, 0))
+        ) as http:
+            async with http.get(f"http://127.0.0.1:{port}/") as resp:
+                page = await resp.text()
+            token = page.split('name="csrf" value="')[1].split('"')[0]
+            async with http.post(f"http://127.0.0.1:{port}/acknowledge", data={"csrf": token}):
+                pass
+    await s.quiet()
+    await jump(datetime(2027, 1, 4, 8, 0, tzinfo=UTC))  # confirmed + 10 days: suspended
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        invoices = {
+            r["contract"]: r["ss"]
+            for r in await conn.fetch("SELECT contract, ss FROM invoicing.invoices")
+        }
+        cut = await conn.fetchval(
+            "SELECT count(*) FROM provisioning.access WHERE state = 'suspended'"
+        )
+        states = dict(
+            await conn.fetch(
+                "SELECT state, count(*) FROM provisioning.access"
+                " WHERE contract::int >= 300000 GROUP BY state"
+            )
+        )
+        acks = await conn.fetchval("SELECT count(*) FROM provisioning.acknowledgements")
+        print(f"reconnect setup: access states {states}, acknowledgements {acks}", flush=True)
+    finally:
+        await conn.close()
+    if cut < suspended:
+        return {
+            "scenario": "reconnect-latency",
+            "n": suspended,
+            "target": "p50 <= 50 ms, p99 <= 250 ms",
+            "target_met": False,
+            "outcome_ok": False,
+            "error": f"only {cut} suspended",
+        }
+
+    def event(contract: str, n: int) -> bytes:
+        data = PaymentReceived(
+            account="2001234567/2010", bank_tx_id=f"r{contract}", booked_on=date(2027, 1, 5),
+            value_on=date(2027, 1, 5), amount_minor=49900, currency="CZK", vs=contract,
+            ss=invoices[contract],
+        )  # fmt: skip
+        return (
+            envelope("payment.received.v1", "/bench", contract, data, datetime.now(UTC))
+            .model_dump_json()
+            .encode()
+        )
+
+    sent: dict[str, float] = {}
+    restored: dict[str, float] = {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
+    await consumer.start()
+    topic = Topics().network_access
+    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    consumer.assign(parts)
+    await consumer.seek_to_end(*parts)
+    for tp in parts:
+        await consumer.position(tp)  # resolved now, before any payment is sent
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=1)
+    await producer.start()
+
+    async def watch() -> None:
+        while len(restored) < suspended:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for r in records:
+                    data = json.loads(r.value)["data"]
+                    c = data["contract"]
+                    if data["state"] == "active" and c in sent and c not in restored:
+                        restored[c] = r.timestamp / 1000
+
+    async def pace(contracts: list[str], rate: float) -> None:
+        t0 = time.monotonic()
+        for n, c in enumerate(contracts):
+            delay = t0 + n / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            value = event(c, n)
+            if c.startswith("3") and int(c) - 300000 < suspended:
+                sent[c] = time.time()
+            await producer.send(Topics().payments_received, value, key=c.encode())
+
+    watcher = asyncio.create_task(watch())
+    cut_contracts = [str(300000 + i) for i in range(suspended)]
+    other_contracts = [str(300000 + i) for i in range(suspended, suspended + others)]
+    duration = suspended / 200
+    try:
+        await asyncio.gather(
+            pace(cut_contracts, 200),
+            pace(other_contracts[: int(duration * 1000)], 1000),
+        )
+        await asyncio.wait_for(watcher, timeout=120)
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    lat = sorted((restored[c] - sent[c]) * 1000 for c in restored)
+
+    def pct(p: float) -> float:
+        return round(lat[min(len(lat) - 1, int(p * len(lat)))], 1)
+
+    return {
+        "scenario": "reconnect-latency", "n": suspended, "background_per_s": 1000,
+        "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": round(lat[-1], 1),
+        "target": "p50 <= 50 ms, p99 <= 250 ms",
+        "target_met": pct(0.5) <= 50 and pct(0.99) <= 250,
+        "outcome_ok": cut == suspended and len(restored) == suspended,
+    }  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="smaller N, under 2 minutes")
@@ -297,6 +441,13 @@ def main() -> None:
         stack.start_workers()
         sampler.thread.start()
         results += asyncio.run(run_stack_scenarios(stack, n_stack, run_dir))
+        results.append(
+            asyncio.run(
+                reconnect_latency(
+                    stack, 100 if args.quick else 500, 500 if args.quick else 5000, run_dir
+                )
+            )
+        )
     finally:
         sampler.stop.set()
         stack.stop()
@@ -319,7 +470,12 @@ def main() -> None:
     RESULTS.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
     print(f"{'scenario':<26} {'N':>8} {'seconds':>8} {'throughput':>14} {'ratio':>7}  target")
     for r in results:
-        tp = f"{r['throughput']} {r['unit']}" if "throughput" in r else f"{r.get('peak_rss_mb')} MB"
+        if "throughput" in r:
+            tp = f"{r['throughput']} {r['unit']}"
+        elif "p50_ms" in r:
+            tp = f"p50 {r['p50_ms']} p99 {r['p99_ms']} ms"
+        else:
+            tp = f"{r.get('peak_rss_mb')} MB"
         mark = "ok" if r["target_met"] else "MISSED"
         check = "" if r["outcome_ok"] else "  OUTCOME WRONG"
         print(
