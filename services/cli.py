@@ -34,9 +34,8 @@ from typing import Any
 
 from services.runtime import db
 from services.runtime.clock import (
-    SharedTestClock,
-    SystemClock,
     advance_clock,
+    make_clock,
     read_clock,
     set_clock,
 )
@@ -55,7 +54,7 @@ async def _unit_run(schema: str, fn: Any) -> Any:
     pool = await db.create_pool(settings.database_url, schema, max_size=1)
     try:
         async with pool.acquire() as conn:
-            clock = SharedTestClock() if settings.test_clock else SystemClock()
+            clock = make_clock(settings)
             await clock.refresh(conn)
             async with conn.transaction():
                 unit = Unit(conn, clock.now(), f"/services/{schema}")

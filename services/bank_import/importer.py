@@ -21,7 +21,7 @@ import asyncpg
 
 from schemas.events import PaymentReceived
 from services.runtime import db, sql
-from services.runtime.clock import SharedTestClock, SystemClock
+from services.runtime.clock import make_clock
 from services.runtime.outbox import OutboxRelay, make_producer
 from services.runtime.settings import Settings, get_topics
 from services.runtime.unit import Unit
@@ -43,7 +43,7 @@ class ImportReport:
 
 
 async def now_for(settings: Settings, conn: asyncpg.Connection) -> datetime:
-    clock = SharedTestClock() if settings.test_clock else SystemClock()
+    clock = make_clock(settings)
     await clock.refresh(conn)
     return clock.now()
 

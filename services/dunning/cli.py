@@ -13,7 +13,7 @@ from schemas.envelope import envelope
 from services.dunning import domain
 from services.dunning.service import Dunning, Q
 from services.runtime import db
-from services.runtime.clock import SharedTestClock, SystemClock
+from services.runtime.clock import make_clock
 from services.runtime.settings import get_settings, get_topics
 from services.runtime.unit import Unit
 
@@ -24,7 +24,7 @@ async def _in_unit(fn: Any, commit: bool) -> Any:
     settings = get_settings()
     conn = await db.connect(settings.database_url, "dunning")
     try:
-        clock = SharedTestClock() if settings.test_clock else SystemClock()
+        clock = make_clock(settings)
         await clock.refresh(conn)
         tx = conn.transaction()
         await tx.start()

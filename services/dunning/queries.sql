@@ -6,9 +6,15 @@ SET country = EXCLUDED.country, currency = EXCLUDED.currency, policy = EXCLUDED.
     exempt = EXCLUDED.exempt, grp = EXCLUDED.grp;
 
 -- name: get_contract
+-- The contract and the facts kept beside it, in one round trip (it runs on every event).
 SELECT c.contract, c.country, c.currency, c.policy, c.grp,
-       c.exempt OR e.contract IS NOT NULL AS exempt, e.reason AS exempt_reason
-FROM contracts c LEFT JOIN exemptions e USING (contract)
+       c.exempt OR e.contract IS NOT NULL AS exempt, e.reason AS exempt_reason,
+       (SELECT max(until) FROM promises p WHERE p.contract = c.contract AND p.accepted)
+           AS promised_until,
+       u.since AS unmatched_since
+FROM contracts c
+LEFT JOIN exemptions e USING (contract)
+LEFT JOIN unmatched_payments u USING (contract)
 WHERE c.contract = $1;
 
 -- name: all_contracts
@@ -16,9 +22,6 @@ SELECT contract FROM contracts ORDER BY contract;
 
 -- name: noticed_at
 SELECT max(decided_at) FROM actions WHERE contract = $1 AND kind = 'notice';
-
--- name: promised_until
-SELECT max(until) FROM promises WHERE contract = $1 AND accepted;
 
 -- name: last_customer_promise
 SELECT max(made_at) FROM promises WHERE contract = $1 AND accepted AND by = 'customer';
@@ -38,9 +41,6 @@ ON CONFLICT (contract) DO UPDATE SET reason = EXCLUDED.reason, by = EXCLUDED.by,
 
 -- name: clear_exemption
 DELETE FROM exemptions WHERE contract = $1;
-
--- name: unmatched_since
-SELECT since FROM unmatched_payments WHERE contract = $1;
 
 -- name: mark_unmatched
 INSERT INTO unmatched_payments (contract, since, bank_tx_id) VALUES ($1, $2, $3)

@@ -137,8 +137,8 @@ class Dunning:
             acknowledged_at=st["acknowledged_at"] if st else None,
             done=done,
             noticed_at=await conn.fetchval(Q.noticed_at, contract) if stage != "active" else None,
-            promised_until=await conn.fetchval(Q.promised_until, contract),
-            unmatched_since=await conn.fetchval(Q.unmatched_since, contract),
+            promised_until=c["promised_until"],
+            unmatched_since=c["unmatched_since"],
         )
         return facts, self.policy(c["policy"], c["grp"])
 

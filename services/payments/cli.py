@@ -11,7 +11,7 @@ from typing import Any
 from services.payments import queue
 from services.payments.service import Payments
 from services.runtime import db
-from services.runtime.clock import SharedTestClock, SystemClock
+from services.runtime.clock import make_clock
 from services.runtime.settings import get_settings, get_topics
 from services.runtime.unit import Unit
 
@@ -61,7 +61,7 @@ def cmd_assign(args: argparse.Namespace) -> None:
         pool = await db.create_pool(settings.database_url, "payments", max_size=1)
         try:
             async with pool.acquire() as conn, conn.transaction():
-                clock = SharedTestClock() if settings.test_clock else SystemClock()
+                clock = make_clock(settings)
                 await clock.refresh(conn)
                 unit = Unit(conn, clock.now(), "/services/payments")
                 result = await queue.assign(

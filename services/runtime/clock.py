@@ -8,9 +8,12 @@ worker re-reads it when PostgreSQL notifies a change and before every batch and 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
+
+if TYPE_CHECKING:
+    from services.runtime.settings import Settings
 
 CLOCK_CHANNEL = "billing_clock"
 
@@ -78,3 +81,8 @@ async def _store(conn: asyncpg.Connection, offset: float) -> None:
             offset,
         )
         await conn.execute(f"NOTIFY {CLOCK_CHANNEL}")
+
+
+def make_clock(settings: Settings) -> Clock:
+    """The shared test clock in test/demo mode, else the system's."""
+    return SharedTestClock() if settings.test_clock else SystemClock()

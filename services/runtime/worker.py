@@ -18,7 +18,7 @@ import faust
 from aiohttp import web
 
 from services.runtime import db, faust_kafka, logs, metrics
-from services.runtime.clock import CLOCK_CHANNEL, Clock, SharedTestClock, SystemClock
+from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
 from services.runtime.consumer import BatchConsumer, Handler, Record
 from services.runtime.outbox import OutboxRelay, make_producer
 from services.runtime.settings import Settings, Topics, get_settings, get_topics
@@ -53,10 +53,6 @@ class ServiceSpec:
     routes: Callable[[Runtime, web.Application], None] | None = None
     background: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     extra_servers: list[Callable[[Runtime], Awaitable[web.AppRunner]]] = field(default_factory=list)
-
-
-def make_clock(settings: Settings) -> Clock:
-    return SharedTestClock() if settings.test_clock else SystemClock()
 
 
 def faust_app(app_id: str, settings: Settings) -> faust.App:

@@ -12,7 +12,6 @@ from typing import Literal
 from schemas.events import PaymentReceived
 from services.bank_import.formats import camt053, csv_mapped, fio_json, gpc, mt940
 from services.bank_import.formats.base import (
-    Bad,
     Collector,
     ImportOptions,
     Problem,
@@ -82,5 +81,3 @@ def parse_statement(
         raise StatementRejected(name, [Problem(None, "--format", "|".join(FORMATS), fmt)])
     return collector.result()
 
-
-_ = Bad  # re-exported for importers written outside this package

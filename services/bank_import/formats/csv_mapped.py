@@ -24,10 +24,9 @@ import csv
 import io
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
 
 from services.bank_import.formats.base import (
     Bad,
@@ -83,7 +82,6 @@ class Mapping:
     date_format: str | None = None
     account: str | None = None
     currency: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def load_mapping(path: str) -> Mapping:
