@@ -18,6 +18,9 @@ import argparse
 import asyncio
 import json
 import platform
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -35,7 +38,7 @@ from services.bank_import.formats import parse_statement
 from services.demo import Scenario, isolated_stack
 from services.runtime import db
 from services.runtime.clock import set_clock
-from services.runtime.settings import Topics
+from services.runtime.settings import SERVICES, Topics
 from services.runtime.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,6 +107,70 @@ def bench_import(n: int) -> list[dict[str, Any]]:
 # --- the stack --------------------------------------------------------------------------------
 
 
+class Profiler:
+    """``--profile``: py-spy records every worker (collapsed stacks) for the whole run; the
+    summary lists where each spent its time, by function, self and inclusive."""
+
+    def __init__(self, stack: Stack, out: Path) -> None:
+        self.stack = stack
+        self.out = out
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        assert self.stack.workers is not None
+        self.out.mkdir(parents=True, exist_ok=True)
+        for service, proc in self.stack.workers.procs.items():
+            self.procs[service] = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(proc.pid),
+                 "--format", "raw", "--rate", "250", "--nonblocking",
+                 "-o", str(self.out / f"{service}.txt")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            proc.send_signal(signal.SIGINT)
+        for service, proc in self.procs.items():
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raw = self.out / f"{service}.txt"
+            if raw.exists():
+                (self.out / f"{service}.top.txt").write_text(summarize(raw.read_text()))
+
+
+def summarize(raw: str, top: int = 25) -> str:
+    """Self and inclusive samples per function from py-spy's collapsed stacks; the idle
+    event loop (``select``) is counted apart so the busy share is plain."""
+    own: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = idle = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = [
+            f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].rstrip(")") for f in stack.split(";")
+        ]
+        total += n
+        if "select" in frames[-1].split(" ")[0]:
+            idle += n
+            continue
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + n
+    busy = max(1, total - idle)
+    lines = [f"samples {total}, idle (select) {idle}, busy {busy}", "", "self:"]
+    for f, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"{100 * n / busy:6.1f}%  {f}")
+    lines += ["", "inclusive:"]
+    for f, n in sorted(incl.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"{100 * n / busy:6.1f}%  {f}")
+    return "\n".join(lines) + "\n"
+
+
 class RssSampler:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
@@ -146,6 +213,25 @@ async def wait_outbox_empty(url: str, schema: str) -> None:
             await asyncio.sleep(0.05)  # polling another process's table: no event to wait on
     finally:
         await conn.close()
+
+
+async def wait_for(url: str, query: str, expected: int, *args: Any, timeout: float = 600) -> None:
+    """Poll another process's tables until ``query`` returns ``expected``."""
+    conn = await asyncpg.connect(url)
+    try:
+        deadline = time.monotonic() + timeout
+        while (got := await conn.fetchval(query, *args)) != expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{query}: {got}, expected {expected}")
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+
+
+async def wait_outboxes_empty(url: str) -> None:
+    await wait_for(
+        url, "SELECT " + " + ".join(f"(SELECT count(*) FROM {s}.outbox)" for s in SERVICES), 0
+    )
 
 
 async def copy_limit(url: str, n: int) -> float:
@@ -257,8 +343,21 @@ async def run_stack_scenarios(stack: Stack, n: int, tmp: Path) -> list[dict[str,
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
-    await s.quiet()
+    # Done when every service has applied the outcome: payments settled each invoice,
+    # dunning re-evaluated each contract on it, invoicing marked it paid, and nothing is
+    # left to publish. (Waiting for committed offsets instead would add Faust's commit
+    # interval, 2.8 s, to the figure.)
+    outcome = (
+        "SELECT (SELECT count(*) FROM payments.invoices WHERE settled)"
+        " + (SELECT count(*) FROM dunning.invoices WHERE settled)"
+        " + (SELECT count(*) FROM invoicing.invoices WHERE status = 'paid')"
+        # re-evaluated: nothing unpaid, so no check is planned any more
+        " + (SELECT count(*) FROM dunning.state WHERE next_check_at IS NULL)"
+    )
+    await wait_for(stack.database_url, outcome, 4 * n)
+    await wait_outboxes_empty(stack.database_url)
     seconds = time.perf_counter() - started
+    await s.quiet()
     limit = await kafka_limit(stack.bootstrap, n, size)
     conn = await asyncpg.connect(stack.database_url)
     try:
@@ -422,12 +521,94 @@ async def reconnect_latency(stack: Stack, suspended: int, others: int, tmp: Path
     }  # fmt: skip
 
 
+SWEEP_BASE = 5_000_000  # contract numbers of the sweep, apart from the other scenarios
+
+
+async def dunning_sweep(stack: Stack, n: int) -> dict[str, Any]:
+    """``n`` contracts known to dunning, every tenth with an invoice three days overdue
+    tomorrow: advance the shared clock one day and time until every due decision is made
+    and its event published. The contracts are written straight into dunning's (and
+    notify's) tables, as if their events had been applied: the sweep is what is measured,
+    not a million contract events before it."""
+    s = Scenario(stack, out=lambda _l: None)
+    day = datetime(2027, 2, 1, 7, 0, tzinfo=UTC)  # Monday 08:00 in Prague
+    sweep_at = datetime(2027, 2, 2, 7, 0, tzinfo=UTC)  # Tuesday, a working day
+    midnight = datetime(2027, 2, 1, 23, 0, tzinfo=UTC)  # Tuesday 00:00 in Prague
+    overdue = n // 10
+    conn = await db.connect(stack.database_url)
+    try:
+        await set_clock(conn, day)
+    finally:
+        await conn.close()
+    await s.quiet()  # the other scenarios' contracts react to the jump first
+    conn = await asyncpg.connect(stack.database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute(
+                """INSERT INTO dunning.contracts (contract, country, currency)
+                   SELECT ($1 + g)::text, 'CZ', 'CZK' FROM generate_series(0, $2 - 1) g""",
+                SWEEP_BASE, n,
+            )  # fmt: skip
+            await conn.execute(
+                """INSERT INTO notify.contacts (contract, customer_name, language, contacts)
+                   SELECT ($1 + g)::text, 'Sweep ' || g, 'cs', '[]'::jsonb
+                   FROM generate_series(0, $2 - 1) g""",
+                SWEEP_BASE, n,
+            )  # fmt: skip
+            # every contract has an invoice: paid, or (every tenth) due on 29 January
+            await conn.execute(
+                """INSERT INTO dunning.invoices (invoice_number, contract, vs, ss, due_on,
+                                                 amount_minor, open_minor, currency, settled)
+                   SELECT (9000000000 + g)::text, ($1 + g)::text, ($1 + g)::text,
+                          (9000000000 + g)::text, date '2027-01-29', 49900,
+                          CASE WHEN g % 10 = 0 THEN 49900 ELSE 0 END, 'CZK', g % 10 <> 0
+                   FROM generate_series(0, $2 - 1) g""",
+                SWEEP_BASE, n,
+            )  # fmt: skip
+            await conn.execute(
+                """INSERT INTO dunning.state (contract, stage, why, next_check_at, updated_at)
+                   SELECT ($1 + g)::text, 'active', 'overdue, nothing due yet', $3, $4
+                   FROM generate_series(0, $2 - 1, 10) g""",
+                SWEEP_BASE, n, midnight, day,
+            )  # fmt: skip
+            await conn.execute(
+                """INSERT INTO dunning.timers (key, due_at)
+                   SELECT ($1 + g)::text, $3 FROM generate_series(0, $2 - 1, 10) g""",
+                SWEEP_BASE, n, midnight,
+            )  # fmt: skip
+        await conn.execute("ANALYZE dunning.contracts, dunning.invoices, dunning.state")
+        started = time.perf_counter()
+        await set_clock(conn, sweep_at)
+        decided = (
+            "SELECT count(*) FROM dunning.actions"
+            " WHERE decided_at = $1 AND kind = 'reminder' AND step = 'reminder-1'"
+        )
+        await wait_for(stack.database_url, decided, overdue, sweep_at)
+        await wait_for(stack.database_url, "SELECT count(*) FROM dunning.outbox", 0)
+        seconds = time.perf_counter() - started
+        actions = await conn.fetchval(
+            "SELECT count(*) FROM dunning.actions WHERE decided_at = $1", sweep_at
+        )
+    finally:
+        await conn.close()
+    return {
+        "scenario": "dunning-sweep", "n": n, "overdue": overdue, "seconds": round(seconds, 3),
+        "throughput": round(overdue / seconds), "unit": "decisions/s",
+        "target": "<= 60 s", "target_met": seconds <= 60,
+        "outcome_ok": actions == overdue,
+    }  # fmt: skip
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="smaller N, under 2 minutes")
+    p.add_argument(
+        "--profile", action="store_true", help="py-spy every worker into bench/profiles/"
+    )
     args = p.parse_args()
     n_import = 20_000 if args.quick else 100_000
     n_stack = 2_000 if args.quick else 20_000
+    n_sweep = 100_000 if args.quick else 1_000_000
     results = bench_import(n_import)
     run_dir = ROOT / ".run" / "bench"
     import os
@@ -436,10 +617,13 @@ def main() -> None:
     url = f"{url.rpartition('/')[0]}/billing_bench_{uuid.uuid4().hex[:6]}"
     stack = isolated_stack(run_dir, url)
     sampler = RssSampler(stack)
+    profiler = Profiler(stack, ROOT / "bench" / "profiles")
     try:
         stack.start_infrastructure()
         stack.start_workers()
         sampler.thread.start()
+        if args.profile:
+            profiler.start()
         results += asyncio.run(run_stack_scenarios(stack, n_stack, run_dir))
         results.append(
             asyncio.run(
@@ -448,8 +632,10 @@ def main() -> None:
                 )
             )
         )
+        results.append(asyncio.run(dunning_sweep(stack, n_sweep)))
     finally:
         sampler.stop.set()
+        profiler.stop()
         stack.stop()
         asyncio.run(db.drop_database(url))
     for service, rss in sorted(sampler.peak.items()):

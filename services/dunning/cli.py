@@ -94,11 +94,14 @@ def cmd_preview(args: argparse.Namespace) -> None:
 
     async def go(unit: Unit, d: Dunning) -> list[tuple[str, str, str, str]]:
         rows: list[tuple[str, str, str, str]] = []
-        for r in await unit.conn.fetch(Q.all_contracts):
-            found = await d.facts(unit, r["contract"])
-            if found is None:
+        contracts = [r["contract"] for r in await unit.conn.fetch(Q.all_contracts)]
+        known: dict[str, Any] = {}
+        for i in range(0, len(contracts), 1000):
+            known.update(await d.facts_many(unit, contracts[i : i + 1000]))
+        for contract in contracts:
+            if contract not in known:
                 continue
-            facts, policy = found
+            facts, policy = known[contract]
             tz = domain.TIMEZONES.get(facts.country, domain.TIMEZONES["CZ"])
             at = datetime.combine(day, time(12, 0), tzinfo=tz)
             tolerance = d.settings.rounding_tolerance.get(
@@ -107,9 +110,9 @@ def cmd_preview(args: argparse.Namespace) -> None:
             decision = domain.decide(facts, policy, at, tolerance)
             for a in decision.actions:
                 if a.kind != "skip":
-                    rows.append((r["contract"], a.kind, a.step, policy.name))
+                    rows.append((contract, a.kind, a.step, policy.name))
             if decision.held:
-                rows.append((r["contract"], "held", decision.held, policy.name))
+                rows.append((contract, "held", decision.held, policy.name))
         return rows
 
     rows = asyncio.run(_in_unit(go, commit=False))

@@ -100,3 +100,55 @@ RETURNING request_id;
 
 -- name: actions_of
 SELECT request_id, kind, step, decided_at FROM actions WHERE contract = $1 ORDER BY decided_at;
+
+-- name: lock_contracts
+-- The per-contract advisory locks of many contracts; pass them sorted, so that two
+-- transactions locking overlapping sets take them in the same order.
+SELECT count(pg_advisory_xact_lock(hashtext('dunning:' || c))) FROM unnest($1::text[]) AS c;
+
+-- name: contracts_facts
+-- Everything decide() needs beside invoices and done actions, for many contracts at once.
+SELECT c.contract, c.country, c.currency, c.policy, c.grp,
+       c.exempt OR e.contract IS NOT NULL AS exempt,
+       (SELECT max(until) FROM promises p WHERE p.contract = c.contract AND p.accepted)
+           AS promised_until,
+       u.since AS unmatched_since,
+       s.stage, s.episode, s.acknowledged_at,
+       CASE WHEN coalesce(s.stage, 'active') <> 'active' THEN
+           (SELECT max(decided_at) FROM actions a
+             WHERE a.contract = c.contract AND a.kind = 'notice')
+       END AS noticed_at
+FROM contracts c
+LEFT JOIN exemptions e USING (contract)
+LEFT JOIN unmatched_payments u USING (contract)
+LEFT JOIN state s USING (contract)
+WHERE c.contract = ANY($1::text[]);
+
+-- name: unpaid_invoices_of
+SELECT contract, invoice_number, vs, ss, due_on, open_minor, currency
+FROM invoices WHERE contract = ANY($1::text[]) AND NOT settled AND due_on IS NOT NULL;
+
+-- name: done_actions_of
+SELECT contract, request_id FROM actions WHERE contract = ANY($1::text[]);
+
+-- name: insert_actions
+INSERT INTO actions (contract, request_id, kind, step, decided_at)
+SELECT u.c, u.r, u.k, u.s, $5
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(c, r, k, s)
+ON CONFLICT DO NOTHING
+RETURNING contract, request_id;
+
+-- name: last_customer_promises
+SELECT contract, max(made_at) AS made_at
+FROM promises WHERE contract = ANY($1::text[]) AND accepted AND by = 'customer'
+GROUP BY contract;
+
+-- name: save_states
+INSERT INTO state (contract, stage, episode, acknowledged_at, why, next_check_at, updated_at)
+SELECT u.c, u.st, u.ep, u.ack, u.why, u.nxt, $7
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+            $6::timestamptz[]) AS u(c, st, ep, ack, why, nxt)
+ON CONFLICT (contract) DO UPDATE
+SET stage = EXCLUDED.stage, episode = EXCLUDED.episode,
+    acknowledged_at = EXCLUDED.acknowledged_at, why = EXCLUDED.why,
+    next_check_at = EXCLUDED.next_check_at, updated_at = EXCLUDED.updated_at;

@@ -50,10 +50,21 @@ class Dunning:
             return self.policies[self.settings.dunning_default_policy]
         return found
 
+    # --- facts: staged per event, decided once per contract per batch ----------------------
+    # The common facts are staged writes; the contract's decision is deferred to the end of
+    # the batch, where ``recompute_many`` locks all its contracts, runs the staged writes
+    # and decides every contract with a few set-based queries. Rare events settle first and
+    # then work directly, as before.
+
+    def _touched(self, unit: Unit, contract: str) -> None:
+        unit.later(self._recompute_deferred, contract)
+
+    async def _recompute_deferred(self, unit: Unit, contracts: list[str]) -> None:
+        await self.recompute_many(unit, contracts)
+
     async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.ContractUpserted)
-        await lock_contract(unit, data.contract)
-        await unit.conn.execute(
+        unit.stage(
             Q.upsert_contract,
             data.contract,
             data.country,
@@ -62,12 +73,11 @@ class Dunning:
             data.exempt,
             data.group,
         )
-        await self.recompute(unit, data.contract)
+        self._touched(unit, data.contract)
 
     async def on_invoice_issued(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.InvoiceIssued)
-        await lock_contract(unit, data.contract)
-        await unit.conn.execute(
+        unit.stage(
             Q.invoice_issued,
             data.invoice_number,
             data.contract,
@@ -77,101 +87,150 @@ class Dunning:
             data.amount_minor,
             data.currency,
         )
-        await self.recompute(unit, data.contract)
+        self._touched(unit, data.contract)
 
     async def on_invoice_settled(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.InvoiceSettled)
-        await lock_contract(unit, data.contract)
-        await unit.conn.execute(Q.invoice_settled, data.invoice_number, data.contract)
-        await self.recompute(unit, data.contract)
+        unit.stage(Q.invoice_settled, data.invoice_number, data.contract)
+        self._touched(unit, data.contract)
 
     async def on_partially_paid(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.InvoicePartiallyPaid)
-        await lock_contract(unit, data.contract)
-        await unit.conn.execute(
+        unit.stage(
             Q.invoice_partially_paid, data.invoice_number, data.contract, data.remaining_minor
         )
-        await self.recompute(unit, data.contract)
+        self._touched(unit, data.contract)
 
     async def on_reopened(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         """A reversed payment: the invoice owes again, and dunning goes back to wherever
         the facts now place the contract (deadlines stay anchored on the due date)."""
         assert isinstance(data, ev.InvoiceReopened)
-        await lock_contract(unit, data.contract)
-        await unit.conn.execute(
-            Q.invoice_reopened, data.invoice_number, data.contract, data.remaining_minor
-        )
-        await self.recompute(unit, data.contract)
+        unit.stage(Q.invoice_reopened, data.invoice_number, data.contract, data.remaining_minor)
+        self._touched(unit, data.contract)
 
     async def on_acknowledged(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.NoticeAcknowledged)
-        await lock_contract(unit, data.contract)
-        await unit.conn.execute(Q.acknowledge, data.contract, data.acknowledged_at, unit.now)
-        await self.recompute(unit, data.contract)
+        unit.stage(Q.acknowledge, data.contract, data.acknowledged_at, unit.now)
+        self._touched(unit, data.contract)
 
     async def on_timer(self, unit: Unit, contract: str) -> None:
-        await lock_contract(unit, contract)
-        await self.recompute(unit, contract)
+        await self.recompute_many(unit, [contract])
+
+    async def on_timers(self, unit: Unit, contracts: list[str]) -> None:
+        await self.recompute_many(unit, contracts)
 
     async def facts(self, unit: Unit, contract: str) -> tuple[domain.Facts, Policy] | None:
+        return (await self.facts_many(unit, [contract])).get(contract)
+
+    async def facts_many(
+        self, unit: Unit, contracts: list[str]
+    ) -> dict[str, tuple[domain.Facts, Policy]]:
+        """Facts of many contracts in three queries; contracts dunning does not know yet
+        (invoices before the contract) are left out: decided when the contract arrives."""
         conn = unit.conn
-        c = await conn.fetchrow(Q.get_contract, contract)
-        if c is None:
-            return None  # invoices before the contract: decided when the contract arrives
-        st = await conn.fetchrow(Q.get_state, contract)
-        invoices = tuple(
-            domain.UnpaidInvoice(
+        invoices: dict[str, list[domain.UnpaidInvoice]] = {}
+        for r in await conn.fetch(Q.unpaid_invoices_of, contracts):
+            unpaid = domain.UnpaidInvoice(
                 r["invoice_number"], r["vs"], r["ss"], r["due_on"], r["open_minor"], r["currency"]
             )
-            for r in await conn.fetch(Q.unpaid_invoices, contract)
-        )
-        done = frozenset(r["request_id"] for r in await conn.fetch(Q.done_actions, contract))
-        stage: domain.Stage = st["stage"] if st else "active"
-        facts = domain.Facts(
-            contract=contract,
-            country=c["country"],
-            exempt=c["exempt"],
-            invoices=invoices,
-            stage=stage,
-            episode=st["episode"] if st else None,
-            acknowledged_at=st["acknowledged_at"] if st else None,
-            done=done,
-            noticed_at=await conn.fetchval(Q.noticed_at, contract) if stage != "active" else None,
-            promised_until=c["promised_until"],
-            unmatched_since=c["unmatched_since"],
-        )
-        return facts, self.policy(c["policy"], c["grp"])
+            invoices.setdefault(r["contract"], []).append(unpaid)
+        done: dict[str, set[str]] = {}
+        for r in await conn.fetch(Q.done_actions_of, contracts):
+            done.setdefault(r["contract"], set()).add(r["request_id"])
+        out: dict[str, tuple[domain.Facts, Policy]] = {}
+        for c in await conn.fetch(Q.contracts_facts, contracts):
+            contract = c["contract"]
+            facts = domain.Facts(
+                contract=contract,
+                country=c["country"],
+                exempt=c["exempt"],
+                invoices=tuple(invoices.get(contract, ())),
+                stage=c["stage"] or "active",
+                episode=c["episode"],
+                acknowledged_at=c["acknowledged_at"],
+                done=frozenset(done.get(contract, ())),
+                noticed_at=c["noticed_at"],
+                promised_until=c["promised_until"],
+                unmatched_since=c["unmatched_since"],
+            )
+            out[contract] = facts, self.policy(c["policy"], c["grp"])
+        return out
 
     async def recompute(self, unit: Unit, contract: str) -> domain.Decision | None:
-        found = await self.facts(unit, contract)
-        if found is None:
-            return None
-        facts, policy = found
-        tolerance = self.settings.rounding_tolerance.get(
-            facts.invoices[0].currency if facts.invoices else "", 0
-        )
-        decision = domain.decide(facts, policy, unit.now, tolerance)
-        for action in decision.actions:
-            new = await unit.conn.fetchval(
-                Q.insert_action, contract, action.request_id, action.kind, action.step, unit.now
+        return (await self.recompute_many(unit, [contract])).get(contract)
+
+    async def recompute_many(self, unit: Unit, contracts: list[str]) -> dict[str, domain.Decision]:
+        """Lock the contracts, run the staged facts, decide each and act: actions recorded
+        once (their request id is the key), events emitted, state and timers saved."""
+        conn = unit.conn
+        contracts = sorted(set(contracts))
+        await conn.fetchval(Q.lock_contracts, contracts)
+        await unit.drain()
+        found = await self.facts_many(unit, contracts)
+        decided: dict[str, tuple[domain.Decision, Policy]] = {}
+        for contract, (facts, policy) in found.items():
+            tolerance = self.settings.rounding_tolerance.get(
+                facts.invoices[0].currency if facts.invoices else "", 0
             )
-            if new is not None:
-                promise_days = 0
-                if action.kind == "notice":
-                    promise_days = await self.promise_allowance(unit, contract, policy)
-                self._emit(unit, contract, policy, decision, action, promise_days)
-        await unit.conn.execute(
-            Q.save_state,
-            contract,
-            decision.stage,
-            decision.episode,
-            decision.acknowledged_at,
-            decision.why,
-            decision.next_check_at,
-            unit.now,
-        )
-        await timers.schedule(unit.conn, contract, decision.next_check_at)
-        return decision
+            decided[contract] = domain.decide(facts, policy, unit.now, tolerance), policy
+        wanted = [(c, a) for c, (d, _) in decided.items() for a in d.actions]
+        if wanted:
+            new = {
+                (r["contract"], r["request_id"])
+                for r in await conn.fetch(
+                    Q.insert_actions,
+                    [c for c, _ in wanted],
+                    [a.request_id for _, a in wanted],
+                    [a.kind for _, a in wanted],
+                    [a.step for _, a in wanted],
+                    unit.now,
+                )
+            }
+            noticed = [c for c, a in wanted if a.kind == "notice" and (c, a.request_id) in new]
+            allowance = await self.promise_allowances(unit, noticed, decided)
+            for contract, action in wanted:
+                if (contract, action.request_id) in new:
+                    decision, policy = decided[contract]
+                    days = allowance.get(contract, 0) if action.kind == "notice" else 0
+                    self._emit(unit, contract, policy, decision, action, days)
+        if decided:
+            ds = [d for d, _ in decided.values()]
+            await conn.execute(
+                Q.save_states,
+                list(decided),
+                [d.stage for d in ds],
+                [d.episode for d in ds],
+                [d.acknowledged_at for d in ds],
+                [d.why for d in ds],
+                [d.next_check_at for d in ds],
+                unit.now,
+            )
+            await timers.schedule_many(conn, list(decided), [d.next_check_at for d in ds])
+        return {c: d for c, (d, _) in decided.items()}
+
+    async def promise_allowances(
+        self,
+        unit: Unit,
+        contracts: list[str],
+        decided: dict[str, tuple[domain.Decision, Policy]],
+    ) -> dict[str, int]:
+        """``promise_allowance`` of many contracts in one query."""
+        asking = [c for c in contracts if decided[c][1].promise.max_days]
+        if not asking:
+            return {}
+        last = {
+            r["contract"]: r["made_at"]
+            for r in await unit.conn.fetch(Q.last_customer_promises, asking)
+        }
+        out = {}
+        for c in asking:
+            policy = decided[c][1]
+            made = last.get(c)
+            recent = made is not None and unit.now - made < timedelta(
+                days=policy.promise.once_per_days
+            )
+            out[c] = 0 if recent else policy.promise.max_days
+        return out
 
     async def promise_allowance(self, unit: Unit, contract: str, policy: Policy) -> int:
         """How many days the customer may still postpone: 0 when the policy allows no
@@ -187,6 +246,7 @@ class Dunning:
         """A promise to pay: the customer's within the policy's limits, an operator's as
         given. Either way the suspension (and restriction) waits until then."""
         assert isinstance(data, ev.PromiseMade)
+        await unit.settle()
         await lock_contract(unit, data.contract)
         found = await self.facts(unit, data.contract)
         if found is None:
@@ -233,6 +293,7 @@ class Dunning:
         assert isinstance(data, ev.PaymentUnmatched)
         if data.vs is None or data.amount_minor <= 0:
             return
+        await unit.settle()
         await lock_contract(unit, data.vs)
         if await unit.conn.fetchrow(Q.get_contract, data.vs) is None:
             return
@@ -243,6 +304,7 @@ class Dunning:
         assert isinstance(data, ev.PaymentMatched)
         if data.rule != "manual":
             return
+        await unit.settle()
         await lock_contract(unit, data.contract)
         await unit.conn.execute(Q.clear_unmatched, data.contract)
         await self.recompute(unit, data.contract)

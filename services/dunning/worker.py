@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.dunning.service import Dunning
 from services.runtime.consumer import Handler
-from services.runtime.timers import TimerHandler
+from services.runtime.timers import BatchTimerHandler, TimerHandler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
 _instances: dict[int, Dunning] = {}
@@ -37,7 +37,13 @@ def timer(rt: Runtime) -> TimerHandler:
     return _dunning(rt).on_timer
 
 
-SPEC = ServiceSpec(name="dunning", subscriptions=subscriptions, timer=timer)
+def timer_batch(rt: Runtime) -> BatchTimerHandler:
+    return _dunning(rt).on_timers
+
+
+SPEC = ServiceSpec(
+    name="dunning", subscriptions=subscriptions, timer=timer, timer_batch=timer_batch
+)
 
 if __name__ == "__main__":
     run(SPEC)

@@ -168,3 +168,45 @@ SELECT t.currency,
          WHERE l.currency = t.currency) AS credit
 FROM bank_transactions t WHERE t.amount_minor > 0
 GROUP BY t.currency ORDER BY t.currency;
+
+-- Set-based pairing of a batch's payments (``Payments._fetch_batch``): the facts of many
+-- payments in five queries, and their writes as pipelined statements.
+
+-- name: batch_contracts
+SELECT contract, currency FROM contracts WHERE contract = ANY($1::text[]);
+
+-- name: batch_open_invoices
+-- Open invoices of the contracts the payments name by VS or through an SS, locked.
+SELECT invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency
+FROM invoices
+WHERE NOT settled
+  AND contract = ANY($1::text[] || ARRAY(SELECT contract FROM invoices
+                                          WHERE ss = ANY($2::text[]) AND NOT settled))
+ORDER BY due_on, invoice_number
+FOR UPDATE;
+
+-- name: batch_known_movements
+SELECT t.account, t.bank_tx_id
+FROM bank_transactions t JOIN unnest($1::text[], $2::text[]) AS u(account, bank_tx_id)
+  ON t.account = u.account AND t.bank_tx_id = u.bank_tx_id;
+
+-- name: batch_waiting_reversals
+-- (account, currency, amount) of unmatched debits a payment of the batch could be the
+-- original of; such a payment takes the one-by-one path that sorts it out.
+SELECT DISTINCT t.account, t.currency::text AS currency, -t.amount_minor AS amount_minor
+FROM bank_transactions t
+JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS u(account, currency, amount_minor)
+  ON t.account = u.account AND t.currency = u.currency AND t.amount_minor = -u.amount_minor
+WHERE t.status = 'unmatched';
+
+-- name: batch_credit_balances
+SELECT contract, sum(remaining_minor)::bigint AS balance
+FROM credit_lots WHERE contract = ANY($1::text[]) GROUP BY contract;
+
+-- name: insert_matched_tx
+-- A payment paired in a batch; its absence was checked under the batch's facts, so a
+-- conflict here is a bug to surface, not a repeat to skip.
+INSERT INTO bank_transactions (account, bank_tx_id, event_id, booked_on, amount_minor, currency,
+                               vs, ss, data, contract, status, reason_code, reason, received_at,
+                               counterparty_account, counterparty_name, message, rule)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18);

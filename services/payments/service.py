@@ -4,8 +4,10 @@ up the facts, stores the outcome and emits the events, in the caller's transacti
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -64,6 +66,72 @@ def _movement(data: ev.PaymentReceived) -> domain.Movement:
     )
 
 
+def _tx_args(
+    unit: Unit,
+    event: CloudEvent,
+    data: ev.PaymentReceived,
+    status: str,
+    contract: str | None = None,
+    unmatched: domain.Unmatched | None = None,
+    rule: str | None = None,
+) -> tuple[Any, ...]:
+    return (
+        data.account,
+        data.bank_tx_id,
+        event.id,
+        data.booked_on,
+        data.amount_minor,
+        data.currency,
+        data.vs,
+        data.ss,
+        data.model_dump(mode="json"),
+        contract,
+        status,
+        unmatched.code if unmatched else None,
+        unmatched.reason if unmatched else None,
+        unit.now,
+        data.counterparty_account,
+        data.counterparty_name,
+        data.message,
+        rule,
+    )
+
+
+@dataclass
+class _Batch:
+    """The facts of a run of plain payments (positive, with a VS) of one consumed batch,
+    fetched at once and kept current as they are paired, and the writes of those pairings,
+    written at once. Anything else (a debit, an unknown VS, a payment a waiting reversal
+    may return, another event type) first writes these out and drops the facts, then takes
+    the one-by-one path, so both paths always read the same state."""
+
+    covers: range  # positions in the unit's batch these facts were fetched for
+    contracts: dict[str, domain.ContractInfo]
+    invoices: dict[str, domain.OpenInvoice]  # current state of the fetched open invoices
+    settled: set[str]
+    by_ss: dict[str, str]
+    by_contract: dict[str, list[str]]  # open invoice numbers, (due_on, number) order
+    known: set[tuple[str, str]]  # (account, bank_tx_id) stored before or in this batch
+    waiting: set[tuple[str, str, int]]  # (account, currency, amount) a reversal may return
+    balance: dict[str, int]
+    txs: list[tuple[Any, ...]] = field(default_factory=list)
+    allocations: list[tuple[Any, ...]] = field(default_factory=list)
+    lots: list[tuple[Any, ...]] = field(default_factory=list)
+    paid: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # final state per invoice
+
+    def open_of(self, contract: str) -> list[domain.OpenInvoice]:
+        return [
+            self.invoices[n] for n in self.by_contract.get(contract, []) if n not in self.settled
+        ]
+
+
+BATCH = "payments.batch"
+
+
+def _plain(data: BaseModel) -> bool:
+    return isinstance(data, ev.PaymentReceived) and data.amount_minor > 0 and data.vs is not None
+
+
 class Payments:
     def __init__(self, settings: Settings, topics: Topics) -> None:
         self.settings = settings
@@ -78,10 +146,12 @@ class Payments:
 
     async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.ContractUpserted)
+        await self._finish_batch(unit)
         await unit.conn.execute(Q.upsert_contract, data.contract, data.currency)
 
     async def on_invoice_issued(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.InvoiceIssued)
+        await self._finish_batch(unit)
         conn = unit.conn
         inserted = await conn.fetchval(
             Q.insert_invoice,
@@ -123,6 +193,14 @@ class Payments:
     async def on_payment_received(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.PaymentReceived)
         mv = _movement(data)
+        if _plain(data):
+            batch = unit.scratch.get(BATCH)
+            if batch is None or unit.position not in batch.covers:
+                await self._finish_batch(unit)
+                batch = await self._fetch_batch(unit)
+            if self._pair_in_batch(unit, event, data, mv, batch):
+                return
+        await self._finish_batch(unit)
         if mv.amount_minor < 0:
             await self._debit(unit, event, data, mv)
         else:
@@ -139,25 +217,7 @@ class Payments:
         rule: str | None = None,
     ) -> bool:
         stored = await unit.conn.fetchval(
-            Q.insert_bank_tx,
-            data.account,
-            data.bank_tx_id,
-            event.id,
-            data.booked_on,
-            data.amount_minor,
-            data.currency,
-            data.vs,
-            data.ss,
-            data.model_dump(mode="json"),
-            contract,
-            status,
-            unmatched.code if unmatched else None,
-            unmatched.reason if unmatched else None,
-            unit.now,
-            data.counterparty_account,
-            data.counterparty_name,
-            data.message,
-            rule,
+            Q.insert_bank_tx, *_tx_args(unit, event, data, status, contract, unmatched, rule)
         )
         return stored is not None  # None: the same bank movement again, already handled
 
@@ -225,6 +285,22 @@ class Payments:
         open_invoices = [
             _open_invoice(r) for r in await conn.fetch(Q.open_invoices, found.contract.contract)
         ]
+        decision = self._match(mv, found, open_invoices)
+        if isinstance(decision, domain.Unmatched):  # currency checked by identify already
+            await self._unmatched(unit, event, data, decision)
+            return
+        if not await self._store(
+            unit, event, data, "matched", contract=decision.contract, rule=decision.rule
+        ):
+            return
+        await self._apply(unit, mv, decision)
+
+    def _match(
+        self,
+        mv: domain.Movement,
+        found: domain.Identified,
+        open_invoices: list[domain.OpenInvoice],
+    ) -> domain.Matched | domain.Unmatched:
         # the locked, current row of the invoice to pay first
         first = next(
             (
@@ -234,17 +310,9 @@ class Payments:
             ),
             None,
         )
-        decision = domain.match(
+        return domain.match(
             mv, found.contract, open_invoices, first, self.tolerance(mv.currency), how=found.how
         )
-        if isinstance(decision, domain.Unmatched):  # currency checked by identify already
-            await self._unmatched(unit, event, data, decision)
-            return
-        if not await self._store(
-            unit, event, data, "matched", contract=decision.contract, rule=decision.rule
-        ):
-            return
-        await self._apply(unit, mv, decision)
 
     async def _lookup(self, unit: Unit, mv: domain.Movement) -> domain.Lookup:
         conn = unit.conn
@@ -297,6 +365,12 @@ class Payments:
                 decision.credit_minor,
             )
         balance = await conn.fetchval(Q.credit_balance, decision.contract)
+        self._emit_matched(unit, mv, decision, balance)
+        await self._record_outcomes(unit, decision.outcomes, mv.booked_on)
+
+    def _emit_matched(
+        self, unit: Unit, mv: domain.Movement, decision: domain.Matched, balance: int
+    ) -> None:
         unit.emit(
             self.topics.payments,
             "payment.matched.v1",
@@ -322,7 +396,136 @@ class Payments:
                 rule=decision.rule,
             ),
         )
-        await self._record_outcomes(unit, decision.outcomes, mv.booked_on)
+
+    # --- a batch's plain payments, set-based ------------------------------------------------
+
+    async def _fetch_batch(self, unit: Unit) -> _Batch:
+        """Fetch the facts of the run of plain payments starting at the current event."""
+        end = unit.position
+        while end < len(unit.batch) and _plain(unit.batch[end][1]):
+            end += 1
+        payments = [d for _, d in unit.batch[unit.position : end]]
+        conn = unit.conn
+        vss = sorted({d.vs for d in payments if d.vs is not None})
+        sss = sorted({d.ss for d in payments if d.ss is not None})
+        contracts = {
+            r["contract"]: domain.ContractInfo(r["contract"], r["currency"])
+            for r in await conn.fetch(Q.batch_contracts, vss)
+        }
+        invoices: dict[str, domain.OpenInvoice] = {}
+        by_ss: dict[str, str] = {}
+        by_contract: dict[str, list[str]] = {}
+        for r in await conn.fetch(Q.batch_open_invoices, list(contracts), sss):
+            inv = _open_invoice(r)
+            invoices[inv.invoice_number] = inv
+            by_ss[inv.ss] = inv.invoice_number
+            by_contract.setdefault(inv.contract, []).append(inv.invoice_number)
+        known = {
+            (r["account"], r["bank_tx_id"])
+            for r in await conn.fetch(
+                Q.batch_known_movements,
+                [d.account for d in payments],
+                [d.bank_tx_id for d in payments],
+            )
+        }
+        waiting = {
+            (r["account"], r["currency"], r["amount_minor"])
+            for r in await conn.fetch(
+                Q.batch_waiting_reversals,
+                [d.account for d in payments],
+                [d.currency for d in payments],
+                [d.amount_minor for d in payments],
+            )
+        }
+        named = sorted(set(contracts) | set(by_contract))
+        balance = {
+            r["contract"]: r["balance"] for r in await conn.fetch(Q.batch_credit_balances, named)
+        }
+        batch = _Batch(
+            covers=range(unit.position, end),
+            contracts=contracts,
+            invoices=invoices,
+            settled=set(),
+            by_ss=by_ss,
+            by_contract=by_contract,
+            known=known,
+            waiting=waiting,
+            balance=balance,
+        )
+        unit.scratch[BATCH] = batch
+        unit.later(self._finish_deferred, BATCH)
+        return batch
+
+    def _pair_in_batch(
+        self,
+        unit: Unit,
+        event: CloudEvent,
+        data: ev.PaymentReceived,
+        mv: domain.Movement,
+        b: _Batch,
+    ) -> bool:
+        """Pair a plain payment from the batch's facts, exactly as ``_credit`` would; False
+        (with nothing changed) when this one needs the one-by-one path."""
+        if (mv.account, mv.bank_tx_id) in b.known:
+            return True  # the same bank movement again: already handled
+        if (mv.account, mv.currency, mv.amount_minor) in b.waiting:
+            return False
+        assert mv.vs is not None
+        by_vs = b.contracts.get(mv.vs)
+        if by_vs is None:
+            return False  # rules 2 and 3 need more facts than the batch fetched
+        by_ss = None
+        if mv.ss is not None and mv.ss in b.by_ss and b.by_ss[mv.ss] not in b.settled:
+            by_ss = b.invoices[b.by_ss[mv.ss]]
+        found = domain.identify(mv, domain.Lookup(by_vs, by_ss), self.phone_vs)
+        if isinstance(found, domain.Unmatched):
+            return False
+        contract = found.contract.contract
+        if contract not in b.contracts and contract not in b.by_contract:
+            return False
+        open_invoices = b.open_of(contract)
+        decision = self._match(mv, found, open_invoices)
+        if isinstance(decision, domain.Unmatched):
+            return False
+        b.known.add((mv.account, mv.bank_tx_id))
+        b.txs.append(_tx_args(unit, event, data, "matched", decision.contract, None, decision.rule))
+        for a in decision.allocations:
+            b.allocations.append(
+                (mv.account, mv.bank_tx_id, a.invoice.invoice_number, a.amount_minor, a.rule)
+            )
+        if decision.credit_minor:
+            b.lots.append(
+                (mv.account, mv.bank_tx_id, decision.contract, mv.currency, decision.credit_minor)
+            )
+        balance = b.balance.get(decision.contract, 0) + decision.credit_minor
+        b.balance[decision.contract] = balance
+        for o in decision.outcomes:
+            number = o.invoice.invoice_number
+            b.invoices[number] = dataclasses.replace(o.invoice, paid_minor=o.paid_minor)
+            if o.settled:
+                b.settled.add(number)
+            b.paid[number] = (number, o.paid_minor, o.settled, o.forgiven_minor)
+        self._emit_matched(unit, mv, decision, balance)
+        self._emit_outcomes(unit, decision.outcomes, mv.booked_on)
+        return True
+
+    async def _finish_batch(self, unit: Unit) -> None:
+        """Write out what the batch's facts paired, and forget them."""
+        b: _Batch | None = unit.scratch.pop(BATCH, None)
+        if b is None:
+            return
+        conn = unit.conn
+        if b.txs:
+            await conn.executemany(Q.insert_matched_tx, b.txs)
+        if b.allocations:
+            await conn.executemany(Q.insert_allocation, b.allocations)
+        if b.lots:
+            await conn.executemany(Q.add_credit_lot, b.lots)
+        if b.paid:
+            await conn.executemany(Q.update_invoice_paid, list(b.paid.values()))
+
+    async def _finish_deferred(self, unit: Unit, _keys: list[str]) -> None:
+        await self._finish_batch(unit)
 
     # --- reversals -------------------------------------------------------------------------
 
@@ -478,6 +681,11 @@ class Payments:
             await unit.conn.execute(
                 Q.update_invoice_paid, inv.invoice_number, o.paid_minor, o.settled, o.forgiven_minor
             )
+        self._emit_outcomes(unit, outcomes, on)
+
+    def _emit_outcomes(self, unit: Unit, outcomes: list[domain.InvoiceOutcome], on: date) -> None:
+        for o in outcomes:
+            inv = o.invoice
             if o.settled:
                 unit.emit(
                     self.topics.payments,

@@ -5,8 +5,9 @@ For one batch, in one transaction:
 2. insert the event ids into ``inbox`` (primary key ``(consumer, event_id)``); ids already
    there were applied before (a redelivery) and are skipped;
 3. call the handler for each new event, in partition order; handlers write state and queue
-   events on the unit;
-4. write queued events and dead letters to ``outbox``; commit.
+   events on the unit, or stage writes and defer per-key work to do once for the batch;
+4. finish the staged and deferred work; write queued events and dead letters to
+   ``outbox``; commit.
 Only after the commit does the caller acknowledge the records, so a crash anywhere before it
 redelivers the batch and step 2 makes the replay a no-op for what had been committed.
 
@@ -132,7 +133,9 @@ class BatchConsumer:
             async with conn.transaction():
                 unit = Unit(conn, self.clock.now(), self.source)
                 fresh = await self._claim(conn, parsed)
-                for item in fresh:
+                unit.batch = [(item.event, item.data) for item in fresh]
+                for position, item in enumerate(fresh):
+                    unit.position = position
                     with logs.bound(
                         contract=item.event.subject,
                         event_id=str(item.event.id),

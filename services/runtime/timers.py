@@ -1,9 +1,11 @@
 """Durable timers: rows in the service's ``timers`` table (DESIGN section 5).
 
 A sweep claims due rows with ``FOR UPDATE SKIP LOCKED`` so any number of instances share
-them, deletes each row and calls the service's handler in the same transaction; the handler
-schedules the next one. A crash before commit leaves the row due, so no timer is lost; each
-timer runs in a savepoint so one failing contract cannot block the others.
+them, deletes them and calls the service's handler in the same transaction; the handler
+schedules the next one. A crash before commit leaves the row due, so no timer is lost.
+A service with a batch handler gets all claimed keys at once (set-based work); if that
+fails for a reason other than a lost connection, the sweep falls back to one savepoint
+per key, so one failing contract cannot block the others.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from services.runtime.unit import Unit
 log = logs.get(__name__)
 
 TimerHandler = Callable[[Unit, str], Awaitable[None]]
+BatchTimerHandler = Callable[[Unit, list[str]], Awaitable[None]]
 
 RETRY_FAILED_TIMER = timedelta(minutes=15)
 
@@ -41,6 +44,24 @@ async def schedule(conn: asyncpg.Connection, key: str, due_at: datetime | None) 
         )
 
 
+async def schedule_many(
+    conn: asyncpg.Connection, keys: list[str], due: list[datetime | None]
+) -> None:
+    """``schedule`` for many keys in two statements."""
+    clear = [k for k, d in zip(keys, due, strict=True) if d is None]
+    if clear:
+        await conn.execute("DELETE FROM timers WHERE key = ANY($1::text[])", clear)
+    keep = [(k, d) for k, d in zip(keys, due, strict=True) if d is not None]
+    if keep:
+        await conn.execute(
+            "INSERT INTO timers (key, due_at)"
+            " SELECT * FROM unnest($1::text[], $2::timestamptz[])"
+            " ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at",
+            [k for k, _ in keep],
+            [d for _, d in keep],
+        )
+
+
 class TimerLoop:
     def __init__(
         self,
@@ -50,11 +71,13 @@ class TimerLoop:
         handler: TimerHandler,
         poll_interval: float = 1.0,
         batch: int = 500,
+        batch_handler: BatchTimerHandler | None = None,
     ) -> None:
         self.service = service
         self.pool = pool
         self.clock = clock
         self.handler = handler
+        self.batch_handler = batch_handler
         self.poll_interval = poll_interval
         self.batch = batch
         self.wakeup = asyncio.Event()
@@ -72,6 +95,21 @@ class TimerLoop:
                     self.batch,
                 )
                 unit = Unit(conn, now, self.source)
+                keys = [row["key"] for row in rows]
+                if keys and self.batch_handler is not None:
+                    try:
+                        async with conn.transaction():
+                            await conn.execute(
+                                "DELETE FROM timers WHERE key = ANY($1::text[])", keys
+                            )
+                            await self.batch_handler(unit, keys)
+                            await unit.settle()
+                        rows = []  # all done
+                    except TRANSIENT:
+                        raise
+                    except Exception as exc:
+                        unit = Unit(conn, now, self.source)
+                        log.warning("timer batch failed; one by one", error=repr(exc))
                 for row in rows:
                     key = row["key"]
                     queued = len(unit.outbox)
@@ -80,15 +118,18 @@ class TimerLoop:
                             await conn.execute("DELETE FROM timers WHERE key = $1", key)
                             with logs.bound(contract=key):
                                 await self.handler(unit, key)
+                                await unit.settle()
                     except TRANSIENT:
                         raise  # the whole sweep is retried on the next round
                     except Exception as exc:
                         del unit.outbox[queued:]
+                        unit.staged.clear()
+                        unit.deferred.clear()
                         log.error("timer failed; retrying later", key=key, error=repr(exc))
                         await schedule(conn, key, now + RETRY_FAILED_TIMER)
                 await unit.flush()
-        TIMERS_FIRED.labels(self.service).inc(len(rows))
-        return len(rows)
+        TIMERS_FIRED.labels(self.service).inc(len(keys))
+        return len(keys)
 
     async def run(self) -> None:
         while True:

@@ -22,7 +22,7 @@ from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
 from services.runtime.consumer import BatchConsumer, Handler, Record
 from services.runtime.outbox import OutboxRelay, make_producer
 from services.runtime.settings import Settings, Topics, get_settings, get_topics
-from services.runtime.timers import TimerHandler, TimerLoop
+from services.runtime.timers import BatchTimerHandler, TimerHandler, TimerLoop
 
 log = logs.get(__name__)
 
@@ -50,6 +50,8 @@ class ServiceSpec:
     # topic name -> {event type -> handler}
     subscriptions: Callable[[Runtime], dict[str, dict[str, Handler]]]
     timer: Callable[[Runtime], TimerHandler] | None = None
+    # all due keys of a sweep at once; ``timer`` stays the one-by-one fallback
+    timer_batch: Callable[[Runtime], BatchTimerHandler] | None = None
     routes: Callable[[Runtime, web.Application], None] | None = None
     background: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     extra_servers: list[Callable[[Runtime], Awaitable[web.AppRunner]]] = field(default_factory=list)
@@ -106,7 +108,12 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
         tasks: list[Awaitable[Any]] = [relay.run(settings.database_url)]
         if spec.timer is not None:
             rt.timer_loop = TimerLoop(
-                spec.name, rt.db, rt.clock, spec.timer(rt), settings.timer_poll_interval
+                spec.name,
+                rt.db,
+                rt.clock,
+                spec.timer(rt),
+                settings.timer_poll_interval,
+                batch_handler=spec.timer_batch(rt) if spec.timer_batch else None,
             )
             tasks.append(rt.timer_loop.run())
         tasks.extend(bg(rt) for bg in spec.background)

@@ -6,7 +6,9 @@ pay, an operator's postponement and exemption, and a payment waiting unmatched."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -31,11 +33,13 @@ class Sim:
         self.d = Dunning(Settings(), Topics())
         self.now = START
         self.log: list[tuple[str, str, dict[str, Any]]] = []  # (day, type, data)
+        self.pending: list[tuple[Any, Any, Any]] | None = None
 
     async def _unit(self, fn: Any) -> None:
         async with self.conn.transaction():
             unit = Unit(self.conn, self.now, "/test")
             await fn(unit)
+            await unit.settle()  # what the consumer's flush does before the commit
             for _, _, value, _, type_ in unit.outbox:
                 data = json.loads(value)["data"]
                 local = self.now.astimezone(PRAGUE)
@@ -43,7 +47,25 @@ class Sim:
 
     async def event(self, handler: Any, type_: str, data: Any) -> None:
         e = envelope(type_, "/test", getattr(data, "contract", None), data, self.now)
-        await self._unit(lambda u: handler(u, e, data))
+        if self.pending is not None:
+            self.pending.append((handler, e, data))
+        else:
+            await self._unit(lambda u: handler(u, e, data))
+
+    @contextlib.asynccontextmanager
+    async def one_batch(self) -> AsyncIterator[None]:
+        """The events sent inside, handled as one consumed batch (one unit of work)."""
+        self.pending = []
+        yield
+        pending, self.pending = self.pending, None
+
+        async def go(u: Unit) -> None:
+            u.batch = [(e, d) for _, e, d in pending]
+            for i, (handler, e, d) in enumerate(pending):
+                u.position = i
+                await handler(u, e, d)
+
+        await self._unit(go)
 
     async def contract(self, contract: str, policy: str | None = None, **kw: Any) -> None:
         data = ev.ContractUpserted(
@@ -91,8 +113,9 @@ class Sim:
         data = ev.PromiseMade(contract=contract, days=days, by="customer", made_at=self.now)
         await self.event(self.d.on_promise, "promise.made.v1", data)
 
-    async def run_until(self, end: datetime, down: bool = False) -> None:
-        """Fire each due timer at its time (``down``: the worker is off, nothing fires)."""
+    async def run_until(self, end: datetime, down: bool = False, batched: bool = False) -> None:
+        """Fire each due timer at its time (``down``: the worker is off, nothing fires;
+        ``batched``: all timers due at that time at once, as the timer loop's sweep)."""
         while True:
             row = await self.conn.fetchrow(
                 "SELECT key, due_at FROM timers WHERE due_at <= $1 ORDER BY due_at LIMIT 1", end
@@ -101,7 +124,17 @@ class Sim:
                 self.now = end
                 return
             self.now = max(self.now, row["due_at"])
-            await self._unit(lambda u, k=row["key"]: self.d.on_timer(u, k))
+            if batched:
+                keys = [
+                    r["key"]
+                    for r in await self.conn.fetch(
+                        "SELECT key FROM timers WHERE due_at <= $1 ORDER BY due_at", self.now
+                    )
+                ]
+                await self.conn.execute("DELETE FROM timers WHERE key = ANY($1::text[])", keys)
+                await self._unit(lambda u, k=keys: self.d.on_timers(u, k))
+            else:
+                await self._unit(lambda u, k=row["key"]: self.d.on_timer(u, k))
 
     def acts(self, contract: str) -> list[tuple[str, str]]:
         return [
@@ -142,6 +175,40 @@ def test_notice_then_suspend_preset(database_url: str) -> None:
         assert ("01-04", "suspend") in s.acts("1002")
         await s.settle("1002", "2026000002")
         assert s.acts("1002")[-1][1] == "restore"
+
+    run(database_url, scenario)
+
+
+def test_batches_decide_as_one_by_one_does(database_url: str) -> None:
+    """Many contracts' facts in one batch and their timers in one sweep: every contract
+    gets exactly what the one-by-one preset test gets."""
+
+    async def scenario(s: Sim) -> None:
+        contracts = [str(1100 + i) for i in range(8)]
+        async with s.one_batch():
+            for c in contracts:
+                await s.contract(c)
+                await s.invoice(c, f"20260{c}", date(2026, 12, 15))
+        await s.run_until(at("2026-12-25"), batched=True)
+        for c in contracts:
+            assert s.acts(c) == [
+                ("12-18", "reminder"), ("12-22", "reminder"), ("12-25", "notice")
+            ]  # fmt: skip
+        async with s.one_batch():  # four pay, one confirms the notice, in one batch
+            for c in contracts[:4]:
+                await s.settle(c, f"20260{c}")
+            await s.acknowledge(contracts[4])
+        for c in contracts[:4]:
+            assert s.acts(c)[-1][1] == "restore"
+        await s.run_until(at("2027-01-07"), batched=True)
+        assert s.acts(contracts[4])[-1] == ("01-04", "suspend")
+        for c in contracts[5:]:  # not confirmed: the 30-day deadline has not come
+            assert s.acts(c)[-1] == ("12-25", "notice")
+        async with s.one_batch():  # the same contract twice in one batch
+            await s.settle(contracts[4], f"20260{contracts[4]}")
+            await s.invoice(contracts[4], "2027001104", date(2027, 1, 15))
+        assert s.acts(contracts[4])[-1][1] == "restore"
+        assert sum(1 for _ in s.acts(contracts[4])) == 5
 
     run(database_url, scenario)
 

@@ -80,4 +80,3 @@ def parse_statement(
     else:
         raise StatementRejected(name, [Problem(None, "--format", "|".join(FORMATS), fmt)])
     return collector.result()
-
