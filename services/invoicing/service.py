@@ -117,7 +117,7 @@ async def billing_run(
 
 async def on_settled(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
     assert isinstance(data, ev.InvoiceSettled)
-    await unit.conn.execute(Q.mark_paid, data.invoice_number, data.paid_minor, data.settled_on)
+    unit.stage(Q.mark_paid, data.invoice_number, data.paid_minor, data.settled_on)
 
 
 async def on_fee_charged(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
@@ -135,9 +135,9 @@ async def on_fee_charged(unit: Unit, event: CloudEvent, data: BaseModel) -> None
 
 async def on_reopened(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
     assert isinstance(data, ev.InvoiceReopened)
-    await unit.conn.execute(Q.mark_reopened, data.invoice_number, data.paid_minor)
+    unit.stage(Q.mark_reopened, data.invoice_number, data.paid_minor)
 
 
 async def on_partially_paid(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
     assert isinstance(data, ev.InvoicePartiallyPaid)
-    await unit.conn.execute(Q.mark_partially_paid, data.invoice_number, data.paid_minor)
+    unit.stage(Q.mark_partially_paid, data.invoice_number, data.paid_minor)

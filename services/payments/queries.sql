@@ -1,18 +1,8 @@
--- name: upsert_contract
-INSERT INTO contracts (contract, currency) VALUES ($1, $2)
-ON CONFLICT (contract) DO UPDATE SET currency = EXCLUDED.currency;
-
 -- name: get_contract
 SELECT contract, currency FROM contracts WHERE contract = $1;
 
 -- name: contracts_named
 SELECT contract, currency FROM contracts WHERE contract = ANY($1::text[]) ORDER BY contract;
-
--- name: insert_invoice
-INSERT INTO invoices (invoice_number, contract, ss, due_on, amount_minor, currency)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (invoice_number) DO NOTHING
-RETURNING invoice_number;
 
 -- name: open_invoices
 SELECT invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency
@@ -210,3 +200,19 @@ INSERT INTO bank_transactions (account, bank_tx_id, event_id, booked_on, amount_
                                vs, ss, data, contract, status, reason_code, reason, received_at,
                                counterparty_account, counterparty_name, message, rule)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18);
+
+-- name: upsert_contracts
+INSERT INTO contracts (contract, currency)
+SELECT * FROM unnest($1::text[], $2::text[])
+ON CONFLICT (contract) DO UPDATE SET currency = EXCLUDED.currency;
+
+-- name: insert_invoices
+-- A run of issued invoices; returns the new ones (a repeat of one already known is not).
+INSERT INTO invoices (invoice_number, contract, ss, due_on, amount_minor, currency)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::bigint[], $6::text[])
+ON CONFLICT (invoice_number) DO NOTHING
+RETURNING invoice_number;
+
+-- name: contracts_with_credit
+SELECT DISTINCT contract FROM credit_lots
+WHERE contract = ANY($1::text[]) AND remaining_minor > 0;

@@ -144,26 +144,62 @@ class Payments:
 
     # --- read model ------------------------------------------------------------------------
 
+    # A run of consecutive events of one type (a contracts load, a billing run) is applied
+    # at its first event, set-based; the run's later events find themselves covered.
+
+    def _run(self, unit: Unit, data: BaseModel, key: str) -> list[Any] | None:
+        """The run of events like ``data`` starting here, or None if already applied."""
+        covered: range = unit.scratch.get(key, range(0))
+        if unit.position in covered and unit.batch:
+            return None
+        if not unit.batch:
+            return [data]
+        end = unit.position
+        while end < len(unit.batch) and type(unit.batch[end][1]) is type(data):
+            end += 1
+        unit.scratch[key] = range(unit.position, end)
+        return [d for _, d in unit.batch[unit.position : end]]
+
     async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.ContractUpserted)
+        run = self._run(unit, data, "payments.contracts")
+        if run is None:
+            return
         await self._finish_batch(unit)
-        await unit.conn.execute(Q.upsert_contract, data.contract, data.currency)
+        last = {d.contract: d.currency for d in run}  # a repeat in the run: the last wins
+        await unit.conn.execute(Q.upsert_contracts, list(last), list(last.values()))
 
     async def on_invoice_issued(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.InvoiceIssued)
+        run = self._run(unit, data, "payments.invoices")
+        if run is None:
+            return
         await self._finish_batch(unit)
         conn = unit.conn
-        inserted = await conn.fetchval(
-            Q.insert_invoice,
-            data.invoice_number,
-            data.contract,
-            data.ss,
-            data.due_on,
-            data.amount_minor,
-            data.currency,
-        )
-        if inserted is None:
-            return
+        inserted = {
+            r["invoice_number"]
+            for r in await conn.fetch(
+                Q.insert_invoices,
+                [d.invoice_number for d in run],
+                [d.contract for d in run],
+                [d.ss for d in run],
+                [d.due_on for d in run],
+                [d.amount_minor for d in run],
+                [d.currency for d in run],
+            )
+        }
+        with_credit = {
+            r["contract"]
+            for r in await conn.fetch(Q.contracts_with_credit, sorted({d.contract for d in run}))
+        }
+        for d in run:  # in order: an earlier invoice spends the credit first
+            if d.invoice_number in inserted and d.contract in with_credit:
+                inserted.discard(d.invoice_number)
+                await self._pay_from_credit(unit, d)
+
+    async def _pay_from_credit(self, unit: Unit, data: ev.InvoiceIssued) -> None:
+        """A new invoice of a contract with credit is paid from it at once."""
+        conn = unit.conn
         lots = [
             domain.CreditLot(r["account"], r["bank_tx_id"], r["remaining_minor"], r["id"])
             for r in await conn.fetch(Q.credit_lots, data.contract)

@@ -48,6 +48,13 @@ class Harness:
             await self._unit(lambda u, d=data: self.payments.on_contract(u, _ev(d), d))
 
     async def invoice(self, contract: str, amount: int, due: date = date(2026, 11, 15)) -> str:
+        number, data = self.invoice_data(contract, amount, due)
+        await self._unit(lambda u: self.payments.on_invoice_issued(u, _ev(data), data))
+        return number
+
+    def invoice_data(
+        self, contract: str, amount: int, due: date = date(2026, 11, 15)
+    ) -> tuple[str, ev.InvoiceIssued]:
         self.issued += 1
         number = f"2026{self.issued:06d}"
         data = ev.InvoiceIssued(
@@ -62,20 +69,23 @@ class Harness:
             currency=CURRENCY[contract],
             account=ACCOUNT,
         )
-        await self._unit(lambda u: self.payments.on_invoice_issued(u, _ev(data), data))
-        return number
+        return number, data
 
     async def receive(self, data: ev.PaymentReceived) -> list[str]:
         return [t for t, _ in await self.receive_many([data])]
 
-    async def receive_many(self, items: list[ev.PaymentReceived]) -> list[tuple[str, Any]]:
-        """Movements as one consumed batch: one unit, as the consumer runs it."""
+    async def receive_many(self, items: list[Any]) -> list[tuple[str, Any]]:
+        """Movements (and issued invoices) as one consumed batch: one unit, as the
+        consumer runs it."""
 
         async def go(u: Unit) -> None:
             u.batch = [(_ev(d), d) for d in items]
             for i, (e, d) in enumerate(u.batch):
                 u.position = i
-                await self.payments.on_payment_received(u, e, d)
+                if isinstance(d, ev.InvoiceIssued):
+                    await self.payments.on_invoice_issued(u, e, d)
+                else:
+                    await self.payments.on_payment_received(u, e, d)
 
         return await self._unit(go)
 
@@ -275,6 +285,9 @@ def conservation_db(pg_server_url: str) -> Any:
         Op("pay", 1, "1002", 4000, "none"),
         Op("pay", 0, "1002", 99800, "vs"),
         Op("pay", 0, "1002", 4000, "vs"),
+        Op("invoice", 0, "1002", 4000, "vs"),  # paid from the credit, in the same batch
+        Op("invoice", 0, "1002", 100, "vs"),
+        Op("pay", 0, "1002", 49900, "vs"),
     ],
     duplicates=[3, 8],
 )
@@ -312,7 +325,7 @@ async def _run_script(
     conn: asyncpg.Connection, script: list[Op], duplicates: list[int], batched: bool
 ) -> list[Any]:
     events: list[tuple[str, Any]] = []
-    pending: list[ev.PaymentReceived] = []
+    pending: list[Any] = []
 
     async def deliver() -> None:
         if pending:
@@ -321,7 +334,7 @@ async def _run_script(
             )
             pending.clear()
 
-    async def receive(data: ev.PaymentReceived, duplicate: bool = False) -> None:
+    async def receive(data: Any, duplicate: bool = False) -> None:
         if batched:
             pending.append(data)
             return
@@ -339,10 +352,12 @@ async def _run_script(
     # every contract starts with two open invoices, so payments have work to do
     invoices = [await h.invoice(c, 49900) for c in sorted(CURRENCY) for _ in range(2)]
     for i, op in enumerate(script):
-        if op.kind in ("invoice", "assign"):
+        if op.kind == "assign":
             await deliver()
         if op.kind == "invoice":
-            invoices.append(await h.invoice(op.contract, op.amount))
+            number, issued = h.invoice_data(op.contract, op.amount)
+            invoices.append(number)
+            await receive(issued)
         elif op.kind == "pay":
             inv = invoices[op.n % len(invoices)] if invoices else None
             data = pay(
