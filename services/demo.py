@@ -123,11 +123,11 @@ class Scenario:
         finally:
             await conn.close()
 
-    async def quiet(self) -> None:
+    async def quiet(self, timeout: float = 90) -> None:
         conn = await db.connect(self.settings.database_url)
         try:
             async with Quiescence(self.settings, self.topics) as q:
-                await q.wait(conn, timeout=90)
+                await q.wait(conn, timeout=timeout)
         finally:
             await conn.close()
 
@@ -143,8 +143,8 @@ class Scenario:
         if not ok:
             self.failures.append(what)
 
-    async def cli(self, *args: str) -> str:
-        env = self.stack.env()
+    async def cli(self, *args: str, env: dict[str, str] | None = None) -> str:
+        env = {**self.stack.env(), **(env or {})}
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",

@@ -73,3 +73,15 @@ def database_url(pg_server_url: str) -> Iterator[str]:
     asyncio.run(create())
     yield url
     asyncio.run(db.drop_database(url))
+
+
+@pytest.fixture(scope="module")
+def broker() -> Iterator[str]:
+    """A Tansu broker of this module's own (the embedded stack's, without the workers)."""
+    from services.runtime.stack import free_port, start_broker
+
+    port = free_port()
+    proc = start_broker(port, None)
+    yield f"127.0.0.1:{port}"
+    proc.kill()
+    proc.wait()

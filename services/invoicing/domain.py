@@ -60,10 +60,22 @@ class NewInvoice:
     fees_minor: int = 0  # late fees included in amount_minor
 
 
-def invoice_number(year: int, sequence: int) -> str:
-    """``YYYY`` + six digits: ten digits, so the number itself is a valid specific symbol."""
+NumberStyle = Literal["yyyy6", "yy8"]
+
+
+def invoice_number(year: int, sequence: int, style: NumberStyle = "yyyy6") -> str:
+    """Ten digits, so the number itself is a valid specific symbol: ``YYYY`` + six digits
+    (up to 999,999 invoices a year), or for large operators ``YY`` + eight digits (up to
+    99,999,999: a million contracts billed monthly)."""
+    if style == "yy8":
+        if not 1 <= sequence <= 99_999_999:
+            raise ValueError(f"invoice sequence {sequence} out of range for year {year}")
+        return f"{year % 100:02d}{sequence:08d}"
     if not 1 <= sequence <= 999_999:
-        raise ValueError(f"invoice sequence {sequence} out of range for year {year}")
+        raise ValueError(
+            f"invoice sequence {sequence} out of range for year {year}"
+            " (more than 999,999 invoices a year needs BILLING_INVOICE_NUMBER_STYLE=yy8)"
+        )
     return f"{year:04d}{sequence:06d}"
 
 
@@ -85,6 +97,7 @@ def billing_run(
     already_invoiced: set[str],
     last_sequence: int,
     fees: dict[str, int] | None = None,
+    style: NumberStyle = "yyyy6",
 ) -> list[NewInvoice]:
     """One invoice per active, not yet invoiced contract with a fee, for ``period``; late
     fees waiting for the contract (``fees``, minor units in its currency) are added.
@@ -94,11 +107,13 @@ def billing_run(
     validate_period(period)
     issued: list[NewInvoice] = []
     sequence = last_sequence
+    due: dict[DueRule, date] = {}  # most contracts share a handful of rules
     for c in sorted(contracts, key=lambda c: c.contract):
         if not c.active or c.monthly_fee_minor <= 0 or c.contract in already_invoiced:
             continue
         sequence += 1
-        number = invoice_number(issued_on.year, sequence)
+        number = invoice_number(issued_on.year, sequence, style)
+        due_on = due.get(c.due_rule) or due.setdefault(c.due_rule, c.due_rule.due_on(issued_on))
         issued.append(
             NewInvoice(
                 contract=c.contract,
@@ -107,7 +122,7 @@ def billing_run(
                 ss=number,
                 period=period,
                 issued_on=issued_on,
-                due_on=c.due_rule.due_on(issued_on),
+                due_on=due_on,
                 amount_minor=c.monthly_fee_minor + fees.get(c.contract, 0),
                 currency=c.currency,
                 fees_minor=fees.get(c.contract, 0),

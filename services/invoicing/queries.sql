@@ -1,6 +1,3 @@
--- name: get_contract
-SELECT data FROM contracts WHERE contract = $1;
-
 -- name: upsert_contract
 INSERT INTO contracts (contract, data, active, monthly_fee_minor, currency, due_kind, due_value,
                        updated_at)
@@ -11,10 +8,14 @@ SET data = EXCLUDED.data, active = EXCLUDED.active,
     due_kind = EXCLUDED.due_kind, due_value = EXCLUDED.due_value, updated_at = EXCLUDED.updated_at;
 
 -- name: billable_contracts
-SELECT contract, active, monthly_fee_minor, currency, due_kind, due_value FROM contracts;
+-- One chunk of a billing run, in contract order (byte order, as the domain sorts).
+SELECT contract, active, monthly_fee_minor, currency, due_kind, due_value FROM contracts
+WHERE contract COLLATE "C" > $1
+ORDER BY contract COLLATE "C"
+LIMIT $2;
 
 -- name: invoiced_in_period
-SELECT contract FROM invoices WHERE period = $1;
+SELECT contract FROM invoices WHERE period = $1 AND contract = ANY($2::text[]);
 
 -- name: lock_sequence
 INSERT INTO invoice_sequences (year, last) VALUES ($1, 0)
@@ -23,12 +24,6 @@ RETURNING last;
 
 -- name: set_sequence
 UPDATE invoice_sequences SET last = $2 WHERE year = $1;
-
--- name: insert_invoices
-INSERT INTO invoices (invoice_number, contract, vs, ss, period, issued_on, due_on, amount_minor,
-                      currency, created_at, fees_minor)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[],
-                     $7::date[], $8::bigint[], $9::text[], $10::timestamptz[], $11::bigint[]);
 
 -- name: record_fee
 INSERT INTO pending_fees (contract, request_id, late_invoice, amount_minor, currency, charged_at)
@@ -39,7 +34,7 @@ ON CONFLICT DO NOTHING;
 -- Fees waiting, in each contract's billing currency (others stay for an operator).
 SELECT f.contract, sum(f.amount_minor)::bigint AS amount_minor
 FROM pending_fees f JOIN contracts c USING (contract)
-WHERE f.billed_on IS NULL AND f.currency = c.currency
+WHERE f.billed_on IS NULL AND f.currency = c.currency AND f.contract = ANY($1::text[])
 GROUP BY f.contract;
 
 -- name: mark_fees_billed
@@ -68,3 +63,6 @@ WHERE invoice_number = $1;
 SELECT invoice_number, contract, vs, ss, period, issued_on, due_on, amount_minor, currency,
        status, paid_minor
 FROM invoices WHERE ($1::text IS NULL OR contract = $1) ORDER BY invoice_number;
+
+-- name: get_contracts
+SELECT contract, data FROM contracts WHERE contract = ANY($1::text[]);

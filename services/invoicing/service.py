@@ -16,75 +16,120 @@ from services.runtime.settings import Settings, get_topics
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
+INVOICE_COLUMNS = [
+    "invoice_number", "contract", "vs", "ss", "period", "issued_on", "due_on", "amount_minor",
+    "currency", "created_at", "fees_minor",
+]  # fmt: skip
 
 
 async def load_contracts(unit: Unit, records: list[ContractRecord]) -> tuple[int, int]:
     """Upsert contracts; publish contract.upserted only for new or changed ones."""
     topics = get_topics()
     changed = 0
+    before = {
+        r["contract"]: r["data"]
+        for r in await unit.conn.fetch(Q.get_contracts, [r.contract.contract for r in records])
+    }
+    rows = []
     for r in records:
         data = r.contract.model_dump(mode="json")
-        before = await unit.conn.fetchval(Q.get_contract, r.contract.contract)
-        await unit.conn.execute(
-            Q.upsert_contract,
-            r.contract.contract,
-            data,
-            r.contract.active,
-            r.contract.monthly_fee_minor,
-            r.contract.currency,
-            r.due_rule.kind,
-            r.due_rule.value,
-            unit.now,
+        rows.append(
+            (
+                r.contract.contract,
+                data,
+                r.contract.active,
+                r.contract.monthly_fee_minor,
+                r.contract.currency,
+                r.due_rule.kind,
+                r.due_rule.value,
+                unit.now,
+            )
         )
-        if before != data:
+        if before.get(r.contract.contract) != data:
+            before[r.contract.contract] = data  # a repeat later in the file: changed again?
             changed += 1
             unit.emit(topics.contracts, "contract.upserted.v1", r.contract.contract, r.contract)
+    await unit.conn.executemany(Q.upsert_contract, rows)
     return len(records), changed
 
 
 async def billing_run(
     unit: Unit, settings: Settings, period: str, issued_on: date
 ) -> list[domain.NewInvoice]:
+    """A whole billing run in the caller's unit (small runs, tests)."""
+    issued: list[domain.NewInvoice] = []
+    after: str | None = ""
+    while after is not None:
+        invoices, after = await billing_run_chunk(
+            unit, settings, period, issued_on, after, settings.billing_chunk
+        )
+        issued += invoices
+    await record_run(unit, period, issued_on, len(issued))
+    return issued
+
+
+async def record_run(unit: Unit, period: str, issued_on: date, issued: int) -> None:
+    await unit.conn.execute(Q.record_run, period, issued_on, issued, unit.now)
+
+
+async def billing_run_chunk(
+    unit: Unit, settings: Settings, period: str, issued_on: date, after: str, limit: int
+) -> tuple[list[domain.NewInvoice], str | None]:
+    """Invoice the next ``limit`` contracts after ``after`` (in contract order) and queue
+    their events; returns the invoices and where the next chunk starts (None: done).
+
+    Each chunk is its own unit of work in a large run, so the events of a million
+    invoices are never held at once and the relay publishes while the run goes on. An
+    interrupted run is completed by running it again: invoiced contracts are skipped,
+    and every chunk takes the year's sequence under a row lock, so numbers stay gapless."""
     topics = get_topics()
     conn = unit.conn
+    rows = await conn.fetch(Q.billable_contracts, after, limit)
+    if not rows:
+        return [], None
+    rules: dict[tuple[str, int], domain.DueRule] = {}
     contracts = [
         domain.BillableContract(
             r["contract"],
             r["active"],
             r["monthly_fee_minor"],
             r["currency"],
-            domain.DueRule(r["due_kind"], r["due_value"]),
+            rules.get((r["due_kind"], r["due_value"]))
+            or rules.setdefault(
+                (r["due_kind"], r["due_value"]), domain.DueRule(r["due_kind"], r["due_value"])
+            ),
         )
-        for r in await conn.fetch(Q.billable_contracts)
+        for r in rows
     ]
-    already = {r["contract"] for r in await conn.fetch(Q.invoiced_in_period, period)}
+    names = [c.contract for c in contracts]
+    already = {r["contract"] for r in await conn.fetch(Q.invoiced_in_period, period, names)}
     # Row lock on the year's sequence: concurrent runs serialise here, numbers stay gapless.
     last = await conn.fetchval(Q.lock_sequence, issued_on.year)
-    fees = {r["contract"]: r["amount_minor"] for r in await conn.fetch(Q.unbilled_fees)}
-    invoices = domain.billing_run(contracts, period, issued_on, already, last, fees)
+    fees = {r["contract"]: r["amount_minor"] for r in await conn.fetch(Q.unbilled_fees, names)}
+    invoices = domain.billing_run(
+        contracts, period, issued_on, already, last, fees, settings.invoice_number_style
+    )
     if invoices:
-        cols = list(
-            zip(
-                *[
-                    (
-                        i.invoice_number,
-                        i.contract,
-                        i.vs,
-                        i.ss,
-                        i.period,
-                        i.issued_on,
-                        i.due_on,
-                        i.amount_minor,
-                        i.currency,
-                        unit.now,
-                        i.fees_minor,
-                    )
-                    for i in invoices
-                ],
-                strict=True,
-            )
+        await conn.copy_records_to_table(
+            "invoices",
+            records=[
+                (
+                    i.invoice_number,
+                    i.contract,
+                    i.vs,
+                    i.ss,
+                    i.period,
+                    i.issued_on,
+                    i.due_on,
+                    i.amount_minor,
+                    i.currency,
+                    unit.now,
+                    i.fees_minor,
+                )
+                for i in invoices
+            ],
+            columns=INVOICE_COLUMNS,
         )
-        await conn.execute(Q.insert_invoices, *cols)
         billed = [i for i in invoices if i.fees_minor]
         if billed:
             await conn.execute(
@@ -93,7 +138,6 @@ async def billing_run(
                 [i.invoice_number for i in billed],
             )
         await conn.execute(Q.set_sequence, issued_on.year, last + len(invoices))
-    await conn.execute(Q.record_run, period, issued_on, len(invoices), unit.now)
     for inv in invoices:
         unit.emit(
             topics.invoices,
@@ -112,7 +156,7 @@ async def billing_run(
                 account=settings.bank_accounts.get(inv.currency, ""),
             ),
         )
-    return invoices
+    return invoices, (names[-1] if len(rows) == limit else None)
 
 
 async def on_settled(unit: Unit, event: CloudEvent, data: BaseModel) -> None:

@@ -96,7 +96,7 @@ class Notify:
 
     async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.ContractUpserted)
-        await unit.conn.execute(
+        unit.stage(
             Q.upsert_contacts,
             data.contract,
             data.customer_name,

@@ -145,24 +145,11 @@ class Payments:
     # --- read model ------------------------------------------------------------------------
 
     # A run of consecutive events of one type (a contracts load, a billing run) is applied
-    # at its first event, set-based; the run's later events find themselves covered.
-
-    def _run(self, unit: Unit, data: BaseModel, key: str) -> list[Any] | None:
-        """The run of events like ``data`` starting here, or None if already applied."""
-        covered: range = unit.scratch.get(key, range(0))
-        if unit.position in covered and unit.batch:
-            return None
-        if not unit.batch:
-            return [data]
-        end = unit.position
-        while end < len(unit.batch) and type(unit.batch[end][1]) is type(data):
-            end += 1
-        unit.scratch[key] = range(unit.position, end)
-        return [d for _, d in unit.batch[unit.position : end]]
+    # at its first event, set-based (``Unit.run_of``).
 
     async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.ContractUpserted)
-        run = self._run(unit, data, "payments.contracts")
+        run = unit.run_of(data, "payments.contracts")
         if run is None:
             return
         await self._finish_batch(unit)
@@ -171,7 +158,7 @@ class Payments:
 
     async def on_invoice_issued(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.InvoiceIssued)
-        run = self._run(unit, data, "payments.invoices")
+        run = unit.run_of(data, "payments.invoices")
         if run is None:
             return
         await self._finish_batch(unit)

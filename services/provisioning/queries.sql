@@ -1,11 +1,3 @@
--- name: upsert_subscriber
-INSERT INTO access (contract, customer_name, language, subscribers, effective_at)
-VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT (contract) DO UPDATE
-SET customer_name = EXCLUDED.customer_name, language = EXCLUDED.language,
-    subscribers = EXCLUDED.subscribers
-RETURNING (xmax = 0) AS created, version;
-
 -- name: get_access
 SELECT contract, customer_name, language, subscribers, state, reason, version, effective_at
 FROM access WHERE contract = $1 FOR UPDATE;
@@ -14,10 +6,6 @@ FROM access WHERE contract = $1 FOR UPDATE;
 UPDATE access SET state = $2, reason = $3, version = version + 1, effective_at = $4
 WHERE contract = $1
 RETURNING version, subscribers;
-
--- name: bump_version
-UPDATE access SET version = version + 1, effective_at = $2 WHERE contract = $1
-RETURNING version, subscribers, state, reason;
 
 -- name: access_summary
 SELECT contract, language, state FROM access WHERE contract = $1;
@@ -83,3 +71,18 @@ GROUP BY g.gear;
 
 -- name: gears
 SELECT DISTINCT gear FROM gear_applied ORDER BY gear;
+
+-- name: get_subscribers
+SELECT contract, subscribers FROM access WHERE contract = ANY($1::text[]) FOR UPDATE;
+
+-- name: upsert_subscribers
+INSERT INTO access (contract, customer_name, language, subscribers, effective_at)
+SELECT u.c, u.n, u.l, u.s::jsonb, $5
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(c, n, l, s)
+ON CONFLICT (contract) DO UPDATE
+SET customer_name = EXCLUDED.customer_name, language = EXCLUDED.language,
+    subscribers = EXCLUDED.subscribers;
+
+-- name: bump_versions
+UPDATE access SET version = version + 1, effective_at = $2 WHERE contract = ANY($1::text[])
+RETURNING contract, version, subscribers, state, reason;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -46,24 +47,39 @@ class Provisioning:
         )
 
     async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+        """A run of contract events at once: one read, one upsert, one version bump for the
+        contracts whose addresses are new or changed (gear keys its rules by address, so a
+        new address set is a new state to publish)."""
         assert isinstance(data, ev.ContractUpserted)
-        subs = data.subscribers.model_dump(mode="json")
-        before = await unit.conn.fetchrow(Q.get_access, data.contract)
+        run = unit.run_of(data, "provisioning.contracts")
+        if run is None:
+            return
+        last = {d.contract: d for d in run}  # a repeat in the run: the last wins
+        contracts = list(last)
+        subs = {c: d.subscribers.model_dump(mode="json") for c, d in last.items()}
+        before = {
+            r["contract"]: r["subscribers"]
+            for r in await unit.conn.fetch(Q.get_subscribers, contracts)
+        }
         await unit.conn.execute(
-            Q.upsert_subscriber, data.contract, data.customer_name, data.language, subs, unit.now
+            Q.upsert_subscribers,
+            contracts,
+            [d.customer_name for d in last.values()],
+            [d.language for d in last.values()],
+            [json.dumps(subs[c]) for c in contracts],
+            unit.now,
         )
-        if before is None or before["subscribers"] != subs:
-            # Gear keys its rules by address: a new or changed address set is a new state.
-            row = await unit.conn.fetchrow(Q.bump_version, data.contract, unit.now)
-            self._publish(
-                unit,
-                data.contract,
-                row["state"],
-                row["reason"],
-                row["version"],
-                row["subscribers"],
-                unit.now,
-            )
+        changed = [c for c in contracts if before.get(c) != subs[c]]
+        if changed:
+            rows = {
+                r["contract"]: r for r in await unit.conn.fetch(Q.bump_versions, changed, unit.now)
+            }
+            for c in changed:
+                row = rows[c]
+                self._publish(
+                    unit, c, row["state"], row["reason"], row["version"], row["subscribers"],
+                    unit.now,
+                )  # fmt: skip
 
     async def change(self, unit: Unit, contract: str, request: domain.Request) -> bool:
         row = await unit.conn.fetchrow(Q.get_access, contract)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -217,8 +218,8 @@ class BatchConsumer:
     def _count(
         self, fresh: list[_Parsed], parsed: list[_Parsed], poison: list[tuple[Record, str]]
     ) -> None:
-        for item in fresh:
-            EVENTS_IN.labels(self.service, item.record.topic, item.event.type).inc()
+        for (topic, type_), n in Counter((i.record.topic, i.event.type) for i in fresh).items():
+            EVENTS_IN.labels(self.service, topic, type_).inc(n)
         fresh_ids = {id(item) for item in fresh}
         for item in parsed:
             if id(item) not in fresh_ids:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -62,7 +63,7 @@ class Settings(BaseSettings):
 
     batch_size: int = 500
     batch_linger: float = 0.02
-    outbox_batch: int = 1000
+    outbox_batch: int = 5000
     outbox_poll_interval: float = 0.5
     timer_poll_interval: float = 1.0
 
@@ -110,6 +111,9 @@ class Settings(BaseSettings):
     notify_retry_base: float = 2.0
 
     # Our bank account shown on invoices, notices and reminders, per currency.
+    # invoice numbers: YYYY + 6 digits, or YY + 8 digits past 999,999 invoices a year
+    invoice_number_style: Literal["yyyy6", "yy8"] = "yyyy6"
+    billing_chunk: int = 20_000  # contracts per transaction of a billing run
     bank_accounts: dict[str, str] = Field(
         default_factory=lambda: {
             "CZK": "2001234567/2010",

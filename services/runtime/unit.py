@@ -7,20 +7,29 @@ trip per event, both finished by ``flush`` before the commit:
   ``executemany``. ``drain()`` runs them now (before reading what they write).
 - ``later(work, key)``: work per key, run once for all keys gathered (deduplicated, in
   first-seen order) when the batch is done, or earlier through ``settle()``.
+- ``run_of(data, key)``: the run of consecutive same-type events starting here, for a
+  handler that applies the whole run at its first event.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
-from schemas.envelope import CONTENT_TYPE, envelope
+from schemas.envelope import CONTENT_TYPE
+
+HEADERS = json.dumps([["content-type", CONTENT_TYPE]])
+_HEADERS = json.loads(HEADERS)
+COPY_AT_LEAST = 1000  # outbox rows from which COPY beats one INSERT of arrays
+_STR = TypeAdapter(str)
+_TIME = TypeAdapter(datetime)
 
 
 @dataclass
@@ -36,6 +45,22 @@ class Unit:
     batch: list[tuple[Any, Any]] = field(default_factory=list)
     position: int = 0
     scratch: dict[str, Any] = field(default_factory=dict)  # handlers' per-unit state
+    _head: tuple[datetime, bytes, bytes] | None = field(default=None, repr=False)
+
+    def run_of(self, data: Any, key: str) -> list[Any] | None:
+        """For a handler applying a run of consecutive same-type events at once (a contracts
+        load, a billing run): the data of the run starting at this event, or None when an
+        earlier event of the run already applied this one. Outside a consumer batch, the
+        run is this event alone."""
+        if not self.batch:
+            return [data]
+        if self.position in self.scratch.get(key, range(0)):
+            return None
+        end = self.position
+        while end < len(self.batch) and type(self.batch[end][1]) is type(data):
+            end += 1
+        self.scratch[key] = range(self.position, end)
+        return [d for _, d in self.batch[self.position : end]]
 
     def stage(self, query: str, *args: Any) -> None:
         self.staged.append((query, args))
@@ -66,11 +91,32 @@ class Unit:
         await self.drain()
 
     def emit(self, topic: str, type_: str, key: str, data: BaseModel) -> None:
-        """Queue an event; it is written to the outbox in this unit's transaction."""
-        event = envelope(type_, self.source, key, data, self.now)
-        value = event.model_dump_json().encode()
-        headers = json.dumps([["content-type", CONTENT_TYPE]])
-        self.outbox.append((topic, key.encode(), value, headers, type_))
+        """Queue an event; it is written to the outbox in this unit's transaction.
+
+        The envelope is written around ``data``'s JSON directly: byte for byte what
+        ``envelope(...).model_dump_json()`` gives (a test holds them equal), without
+        building and validating an envelope model per event (a third of the cost)."""
+        if self._head is None or self._head[0] != self.now:
+            self._head = (
+                self.now,
+                b'","source":' + _STR.dump_json(self.source) + b',"type":',
+                b',"time":' + _TIME.dump_json(self.now) + b',"subject":',
+            )
+        _, source, time = self._head
+        value = b"".join(
+            (
+                b'{"specversion":"1.0","id":"',
+                str(uuid.uuid4()).encode(),
+                source,
+                _STR.dump_json(type_),
+                time,
+                _STR.dump_json(key),
+                b',"datacontenttype":"application/json","data":',
+                data.model_dump_json().encode(),
+                b"}",
+            )
+        )
+        self.outbox.append((topic, key.encode(), value, HEADERS, type_))
 
     def dead_letter(self, topic: str, key: bytes | None, value: bytes | None, reason: str) -> None:
         headers = json.dumps(
@@ -84,6 +130,17 @@ class Unit:
         await self.settle()
         if not self.outbox:
             return 0
+        if len(self.outbox) >= COPY_AT_LEAST:  # a billing run's chunk, a timer sweep
+            await self.conn.copy_records_to_table(
+                "outbox",
+                records=[
+                    (t, k, v, _HEADERS if h is HEADERS else json.loads(h), ty)
+                    for t, k, v, h, ty in self.outbox
+                ],
+                columns=["topic", "key", "value", "headers", "event_type"],
+            )
+            await self.conn.execute("SELECT pg_notify(current_schema() || '_outbox', '')")
+            return len(self.outbox)
         topics, keys, values, headers, types = zip(*self.outbox, strict=True)
         await self.conn.execute(
             """INSERT INTO outbox (topic, key, value, headers, event_type)

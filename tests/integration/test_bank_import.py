@@ -7,7 +7,6 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -20,18 +19,9 @@ from services.bank_import.formats import parse_statement
 from services.cli import main as billing
 from services.runtime import db
 from services.runtime.settings import Settings, Topics
-from services.runtime.stack import create_topics, free_port, start_broker
+from services.runtime.stack import create_topics, free_port
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "statements"
-
-
-@pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    port = free_port()
-    proc = start_broker(port, None)
-    yield f"127.0.0.1:{port}"
-    proc.kill()
-    proc.wait()
 
 
 async def _consume(bootstrap: str, topic: str, expect: int) -> list[tuple[bytes, dict]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
 from schemas import events as ev
@@ -69,5 +70,63 @@ async def _drift(url: str) -> None:
         await applied("gw-a", "1001", 1, "active")  # an old report never goes back
         counts = {r["gear"]: r["behind"] for r in await conn.fetch(Q.drift_counts, NOW)}
         assert counts == {"gw-b": 2}
+    finally:
+        await conn.close()
+
+
+def test_a_run_of_contract_events_publishes_each_new_address_set(database_url: str) -> None:
+    asyncio.run(_contract_run(database_url))
+
+
+async def _contract_run(url: str) -> None:
+    """A contracts load arrives as one batch: new contracts, one changed twice within the
+    batch, one sent again unchanged. Each contract's final addresses are stored; a state
+    is published for each new or changed contract, with its final addresses, and none for
+    the unchanged one."""
+    await db.migrate(url, "provisioning")
+    conn = await db.connect(url, "provisioning")
+    p = Provisioning(Topics())
+
+    def contract(c: str, ip: str) -> tuple[object, ev.ContractUpserted]:
+        data = ev.ContractUpserted(
+            contract=c, customer_name=c, currency="CZK", monthly_fee_minor=1,
+            subscribers=ev.Subscribers(ipv4=[ip]),
+        )  # fmt: skip
+        return envelope("contract.upserted.v1", "/test", c, data, NOW), data
+
+    async def batch(items: list[tuple[object, ev.ContractUpserted]]) -> list[dict[str, object]]:
+        async with conn.transaction():
+            u = Unit(conn, NOW, "/test")
+            u.batch = list(items)
+            for i, (e, d) in enumerate(items):
+                u.position = i
+                await p.on_contract(u, e, d)  # type: ignore[arg-type]
+            await u.flush()
+            return [json.loads(value)["data"] for _, _, value, _, _ in u.outbox]
+
+    try:
+        await batch([contract("2001", "100.64.1.1")])
+        out = await batch(
+            [
+                contract("2002", "100.64.1.2"),
+                contract("2003", "100.64.1.3"),
+                contract("2003", "100.64.1.33"),  # changed again in the same batch
+                contract("2001", "100.64.1.1"),  # unchanged
+            ]
+        )
+        assert sorted((o["contract"], o["subscribers"]["ipv4"], o["version"]) for o in out) == [
+            ("2002", ["100.64.1.2"], 1),
+            ("2003", ["100.64.1.33"], 1),
+        ]
+        rows = await conn.fetch(
+            "SELECT contract, subscribers, version FROM access ORDER BY contract"
+        )
+        assert [(r["contract"], r["subscribers"]["ipv4"], r["version"]) for r in rows] == [
+            ("2001", ["100.64.1.1"], 1),
+            ("2002", ["100.64.1.2"], 1),
+            ("2003", ["100.64.1.33"], 1),
+        ]
+        out = await batch([contract("2001", "100.64.1.11")])  # a new address later
+        assert [(o["contract"], o["version"]) for o in out] == [("2001", 2)]
     finally:
         await conn.close()

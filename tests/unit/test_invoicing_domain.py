@@ -60,8 +60,13 @@ def test_billing_run_rejects_bad_period(period: str) -> None:
 
 def test_invoice_number_is_a_valid_specific_symbol() -> None:
     assert invoice_number(2026, 1) == "2026000001"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="yy8"):
         invoice_number(2026, 1_000_000)
+    # a million contracts billed monthly: YY + eight digits, still ten
+    assert invoice_number(2026, 1_000_000, "yy8") == "2601000000"
+    assert len(invoice_number(2026, 99_999_999, "yy8")) == 10
+    with pytest.raises(ValueError):
+        invoice_number(2026, 100_000_000, "yy8")
 
 
 def test_late_fees_are_added_to_the_next_invoice() -> None:

@@ -1,0 +1,124 @@
+"""The outbox relay against a Tansu broker: every row published once, in id order per key,
+on the partition a plain ``producer.send()`` picks for the key, and the rows deleted."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from aiokafka import AIOKafkaConsumer
+
+from services.runtime import db
+from services.runtime.outbox import OutboxRelay, make_producer
+from services.runtime.settings import Settings, Topics
+from services.runtime.stack import create_topics
+
+
+def test_relay_publishes_in_order_on_the_keys_partition(broker: str, database_url: str) -> None:
+    asyncio.run(_relay(broker, database_url))
+
+
+async def _relay(bootstrap: str, url: str) -> None:
+    settings = Settings(kafka_bootstrap_servers=bootstrap, database_url=url)
+    topics = Topics()
+    await create_topics(settings, topics)
+    await db.migrate(url, "invoicing")
+    pool = await db.create_pool(url, "invoicing")
+    producer = make_producer(bootstrap)
+    await producer.start()
+    keys = [f"{100000 + k}" for k in range(60)]
+    rows = 3000
+    try:
+        async with pool.acquire() as conn:
+            await conn.executemany(
+                "INSERT INTO outbox (topic, key, value, headers, event_type)"
+                " VALUES ($1, $2, $3, $4, 'x.v1')",
+                [
+                    (
+                        topics.invoices,
+                        keys[i % len(keys)].encode(),
+                        json.dumps({"seq": i, "big": "x" * (i % 700)}).encode(),
+                        [["content-type", "application/json"]],
+                    )
+                    for i in range(rows)
+                ],
+            )
+        relay = OutboxRelay("invoicing", pool, producer, batch=1000)
+        published = 0
+        while n := await relay.publish_once():
+            published += n
+        assert published == rows
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+        # where send() puts each key: one record per key on a topic of as many partitions
+        expected = {}
+        for key in keys:
+            meta = await (await producer.send(topics.payments, b"probe", key=key.encode()))
+            expected[key] = meta.partition
+    finally:
+        await producer.stop()
+        await pool.close()
+
+    consumer = AIOKafkaConsumer(
+        topics.invoices, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    got: dict[str, list[int]] = {}
+    try:
+        seen = 0
+        while seen < rows:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                for r in records:
+                    assert r.key is not None
+                    key = r.key.decode()
+                    assert r.partition == expected[key], key
+                    assert dict(r.headers)["content-type"] == b"application/json"
+                    got.setdefault(key, []).append(json.loads(r.value)["seq"])
+                    seen += 1
+    finally:
+        await consumer.stop()
+    assert sum(len(v) for v in got.values()) == rows
+    for key, seqs in got.items():
+        assert seqs == sorted(seqs), f"key {key} out of order"
+        assert len(seqs) == rows // len(keys)
+
+
+def test_flush_writes_the_same_rows_by_insert_and_by_copy(database_url: str) -> None:
+    asyncio.run(_flush(database_url))
+
+
+async def _flush(url: str) -> None:
+    """Below ``COPY_AT_LEAST`` rows the outbox is written by one INSERT, from it by COPY:
+    the same rows either way, in emit order, headers as JSON (a dead letter's too)."""
+    from datetime import UTC, datetime
+
+    from schemas import events as ev
+    from services.runtime.unit import COPY_AT_LEAST, Unit
+
+    await db.migrate(url, "invoicing")
+    conn = await db.connect(url, "invoicing")
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    data = ev.FeeCharged(
+        contract="1001", request_id="r", invoice_number="1", amount_minor=5000,
+        currency="CZK", step="fee", policy="p",
+    )  # fmt: skip
+    try:
+        for n in (3, COPY_AT_LEAST + 5):
+            await conn.execute("TRUNCATE outbox")
+            async with conn.transaction():
+                unit = Unit(conn, now, "/test")
+                for i in range(n):
+                    unit.emit("billing.dunning", "fee.charged.v1", f"{1000 + i}", data)
+                unit.dead_letter("billing.dunning.dlq", None, b"junk", "not JSON")
+                await unit.flush()
+            rows = await conn.fetch(
+                "SELECT key, value, headers, event_type FROM outbox ORDER BY id"
+            )
+            assert len(rows) == n + 1
+            assert [r["key"] for r in rows[:n]] == [f"{1000 + i}".encode() for i in range(n)]
+            assert [r["value"] for r in rows[:n]] == [v for _, _, v, _, _ in unit.outbox[:n]]
+            assert rows[0]["headers"] == [["content-type", "application/cloudevents+json"]]
+            assert rows[-1]["headers"][1] == ["dlq-reason", "not JSON"]
+            assert rows[-1]["key"] is None and rows[-1]["event_type"] == "dead-letter"
+    finally:
+        await conn.close()

@@ -1,0 +1,62 @@
+"""``Unit.emit`` writes the envelope around the data's JSON itself; it must give exactly
+the bytes the envelope model gives, for any source, key, time and data."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pytest
+
+from schemas import events as ev
+from schemas.envelope import CloudEvent
+from schemas.registry import parse
+from services.runtime.unit import Unit
+
+DATA = [
+    ev.InvoiceIssued(
+        contract="1001", invoice_number="2026000001", vs="1001", ss="2026000001",
+        period="2026-12", issued_on=date(2026, 12, 1), due_on=date(2026, 12, 15),
+        amount_minor=49900, currency="CZK", account="2001234567/2010",
+    ),
+    ev.ContractUpserted(
+        contract="1002", customer_name='Žluťoučký "kůň" \\ \u2028 <b>', currency="HUF",
+        monthly_fee_minor=1_500_000,
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("data", DATA, ids=["invoice", "odd-characters"])
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2026, 12, 1, 7, 0, tzinfo=UTC),
+        datetime(2026, 12, 1, 8, 0, 0, 123456, tzinfo=timezone(timedelta(hours=1))),
+    ],
+)
+def test_emit_writes_what_the_envelope_model_writes(data: object, now: datetime) -> None:
+    unit = Unit(None, now, "/services/ärger")  # type: ignore[arg-type]
+    key = data.contract  # type: ignore[attr-defined]
+    unit.emit("billing.x", "contract.upserted.v1", key, data)  # type: ignore[arg-type]
+    _, k, value, headers, type_ = unit.outbox[0]
+    event_id = json.loads(value)["id"]
+    expected = CloudEvent(
+        id=uuid.UUID(event_id), source="/services/ärger", type="contract.upserted.v1",
+        time=now, subject=key, data=data.model_dump(mode="json"),  # type: ignore[attr-defined]
+    ).model_dump_json()  # fmt: skip
+    assert value == expected.encode()
+    assert k == key.encode() and type_ == "contract.upserted.v1"
+    assert json.loads(headers) == [["content-type", "application/cloudevents+json"]]
+
+
+def test_emitted_events_parse_and_ids_differ() -> None:
+    unit = Unit(None, datetime(2026, 12, 1, tzinfo=UTC), "/services/x")  # type: ignore[arg-type]
+    for d in DATA[:1] * 3:
+        unit.emit("billing.invoices", "invoice.issued.v1", d.contract, d)
+    ids = set()
+    for _, _, value, _, _ in unit.outbox:
+        event, data = parse(value)
+        assert data == DATA[0]
+        ids.add(event.id)
+    assert len(ids) == 3
