@@ -1,21 +1,31 @@
 """``make bench`` / ``make bench-quick``: each figure measured next to its limit in the same
 run, on the embedded stack, after checking the outcome (a fast wrong answer fails).
 
-Scenarios so far (issue 7 lists six; the dunning sweep is not written yet):
-- import: GPC and camt.053 files parsed (lines/s; target 100,000), then published.
-- billing-run: N contracts invoiced and their events published; limit: PostgreSQL COPY of
-  the same rows.
-- payments: N payments through matching and settlement to their final events; limit:
-  plain aiokafka producing and consuming N records of the same size on the same broker.
-- reconnect: suspended contracts pay at 200/s while others pay at 1,000/s; latency from
-  each payment's publication to its network.access restore (p50 <= 50 ms, p99 <= 250 ms).
-- memory: peak RSS of every worker during the above (target: 250 MB each).
+Scenarios (issue 7), in the order they run (full N / quick N):
+- import: a 100,000 / 20,000-line GPC file and camt.053 file parsed (lines/s; target
+  100,000). A GPC line is a movement; camt.053 is laid out as banks write it, about 51 lines
+  an entry, so its entries/s is given too.
+- payments: 100,000 / 2,000 payments on ``payments.received`` through matching and
+  settlement, dunning's re-evaluation and invoicing's paid status; limit: plain aiokafka
+  producing and consuming as many records of the same size on the same broker.
+- reconnect: 500 / 100 suspended contracts pay at 200/s while others pay at 1,000/s;
+  latency from each payment's publication to its network.access restore (p50 <= 50 ms,
+  p99 <= 250 ms).
+- dunning sweep: 1,000,000 / 100,000 contracts, every tenth three days overdue tomorrow;
+  the clock moves one day and every due decision is made and published (<= 60 s).
+- billing run: 1,000,000 / 20,000 contracts invoiced and every invoice.issued published;
+  limit: PostgreSQL COPY of the same rows into a table with the same keys (<= 60 s and <= 5x).
+- memory: peak RSS of every worker during all of the above (<= 250 MB each).
+
+``--profile`` records every worker with py-spy into ``bench/profiles/`` (collapsed stacks and
+a summary per worker).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
 import signal
@@ -64,40 +74,101 @@ def gpc_file(n: int) -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("cp1250")
 
 
-def camt_file(n: int) -> bytes:
-    entries = "".join(
-        f'<Ntry><NtryRef>R{i}</NtryRef><Amt Ccy="CZK">499.00</Amt><CdtDbtInd>CRDT</CdtDbtInd>'
-        f"<Sts><Cd>BOOK</Cd></Sts><BookgDt><Dt>2026-12-01</Dt></BookgDt><NtryDtls><TxDtls>"
-        f"<Refs><AcctSvcrRef>T{i}</AcctSvcrRef><EndToEndId>{100000 + i}</EndToEndId></Refs>"
-        f"<RmtInf><Strd><CdtrRefInf><Ref>SS:{2026000000 + i}</Ref></CdtrRefInf></Strd></RmtInf>"
-        f"</TxDtls></NtryDtls></Ntry>\n"
-        for i in range(n)
-    )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?><Document xmlns="urn:iso:std:iso:20022:tech:'
-        'xsd:camt.053.001.08"><BkToCstmrStmt><GrpHdr><MsgId>b</MsgId><CreDtTm>2026-12-01T00:00:00'
-        "</CreDtTm></GrpHdr><Stmt><Id>b</Id><Acct><Id><IBAN>CZ4720100000002001234567</IBAN></Id>"
-        f"<Ccy>CZK</Ccy></Acct>\n{entries}</Stmt></BkToCstmrStmt></Document>"
+CAMT_ENTRY = """            <Ntry>
+                <NtryRef>R{i}</NtryRef>
+                <Amt Ccy="CZK">499.00</Amt>
+                <CdtDbtInd>CRDT</CdtDbtInd>
+                <Sts>BOOK</Sts>
+                <BookgDt>
+                    <DtTm>2026-12-01T11:54:12</DtTm>
+                </BookgDt>
+                <ValDt>
+                    <DtTm>2026-12-01T11:54:12</DtTm>
+                </ValDt>
+                <BkTxCd>
+                    <Prtry>
+                        <Cd>10000107000</Cd>
+                    </Prtry>
+                </BkTxCd>
+                <NtryDtls>
+                    <TxDtls>
+                        <Refs>
+                            <MsgId>1</MsgId>
+                            <AcctSvcrRef>T{i}</AcctSvcrRef>
+                            <EndToEndId>{vs}</EndToEndId>
+                        </Refs>
+                        <RltdPties>
+                            <DbtrAcct>
+                                <Id>
+                                    <Othr>
+                                        <Id>131-3021140217</Id>
+                                    </Othr>
+                                </Id>
+                                <Nm>Zákazník {i}</Nm>
+                            </DbtrAcct>
+                        </RltdPties>
+                        <RltdAgts>
+                            <DbtrAgt>
+                                <FinInstnId>
+                                    <Othr>
+                                        <Id>0100</Id>
+                                    </Othr>
+                                </FinInstnId>
+                            </DbtrAgt>
+                        </RltdAgts>
+                        <RmtInf>
+                            <Strd>
+                                <CdtrRefInf>
+                                    <Ref>SS:{ss}</Ref>
+                                </CdtrRefInf>
+                            </Strd>
+                        </RmtInf>
+                        <AddtlTxInf>Platba</AddtlTxInf>
+                    </TxDtls>
+                </NtryDtls>
+            </Ntry>
+"""
+
+
+def camt_file(lines: int) -> tuple[bytes, int]:
+    """A camt.053 statement of about ``lines`` lines laid out as Raiffeisenbank CZ writes
+    them (one element per line, 51 lines an entry; the real files in ../shared/data have
+    50-65): the bytes and the number of entries."""
+    n = max(1, lines // CAMT_ENTRY.count("\n"))
+    entries = "".join(CAMT_ENTRY.format(i=i, vs=100000 + i, ss=2026000000 + i) for i in range(n))
+    data = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="urn:iso:std:iso:20022:tech:'
+        'xsd:camt.053.001.02">\n<BkToCstmrStmt>\n<GrpHdr><MsgId>b</MsgId>'
+        "<CreDtTm>2026-12-01T00:00:00</CreDtTm></GrpHdr>\n<Stmt>\n<Id>b</Id>\n"
+        "<Acct><Id><IBAN>CZ4720100000002001234567</IBAN></Id><Ccy>CZK</Ccy></Acct>\n"
+        f"{entries}</Stmt>\n</BkToCstmrStmt>\n</Document>\n"
     ).encode()
+    return data, n
 
 
 def bench_import(n: int) -> list[dict[str, Any]]:
+    """Parse an ``n``-line file of each format. A GPC line is a movement; a camt.053 file
+    of ``n`` lines holds about n/51 entries, so both lines/s and entries/s are given."""
     out = []
-    for fmt, make in (("gpc", gpc_file), ("camt053", camt_file)):
-        data = make(n)
+    camt, entries = camt_file(n)
+    for fmt, data, count in (("gpc", gpc_file(n), n), ("camt053", camt, entries)):
+        lines = data.count(b"\n")
         started = time.perf_counter()
         movements = parse_statement(data, f"bench.{fmt}", fmt)  # type: ignore[arg-type]
         seconds = time.perf_counter() - started
-        ok = len(movements) == n and sum(m.amount_minor for m in movements) == 49900 * n
+        ok = len(movements) == count and sum(m.amount_minor for m in movements) == 49900 * count
+        ok = ok and all(m.vs and m.ss for m in movements)
         out.append(
             {
                 "scenario": f"import-parse-{fmt}",
-                "n": n,
+                "n": lines,
+                "movements": count,
                 "seconds": round(seconds, 3),
-                "throughput": round(n / seconds),
+                "throughput": round(lines / seconds),
                 "unit": "lines/s",
+                "movements_per_s": round(count / seconds),
                 "target": 100_000,
-                "target_met": n / seconds >= 100_000,
+                "target_met": lines / seconds >= 100_000,
                 "outcome_ok": ok,
             }
         )
@@ -169,6 +240,30 @@ def summarize(raw: str, top: int = 25) -> str:
     for f, n in sorted(incl.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"{100 * n / busy:6.1f}%  {f}")
     return "\n".join(lines) + "\n"
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU time (user + system) used so far by each worker, the broker, and PostgreSQL
+    (all its processes: the server is shared, so an idle other database adds a little)."""
+    out: dict[str, float] = {}
+    procs = dict(stack.workers.procs) if stack.workers else {}
+    if stack.broker is not None:
+        procs["broker"] = stack.broker
+    for name, proc in procs.items():
+        try:
+            p = psutil.Process(proc.pid)
+            times = [p.cpu_times()] + [c.cpu_times() for c in p.children(recursive=True)]
+        except psutil.Error:
+            continue
+        out[name] = sum(t.user + t.system for t in times)
+    pg = 0.0
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] in ("postgres", "postmaster"):
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                pg += t.user + t.system
+    out["postgresql"] = pg
+    return out
 
 
 class RssSampler:
@@ -339,6 +434,7 @@ async def run_stack_scenarios(stack: Stack, n: int, tmp: Path) -> list[dict[str,
     size = sum(len(v) for _, v in events) // len(events)
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=5)
     await producer.start()
+    cpu_before = cpu_seconds(stack)
     started = time.perf_counter()
     try:
         futures = [await producer.send(Topics().payments_received, v, key=k) for k, v in events]
@@ -359,6 +455,12 @@ async def run_stack_scenarios(stack: Stack, n: int, tmp: Path) -> list[dict[str,
     await wait_for(stack.database_url, outcome, 4 * n)
     await wait_outboxes_empty(stack.database_url)
     seconds = time.perf_counter() - started
+    cpu_after = cpu_seconds(stack)
+    cpu_us = {
+        k: round((cpu_after[k] - cpu_before.get(k, 0.0)) / n * 1e6)
+        for k in sorted(cpu_after)
+        if cpu_after[k] - cpu_before.get(k, 0.0) > 0
+    }
     await s.quiet()
     limit = await kafka_limit(stack.bootstrap, n, size)
     conn = await asyncpg.connect(stack.database_url)
@@ -375,6 +477,8 @@ async def run_stack_scenarios(stack: Stack, n: int, tmp: Path) -> list[dict[str,
             "limit_seconds": round(limit, 3), "limit_throughput": round(n / limit),
             "ratio": round(limit / seconds, 3), "target": ">= 0.5 of the limit's throughput",
             "target_met": limit / seconds >= 0.5, "outcome_ok": settled == n and paid == n,
+            "cpu_us_per_payment": cpu_us, "cpu_cores_busy": round(sum(cpu_us.values()) * n
+                                                                  / 1e6 / seconds, 2),
         }
     )  # fmt: skip
     return results
@@ -668,12 +772,19 @@ def main() -> None:
     p.add_argument(
         "--profile", action="store_true", help="py-spy every worker into bench/profiles/"
     )
+    p.add_argument(
+        "--only",
+        default="import,payments,reconnect,sweep,billing",
+        help="comma-separated scenarios to run (payments always sets up its contracts)",
+    )
+    p.add_argument("--payments", type=int, help="N of the payments scenario")
     args = p.parse_args()
+    only = set(args.only.split(","))
     n_import = 20_000 if args.quick else 100_000
-    n_stack = 2_000 if args.quick else 20_000
+    n_stack = args.payments or (2_000 if args.quick else 100_000)
     n_sweep = 100_000 if args.quick else 1_000_000
     n_bill = 20_000 if args.quick else 1_000_000
-    results = bench_import(n_import)
+    results = bench_import(n_import) if "import" in only else []
     run_dir = ROOT / ".run" / "bench"
     import os
 
@@ -689,15 +800,13 @@ def main() -> None:
         if args.profile:
             profiler.start()
         results += asyncio.run(run_stack_scenarios(stack, n_stack, run_dir))
-        results.append(
-            asyncio.run(
-                reconnect_latency(
-                    stack, 100 if args.quick else 500, 500 if args.quick else 5000, run_dir
-                )
-            )
-        )
-        results.append(asyncio.run(dunning_sweep(stack, n_sweep)))
-        results.append(asyncio.run(billing_at_scale(stack, n_bill)))
+        if "reconnect" in only:
+            suspended, others = (100, 500) if args.quick else (500, 5000)
+            results.append(asyncio.run(reconnect_latency(stack, suspended, others, run_dir)))
+        if "sweep" in only:
+            results.append(asyncio.run(dunning_sweep(stack, n_sweep)))
+        if "billing" in only:
+            results.append(asyncio.run(billing_at_scale(stack, n_bill)))
     finally:
         sampler.stop.set()
         profiler.stop()

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import json
 import random
 from collections import Counter
 from typing import Any
@@ -28,6 +30,12 @@ from services.runtime import logs
 from services.runtime.metrics import EVENTS_OUT, OUTBOX_BACKLOG
 
 log = logs.get(__name__)
+
+
+@functools.lru_cache(maxsize=256)
+def _headers(text: str) -> list[tuple[str, bytes]]:
+    """Record headers from the row's JSON; almost every row has the same, parsed once."""
+    return [(k, v.encode()) for k, v in json.loads(text)]
 
 
 def make_producer(bootstrap: str) -> AIOKafkaProducer:
@@ -69,7 +77,7 @@ class OutboxRelay:
             if not locked:
                 return 0
             rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers, event_type FROM outbox"
+                "SELECT id, topic, key, value, headers::text AS headers, event_type FROM outbox"
                 " ORDER BY id LIMIT $1",
                 self.batch,
             )
@@ -106,7 +114,7 @@ class OutboxRelay:
                 "key": key,
                 "value": row["value"],
                 "timestamp": None,
-                "headers": [(k, v.encode()) for k, v in row["headers"]],
+                "headers": _headers(row["headers"]),
             }
             batch = open_batches.get((topic, partition))
             if batch is None:

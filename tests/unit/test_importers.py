@@ -360,8 +360,9 @@ def test_duplicate_movement_ids_in_one_file_are_rejected() -> None:
 
 
 def test_gpc_fast_path_agrees_with_the_field_by_field_parser() -> None:
+    from schemas.events import PaymentReceived
     from services.bank_import.formats import gpc
-    from services.bank_import.formats.base import StableIds
+    from services.bank_import.formats.base import StableIds, construct_checked
 
     lines = [ln for ln in gpc.decode((FIX / "kb.gpc").read_bytes()).splitlines()]
     stmt = gpc.parse_header(lines[0])
@@ -370,6 +371,12 @@ def test_gpc_fast_path_agrees_with_the_field_by_field_parser() -> None:
         for line in (ln for ln in lines if ln.startswith("075")):
             fast = gpc._fast_item(line, stmt, gpc.SIGNS[variant], opts, StableIds())
             assert fast == gpc._item(line, stmt, gpc.SIGNS[variant], opts, StableIds())
+            # and the model built without validation is the validated one
+            assert fast is not None
+            built, validated = construct_checked(dict(fast)), PaymentReceived(**fast)
+            assert built == validated
+            assert built.model_dump_json() == validated.model_dump_json()
+            assert built.model_fields_set == validated.model_fields_set
     assert (
         gpc._fast_item("075" + "x" * 125, stmt, gpc.SIGNS["kb"], ImportOptions(), StableIds())
         is None

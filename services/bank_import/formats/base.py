@@ -101,7 +101,7 @@ class Collector:
         """A movement whose every field the parser's fast path has checked (digits, lengths,
         known currency): skip pydantic's per-field validation (a third of the time)."""
         if data["account"] and _CURRENCY.fullmatch(str(data["currency"])):
-            self.movements.append(PaymentReceived.model_construct(**data))
+            self.movements.append(construct_checked(data))
         else:
             self.add(line, **data)
 
@@ -126,6 +126,23 @@ class Collector:
                 )
             seen.add(k)
         return self.movements
+
+
+_ALL_FIELDS = frozenset(PaymentReceived.model_fields)
+
+
+def construct_checked(data: dict[str, Any]) -> PaymentReceived:
+    """What ``PaymentReceived.model_construct(**data)`` builds, for a dict holding every
+    field already checked, at a sixth of its cost (it is a third of a GPC line's parse).
+    ``test_importers`` holds the result equal to the validated model."""
+    if data.keys() != _ALL_FIELDS:
+        return PaymentReceived.model_construct(**data)
+    m = PaymentReceived.__new__(PaymentReceived)
+    object.__setattr__(m, "__dict__", data)
+    object.__setattr__(m, "__pydantic_fields_set__", set(_ALL_FIELDS))
+    object.__setattr__(m, "__pydantic_extra__", None)
+    object.__setattr__(m, "__pydantic_private__", None)
+    return m
 
 
 # --- symbols ------------------------------------------------------------------------------
