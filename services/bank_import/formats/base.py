@@ -135,7 +135,7 @@ def construct_checked(data: dict[str, Any]) -> PaymentReceived:
     """What ``PaymentReceived.model_construct(**data)`` builds, for a dict holding every
     field already checked, at a sixth of its cost (it is a third of a GPC line's parse).
     ``test_importers`` holds the result equal to the validated model."""
-    if data.keys() != _ALL_FIELDS:
+    if len(data) != len(_ALL_FIELDS) or not _ALL_FIELDS.issuperset(data):
         return PaymentReceived.model_construct(**data)
     m = PaymentReceived.__new__(PaymentReceived)
     object.__setattr__(m, "__dict__", data)

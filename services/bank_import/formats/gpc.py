@@ -121,9 +121,8 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
                 out.add(pending_line, **pending)
         pending, messages = None, []
 
-    for n, raw in enumerate(decode(data).splitlines(), start=1):
-        line = raw.rstrip("\r\n")
-        if not line.strip():
+    for n, line in enumerate(decode(data).splitlines(), start=1):  # line ends removed
+        if not line or line.isspace():
             continue
         kind = line[:3]
         try:
