@@ -109,6 +109,7 @@ class Notify:
         kind = KINDS[event.type]
         payload = data.model_dump(mode="json")
         contract = payload["contract"]
+        await unit.drain()  # contacts staged earlier in this batch are read below
         row = await unit.conn.fetchrow(Q.get_contacts, contract)
         if row is None:
             raise LookupError(f"no contacts known for contract {contract}")

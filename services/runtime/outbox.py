@@ -107,9 +107,14 @@ class OutboxRelay:
         fraction of a ``send()`` per record."""
         futures: list[asyncio.Future[Any]] = []
         open_batches: dict[tuple[str, int], Any] = {}
+        for topic in {row["topic"] for row in rows}:  # partitions added since: map again
+            parts = sorted(await self.producer.partitions_for(topic))
+            if parts != self._partitions.get(topic):
+                self._partitions[topic] = parts
+                self._by_key = {k: p for k, p in self._by_key.items() if k[0] != topic}
         for row in rows:
             topic, key = row["topic"], row["key"]
-            partition = await self._partition(topic, key)
+            partition = self._partition(topic, key)
             record = {
                 "key": key,
                 "value": row["value"],
@@ -128,10 +133,8 @@ class OutboxRelay:
             futures.append(await self.producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)
 
-    async def _partition(self, topic: str, key: bytes | None) -> int:
-        parts = self._partitions.get(topic)
-        if parts is None:
-            parts = self._partitions[topic] = sorted(await self.producer.partitions_for(topic))
+    def _partition(self, topic: str, key: bytes | None) -> int:
+        parts = self._partitions[topic]
         if key is None:
             return random.choice(parts)
         found = self._by_key.get((topic, key))

@@ -382,3 +382,41 @@ async def _one_mail(url: str, settings: Settings, expect: str) -> None:
     finally:
         await conn.close()
         await pool.close()
+
+
+def test_a_new_contract_and_its_reminder_in_one_batch(database_url: str) -> None:
+    """Contacts are staged writes: a reminder later in the same consumed batch must see
+    the contract that arrived just before it (contracts and dunning share one agent)."""
+
+    async def go() -> None:
+        settings = Settings(database_url=database_url)
+        h, conn, pool = await harness(database_url, settings)
+        try:
+            contract = ev.ContractUpserted(
+                contract="1009", customer_name="Eva", currency="CZK", monthly_fee_minor=1,
+                contacts=[ev.Contact(name="Eva", email="eva@example.cz", owner=True)],
+            )  # fmt: skip
+            reminder = ev.ReminderRequested(
+                contract="1009", request_id="1009:reminder-1", step="reminder-1",
+                policy="notice-then-suspend", overdue_minor=100, currency="CZK", invoices=[],
+                account="2001234567/2010", decided_at=MORNING, channels=["email"],
+            )  # fmt: skip
+            items = [
+                (_ev("contract.upserted.v1", contract), contract, h.notify.on_contract),
+                (_ev("reminder.requested.v1", reminder), reminder, h.notify.on_request),
+            ]
+
+            async def batch(u: Unit) -> None:
+                u.batch = [(e, d) for e, d, _ in items]
+                for i, (e, d, handler) in enumerate(items):
+                    u.position = i
+                    await handler(u, e, d)
+
+            await h.unit(batch, MORNING)
+            rows = await conn.fetch("SELECT recipient FROM deliveries WHERE contract = '1009'")
+            assert [r["recipient"] for r in rows] == ["eva@example.cz"]
+        finally:
+            await conn.close()
+            await pool.close()
+
+    asyncio.run(go())
