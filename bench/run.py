@@ -10,7 +10,7 @@ Scenarios (issue 7), in the order they run (full N / quick N):
   producing and consuming as many records of the same size on the same broker.
 - reconnect: 500 / 100 suspended contracts pay at 200/s while others pay at 1,000/s;
   latency from each payment's publication to its network.access restore (p50 <= 50 ms,
-  p99 <= 250 ms).
+  p99 <= 250 ms); then 50 more pay at 20/s on a quiet system (the chain's own latency).
 - dunning sweep: 1,000,000 / 100,000 contracts, every tenth three days overdue tomorrow;
   the clock moves one day and every due decision is made and published (<= 60 s).
 - billing run: 1,000,000 / 20,000 contracts invoiced and every invoice.issued published;
