@@ -301,15 +301,6 @@ def contracts_json(n: int, path: Path) -> None:
     path.write_text(json.dumps({"contracts": items}), encoding="utf-8")
 
 
-async def wait_outbox_empty(url: str, schema: str) -> None:
-    conn = await asyncpg.connect(url)
-    try:
-        while await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox"):  # noqa: ASYNC110
-            await asyncio.sleep(0.05)  # polling another process's table: no event to wait on
-    finally:
-        await conn.close()
-
-
 async def wait_for(url: str, query: str, expected: int, *args: Any, timeout: float = 600) -> None:
     """Poll another process's tables until ``query`` returns ``expected``."""
     conn = await asyncpg.connect(url)

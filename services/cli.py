@@ -76,37 +76,20 @@ def cmd_contracts_load(args: argparse.Namespace) -> None:
 
 
 def cmd_invoicing_run(args: argparse.Namespace) -> None:
-    """A billing run, one transaction per chunk of contracts (``BILLING_BILLING_CHUNK``):
-    each chunk's invoices and events commit together, and the relay publishes them while
-    the next chunk is invoiced. Run it again to complete an interrupted run."""
     from services.invoicing import service
 
     settings = get_settings()
 
     async def go() -> list[Any]:
-        pool = await db.create_pool(settings.database_url, "invoicing", max_size=1)
-        issued: list[Any] = []
+        conn = await db.connect(settings.database_url, "invoicing")
         try:
-            async with pool.acquire() as conn:
-                clock = make_clock(settings)
-                await clock.refresh(conn)
-                now = clock.now()
-                issued_on = date.fromisoformat(args.issued_on) if args.issued_on else now.date()
-                after: str | None = ""
-                while after is not None:
-                    async with conn.transaction():
-                        unit = Unit(conn, now, "/services/invoicing")
-                        invoices, after = await service.billing_run_chunk(
-                            unit, settings, args.period, issued_on, after, settings.billing_chunk
-                        )
-                        await unit.flush()
-                    issued += invoices
-                async with conn.transaction():
-                    unit = Unit(conn, now, "/services/invoicing")
-                    await service.record_run(unit, args.period, issued_on, len(issued))
+            clock = make_clock(settings)
+            await clock.refresh(conn)
+            now = clock.now()
+            issued_on = date.fromisoformat(args.issued_on) if args.issued_on else now.date()
+            return await service.billing_run(conn, settings, args.period, issued_on, now)
         finally:
-            await pool.close()
-        return issued
+            await conn.close()
 
     invoices = asyncio.run(go())
     if len(invoices) <= LIST_AT_MOST:

@@ -23,9 +23,6 @@ SELECT contract FROM contracts ORDER BY contract;
 -- name: noticed_at
 SELECT max(decided_at) FROM actions WHERE contract = $1 AND kind = 'notice';
 
--- name: last_customer_promise
-SELECT max(made_at) FROM promises WHERE contract = $1 AND accepted AND by = 'customer';
-
 -- name: insert_promise
 INSERT INTO promises (contract, until, by, reason, address, user_agent, made_at, accepted, note)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);

@@ -21,7 +21,7 @@ log = logs.get(__name__)
 async def lock_contract(unit: Unit, contract: str) -> None:
     """Serialise work on one contract across instances and the timer loop: whoever holds
     the lock sees every fact the previous holder committed."""
-    await unit.conn.execute("SELECT pg_advisory_xact_lock(hashtext('dunning:' || $1))", contract)
+    await unit.conn.fetchval(Q.lock_contracts, [contract])
 
 
 class Dunning:
@@ -187,7 +187,7 @@ class Dunning:
                 )
             }
             noticed = [c for c, a in wanted if a.kind == "notice" and (c, a.request_id) in new]
-            allowance = await self.promise_allowances(unit, noticed, decided)
+            allowance = await self.promise_allowances(unit, {c: decided[c][1] for c in noticed})
             for contract, action in wanted:
                 if (contract, action.request_id) in new:
                     decision, policy = decided[contract]
@@ -208,39 +208,26 @@ class Dunning:
             await timers.schedule_many(conn, list(decided), [d.next_check_at for d in ds])
         return {c: d for c, (d, _) in decided.items()}
 
-    async def promise_allowances(
-        self,
-        unit: Unit,
-        contracts: list[str],
-        decided: dict[str, tuple[domain.Decision, Policy]],
-    ) -> dict[str, int]:
-        """``promise_allowance`` of many contracts in one query."""
-        asking = [c for c in contracts if decided[c][1].promise.max_days]
-        if not asking:
-            return {}
-        last = {
-            r["contract"]: r["made_at"]
-            for r in await unit.conn.fetch(Q.last_customer_promises, asking)
-        }
+    async def promise_allowances(self, unit: Unit, policies: dict[str, Policy]) -> dict[str, int]:
+        """How many days each customer may still postpone, in one query: 0 when the
+        policy allows no promise, or one was made within ``once_per_days``."""
+        asking = [c for c, policy in policies.items() if policy.promise.max_days]
+        last = (
+            {
+                r["contract"]: r["made_at"]
+                for r in await unit.conn.fetch(Q.last_customer_promises, asking)
+            }
+            if asking
+            else {}
+        )
         out = {}
-        for c in asking:
-            policy = decided[c][1]
+        for c, policy in policies.items():
             made = last.get(c)
             recent = made is not None and unit.now - made < timedelta(
                 days=policy.promise.once_per_days
             )
-            out[c] = 0 if recent else policy.promise.max_days
+            out[c] = 0 if recent or not policy.promise.max_days else policy.promise.max_days
         return out
-
-    async def promise_allowance(self, unit: Unit, contract: str, policy: Policy) -> int:
-        """How many days the customer may still postpone: 0 when the policy allows no
-        promise, or one was made within ``once_per_days``."""
-        if not policy.promise.max_days:
-            return 0
-        last = await unit.conn.fetchval(Q.last_customer_promise, contract)
-        if last is not None and unit.now - last < timedelta(days=policy.promise.once_per_days):
-            return 0
-        return policy.promise.max_days
 
     async def on_promise(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         """A promise to pay: the customer's within the policy's limits, an operator's as
@@ -261,7 +248,7 @@ class Dunning:
         base = max(base, facts.promised_until or base)
         accepted, note = True, ""
         if data.by == "customer":
-            allowed = await self.promise_allowance(unit, data.contract, policy)
+            allowed = (await self.promise_allowances(unit, {data.contract: policy}))[data.contract]
             days = min(data.days or allowed, allowed)
             until = base + timedelta(days=days)
             if not allowed:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
+import asyncpg
 from pydantic import BaseModel
 
 from schemas import events as ev
@@ -16,6 +17,7 @@ from services.runtime.settings import Settings, get_topics
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
+SOURCE = "/services/invoicing"
 INVOICE_COLUMNS = [
     "invoice_number", "contract", "vs", "ss", "period", "issued_on", "due_on", "amount_minor",
     "currency", "created_at", "fees_minor",
@@ -54,22 +56,24 @@ async def load_contracts(unit: Unit, records: list[ContractRecord]) -> tuple[int
 
 
 async def billing_run(
-    unit: Unit, settings: Settings, period: str, issued_on: date
+    conn: asyncpg.Connection, settings: Settings, period: str, issued_on: date, now: datetime
 ) -> list[domain.NewInvoice]:
-    """A whole billing run in the caller's unit (small runs, tests)."""
+    """A billing run, one transaction per chunk of contracts (``BILLING_BILLING_CHUNK``):
+    each chunk's invoices and events commit together and the relay publishes them while
+    the next chunk is invoiced. Run it again to complete an interrupted run. (Inside a
+    caller's transaction the chunks are savepoints.)"""
     issued: list[domain.NewInvoice] = []
     after: str | None = ""
     while after is not None:
-        invoices, after = await billing_run_chunk(
-            unit, settings, period, issued_on, after, settings.billing_chunk
-        )
+        async with conn.transaction():
+            unit = Unit(conn, now, SOURCE)
+            invoices, after = await billing_run_chunk(
+                unit, settings, period, issued_on, after, settings.billing_chunk
+            )
+            await unit.flush()
         issued += invoices
-    await record_run(unit, period, issued_on, len(issued))
+    await conn.execute(Q.record_run, period, issued_on, len(issued), now)
     return issued
-
-
-async def record_run(unit: Unit, period: str, issued_on: date, issued: int) -> None:
-    await unit.conn.execute(Q.record_run, period, issued_on, issued, unit.now)
 
 
 async def billing_run_chunk(

@@ -134,15 +134,9 @@ class BatchConsumer:
             async with conn.transaction():
                 unit = Unit(conn, self.clock.now(), self.source)
                 fresh = await self._claim(conn, parsed)
-                unit.batch = [(item.event, item.data) for item in fresh]
-                for position, item in enumerate(fresh):
-                    unit.position = position
-                    with logs.bound(
-                        contract=item.event.subject,
-                        event_id=str(item.event.id),
-                        event_type=item.event.type,
-                    ):
-                        await self.handlers[item.event.type](unit, item.event, item.data)
+                await unit.handle(
+                    [(self.handlers[item.event.type], item.event, item.data) for item in fresh]
+                )
                 await self._dead_letter(unit, poison)
                 await unit.flush()
         self._count(fresh, parsed, poison)

@@ -33,15 +33,7 @@ RETRY_FAILED_TIMER = timedelta(minutes=15)
 
 async def schedule(conn: asyncpg.Connection, key: str, due_at: datetime | None) -> None:
     """Set (or clear, with None) the one pending timer of ``key``."""
-    if due_at is None:
-        await conn.execute("DELETE FROM timers WHERE key = $1", key)
-    else:
-        await conn.execute(
-            "INSERT INTO timers (key, due_at) VALUES ($1, $2)"
-            " ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at",
-            key,
-            due_at,
-        )
+    await schedule_many(conn, [key], [due_at])
 
 
 async def schedule_many(

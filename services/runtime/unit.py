@@ -24,6 +24,7 @@ import asyncpg
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.envelope import CONTENT_TYPE
+from services.runtime import logs
 
 HEADERS = json.dumps([["content-type", CONTENT_TYPE]])
 _HEADERS = json.loads(HEADERS)
@@ -46,6 +47,14 @@ class Unit:
     position: int = 0
     scratch: dict[str, Any] = field(default_factory=dict)  # handlers' per-unit state
     _head: tuple[datetime, bytes, bytes] | None = field(default=None, repr=False)
+
+    async def handle(self, items: list[tuple[EventHandler, Any, Any]]) -> None:
+        """Run each (handler, event, data) in order as one batch: ``batch`` and
+        ``position`` let handlers look ahead. The consumer (and tests) come through here."""
+        self.batch = [(event, data) for _, event, data in items]
+        for self.position, (handler, event, data) in enumerate(items):
+            with logs.bound(contract=event.subject, event_id=str(event.id), event_type=event.type):
+                await handler(self, event, data)
 
     def run_of(self, data: Any, key: str) -> list[Any] | None:
         """For a handler applying a run of consecutive same-type events at once (a contracts
@@ -159,3 +168,4 @@ class Unit:
 
 
 Work = Callable[[Unit, list[str]], Awaitable[None]]
+EventHandler = Callable[[Unit, Any, Any], Awaitable[None]]

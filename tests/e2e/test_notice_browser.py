@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from schemas.events import ContractUpserted, NoticeRequested, OverdueInvoice, Su
 from services.demo import Scenario
 from services.runtime.settings import Topics
 from services.runtime.stack import Stack
+from tests.conftest import unavailable
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,9 +37,7 @@ def browser_missing() -> str | None:
 def driver(tmp_path: Path):  # type: ignore[no-untyped-def]
     why = browser_missing()
     if why:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true: the browser test must run, but {why}")
-        pytest.skip(why)
+        unavailable(why, "the browser test")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

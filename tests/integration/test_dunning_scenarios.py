@@ -59,13 +59,7 @@ class Sim:
         yield
         pending, self.pending = self.pending, None
 
-        async def go(u: Unit) -> None:
-            u.batch = [(e, d) for _, e, d in pending]
-            for i, (handler, e, d) in enumerate(pending):
-                u.position = i
-                await handler(u, e, d)
-
-        await self._unit(go)
+        await self._unit(lambda u: u.handle(pending))
 
     async def contract(self, contract: str, policy: str | None = None, **kw: Any) -> None:
         data = ev.ContractUpserted(

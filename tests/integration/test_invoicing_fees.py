@@ -43,17 +43,17 @@ async def _fees(url: str) -> None:
         await unit(lambda u: service.on_fee_charged(u, event, fee))
         await unit(lambda u: service.on_fee_charged(u, event, fee))  # redelivered: once
         settings = Settings(database_url=url)
-        jan = await unit(lambda u: service.billing_run(u, settings, "2027-01", date(2027, 1, 1)))
+        jan = await service.billing_run(conn, settings, "2027-01", date(2027, 1, 1), NOW)
         amounts = {i.contract: (i.amount_minor, i.fees_minor) for i in jan}
         assert amounts == {"1001": (49900, 0), "1002": (54900, 5000), "1003": (49900, 0)}
-        feb = await unit(lambda u: service.billing_run(u, settings, "2027-02", date(2027, 2, 1)))
+        feb = await service.billing_run(conn, settings, "2027-02", date(2027, 2, 1), NOW)
         assert {i.contract: i.amount_minor for i in feb}["1002"] == 49900  # billed once
         # a run in chunks of one contract: each contract once, numbers gapless, in order
         one = Settings(database_url=url, billing_chunk=1)
-        mar = await unit(lambda u: service.billing_run(u, one, "2027-03", date(2027, 3, 1)))
+        mar = await service.billing_run(conn, one, "2027-03", date(2027, 3, 1), NOW)
         assert [i.contract for i in mar] == ["1001", "1002", "1003"]
         numbers = [int(i.invoice_number) for i in feb + mar]
         assert numbers == list(range(numbers[0], numbers[0] + 6))
-        assert await unit(lambda u: service.billing_run(u, one, "2027-03", date(2027, 3, 1))) == []
+        assert await service.billing_run(conn, one, "2027-03", date(2027, 3, 1), NOW) == []
     finally:
         await conn.close()

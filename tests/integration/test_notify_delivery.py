@@ -402,17 +402,10 @@ def test_a_new_contract_and_its_reminder_in_one_batch(database_url: str) -> None
                 account="2001234567/2010", decided_at=MORNING, channels=["email"],
             )  # fmt: skip
             items = [
-                (_ev("contract.upserted.v1", contract), contract, h.notify.on_contract),
-                (_ev("reminder.requested.v1", reminder), reminder, h.notify.on_request),
+                (h.notify.on_contract, _ev("contract.upserted.v1", contract), contract),
+                (h.notify.on_request, _ev("reminder.requested.v1", reminder), reminder),
             ]
-
-            async def batch(u: Unit) -> None:
-                u.batch = [(e, d) for e, d, _ in items]
-                for i, (e, d, handler) in enumerate(items):
-                    u.position = i
-                    await handler(u, e, d)
-
-            await h.unit(batch, MORNING)
+            await h.unit(lambda u: u.handle(items), MORNING)
             rows = await conn.fetch("SELECT recipient FROM deliveries WHERE contract = '1009'")
             assert [r["recipient"] for r in rows] == ["eva@example.cz"]
         finally:

@@ -78,16 +78,21 @@ class Harness:
         """Movements (and issued invoices) as one consumed batch: one unit, as the
         consumer runs it."""
 
-        async def go(u: Unit) -> None:
-            u.batch = [(_ev(d), d) for d in items]
-            for i, (e, d) in enumerate(u.batch):
-                u.position = i
-                if isinstance(d, ev.InvoiceIssued):
-                    await self.payments.on_invoice_issued(u, e, d)
-                else:
-                    await self.payments.on_payment_received(u, e, d)
-
-        return await self._unit(go)
+        p = self.payments
+        return await self._unit(
+            lambda u: u.handle(
+                [
+                    (
+                        p.on_invoice_issued
+                        if isinstance(d, ev.InvoiceIssued)
+                        else p.on_payment_received,
+                        _ev(d),
+                        d,
+                    )
+                    for d in items
+                ]
+            )
+        )
 
     async def assign(self, tx: str, contract: str, **kw: Any) -> list[str]:
         async def go(u: Unit) -> None:

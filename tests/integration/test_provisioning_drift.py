@@ -97,10 +97,7 @@ async def _contract_run(url: str) -> None:
     async def batch(items: list[tuple[object, ev.ContractUpserted]]) -> list[dict[str, object]]:
         async with conn.transaction():
             u = Unit(conn, NOW, "/test")
-            u.batch = list(items)
-            for i, (e, d) in enumerate(items):
-                u.position = i
-                await p.on_contract(u, e, d)  # type: ignore[arg-type]
+            await u.handle([(p.on_contract, e, d) for e, d in items])
             await u.flush()
             return [json.loads(value)["data"] for _, _, value, _, _ in u.outbox]
 

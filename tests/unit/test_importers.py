@@ -13,6 +13,7 @@ import pytest
 from schemas.events import PaymentReceived
 from services.bank_import.formats import ImportOptions, StatementRejected, detect, parse_statement
 from services.bank_import.formats.base import StableIds, constant_symbol, minor_units, symbol
+from tests.conftest import unavailable
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "statements"
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "statements"
@@ -26,8 +27,8 @@ _skip_real = pytest.mark.skipif(
 
 @pytest.fixture
 def real_dir() -> Path:
-    if not REAL.is_dir():
-        pytest.fail(f"CI=true: the real bank statements must be at {REAL}")
+    if not REAL.is_dir():  # reached only under CI=true (skipped before otherwise)
+        unavailable(f"the real bank statements are not at {REAL}", "the real-file tests")
     return REAL
 
 
