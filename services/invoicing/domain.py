@@ -108,11 +108,12 @@ def billing_run(
     issued: list[NewInvoice] = []
     sequence = last_sequence
     due: dict[DueRule, date] = {}  # most contracts share a handful of rules
+    prefix, width = _number_prefix(issued_on.year, style)
     for c in sorted(contracts, key=lambda c: c.contract):
         if not c.active or c.monthly_fee_minor <= 0 or c.contract in already_invoiced:
             continue
         sequence += 1
-        number = invoice_number(issued_on.year, sequence, style)
+        number = f"{prefix}{sequence:0{width}d}"
         due_on = due.get(c.due_rule) or due.setdefault(c.due_rule, c.due_rule.due_on(issued_on))
         issued.append(
             NewInvoice(
@@ -128,4 +129,10 @@ def billing_run(
                 fees_minor=fees.get(c.contract, 0),
             )
         )
+    if issued:  # the numbers run from last_sequence + 1 up: the last one is the one to check
+        invoice_number(issued_on.year, sequence, style)
     return issued
+
+
+def _number_prefix(year: int, style: NumberStyle) -> tuple[str, int]:
+    return (f"{year % 100:02d}", 8) if style == "yy8" else (f"{year:04d}", 6)

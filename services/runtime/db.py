@@ -14,8 +14,15 @@ RUNTIME_MIGRATIONS = Path(__file__).with_name("migrations")
 SERVICES_DIR = Path(__file__).parent.parent
 
 
+class Jsonb(str):
+    """JSON text already serialised: written to a jsonb parameter or COPY column as is."""
+
+
 def _jsonb_encode(value: object) -> bytes:
-    return b"\x01" + json.dumps(value).encode()  # jsonb's binary format: version 1, text
+    # jsonb's binary format: version 1, then the text
+    if type(value) is Jsonb:
+        return b"\x01" + value.encode()
+    return b"\x01" + json.dumps(value).encode()
 
 
 def _jsonb_decode(data: bytes) -> object:

@@ -69,6 +69,22 @@ def test_invoice_number_is_a_valid_specific_symbol() -> None:
         invoice_number(2026, 100_000_000, "yy8")
 
 
+@pytest.mark.parametrize("style", ["yyyy6", "yy8"])
+def test_billing_run_numbers_match_invoice_number_and_stop_at_the_range(style: str) -> None:
+    run = billing_run(contracts(), "2026-12", date(2026, 12, 1), set(), 41, None, style)  # type: ignore[arg-type]
+    assert [i.invoice_number for i in run] == [
+        invoice_number(2026, 42 + k, style)  # type: ignore[arg-type]
+        for k in range(len(run))
+    ]
+    top = 999_999 if style == "yyyy6" else 99_999_999
+    done = {"1001", "1002"}  # a re-run after the year's last number: nothing new, no error
+    assert billing_run(contracts(), "2026-12", date(2026, 12, 1), done, top, None, style) == []  # type: ignore[arg-type]
+    last = billing_run(contracts(), "2026-12", date(2026, 12, 1), {"1001"}, top - 1, None, style)  # type: ignore[arg-type]
+    assert last[0].invoice_number == invoice_number(2026, top, style)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="out of range"):  # one past the range's end
+        billing_run(contracts(), "2026-12", date(2026, 12, 1), set(), top - 1, None, style)  # type: ignore[arg-type]
+
+
 def test_late_fees_are_added_to_the_next_invoice() -> None:
     from services.invoicing.domain import BillableContract, DueRule, billing_run
 

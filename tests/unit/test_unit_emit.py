@@ -12,7 +12,8 @@ import pytest
 from schemas import events as ev
 from schemas.envelope import CloudEvent
 from schemas.registry import parse
-from services.runtime.unit import Unit
+from services.runtime.db import Jsonb, _jsonb_encode
+from services.runtime.unit import Unit, uuid4_bytes
 
 DATA = [
     ev.InvoiceIssued(
@@ -60,3 +61,18 @@ def test_emitted_events_parse_and_ids_differ() -> None:
         assert data == DATA[0]
         ids.add(event.id)
     assert len(ids) == 3
+
+
+def test_event_ids_are_distinct_version_4_uuids() -> None:
+    ids = [uuid4_bytes() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    for raw in ids[:1000]:
+        parsed = uuid.UUID(raw.decode())
+        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert str(parsed).encode() == raw  # the canonical text form, lower case
+
+
+def test_jsonb_text_is_written_as_is() -> None:
+    assert _jsonb_encode(Jsonb('[["a", "b"]]')) == b'\x01[["a", "b"]]'
+    assert _jsonb_encode([["a", "b"]]) == b'\x01[["a", "b"]]'
+    assert _jsonb_encode("[]") == b'\x01"[]"'  # a plain str is a JSON string
