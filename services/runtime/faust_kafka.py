@@ -14,7 +14,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-FETCH_MAX_WAIT_MS = 100
+FETCH_MAX_WAIT_MS = 25
 
 
 class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):

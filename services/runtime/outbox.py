@@ -44,7 +44,8 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap.split(","),
         acks="all",
-        linger_ms=2,
+        # the relay hands over whole record batches (send_batch): nothing to wait for
+        linger_ms=0,
         max_batch_size=256 * 1024,
         request_timeout_ms=30000,
     )

@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     heartbeat_interval: float = 1.0
     rebalance_timeout: float = 10.0
     commit_interval: float = 0.5
-    fetch_max_wait_ms: int = 100
+    fetch_max_wait_ms: int = 25
 
     batch_size: int = 500
     batch_linger: float = 0.02

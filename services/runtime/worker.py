@@ -22,6 +22,7 @@ from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
 from services.runtime.consumer import BatchConsumer, Handler, Record
 from services.runtime.outbox import OutboxRelay, make_producer
 from services.runtime.settings import Settings, Topics, get_settings, get_topics
+from services.runtime.take import take_batches
 from services.runtime.timers import BatchTimerHandler, TimerHandler, TimerLoop
 
 log = logs.get(__name__)
@@ -152,10 +153,9 @@ def _add_agent(
     async def consume(stream: faust.StreamT[Any]) -> None:
         await ready.wait()
         consumer = consumers[0]
-        # Faust acknowledges the events of a `take_events` batch only after this loop body
-        # returns (faust.streams.Stream.take_events), i.e. after our commit: at-least-once.
-        batches = stream.take_events(settings.batch_size, settings.batch_linger)  # type: ignore[attr-defined]
-        async for events in batches:
+        # The events of a batch are acknowledged only after this loop body returns, i.e.
+        # after our commit: at-least-once (services.runtime.take).
+        async for events in take_batches(stream, settings.batch_size, settings.batch_linger):
             records = [
                 Record(
                     topic=e.message.topic,
