@@ -10,11 +10,13 @@ Scenarios (issue 7), in the order they run (full N / quick N):
   producing and consuming as many records of the same size on the same broker.
 - reconnect: 500 / 100 suspended contracts pay at 200/s while others pay at 1,000/s;
   latency from each payment's publication to its network.access restore (p50 <= 50 ms,
-  p99 <= 250 ms); then 50 more pay at 20/s on a quiet system (the chain's own latency).
+  p99 <= 250 ms); then 50 more pay at 20/s on a quiet system (the chain's own latency),
+  with the median time of each hop (from the records' broker timestamps).
 - dunning sweep: 1,000,000 / 100,000 contracts, every tenth three days overdue tomorrow;
   the clock moves one day and every due decision is made and published (<= 60 s).
 - billing run: 1,000,000 / 20,000 contracts invoiced and every invoice.issued published;
-  limit: PostgreSQL COPY of the same rows into a table with the same keys (<= 60 s and <= 5x).
+  limit: PostgreSQL COPY of the same rows into a (logged) table with the same keys (<= 60 s
+  and <= 5x); the CPU each process spent meanwhile.
 - memory: peak RSS of every worker during all of the above (<= 250 MB each).
 
 ``--profile`` records every worker with py-spy into ``bench/profiles/`` (collapsed stacks and
@@ -28,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import platform
+import resource
 import signal
 import subprocess
 import sys
@@ -350,7 +353,8 @@ async def copy_limit(url: str, n: int) -> float:
     ]  # fmt: skip
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute("CREATE TEMP TABLE copy_limit (LIKE invoicing.invoices INCLUDING ALL)")
+        # a logged table like invoicing's (a temporary one would skip the WAL the run writes)
+        await conn.execute("CREATE TABLE copy_limit (LIKE invoicing.invoices INCLUDING ALL)")
         started = time.perf_counter()
         await conn.copy_records_to_table(
             "copy_limit",
@@ -360,6 +364,7 @@ async def copy_limit(url: str, n: int) -> float:
         )  # fmt: skip
         return time.perf_counter() - started
     finally:
+        await conn.execute("DROP TABLE IF EXISTS copy_limit")
         await conn.close()
 
 
@@ -595,6 +600,20 @@ async def reconnect_latency(
                 sent[c] = time.time()
             await producer.send(Topics().payments_received, value, key=c.encode())
 
+    hops: dict[str, dict[str, float]] = {}  # contract -> "topic type" -> broker timestamp
+
+    async def trace(tracer: AIOKafkaConsumer, contracts: set[str]) -> None:
+        """Where the quiet chain's time goes: each hop's record as the broker stamped it."""
+        while True:
+            for records in (await tracer.getmany(timeout_ms=100)).values():
+                for r in records:
+                    event = json.loads(r.value)
+                    c = (r.key or b"").decode()
+                    if c in contracts:
+                        hops.setdefault(c, {}).setdefault(
+                            f"{r.topic} {event['type']}", r.timestamp / 1000
+                        )
+
     def percentiles(measured: list[str]) -> tuple[float, float, float]:
         lat = sorted((restored[c] - sent[c]) * 1000 for c in measured if c in restored)
 
@@ -615,18 +634,42 @@ async def reconnect_latency(
         )
         await asyncio.wait_for(watcher, timeout=120)
         await s.quiet()
+        tracer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
+        await tracer.start()
+        traced = [
+            TopicPartition(t, p)
+            for t in (Topics().payments, Topics().dunning, Topics().network_access)
+            for p in sorted(tracer.partitions_for_topic(t) or [])
+        ]
+        tracer.assign(traced)
+        await tracer.seek_to_end(*traced)
+        for tp in traced:
+            await tracer.position(tp)
+        tracing = asyncio.create_task(trace(tracer, set(idle_contracts)))
         watcher = asyncio.create_task(watch(idle_contracts))
         await pace(idle_contracts, 20, True)
         await asyncio.wait_for(watcher, timeout=60)
+        await asyncio.sleep(0.5)
+        tracing.cancel()
+        await tracer.stop()
     finally:
         await producer.stop()
         await consumer.stop()
     p50, p99, top = percentiles(cut_contracts)
     idle50, idle99, idle_top = percentiles(idle_contracts)
+    steps: dict[str, list[float]] = {}
+    for c in idle_contracts:
+        seen = sorted((ts, name) for name, ts in hops.get(c, {}).items())
+        prev, prev_name = sent[c], "payment sent"
+        for ts, name in seen:
+            steps.setdefault(f"{prev_name} -> {name}", []).append((ts - prev) * 1000)
+            prev, prev_name = ts, name
+    idle_hops = {k: round(sorted(v)[len(v) // 2], 1) for k, v in steps.items() if len(v) > 5}
     return {
         "scenario": "reconnect-latency", "n": loaded, "background_per_s": 1000,
         "p50_ms": p50, "p99_ms": p99, "max_ms": top,
         "idle_n": idle, "idle_p50_ms": idle50, "idle_p99_ms": idle99, "idle_max_ms": idle_top,
+        "idle_hops_p50_ms": idle_hops,
         "target": "p50 <= 50 ms, p99 <= 250 ms",
         "target_met": p50 <= 50 and p99 <= 250,
         "outcome_ok": cut == suspended and all(c in restored for c in cut_contracts)
@@ -657,14 +700,18 @@ async def billing_at_scale(stack: Stack, n: int) -> dict[str, Any]:
             BILL_BASE, n - known,
         )  # fmt: skip
         await conn.execute("ANALYZE invoicing.contracts")
+        cpu_before = cpu_seconds(stack)
+        cli_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         out = await s.cli(
             "invoicing", "run", "--period", "2027-03", "--issued-on", "2027-03-01",
             env={"BILLING_INVOICE_NUMBER_STYLE": "yy8"},
         )  # fmt: skip
         committed = time.perf_counter() - started
+        cli_after = resource.getrusage(resource.RUSAGE_CHILDREN)
         await wait_for(stack.database_url, "SELECT count(*) FROM invoicing.outbox", 0)
         seconds = time.perf_counter() - started
+        cpu_after = cpu_seconds(stack)
         issued = await conn.fetchval(
             "SELECT count(*) FROM invoicing.invoices WHERE period = '2027-03'"
             " AND invoice_number LIKE '27%' AND length(invoice_number) = 10"
@@ -686,6 +733,11 @@ async def billing_at_scale(stack: Stack, n: int) -> dict[str, Any]:
         "target_met": seconds <= 60 and seconds <= 5 * limit,
         "issued": issued, "published": published, "gapless": gapless,
         "invoiced_seconds": round(committed, 3),
+        # CPU seconds spent during the run: the CLI, the workers (invoicing's relay
+        # publishes; the others consume invoice.issued meanwhile), the broker, PostgreSQL
+        "cpu_seconds": {"cli": round(cli_after.ru_utime + cli_after.ru_stime
+                                     - cli_before.ru_utime - cli_before.ru_stime, 1)}
+        | {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in sorted(cpu_after.items())},
         "outcome_ok": f"{n} invoices issued" in out and issued == n and gapless
         and published == n,
     }  # fmt: skip
