@@ -67,16 +67,15 @@ def invoice_number(year: int, sequence: int, style: NumberStyle = "yyyy6") -> st
     """Ten digits, so the number itself is a valid specific symbol: ``YYYY`` + six digits
     (up to 999,999 invoices a year), or for large operators ``YY`` + eight digits (up to
     99,999,999: a million contracts billed monthly)."""
-    if style == "yy8":
-        if not 1 <= sequence <= 99_999_999:
-            raise ValueError(f"invoice sequence {sequence} out of range for year {year}")
-        return f"{year % 100:02d}{sequence:08d}"
-    if not 1 <= sequence <= 999_999:
-        raise ValueError(
-            f"invoice sequence {sequence} out of range for year {year}"
-            " (more than 999,999 invoices a year needs BILLING_INVOICE_NUMBER_STYLE=yy8)"
+    prefix, width = _number_prefix(year, style)
+    if not 1 <= sequence < 10**width:
+        hint = (
+            ""
+            if style == "yy8"
+            else (" (more than 999,999 invoices a year needs BILLING_INVOICE_NUMBER_STYLE=yy8)")
         )
-    return f"{year:04d}{sequence:06d}"
+        raise ValueError(f"invoice sequence {sequence} out of range for year {year}{hint}")
+    return f"{prefix}{sequence:0{width}d}"
 
 
 def validate_period(period: str) -> tuple[int, int]:

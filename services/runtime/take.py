@@ -50,8 +50,7 @@ async def take_batches(
     try:
         while not stream.should_stop:
             await stream.wait_for_stopped(arrived)
-            if not events:
-                arrived.clear()
+            if not events:  # stopping
                 continue
             deadline = loop.time() + within
             seen = 0
@@ -65,9 +64,8 @@ async def take_batches(
             finally:
                 for event in batch:
                     await stream.ack(event)
-                del events[: len(batch)]
-                if not events:
-                    arrived.clear()
+                events.clear()  # nothing came in meanwhile: the room was closed
+                arrived.clear()
                 room.set()
     finally:
         stream.enable_acks = enable_acks

@@ -3,7 +3,6 @@ and the real bank files in ../shared/data/statements parse to what SOURCES.md li
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -17,23 +16,22 @@ from tests.conftest import unavailable
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "statements"
 REAL = Path(__file__).resolve().parents[3] / "shared" / "data" / "statements"
+
+
 # The real bank files sit beside the repository (../shared, present in CI and on development
 # machines). Elsewhere these tests skip saying so; with CI=true a missing folder fails them.
-_REAL_MISSING = not REAL.is_dir() and os.environ.get("CI") != "true"
-_skip_real = pytest.mark.skipif(
-    _REAL_MISSING, reason=f"the real bank statements are not at {REAL} (see ../shared/data)"
-)
-
-
 @pytest.fixture
 def real_dir() -> Path:
-    if not REAL.is_dir():  # reached only under CI=true (skipped before otherwise)
-        unavailable(f"the real bank statements are not at {REAL}", "the real-file tests")
+    if not REAL.is_dir():
+        unavailable(
+            f"the real bank statements are not at {REAL} (see ../shared/data)",
+            "the real-file tests",
+        )
     return REAL
 
 
 def needs_real(test: Any) -> Any:
-    return _skip_real(pytest.mark.usefixtures("real_dir")(test))
+    return pytest.mark.usefixtures("real_dir")(test)
 
 
 def parse(name: str, **opts: object) -> list[PaymentReceived]:
