@@ -62,7 +62,6 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = 25
 
     batch_size: int = 500
-    batch_linger: float = 0.02
     outbox_batch: int = 5000
     outbox_poll_interval: float = 0.5
     timer_poll_interval: float = 1.0

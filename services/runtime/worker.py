@@ -1,5 +1,7 @@
-"""Run one service as a Faust worker: agents consume in batches, plus the outbox relay,
-durable timers and an HTTP server for ``/metrics`` (and the service's own pages).
+"""Run one service as a Faust worker: a batch source reading its topics (aiokafka, one
+consumer-group member), the outbox relay, durable timers and an HTTP server for
+``/metrics`` (and the service's own pages). Faust runs the tasks and the process; its own
+Kafka consumer and producer are off (``services.runtime.source`` says why).
 
 A service describes itself with a `ServiceSpec`; this module does the plumbing so that each
 ``services/<name>/worker.py`` stays a thin list of handlers.
@@ -15,14 +17,15 @@ from typing import Any
 
 import asyncpg
 import faust
+import faust.app.base
 from aiohttp import web
 
-from services.runtime import db, faust_kafka, logs, metrics
+from services.runtime import db, logs, metrics
 from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
-from services.runtime.consumer import BatchConsumer, Handler, Record
+from services.runtime.consumer import BatchConsumer, Handler
 from services.runtime.outbox import OutboxRelay, make_producer
 from services.runtime.settings import Settings, Topics, get_settings, get_topics
-from services.runtime.take import take_batches
+from services.runtime.source import BatchSource
 from services.runtime.timers import BatchTimerHandler, TimerHandler, TimerLoop
 
 log = logs.get(__name__)
@@ -58,37 +61,27 @@ class ServiceSpec:
     extra_servers: list[Callable[[Runtime], Awaitable[web.AppRunner]]] = field(default_factory=list)
 
 
-def faust_app(app_id: str, settings: Settings) -> faust.App:
-    brokers = [f"kafka://{h}" for h in settings.kafka_bootstrap_servers.split(",")]
-    faust_kafka.FETCH_MAX_WAIT_MS = settings.fetch_max_wait_ms
-    return faust_kafka.App(
-        app_id,
-        broker=brokers,
-        store="memory://",
-        web_enabled=False,
-        autodiscover=False,
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=settings.topic_replication_factor,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=settings.session_timeout,
-        broker_heartbeat_interval=settings.heartbeat_interval,
-        broker_rebalance_timeout=settings.rebalance_timeout,
-        broker_commit_interval=settings.commit_interval,
-        broker_commit_every=settings.batch_size,
-        producer_acks=-1,
-        stream_buffer_maxsize=max(4096, settings.batch_size * 4),
-    )
+class _NoKafka(faust.app.base.BootStrategy):
+    """Faust runs the worker (its tasks, signals, shutdown); Kafka is read and written by
+    ``BatchSource`` and the outbox relay themselves, so Faust's own consumer and producer
+    are not started (they would join the same group with nothing to read)."""
+
+    enable_kafka = False
+
+
+class _App(faust.App):
+    BootStrategy = _NoKafka
+
+
+def faust_app(app_id: str) -> faust.App:
+    return _App(app_id, store="memory://", web_enabled=False, autodiscover=False)
 
 
 def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     settings = get_settings()
     topics = get_topics()
     rt = Runtime(spec.name, settings, topics, make_clock(settings))
-    app = faust_app(f"billing-{spec.name}", settings)
-    ready = asyncio.Event()
-    consumers: list[BatchConsumer] = []
+    app = faust_app(f"billing-{spec.name}")
     subscriptions = spec.subscriptions(rt)
     handlers: dict[str, Handler] = {}
     for by_type in subscriptions.values():
@@ -100,13 +93,17 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
         rt.pool = await db.create_pool(settings.database_url, spec.name, max_size=8)
         async with rt.db.acquire() as conn:
             await rt.clock.refresh(conn)
-        consumers.append(BatchConsumer(spec.name, rt.db, rt.clock, handlers))
+        # Join the group before anything else runs: a timer must not decide on facts
+        # whose events wait unread (a payment behind a suspension).
+        consumer = BatchConsumer(spec.name, rt.db, rt.clock, handlers)
+        source = BatchSource(spec.name, list(subscriptions), settings, consumer.apply)
+        await source.start()
         producer = make_producer(settings.kafka_bootstrap_servers)
         await producer.start()
         relay = OutboxRelay(
             spec.name, rt.db, producer, settings.outbox_batch, settings.outbox_poll_interval
         )
-        tasks: list[Awaitable[Any]] = [relay.run(settings.database_url)]
+        tasks: list[Awaitable[Any]] = [relay.run(settings.database_url), source.run()]
         if spec.timer is not None:
             rt.timer_loop = TimerLoop(
                 spec.name,
@@ -121,7 +118,6 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
         runners = [await _serve_metrics(rt, spec)]
         runners += [await server(rt) for server in spec.extra_servers]
         listener = await _listen_clock(rt)
-        ready.set()
         log.info("worker started", metrics_port=settings.metrics_port_for(spec.name))
         try:
             await asyncio.gather(*tasks)
@@ -132,45 +128,7 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
                 await listener.close()
             await producer.stop()
 
-    _add_agent(app, spec.name, list(subscriptions), settings, ready, consumers)
     return app, rt
-
-
-def _add_agent(
-    app: faust.App,
-    service: str,
-    topic_names: list[str],
-    settings: Settings,
-    ready: asyncio.Event,
-    consumers: list[BatchConsumer],
-) -> None:
-    """One agent per service over all its topics, concurrency 1: batches apply strictly one
-    after another, so two events of one contract never race in concurrent transactions.
-    Faust assigns the same partition number of every topic of an agent to the same worker,
-    and every topic is keyed by contract, so one contract's events meet in one instance."""
-    topic = app.topic(*topic_names, key_serializer="raw", value_serializer="raw")
-
-    async def consume(stream: faust.StreamT[Any]) -> None:
-        await ready.wait()
-        consumer = consumers[0]
-        # The events of a batch are acknowledged only after this loop body returns, i.e.
-        # after our commit: at-least-once (services.runtime.take).
-        async for events in take_batches(stream, settings.batch_size, settings.batch_linger):
-            records = [
-                Record(
-                    topic=e.message.topic,
-                    partition=e.message.partition,
-                    offset=e.message.offset,
-                    key=e.message.key,
-                    value=e.message.value,
-                    timestamp=e.message.timestamp,
-                )
-                for e in events
-            ]
-            await consumer.apply(records)
-
-    consume.__name__ = consume.__qualname__ = f"{service}_consume"
-    app.agent(topic, name=f"{service}.consume", concurrency=1)(consume)
 
 
 async def _serve_metrics(rt: Runtime, spec: ServiceSpec) -> web.AppRunner:
