@@ -123,11 +123,12 @@ class Scenario:
         finally:
             await conn.close()
 
-    async def quiet(self, timeout: float = 90) -> None:
+    async def quiet(self, timeout: float = 90) -> float:
+        """Wait until the system is quiet; the seconds it took."""
         conn = await db.connect(self.settings.database_url)
         try:
             async with Quiescence(self.settings, self.topics) as q:
-                await q.wait(conn, timeout=timeout)
+                return await q.wait(conn, timeout=timeout)
         finally:
             await conn.close()
 
