@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from services.runtime.clock import SystemClock, read_clock
 from services.runtime.settings import SERVICES, Settings, Topics
+from services.runtime.source import group_id
 from services.runtime.worker import Runtime
 
 
@@ -63,7 +64,7 @@ class Quiescence:
         # committed offsets (OffsetFetch through the coordinator, as a member would).
         for service in self.subscriptions:
             group = AIOKafkaConsumer(
-                bootstrap_servers=servers, group_id=f"billing-{service}", enable_auto_commit=False
+                bootstrap_servers=servers, group_id=group_id(service), enable_auto_commit=False
             )
             await group.start()
             self.groups[service] = group
