@@ -185,7 +185,9 @@ FROM bank_transactions t JOIN unnest($1::text[], $2::text[]) AS u(account, bank_
 -- original of; such a payment takes the one-by-one path that sorts it out.
 SELECT DISTINCT t.account, t.currency::text AS currency, -t.amount_minor AS amount_minor
 FROM bank_transactions t
-JOIN unnest($1::text[], $2::text[], $3::bigint[]) AS u(account, currency, amount_minor)
+-- char(3) like the column: compared as text, the currency could not narrow the index and
+-- every probe would walk all of the account's transactions
+JOIN unnest($1::text[], $2::char(3)[], $3::bigint[]) AS u(account, currency, amount_minor)
   ON t.account = u.account AND t.currency = u.currency AND t.amount_minor = -u.amount_minor
 WHERE t.status = 'unmatched';
 

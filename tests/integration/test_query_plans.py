@@ -1,0 +1,71 @@
+"""Plans of the batch queries on the real PostgreSQL: what made the bench's PostgreSQL take
+795 us of CPU a payment (a cached generic plan made while a table was small; a currency
+compared as text, which could not narrow its index)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.payments.service import Q
+from services.runtime import db
+
+
+def test_a_plan_made_on_a_small_table_is_not_kept_once_it_has_grown(database_url: str) -> None:
+    asyncio.run(_stale_plan(database_url))
+
+
+async def _stale_plan(url: str) -> None:
+    await db.migrate(url, "payments")
+    pool = await db.create_pool(url, "payments", max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute(
+                "PREPARE of_contracts(text[]) AS"
+                " SELECT contract, currency FROM contracts WHERE contract = ANY($1)"
+            )
+            # small when autovacuum last analyzed it, as in the first minutes of a system
+            await conn.execute(
+                "INSERT INTO contracts SELECT g::text, 'CZK' FROM generate_series(1, 100) g;"
+                " ANALYZE contracts"
+            )
+            for _ in range(8):  # past the five custom plans after which one may be cached
+                await conn.fetch("EXECUTE of_contracts('{1,2}')")
+            await conn.execute(
+                "INSERT INTO contracts SELECT g::text, 'CZK' FROM generate_series(101, 50000) g"
+            )
+            # no ANALYZE: autovacuum comes within a minute or two, a batch every few ms
+            plan = "\n".join(
+                r[0] for r in await conn.fetch("EXPLAIN EXECUTE of_contracts('{17,4242,31337}')")
+            )
+        assert "Index" in plan and "Seq Scan" not in plan, plan
+    finally:
+        await pool.close()
+
+
+def test_waiting_reversals_probe_the_index_by_currency_too(database_url: str) -> None:
+    asyncio.run(_reversals_plan(database_url))
+
+
+async def _reversals_plan(url: str) -> None:
+    await db.migrate(url, "payments")
+    conn = await db.connect(url, "payments")
+    try:
+        # many waiting transactions (the partial index on them is no shortcut), of many
+        # accounts and amounts
+        await conn.execute(
+            "INSERT INTO bank_transactions (account, bank_tx_id, event_id, booked_on,"
+            " amount_minor, currency, data, status, received_at)"
+            " SELECT 'a' || g % 200, g::text, gen_random_uuid(), '2026-11-20', g % 5000,"
+            " 'CZK', '{}', 'unmatched', now() FROM generate_series(1, 20000) g;"
+            " ANALYZE bank_transactions"
+        )
+        plan = "\n".join(
+            r[0]
+            for r in await conn.fetch(
+                "EXPLAIN " + Q.batch_waiting_reversals, ["a7", "a9"], ["CZK", "CZK"], [-7, -9]
+            )
+        )
+        cond = [line for line in plan.splitlines() if "Index Cond" in line]
+        assert cond and "currency" in cond[0], plan
+    finally:
+        await conn.close()
