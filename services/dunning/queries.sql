@@ -122,8 +122,18 @@ LEFT JOIN state s USING (contract)
 WHERE c.contract = ANY($1::text[]);
 
 -- name: unpaid_invoices_of
-SELECT contract, invoice_number, vs, ss, due_on, open_minor, currency
-FROM invoices WHERE contract = ANY($1::text[]) AND NOT settled AND due_on IS NOT NULL;
+-- One index probe per contract, whatever the statistics say. Written as `contract =
+-- ANY($1)`, the planner trusted statistics from when the table was a thousandth of its
+-- size, expected 117 unpaid invoices a contract and scanned them all: 45 ms a batch during
+-- a billing run, half of dunning's time. OFFSET 0 keeps the subquery from being flattened
+-- into a join it could plan that way again.
+SELECT i.contract, i.invoice_number, i.vs, i.ss, i.due_on, i.open_minor, i.currency
+FROM (SELECT DISTINCT unnest($1::text[]) AS contract) k
+CROSS JOIN LATERAL (
+    SELECT * FROM invoices i
+    WHERE i.contract = k.contract AND NOT i.settled AND i.due_on IS NOT NULL
+    OFFSET 0
+) i;
 
 -- name: done_actions_of
 SELECT contract, request_id FROM actions WHERE contract = ANY($1::text[]);

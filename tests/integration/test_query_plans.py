@@ -69,3 +69,37 @@ async def _reversals_plan(url: str) -> None:
         assert cond and "currency" in cond[0], plan
     finally:
         await conn.close()
+
+
+def test_unpaid_invoices_of_a_batch_are_probed_whatever_the_statistics(database_url: str) -> None:
+    asyncio.run(_unpaid_plan(database_url))
+
+
+async def _unpaid_plan(url: str) -> None:
+    from services.dunning.service import Q as DQ
+
+    await db.migrate(url, "dunning")
+    pool = await db.create_pool(url, "dunning", max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            # Statistics that expect 100 unpaid invoices a contract, and cheap sequential
+            # reads: as the planner saw a table analyzed at a thousandth of its size, when
+            # it scanned all of it for every batch (45 ms). The batch still probes the
+            # index contract by contract.
+            await conn.execute(
+                "INSERT INTO invoices (invoice_number, contract, due_on, open_minor, currency)"
+                " SELECT 'i' || g, g::text, '2026-12-15', 100, 'CZK'"
+                " FROM generate_series(1, 200000) g ORDER BY random();"
+                " ALTER TABLE invoices ALTER COLUMN contract SET (n_distinct = 2000);"
+                " ANALYZE invoices; SET seq_page_cost = 0.1"
+            )
+            keys = [str(k) for k in range(100_000, 100_500)]
+            plan = "\n".join(
+                r[0] for r in await conn.fetch("EXPLAIN " + DQ.unpaid_invoices_of, keys)
+            )
+            assert "Nested Loop" in plan and "Index Scan on invoices_contract" in plan, plan
+            assert "Seq Scan on invoices" not in plan, plan
+            rows = await conn.fetch(DQ.unpaid_invoices_of, keys + keys[:10])  # repeats too
+            assert sorted(r["contract"] for r in rows) == sorted(keys)
+    finally:
+        await pool.close()
