@@ -38,9 +38,8 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(
-    url: str, schema: str | None = None, *, min_size: int = 1, max_size: int = 5
-) -> asyncpg.Pool:
+def _session(schema: str | None) -> dict[str, str]:
+    """Settings of every session the services and CLIs open (pools and single connections)."""
     # Plan every statement with its parameters. A pool lives for weeks while its tables
     # grow from nothing to millions of rows, and after five runs PostgreSQL may keep one
     # generic plan until the table is next analyzed: one made while a table was small is a
@@ -58,16 +57,25 @@ async def create_pool(
     }
     if schema:
         settings["search_path"] = schema
+    return settings
+
+
+async def create_pool(
+    url: str, schema: str | None = None, *, min_size: int = 1, max_size: int = 5
+) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, server_settings=settings, init=_init_connection
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings=_session(schema),
+        init=_init_connection,
     )
     assert pool is not None
     return pool
 
 
 async def connect(url: str, schema: str | None = None) -> asyncpg.Connection:
-    settings = {"search_path": schema} if schema else {}
-    conn = await asyncpg.connect(url, server_settings=settings)
+    conn = await asyncpg.connect(url, server_settings=_session(schema))
     await _init_connection(conn)
     return conn
 

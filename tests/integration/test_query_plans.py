@@ -5,9 +5,30 @@ compared as text, which could not narrow its index)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 
+import asyncpg
+
+from services.dunning.service import Q as DQ
 from services.payments.service import Q
 from services.runtime import db
+
+
+@contextlib.asynccontextmanager
+async def _session(url: str, service: str) -> AsyncIterator[asyncpg.Connection]:
+    """The service's schema, and a connection of a pool like its worker's."""
+    await db.migrate(url, service)
+    pool = await db.create_pool(url, service, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            yield conn
+    finally:
+        await pool.close()
+
+
+async def _explain(conn: asyncpg.Connection, query: str, *args: object) -> str:
+    return "\n".join(r[0] for r in await conn.fetch("EXPLAIN " + query, *args))
 
 
 def test_a_plan_made_on_a_small_table_is_not_kept_once_it_has_grown(database_url: str) -> None:
@@ -15,31 +36,24 @@ def test_a_plan_made_on_a_small_table_is_not_kept_once_it_has_grown(database_url
 
 
 async def _stale_plan(url: str) -> None:
-    await db.migrate(url, "payments")
-    pool = await db.create_pool(url, "payments", max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            await conn.execute(
-                "PREPARE of_contracts(text[]) AS"
-                " SELECT contract, currency FROM contracts WHERE contract = ANY($1)"
-            )
-            # small when autovacuum last analyzed it, as in the first minutes of a system
-            await conn.execute(
-                "INSERT INTO contracts SELECT g::text, 'CZK' FROM generate_series(1, 100) g;"
-                " ANALYZE contracts"
-            )
-            for _ in range(8):  # past the five custom plans after which one may be cached
-                await conn.fetch("EXECUTE of_contracts('{1,2}')")
-            await conn.execute(
-                "INSERT INTO contracts SELECT g::text, 'CZK' FROM generate_series(101, 50000) g"
-            )
-            # no ANALYZE: autovacuum comes within a minute or two, a batch every few ms
-            plan = "\n".join(
-                r[0] for r in await conn.fetch("EXPLAIN EXECUTE of_contracts('{17,4242,31337}')")
-            )
-        assert "Index" in plan and "Seq Scan" not in plan, plan
-    finally:
-        await pool.close()
+    async with _session(url, "payments") as conn:
+        await conn.execute(
+            "PREPARE of_contracts(text[]) AS"
+            " SELECT contract, currency FROM contracts WHERE contract = ANY($1)"
+        )
+        # small when autovacuum last analyzed it, as in the first minutes of a system
+        await conn.execute(
+            "INSERT INTO contracts SELECT g::text, 'CZK' FROM generate_series(1, 100) g;"
+            " ANALYZE contracts"
+        )
+        for _ in range(8):  # past the five custom plans after which one may be cached
+            await conn.fetch("EXECUTE of_contracts('{1,2}')")
+        await conn.execute(
+            "INSERT INTO contracts SELECT g::text, 'CZK' FROM generate_series(101, 50000) g"
+        )
+        # no ANALYZE: autovacuum comes within a minute or two, a batch every few ms
+        plan = await _explain(conn, "EXECUTE of_contracts('{17,4242,31337}')")
+    assert "Index" in plan and "Seq Scan" not in plan, plan
 
 
 def test_waiting_reversals_probe_the_index_by_currency_too(database_url: str) -> None:
@@ -47,9 +61,7 @@ def test_waiting_reversals_probe_the_index_by_currency_too(database_url: str) ->
 
 
 async def _reversals_plan(url: str) -> None:
-    await db.migrate(url, "payments")
-    conn = await db.connect(url, "payments")
-    try:
+    async with _session(url, "payments") as conn:
         # many waiting transactions (the partial index on them is no shortcut), of many
         # accounts and amounts
         await conn.execute(
@@ -59,16 +71,11 @@ async def _reversals_plan(url: str) -> None:
             " 'CZK', '{}', 'unmatched', now() FROM generate_series(1, 20000) g;"
             " ANALYZE bank_transactions"
         )
-        plan = "\n".join(
-            r[0]
-            for r in await conn.fetch(
-                "EXPLAIN " + Q.batch_waiting_reversals, ["a7", "a9"], ["CZK", "CZK"], [-7, -9]
-            )
+        plan = await _explain(
+            conn, Q.batch_waiting_reversals, ["a7", "a9"], ["CZK", "CZK"], [-7, -9]
         )
-        cond = [line for line in plan.splitlines() if "Index Cond" in line]
-        assert cond and "currency" in cond[0], plan
-    finally:
-        await conn.close()
+    cond = [line for line in plan.splitlines() if "Index Cond" in line]
+    assert cond and "currency" in cond[0], plan
 
 
 def test_unpaid_invoices_of_a_batch_are_probed_whatever_the_statistics(database_url: str) -> None:
@@ -76,30 +83,21 @@ def test_unpaid_invoices_of_a_batch_are_probed_whatever_the_statistics(database_
 
 
 async def _unpaid_plan(url: str) -> None:
-    from services.dunning.service import Q as DQ
-
-    await db.migrate(url, "dunning")
-    pool = await db.create_pool(url, "dunning", max_size=1)
-    try:
-        async with pool.acquire() as conn:
-            # Statistics that expect 100 unpaid invoices a contract, and cheap sequential
-            # reads: as the planner saw a table analyzed at a thousandth of its size, when
-            # it scanned all of it for every batch (45 ms). The batch still probes the
-            # index contract by contract.
-            await conn.execute(
-                "INSERT INTO invoices (invoice_number, contract, due_on, open_minor, currency)"
-                " SELECT 'i' || g, g::text, '2026-12-15', 100, 'CZK'"
-                " FROM generate_series(1, 200000) g ORDER BY random();"
-                " ALTER TABLE invoices ALTER COLUMN contract SET (n_distinct = 2000);"
-                " ANALYZE invoices; SET seq_page_cost = 0.1"
-            )
-            keys = [str(k) for k in range(100_000, 100_500)]
-            plan = "\n".join(
-                r[0] for r in await conn.fetch("EXPLAIN " + DQ.unpaid_invoices_of, keys)
-            )
-            assert "Nested Loop" in plan and "Index Scan on invoices_contract" in plan, plan
-            assert "Seq Scan on invoices" not in plan, plan
-            rows = await conn.fetch(DQ.unpaid_invoices_of, keys + keys[:10])  # repeats too
-            assert sorted(r["contract"] for r in rows) == sorted(keys)
-    finally:
-        await pool.close()
+    async with _session(url, "dunning") as conn:
+        # Statistics that expect 100 unpaid invoices a contract, and cheap sequential
+        # reads: as the planner saw a table analyzed at a thousandth of its size, when it
+        # scanned all of it for every batch (45 ms). The batch still probes the index
+        # contract by contract.
+        await conn.execute(
+            "INSERT INTO invoices (invoice_number, contract, due_on, open_minor, currency)"
+            " SELECT 'i' || g, g::text, '2026-12-15', 100, 'CZK'"
+            " FROM generate_series(1, 200000) g ORDER BY random();"
+            " ALTER TABLE invoices ALTER COLUMN contract SET (n_distinct = 2000);"
+            " ANALYZE invoices; SET seq_page_cost = 0.1"
+        )
+        keys = [str(k) for k in range(100_000, 100_500)]
+        plan = await _explain(conn, DQ.unpaid_invoices_of, keys)
+        assert "Nested Loop" in plan and "Index Scan on invoices_contract" in plan, plan
+        assert "Seq Scan on invoices" not in plan, plan
+        rows = await conn.fetch(DQ.unpaid_invoices_of, keys + keys[:10])  # repeats too
+        assert sorted(r["contract"] for r in rows) == sorted(keys)
