@@ -1,11 +1,13 @@
--- name: get_access
-SELECT contract, customer_name, language, subscribers, state, reason, version, effective_at
-FROM access WHERE contract = $1 FOR UPDATE;
+-- name: get_accesses
+-- The contracts a run of requests names, locked in contract order (no two lockers wait on
+-- each other).
+SELECT contract, subscribers, state, reason, version
+FROM access WHERE contract = ANY($1::text[]) ORDER BY contract FOR UPDATE;
 
--- name: set_access
-UPDATE access SET state = $2, reason = $3, version = version + 1, effective_at = $4
-WHERE contract = $1
-RETURNING version, subscribers;
+-- name: set_accesses
+UPDATE access a SET state = u.s, reason = u.r, version = u.v, effective_at = $5
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[]) AS u(c, s, r, v)
+WHERE a.contract = u.c;
 
 -- name: access_summary
 SELECT contract, language, state FROM access WHERE contract = $1;
@@ -14,8 +16,11 @@ SELECT contract, language, state FROM access WHERE contract = $1;
 SELECT contract FROM access WHERE subscribers -> 'ipv4' ? $1 OR subscribers -> 'ipv6' ? $1
 LIMIT 1;
 
--- name: put_notice
-INSERT INTO notices (contract, request_id, request, requested_at) VALUES ($1, $2, $3, $4)
+-- name: put_notices
+-- One row per contract (the caller keeps each contract's last notice of the run).
+INSERT INTO notices (contract, request_id, request, requested_at)
+SELECT u.c, u.r, u.q::jsonb, $4
+FROM unnest($1::text[], $2::text[], $3::text[]) AS u(c, r, q)
 ON CONFLICT (contract) DO UPDATE
 SET request_id = EXCLUDED.request_id, request = EXCLUDED.request,
     requested_at = EXCLUDED.requested_at, promised_days = NULL;
@@ -27,8 +32,8 @@ SELECT request_id, request, requested_at, promised_days FROM notices WHERE contr
 UPDATE notices SET promised_days = $2 WHERE contract = $1 AND promised_days IS NULL
 RETURNING contract;
 
--- name: drop_notice
-DELETE FROM notices WHERE contract = $1;
+-- name: drop_notices
+DELETE FROM notices WHERE contract = ANY($1::text[]);
 
 -- name: record_ack
 INSERT INTO acknowledgements (contract, request_id, acknowledged_at, address, user_agent)

@@ -17,6 +17,14 @@ from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
 
+# Dunning's requests and what each asks of a contract's access.
+REQUESTS: dict[type[BaseModel], domain.Request] = {
+    ev.NoticeRequested: "notice",
+    ev.SuspendRequested: "suspend",
+    ev.RestrictRequested: "restrict",
+    ev.RestoreRequested: "restore",
+}
+
 
 class Provisioning:
     def __init__(self, topics: Topics) -> None:
@@ -82,36 +90,72 @@ class Provisioning:
                 )  # fmt: skip
 
     async def change(self, unit: Unit, contract: str, request: domain.Request) -> bool:
-        row = await unit.conn.fetchrow(Q.get_access, contract)
-        if row is None:
-            return False
-        change = domain.transition(row["state"], request)
-        if change is None:
-            return False
-        updated = await unit.conn.fetchrow(
-            Q.set_access, contract, change.state, change.reason, unit.now
-        )
-        self._publish(
-            unit,
-            contract,
-            change.state,
-            change.reason,
-            updated["version"],
-            updated["subscribers"],
-            unit.now,
-        )
-        return True
+        return await self.apply(unit, [(contract, request)]) > 0
 
-    async def on_notice(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.NoticeRequested)
-        await unit.conn.execute(
-            Q.put_notice, data.contract, data.request_id, data.model_dump(mode="json"), unit.now
-        )
-        await self.change(unit, data.contract, "notice")
+    async def apply(self, unit: Unit, requests: list[tuple[str, domain.Request]]) -> int:
+        """Requests in order, set-based: one locking read of every contract named, each
+        contract's requests folded in order (each change a new version, published), one
+        update. The same states, versions and events as applying them one at a time.
+        Returns the number of changes."""
+        contracts = sorted({c for c, _ in requests})  # locks taken in one order
+        rows = {r["contract"]: r for r in await unit.conn.fetch(Q.get_accesses, contracts)}
+        state: dict[str, tuple[domain.AccessState, str, int]] = {
+            c: (r["state"], r["reason"], r["version"]) for c, r in rows.items()
+        }
+        changes = 0
+        for contract, request in requests:
+            if contract not in state:
+                continue
+            change = domain.transition(state[contract][0], request)
+            if change is None:
+                continue
+            version = state[contract][2] + 1
+            state[contract] = (change.state, change.reason, version)
+            changes += 1
+            self._publish(
+                unit, contract, change.state, change.reason, version,
+                rows[contract]["subscribers"], unit.now,
+            )  # fmt: skip
+        moved = [c for c in contracts if c in rows and state[c][2] != rows[c]["version"]]
+        if moved:
+            await unit.conn.execute(
+                Q.set_accesses,
+                moved,
+                [state[c][0] for c in moved],
+                [state[c][1] for c in moved],
+                [state[c][2] for c in moved],
+                unit.now,
+            )
+        return changes
 
-    async def on_restrict(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.RestrictRequested)
-        await self.change(unit, data.contract, "restrict")
+    async def on_request(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+        """Dunning's requests (notice, suspend, restrict, restore): a run of them at once,
+        at its first event. Restoring takes the notice off the screen; the last notice
+        request of a contract in the run is the one on screen."""
+        run = unit.run_of(data, "provisioning.requests", tuple(REQUESTS))
+        if run is None:
+            return
+        requests: list[tuple[str, domain.Request]] = []
+        notices: dict[str, ev.NoticeRequested | None] = {}  # None: taken off the screen
+        for d in run:
+            requests.append((d.contract, REQUESTS[type(d)]))
+            if isinstance(d, ev.NoticeRequested):
+                notices[d.contract] = d
+            elif isinstance(d, ev.RestoreRequested):
+                notices[d.contract] = None
+        shown = [d for d in notices.values() if d is not None]
+        if shown:
+            await unit.conn.execute(
+                Q.put_notices,
+                [d.contract for d in shown],
+                [d.request_id for d in shown],
+                [d.model_dump_json() for d in shown],
+                unit.now,
+            )
+        dropped = [c for c, d in notices.items() if d is None]
+        if dropped:
+            await unit.conn.execute(Q.drop_notices, dropped)
+        await self.apply(unit, requests)
 
     async def promise(
         self,
@@ -141,15 +185,6 @@ class Provisioning:
             ),
         )
         return True
-
-    async def on_suspend(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.SuspendRequested)
-        await self.change(unit, data.contract, "suspend")
-
-    async def on_restore(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.RestoreRequested)
-        await unit.conn.execute(Q.drop_notice, data.contract)
-        await self.change(unit, data.contract, "restore")
 
     async def acknowledge(
         self, unit: Unit, contract: str, request_id: str, address: str, user_agent: str | None

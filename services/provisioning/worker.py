@@ -17,10 +17,10 @@ def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
     return {
         rt.topics.contracts: {"contract.upserted.v1": p.on_contract},
         rt.topics.dunning: {
-            "notice.requested.v1": p.on_notice,
-            "suspend.requested.v1": p.on_suspend,
-            "restrict.requested.v1": p.on_restrict,
-            "restore.requested.v1": p.on_restore,
+            "notice.requested.v1": p.on_request,
+            "suspend.requested.v1": p.on_request,
+            "restrict.requested.v1": p.on_request,
+            "restore.requested.v1": p.on_request,
         },
         rt.topics.network_applied: {"gear.applied.v1": drift.on_gear_applied},
     }

@@ -7,8 +7,8 @@ trip per event, both finished by ``flush`` before the commit:
   ``executemany``. ``drain()`` runs them now (before reading what they write).
 - ``later(work, key)``: work per key, run once for all keys gathered (deduplicated, in
   first-seen order) when the batch is done, or earlier through ``settle()``.
-- ``run_of(data, key)``: the run of consecutive same-type events starting here, for a
-  handler that applies the whole run at its first event.
+- ``run_of(data, key)``: the run of consecutive same-type events (or of a set of types)
+  starting here, for a handler that applies the whole run at its first event.
 """
 
 from __future__ import annotations
@@ -56,17 +56,21 @@ class Unit:
             with logs.bound(contract=event.subject, event_id=str(event.id), event_type=event.type):
                 await handler(self, event, data)
 
-    def run_of(self, data: Any, key: str) -> list[Any] | None:
-        """For a handler applying a run of consecutive same-type events at once (a contracts
-        load, a billing run): the data of the run starting at this event, or None when an
-        earlier event of the run already applied this one. Outside a consumer batch, the
-        run is this event alone."""
+    def run_of(
+        self, data: Any, key: str, kinds: tuple[type, ...] | None = None
+    ) -> list[Any] | None:
+        """For a handler applying a run of consecutive events at once (a contracts load, a
+        billing run, dunning's requests): the data of the run starting at this event, or
+        None when an earlier event of the run already applied this one. The run is of this
+        event's type, or of any of ``kinds``. Outside a consumer batch, the run is this
+        event alone."""
         if not self.batch:
             return [data]
         if self.position in self.scratch.get(key, range(0)):
             return None
+        same = kinds or (type(data),)
         end = self.position
-        while end < len(self.batch) and type(self.batch[end][1]) is type(data):
+        while end < len(self.batch) and type(self.batch[end][1]) in same:
             end += 1
         self.scratch[key] = range(self.position, end)
         return [d for _, d in self.batch[self.position : end]]

@@ -380,3 +380,21 @@ def test_gpc_fast_path_agrees_with_the_field_by_field_parser() -> None:
         gpc._fast_item("075" + "x" * 125, stmt, gpc.SIGNS["kb"], ImportOptions(), StableIds())
         is None
     )
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_the_cyclic_collector_is_paused_for_a_parse_and_restored_after(enabled: bool) -> None:
+    """Parsing pauses the cyclic GC (a third of a large file's parse) and gives it back as it
+    was, after a good file and after a rejected one alike."""
+    import gc
+
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        movements = parse("kb.gpc")
+        assert movements and gc.isenabled() is enabled
+        with pytest.raises(StatementRejected):
+            parse_statement(b"075" + b"9" * 40 + b"\r\n", "broken.gpc", "gpc")
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
