@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ValidationError
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
 
 from schemas import events as ev
 from schemas.envelope import CloudEvent
@@ -64,10 +66,40 @@ class PoisonMessage(ValueError):
     """A record that can never be processed; it goes to the topic's DLQ with this reason."""
 
 
+def _typed_envelope(type_: str, model: type[BaseModel]) -> type[CloudEvent]:
+    """The envelope of one event type, its ``data`` that type's model: a record parses in
+    one pass over its JSON (in pydantic-core) instead of two, with no dict of the data
+    built in between."""
+    name = "CloudEvent_" + type_.replace(".", "_")
+    fields: dict[str, Any] = {"type": (Literal[type_], ...), "data": (model, ...)}
+    return create_model(name, __base__=CloudEvent, **fields)
+
+
+# Every known type's envelope, chosen by ``type`` (a tagged union: one lookup, not a trial
+# of each member).
+_ONE_PASS: TypeAdapter[CloudEvent] = TypeAdapter(
+    Annotated[  # type: ignore[arg-type]
+        Union[tuple(_typed_envelope(t, m) for t, m in EVENT_TYPES.items())],  # noqa: UP007
+        Field(discriminator="type"),
+    ]
+)
+
+
 def parse(raw: bytes | None) -> tuple[CloudEvent, BaseModel]:
-    """Parse a record value into its envelope and typed data, or raise PoisonMessage."""
+    """Parse a record value into its envelope and typed data, or raise PoisonMessage.
+
+    A valid event of a known type parses in one pass; anything else goes through the
+    envelope and then its data, so the reason names what is wrong in the same words."""
     if raw is None:
         raise PoisonMessage("record has no value (tombstone)")
+    try:
+        event = _ONE_PASS.validate_json(raw)
+    except ValidationError:
+        return _parse_in_two(raw)
+    return event, event.data  # type: ignore[return-value]
+
+
+def _parse_in_two(raw: bytes) -> tuple[CloudEvent, BaseModel]:
     try:
         event = CloudEvent.model_validate_json(raw)
     except ValidationError as exc:

@@ -1,6 +1,8 @@
--- name: upsert_contract
+-- name: upsert_contracts
+-- Rows staged one per event (``Unit.stage_row``), written by one statement: one array a
+-- column. Likewise the invoice facts below.
 INSERT INTO contracts (contract, country, currency, policy, exempt, grp)
-VALUES ($1, $2, $3, $4, $5, $6)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::text[])
 ON CONFLICT (contract) DO UPDATE
 SET country = EXCLUDED.country, currency = EXCLUDED.currency, policy = EXCLUDED.policy,
     exempt = EXCLUDED.exempt, grp = EXCLUDED.grp;
@@ -46,20 +48,24 @@ ON CONFLICT (contract) DO NOTHING;
 -- name: clear_unmatched
 DELETE FROM unmatched_payments WHERE contract = $1;
 
--- name: invoice_issued
+-- name: invoices_issued
 INSERT INTO invoices (invoice_number, contract, vs, ss, due_on, amount_minor, open_minor, currency)
-VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+SELECT u.n, u.c, u.vs, u.ss, u.d, u.a, u.a, u.cur
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::bigint[],
+            $7::text[]) AS u(n, c, vs, ss, d, a, cur)
 ON CONFLICT (invoice_number) DO UPDATE
 SET vs = EXCLUDED.vs, ss = EXCLUDED.ss, due_on = EXCLUDED.due_on,
     amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency,
     open_minor = COALESCE(invoices.open_minor, EXCLUDED.open_minor);
 
--- name: invoice_settled
-INSERT INTO invoices (invoice_number, contract, open_minor, settled) VALUES ($1, $2, 0, true)
+-- name: invoices_settled
+INSERT INTO invoices (invoice_number, contract, open_minor, settled)
+SELECT u.n, u.c, 0, true FROM unnest($1::text[], $2::text[]) AS u(n, c)
 ON CONFLICT (invoice_number) DO UPDATE SET open_minor = 0, settled = true;
 
--- name: invoice_partially_paid
-INSERT INTO invoices (invoice_number, contract, open_minor) VALUES ($1, $2, $3)
+-- name: invoices_partially_paid
+INSERT INTO invoices (invoice_number, contract, open_minor)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
 ON CONFLICT (invoice_number) DO UPDATE SET open_minor = EXCLUDED.open_minor
 WHERE NOT invoices.settled;
 

@@ -64,8 +64,9 @@ class Dunning:
 
     async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.ContractUpserted)
-        unit.stage(
-            Q.upsert_contract,
+        unit.stage_row(
+            Q.upsert_contracts,
+            data.contract,
             data.contract,
             data.country,
             data.currency,
@@ -77,8 +78,9 @@ class Dunning:
 
     async def on_invoice_issued(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.InvoiceIssued)
-        unit.stage(
-            Q.invoice_issued,
+        unit.stage_row(
+            Q.invoices_issued,
+            data.invoice_number,
             data.invoice_number,
             data.contract,
             data.vs,
@@ -91,13 +93,17 @@ class Dunning:
 
     async def on_invoice_settled(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.InvoiceSettled)
-        unit.stage(Q.invoice_settled, data.invoice_number, data.contract)
+        unit.stage_row(Q.invoices_settled, data.invoice_number, data.invoice_number, data.contract)
         self._touched(unit, data.contract)
 
     async def on_partially_paid(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         assert isinstance(data, ev.InvoicePartiallyPaid)
-        unit.stage(
-            Q.invoice_partially_paid, data.invoice_number, data.contract, data.remaining_minor
+        unit.stage_row(
+            Q.invoices_partially_paid,
+            data.invoice_number,
+            data.invoice_number,
+            data.contract,
+            data.remaining_minor,
         )
         self._touched(unit, data.contract)
 

@@ -46,12 +46,15 @@ WHERE f.contract = i.contract AND f.billed_on IS NULL;
 INSERT INTO billing_runs (period, issued_on, issued, run_at) VALUES ($1, $2, $3, $4);
 
 -- name: mark_paid
-UPDATE invoices SET status = 'paid', paid_minor = $2, settled_on = $3
-WHERE invoice_number = $1;
+-- Rows staged one per event (``Unit.stage_row``), written by one statement.
+UPDATE invoices i SET status = 'paid', paid_minor = u.p, settled_on = u.d
+FROM unnest($1::text[], $2::bigint[], $3::date[]) AS u(n, p, d)
+WHERE i.invoice_number = u.n;
 
 -- name: mark_partially_paid
-UPDATE invoices SET status = 'partially_paid', paid_minor = $2
-WHERE invoice_number = $1 AND status <> 'paid';
+UPDATE invoices i SET status = 'partially_paid', paid_minor = u.p
+FROM unnest($1::text[], $2::bigint[]) AS u(n, p)
+WHERE i.invoice_number = u.n AND i.status <> 'paid';
 
 -- name: mark_reopened
 UPDATE invoices

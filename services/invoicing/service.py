@@ -165,7 +165,9 @@ async def billing_run_chunk(
 
 async def on_settled(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
     assert isinstance(data, ev.InvoiceSettled)
-    unit.stage(Q.mark_paid, data.invoice_number, data.paid_minor, data.settled_on)
+    unit.stage_row(
+        Q.mark_paid, data.invoice_number, data.invoice_number, data.paid_minor, data.settled_on
+    )
 
 
 async def on_fee_charged(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
@@ -188,4 +190,4 @@ async def on_reopened(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
 
 async def on_partially_paid(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
     assert isinstance(data, ev.InvoicePartiallyPaid)
-    unit.stage(Q.mark_partially_paid, data.invoice_number, data.paid_minor)
+    unit.stage_row(Q.mark_partially_paid, data.invoice_number, data.invoice_number, data.paid_minor)

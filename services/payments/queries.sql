@@ -195,13 +195,32 @@ WHERE t.status = 'unmatched';
 SELECT contract, sum(remaining_minor)::bigint AS balance
 FROM credit_lots WHERE contract = ANY($1::text[]) GROUP BY contract;
 
--- name: insert_matched_tx
--- A payment paired in a batch; its absence was checked under the batch's facts, so a
--- conflict here is a bug to surface, not a repeat to skip.
+-- name: insert_matched_txs
+-- The payments a batch paired, one array a column; their absence was checked under the
+-- batch's facts, so a conflict here is a bug to surface, not a repeat to skip.
 INSERT INTO bank_transactions (account, bank_tx_id, event_id, booked_on, amount_minor, currency,
                                vs, ss, data, contract, status, reason_code, reason, received_at,
                                counterparty_account, counterparty_name, message, rule)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18);
+SELECT u.a, u.b, u.e, u.d, u.m, u.c, u.vs, u.ss, u.j::jsonb, u.k, u.st, u.rc, u.r, u.t, u.ca,
+       u.cn, u.msg, u.ru
+FROM unnest($1::text[], $2::text[], $3::uuid[], $4::date[], $5::bigint[], $6::text[],
+            $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+            $13::text[], $14::timestamptz[], $15::text[], $16::text[], $17::text[],
+            $18::text[]) AS u(a, b, e, d, m, c, vs, ss, j, k, st, rc, r, t, ca, cn, msg, ru);
+
+-- name: insert_allocations
+-- A batch's allocations, in the order paired (ids grow in that order).
+INSERT INTO allocations (account, bank_tx_id, invoice_number, amount_minor, rule)
+SELECT u.a, u.b, u.n, u.m, u.r
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])
+     WITH ORDINALITY AS u(a, b, n, m, r, i)
+ORDER BY u.i;
+
+-- name: update_invoices_paid
+-- One row per invoice (the batch keeps each invoice's last figures).
+UPDATE invoices i SET paid_minor = u.p, settled = u.s, forgiven_minor = u.f
+FROM unnest($1::text[], $2::bigint[], $3::boolean[], $4::bigint[]) AS u(n, p, s, f)
+WHERE i.invoice_number = u.n;
 
 -- name: upsert_contracts
 INSERT INTO contracts (contract, currency)

@@ -17,6 +17,7 @@ from schemas import events as ev
 from schemas.envelope import CloudEvent
 from services.payments import domain
 from services.runtime import sql
+from services.runtime.db import Jsonb
 from services.runtime.settings import Settings, Topics
 from services.runtime.unit import Unit
 
@@ -66,6 +67,11 @@ def _movement(data: ev.PaymentReceived) -> domain.Movement:
     )
 
 
+def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one list per column, the parameters of an ``unnest`` statement."""
+    return [list(column) for column in zip(*rows, strict=True)]
+
+
 def _tx_args(
     unit: Unit,
     event: CloudEvent,
@@ -84,7 +90,7 @@ def _tx_args(
         data.currency,
         data.vs,
         data.ss,
-        data.model_dump(mode="json"),
+        Jsonb(data.model_dump_json()),
         contract,
         status,
         unmatched.code if unmatched else None,
@@ -538,14 +544,15 @@ class Payments:
         if b is None:
             return
         conn = unit.conn
+        # one statement per table, one array a column (not a statement per row)
         if b.txs:
-            await conn.executemany(Q.insert_matched_tx, b.txs)
+            await conn.execute(Q.insert_matched_txs, *_columns(b.txs))
         if b.allocations:
-            await conn.executemany(Q.insert_allocation, b.allocations)
-        if b.lots:
+            await conn.execute(Q.insert_allocations, *_columns(b.allocations))
+        if b.lots:  # rare (overpayments); a lot can take two amounts, so row by row
             await conn.executemany(Q.add_credit_lot, b.lots)
         if b.paid:
-            await conn.executemany(Q.update_invoice_paid, list(b.paid.values()))
+            await conn.execute(Q.update_invoices_paid, *_columns(list(b.paid.values())))
 
     async def _finish_deferred(self, unit: Unit, _keys: list[str]) -> None:
         await self._finish_batch(unit)

@@ -5,6 +5,12 @@ trip per event, both finished by ``flush`` before the commit:
 - ``stage(query, *args)``: a write whose result the handler does not need. Staged writes
   run in the order staged; consecutive ones of the same statement go as one pipelined
   ``executemany``. ``drain()`` runs them now (before reading what they write).
+- ``stage_row(query, key, *row)``: a row for a set-based statement that takes one array
+  per column (``unnest($1::text[], ...)``). Consecutive rows of one statement go in one
+  execution, not one per row: a statement planned and executed once instead of hundreds
+  of times (each planned with its parameters, see ``db``). A row whose key is already in
+  the group starts the next execution, so two rows of one key never meet in one statement
+  (ON CONFLICT cannot touch a row twice) and apply in the order staged, as one by one.
 - ``later(work, key)``: work per key, run once for all keys gathered (deduplicated, in
   first-seen order) when the batch is done, or earlier through ``settle()``.
 - ``run_of(data, key)``: the run of consecutive same-type events (or of a set of types)
@@ -27,6 +33,7 @@ from schemas.envelope import CONTENT_TYPE
 from services.runtime import logs
 from services.runtime.db import Jsonb
 
+_ONE_BY_ONE = object()  # the key of a write staged with ``stage``
 HEADERS = Jsonb(json.dumps([["content-type", CONTENT_TYPE]]))
 COPY_AT_LEAST = 1000  # outbox rows from which COPY beats one INSERT of arrays
 _STR = TypeAdapter(str)
@@ -39,7 +46,7 @@ class Unit:
     now: datetime
     source: str
     outbox: list[tuple[str, bytes | None, bytes, Jsonb, str]] = field(default_factory=list)
-    staged: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+    staged: list[tuple[str, tuple[Any, ...], Any]] = field(default_factory=list)
     deferred: dict[Work, dict[str, None]] = field(default_factory=dict)
     # the batch's new events (event, data) and the position of the one being handled:
     # handlers may look ahead to fetch the facts of many events at once
@@ -76,21 +83,37 @@ class Unit:
         return [d for _, d in self.batch[self.position : end]]
 
     def stage(self, query: str, *args: Any) -> None:
-        self.staged.append((query, args))
+        self.staged.append((query, args, _ONE_BY_ONE))
+
+    def stage_row(self, query: str, key: Any, *row: Any) -> None:
+        self.staged.append((query, row, key))
 
     async def drain(self) -> None:
         staged, self.staged = self.staged, []
         i = 0
         while i < len(staged):
-            query = staged[i][0]
+            query, _, kind = staged[i]
             j = i
             while j < len(staged) and staged[j][0] == query:
                 j += 1
-            if j - i == 1:
+            if kind is not _ONE_BY_ONE:
+                await self._rows(query, staged[i:j])
+            elif j - i == 1:
                 await self.conn.execute(query, *staged[i][1])
             else:
-                await self.conn.executemany(query, [args for _, args in staged[i:j]])
+                await self.conn.executemany(query, [args for _, args, _ in staged[i:j]])
             i = j
+
+    async def _rows(self, query: str, staged: list[tuple[str, tuple[Any, ...], Any]]) -> None:
+        rows: list[tuple[Any, ...]] = []
+        keys: set[Any] = set()
+        for _, row, key in staged:
+            if key in keys:
+                await self.conn.execute(query, *map(list, zip(*rows, strict=True)))
+                rows, keys = [], set()
+            rows.append(row)
+            keys.add(key)
+        await self.conn.execute(query, *map(list, zip(*rows, strict=True)))
 
     def later(self, work: Work, key: str) -> None:
         self.deferred.setdefault(work, {})[key] = None

@@ -71,3 +71,41 @@ async def _scenario(url: str) -> None:
     assert topics.count("billing.notices.dlq") == 2
     assert any(h[0] == "dlq-reason" and "boom" in h[1] for r in outbox for h in r["headers"])
     await pool.close()
+
+
+def test_staged_rows_apply_as_one_by_one_in_few_statements(database_url: str) -> None:
+    asyncio.run(_staged_rows(database_url))
+
+
+async def _staged_rows(url: str) -> None:
+    """Rows staged for a set-based upsert, a key repeated three times and a plain write
+    between them: the same table as applying each row in order, with each repeat in a
+    later statement (one statement cannot update a row twice), in four executions."""
+    conn = await db.connect(url)
+    upsert = (
+        "INSERT INTO rows_test SELECT * FROM unnest($1::text[], $2::int[]) AS u(k, v)"
+        " ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, updates = rows_test.updates + 1"
+    )
+    executed: list[str] = []
+    try:
+        await conn.execute(
+            "CREATE TEMP TABLE rows_test (k text PRIMARY KEY, v int, updates int DEFAULT 0)"
+        )
+
+        class Counted:  # the connection, counting what the unit executes
+            async def execute(self, query: str, *args: object) -> str:
+                executed.append(query)
+                return await conn.execute(query, *args)
+
+        async with conn.transaction():
+            unit = Unit(Counted(), datetime.now(UTC), "/test")  # type: ignore[arg-type]
+            for k, v in (("a", 1), ("b", 2), ("a", 3), ("c", 4), ("a", 5)):
+                unit.stage_row(upsert, k, k, v)
+            unit.stage("UPDATE rows_test SET v = v * 10 WHERE k = $1", "b")
+            unit.stage_row(upsert, "b", "b", 7)
+            await unit.drain()
+        rows = [tuple(r) for r in await conn.fetch("SELECT * FROM rows_test ORDER BY k")]
+        assert rows == [("a", 5, 2), ("b", 7, 1), ("c", 4, 0)]
+        assert len(executed) == 5 and executed.count(upsert) == 4
+    finally:
+        await conn.close()

@@ -1,8 +1,10 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from schemas import generate
+from schemas import generate, registry
 from schemas.registry import EVENT_TYPES, PoisonMessage, parse
 
 
@@ -66,3 +68,81 @@ def test_payment_received_parses() -> None:
 def test_poison_messages_name_the_problem(raw: bytes | None, reason: str) -> None:
     with pytest.raises(PoisonMessage, match=reason):
         parse(raw)
+
+
+# --- one pass and two passes agree -------------------------------------------------------
+
+_SAMPLES: list[dict[str, object]] = [
+    PAYMENT,
+    {
+        **PAYMENT, "type": "suspend.requested.v1", "source": "/services/dunning",
+        "data": {
+            "contract": "1002", "request_id": "1002-s", "step": "suspend",
+            "policy": "notice-then-suspend", "overdue_minor": 49900, "currency": "CZK",
+            "invoices": [{"invoice_number": "2026000002", "vs": "1002", "ss": "2026000002",
+                          "due_on": "2026-12-15", "open_minor": 49900, "currency": "CZK"}],
+            "account": "2001234567/2010", "decided_at": "2027-01-04T08:00:00+01:00",
+            "acknowledged_at": None,
+        },
+    },
+    {
+        **PAYMENT, "type": "network.access.v1", "source": "/services/provisioning",
+        "data": {
+            "contract": "1002", "subscribers": {"ipv4": ["100.64.0.2"], "macs": []},
+            "state": "suspended", "reason": "unpaid after notice", "version": 3,
+            "effective_at": "2027-01-04T07:00:00.123456Z",
+        },
+    },
+]  # fmt: skip
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _both(raw: bytes) -> tuple[object, object]:
+    """What one pass and the two-pass path each make of ``raw``: the parsed (envelope as
+    JSON, data) or the poison reason."""
+    out = []
+    for fn in (registry.parse, registry._parse_in_two):
+        try:
+            event, data = fn(raw)
+            out.append((event.model_dump(mode="json", exclude={"data"}), data))
+        except PoisonMessage as exc:
+            out.append(str(exc))
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("sample", _SAMPLES, ids=lambda s: str(s["type"]))
+def test_one_pass_parses_valid_events_as_the_two_passes_do(sample: dict[str, object]) -> None:
+    one, two = _both(json.dumps(sample).encode())
+    assert one == two and not isinstance(one, str)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sample=st.sampled_from(_SAMPLES),
+    where=st.sampled_from(["envelope", "data", "nested"]),
+    pick=st.integers(min_value=0, max_value=50),
+    value=_JSON,
+    change=st.sampled_from(["set", "drop", "add"]),
+)
+def test_one_pass_and_two_passes_agree_on_any_change(
+    sample: dict[str, object], where: str, pick: int, value: object, change: str
+) -> None:
+    """A field of a valid event set to any JSON value, dropped, or a new one added: both
+    paths accept it with equal results, or both reject it with the same reason."""
+    event = json.loads(json.dumps(sample))
+    target = event if where == "envelope" else event["data"]
+    if where == "nested":
+        target = next((v for v in event["data"].values() if isinstance(v, dict)), event["data"])
+    keys = sorted(target)
+    name = keys[pick % len(keys)] if change != "add" else "unexpected"
+    if change == "drop":
+        del target[name]
+    else:
+        target[name] = value
+    one, two = _both(json.dumps(event).encode())
+    assert one == two
