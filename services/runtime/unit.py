@@ -20,7 +20,6 @@ trip per event, both finished by ``flush`` before the commit:
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +28,7 @@ from typing import Any
 import asyncpg
 from pydantic import BaseModel, TypeAdapter
 
-from schemas.envelope import CONTENT_TYPE
+from schemas.envelope import CONTENT_TYPE, event_id_text
 from services.runtime import logs
 from services.runtime.db import Jsonb
 
@@ -142,7 +141,7 @@ class Unit:
         value = b"".join(
             (
                 b'{"specversion":"1.0","id":"',
-                uuid4_bytes(),
+                event_id_text(),
                 source,
                 _json_string(type_),
                 time,
@@ -201,26 +200,6 @@ def _json_string(text: str) -> bytes:
     if text.isascii() and text.replace(".", "").isalnum():  # a contract number, a type name
         return b'"' + text.encode() + b'"'  # nothing to escape
     return _STR.dump_json(text)
-
-
-_RANDOM = bytearray()  # os.urandom read 64 KiB at a time: one system call per 4,096 ids
-
-
-def uuid4_bytes() -> bytes:
-    """A random (version 4) UUID in its text form, as ``str(uuid.uuid4()).encode()`` gives
-    it, at a fraction of the cost (an event id per emitted event)."""
-    if not _RANDOM:
-        _RANDOM.extend(os.urandom(16 * 4096))
-    raw = _RANDOM[-16:]
-    del _RANDOM[-16:]
-    raw[6] = raw[6] & 0x0F | 0x40  # version 4
-    raw[8] = raw[8] & 0x3F | 0x80  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}".encode()
-
-
-# a forked child must not hand out the ids its parent still holds
-os.register_at_fork(after_in_child=_RANDOM.clear)
 
 
 Work = Callable[[Unit, list[str]], Awaitable[None]]

@@ -6,6 +6,9 @@ import asyncio
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+import asyncpg
+import pytest
+
 from schemas import events as ev
 from schemas.envelope import envelope
 from services.invoicing import contracts_file, service
@@ -56,4 +59,41 @@ async def _fees(url: str) -> None:
         assert numbers == list(range(numbers[0], numbers[0] + 6))
         assert await service.billing_run(conn, one, "2027-03", date(2027, 3, 1), NOW) == []
     finally:
+        await conn.close()
+
+
+def test_a_contract_with_invoices_cannot_be_deleted_or_renumbered(database_url: str) -> None:
+    asyncio.run(_keep_invoiced(database_url))
+
+
+async def _keep_invoiced(url: str) -> None:
+    """No foreign key checks each invoice of a billing run (migration 004); a trigger keeps
+    what it guarded: a contract with invoices is neither deleted nor renumbered, by hand
+    from any search path, while one without invoices is."""
+    await db.migrate(url, "invoicing")
+    conn = await db.connect(url, "invoicing")
+    plain = await asyncpg.connect(url)  # no search path: what an operator's psql has
+    try:
+        records = contracts_file.read(ROOT / "services" / "demo_data" / "contracts.json")
+        async with conn.transaction():
+            u = Unit(conn, NOW, "/test")
+            await service.load_contracts(u, records)
+            await u.flush()
+        await service.billing_run(
+            conn, Settings(database_url=url), "2027-01", date(2027, 1, 1), NOW
+        )
+        await conn.execute("DELETE FROM invoices WHERE contract = '1003'")
+        for sql in (
+            "DELETE FROM invoicing.contracts WHERE contract = '1001'",
+            "UPDATE invoicing.contracts SET contract = '9001' WHERE contract = '1002'",
+        ):
+            with pytest.raises(asyncpg.ForeignKeyViolationError, match="has invoices"):
+                await plain.execute(sql)
+        assert await plain.execute("DELETE FROM invoicing.contracts WHERE contract = '1003'") == (
+            "DELETE 1"
+        )
+        await plain.execute("UPDATE invoicing.contracts SET active = false WHERE contract = '1001'")
+        assert await conn.fetchval("SELECT count(*) FROM contracts") == 2
+    finally:
+        await plain.close()
         await conn.close()

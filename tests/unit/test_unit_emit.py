@@ -4,16 +4,17 @@ the bytes the envelope model gives, for any source, key, time and data."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
 from schemas import events as ev
-from schemas.envelope import CloudEvent
+from schemas.envelope import CloudEvent, event_id_text, new_event_id
 from schemas.registry import parse
 from services.runtime.db import Jsonb, _jsonb_encode
-from services.runtime.unit import Unit, uuid4_bytes
+from services.runtime.unit import Unit
 
 DATA = [
     ev.InvoiceIssued(
@@ -63,13 +64,18 @@ def test_emitted_events_parse_and_ids_differ() -> None:
     assert len(ids) == 3
 
 
-def test_event_ids_are_distinct_version_4_uuids() -> None:
-    ids = [uuid4_bytes() for _ in range(10_000)]
+def test_event_ids_are_distinct_version_7_uuids_that_grow_with_time() -> None:
+    before = time.time_ns() // 1_000_000
+    ids = [event_id_text() for _ in range(10_000)]
+    after = time.time_ns() // 1_000_000
     assert len(set(ids)) == len(ids)
+    millis = [int(raw[:8] + raw[9:13], 16) for raw in ids]
+    assert millis == sorted(millis) and before <= millis[0] and millis[-1] <= after
     for raw in ids[:1000]:
         parsed = uuid.UUID(raw.decode())
-        assert parsed.version == 4 and parsed.variant == uuid.RFC_4122
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
         assert str(parsed).encode() == raw  # the canonical text form, lower case
+    assert new_event_id().version == 7
 
 
 def test_jsonb_text_is_written_as_is() -> None:
