@@ -122,11 +122,10 @@ class BatchConsumer:
         topics = {r.topic for r in records}
         PROCESSING.labels(self.service, ",".join(sorted(topics))).observe(elapsed)
         now = time.time()
+        lag = {topic: EVENT_LAG.labels(self.service, topic) for topic in topics}
         for item in parsed:
             if item.record.timestamp:
-                EVENT_LAG.labels(self.service, item.record.topic).observe(
-                    max(0.0, now - item.record.timestamp)
-                )
+                lag[item.record.topic].observe(max(0.0, now - item.record.timestamp))
 
     async def _apply(self, parsed: list[_Parsed], poison: list[tuple[Record, str]]) -> None:
         async with self.pool.acquire() as conn:

@@ -5,14 +5,33 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
+from typing import Any
 
 import structlog
+
+# The event a handler is applying: (contract, event id, event type). Set once per event by
+# the batch loop (a context variable's set and reset), rendered into a line only when one
+# is logged. Binding the three with structlog's contextvars per event cost 5 us an event,
+# several percent of a consumer's CPU, for lines that are almost never written.
+EVENT: ContextVar[tuple[str | None, object, str] | None] = ContextVar("event", default=None)
+
+
+def _add_event(_logger: object, _method: str, line: dict[str, Any]) -> dict[str, Any]:
+    current = EVENT.get()
+    if current is not None:
+        contract, event_id, event_type = current
+        line.setdefault("contract", contract)
+        line.setdefault("event_id", str(event_id))
+        line.setdefault("event_type", event_type)
+    return line
 
 
 def configure(service: str, level: str = "info") -> None:
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
+        _add_event,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]

@@ -59,8 +59,11 @@ class Unit:
         ``position`` let handlers look ahead. The consumer (and tests) come through here."""
         self.batch = [(event, data) for _, event, data in items]
         for self.position, (handler, event, data) in enumerate(items):
-            with logs.bound(contract=event.subject, event_id=str(event.id), event_type=event.type):
+            token = logs.EVENT.set((event.subject, event.id, event.type))
+            try:
                 await handler(self, event, data)
+            finally:
+                logs.EVENT.reset(token)
 
     def run_of(
         self, data: Any, key: str, kinds: tuple[type, ...] | None = None
