@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from typing import Any
@@ -17,7 +18,9 @@ import structlog
 EVENT: ContextVar[tuple[str | None, object, str] | None] = ContextVar("event", default=None)
 
 
-def _add_event(_logger: object, _method: str, line: dict[str, Any]) -> dict[str, Any]:
+def _add_event(
+    _logger: object, _method: str, line: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     current = EVENT.get()
     if current is not None:
         contract, event_id, event_type = current
