@@ -142,7 +142,15 @@ CROSS JOIN LATERAL (
 ) i;
 
 -- name: done_actions_of
-SELECT contract, request_id FROM actions WHERE contract = ANY($1::text[]);
+-- Probed per contract like the unpaid invoices above. As `contract = ANY($1)` on a table
+-- never analyzed (autovacuum not yet come, or off) the planner takes each key to match
+-- 0.5% of the rows, 500 keys all of them, and scanned all 100,000 actions of a sweep for
+-- every batch of a billing run after it: 9.4 ms a batch for no row.
+SELECT a.contract, a.request_id
+FROM (SELECT DISTINCT unnest($1::text[]) AS contract) k
+CROSS JOIN LATERAL (
+    SELECT * FROM actions a WHERE a.contract = k.contract OFFSET 0
+) a;
 
 -- name: insert_actions
 INSERT INTO actions (contract, request_id, kind, step, decided_at)

@@ -101,3 +101,37 @@ async def _unpaid_plan(url: str) -> None:
         assert "Seq Scan on invoices" not in plan, plan
         rows = await conn.fetch(DQ.unpaid_invoices_of, keys + keys[:10])  # repeats too
         assert sorted(r["contract"] for r in rows) == sorted(keys)
+
+
+def test_done_actions_of_a_batch_are_probed_on_a_table_never_analyzed(database_url: str) -> None:
+    asyncio.run(_actions_plan(database_url))
+
+
+async def _actions_plan(url: str) -> None:
+    async with _session(url, "dunning") as conn:
+        # a sweep's actions, never analyzed (autovacuum off, or not yet come): the planner
+        # guesses 0.5% of the rows for each key and, for a batch's 500, all of them
+        await conn.execute(
+            "INSERT INTO actions (contract, request_id, kind, step, decided_at)"
+            " SELECT g::text, 'r' || g, 'reminder', 'r1', now()"
+            " FROM generate_series(1, 100000) g ORDER BY random()"
+        )
+        keys = [str(k) for k in range(200_000, 200_500)] + ["17"]
+        plan = await _explain(conn, DQ.done_actions_of, keys)
+        assert "Nested Loop" in plan and "Seq Scan on actions" not in plan, plan
+        rows = await conn.fetch(DQ.done_actions_of, [*keys, "17"])  # a repeat too
+        assert [(r["contract"], r["request_id"]) for r in rows] == [("17", "r17")]
+
+
+def test_worker_sessions_do_not_compile_queries(database_url: str) -> None:
+    asyncio.run(_no_jit(database_url))
+
+
+async def _no_jit(url: str) -> None:
+    async with _session(url, "dunning") as conn:
+        assert await conn.fetchval("SHOW jit") == "off"
+    conn = await db.connect(url, "dunning")  # the CLIs' sessions too
+    try:
+        assert await conn.fetchval("SHOW jit") == "off"
+    finally:
+        await conn.close()
