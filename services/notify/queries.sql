@@ -5,8 +5,9 @@ ON CONFLICT (contract) DO UPDATE
 SET customer_name = EXCLUDED.customer_name, language = EXCLUDED.language,
     contacts = EXCLUDED.contacts, country = EXCLUDED.country;
 
--- name: get_contacts
-SELECT customer_name, language, contacts, country FROM contacts WHERE contract = $1;
+-- name: get_contacts_of
+SELECT contract, customer_name, language, contacts, country
+FROM contacts WHERE contract = ANY($1::text[]);
 
 -- name: insert_delivery
 INSERT INTO deliveries (contract, request_id, kind, channel, recipient, language, subject, body,

@@ -43,6 +43,16 @@ KINDS = {
 }
 
 
+# The data of each request type above: a run of them is handled at once.
+REQUESTS: tuple[type[BaseModel], ...] = (
+    ev.ReminderRequested,
+    ev.NoticeRequested,
+    ev.SuspendRequested,
+    ev.RestrictRequested,
+    ev.RestoreRequested,
+)
+
+
 def _contacts(raw: list[dict[str, Any]]) -> list[domain.ContactInfo]:
     return [
         domain.ContactInfo(
@@ -106,11 +116,30 @@ class Notify:
         )
 
     async def on_request(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+        """A run of dunning's requests at once, at its first: one read of the contacts of
+        every contract in it (not a round trip per request), then each request's
+        deliveries, queued in order."""
+        run = unit.run_of(data, "notify.requests", REQUESTS)
+        if run is None:
+            return
+        events = [e for e, _ in unit.batch[unit.position : unit.position + len(run)]] or [event]
+        await unit.drain()  # contacts staged earlier in this batch are read below
+        rows = {
+            r["contract"]: r
+            for r in await unit.conn.fetch(Q.get_contacts_of, sorted({d.contract for d in run}))
+        }
+        queued = [
+            self._request(unit, e, d, rows.get(d.contract))
+            for e, d in zip(events, run, strict=True)
+        ]
+        if any(queued):
+            unit.stage("SELECT pg_notify('notify_deliveries', '')")
+
+    def _request(self, unit: Unit, event: CloudEvent, data: BaseModel, row: Any) -> bool:
+        """Queue the deliveries of one request (False: nobody to tell, said as an event)."""
         kind = KINDS[event.type]
         payload = data.model_dump(mode="json")
         contract = payload["contract"]
-        await unit.drain()  # contacts staged earlier in this batch are read below
-        row = await unit.conn.fetchrow(Q.get_contacts, contract)
         if row is None:
             raise LookupError(f"no contacts known for contract {contract}")
         channels = tuple(payload.get("channels") or ["email"])
@@ -130,7 +159,7 @@ class Notify:
                     error="no contact for this category",
                 ),
             )
-            return
+            return False
         context = {**payload, "customer_name": row["customer_name"]}
         request = event.model_dump_json().encode()
         for r in targets:
@@ -141,7 +170,7 @@ class Notify:
             else:
                 body, subject, html = msg.text, msg.subject, msg.html
                 due = unit.now
-            await unit.conn.execute(
+            unit.stage(
                 Q.insert_delivery,
                 contract,
                 payload["request_id"],
@@ -156,7 +185,7 @@ class Notify:
                 due,
                 unit.now,
             )
-        await unit.conn.execute("SELECT pg_notify('notify_deliveries', '')")
+        return True
 
 
 class Sender:

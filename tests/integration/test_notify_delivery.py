@@ -413,3 +413,85 @@ def test_a_new_contract_and_its_reminder_in_one_batch(database_url: str) -> None
             await pool.close()
 
     asyncio.run(go())
+
+
+def test_a_run_of_requests_in_one_batch_equals_them_one_at_a_time(database_url: str) -> None:
+    """Requests for two contracts interleaved (one whose contacts take no dunning mail):
+    the same deliveries, in the same order, and the same events as one at a time."""
+
+    async def go() -> None:
+        h, conn, pool = await harness(database_url, Settings(database_url=database_url))
+        try:
+            techie = ev.ContractUpserted(
+                contract="1002", customer_name="Petr", currency="CZK", monthly_fee_minor=1,
+                contacts=[ev.Contact(name="IT", email="it@example.cz", categories=["technical"])],
+            )  # fmt: skip
+            await h.unit(
+                lambda u: h.notify.on_contract(u, _ev("contract.upserted.v1", techie), techie),
+                MORNING,
+            )
+
+            def request(kind: str, contract: str, step: str) -> tuple[Any, Any, Any]:
+                common: dict[str, Any] = dict(
+                    contract=contract, request_id=f"{contract}:{step}", step=step,
+                    policy="notice-then-suspend", overdue_minor=49900, currency="CZK",
+                    invoices=[], account="2001234567/2010", decided_at=MORNING,
+                )  # fmt: skip
+                data: Any
+                if kind == "reminder":
+                    data = ev.ReminderRequested(**common, channels=["email", "sms"])
+                elif kind == "notice":
+                    data = ev.NoticeRequested(**common)
+                else:
+                    data = ev.RestoreRequested(
+                        contract=contract, request_id=f"{contract}:{step}", reason="paid",
+                        decided_at=MORNING,
+                    )  # fmt: skip
+                return h.notify.on_request, _ev(f"{kind}.requested.v1", data), data
+
+            script = [
+                request("reminder", "1001", "r1"), request("restore", "1002", "x1"),
+                request("notice", "1001", "n1"), request("reminder", "1002", "r1"),
+                request("restore", "1001", "x1"),
+            ]  # fmt: skip
+
+            async def outcome() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+                deliveries = [
+                    tuple(r)
+                    for r in await conn.fetch(
+                        "SELECT contract, request_id, kind, channel, recipient, language,"
+                        " subject, body FROM deliveries ORDER BY id"
+                    )
+                ]
+                events = [
+                    (r["event_type"], json.loads(r["value"])["data"])
+                    for r in await conn.fetch("SELECT event_type, value FROM outbox ORDER BY id")
+                ]
+                await conn.execute("TRUNCATE deliveries, outbox")
+                return deliveries, events
+
+            await conn.execute("TRUNCATE deliveries, outbox")
+            for item in script:
+                await h.unit(lambda u, item=item: u.handle([item]), MORNING)
+            one_by_one = await outcome()
+            await h.unit(lambda u: u.handle(script), MORNING)
+            assert await outcome() == one_by_one
+            deliveries, events = one_by_one
+            assert [(d[0], d[2], d[3], d[4]) for d in deliveries] == [
+                ("1001", "reminder", "email", "owner@example.cz"),
+                ("1001", "reminder", "sms", "+420602000001"),
+                ("1001", "reminder", "email", "ucto@example.sk"),
+                ("1001", "notice", "email", "owner@example.cz"),
+                ("1001", "notice", "email", "ucto@example.sk"),
+                ("1001", "restore", "email", "owner@example.cz"),
+                ("1001", "restore", "email", "ucto@example.sk"),
+            ]
+            assert [(t, e["contract"], e["kind"]) for t, e in events] == [
+                ("notification.failed.v1", "1002", "restore"),
+                ("notification.failed.v1", "1002", "reminder"),
+            ]
+        finally:
+            await conn.close()
+            await pool.close()
+
+    asyncio.run(go())

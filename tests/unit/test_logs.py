@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,16 +18,17 @@ from services.runtime.unit import Unit
 
 
 @pytest.fixture
-def configured() -> Iterator[None]:
+def lines() -> Iterator[io.StringIO]:
+    """The workers' log configuration, writing into a buffer."""
     logs.configure("test")
-    yield
+    out = io.StringIO()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(out))
+    yield out
     structlog.reset_defaults()
     structlog.contextvars.clear_contextvars()
 
 
-def test_lines_inside_a_handler_carry_the_event(
-    configured: None, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_lines_inside_a_handler_carry_the_event(lines: io.StringIO) -> None:
     now = datetime(2026, 12, 1, tzinfo=UTC)
     data = ev.NoticeAcknowledged(
         contract="1002", acknowledged_at=now, address="127.0.0.1", user_agent=None
@@ -43,7 +45,7 @@ def test_lines_inside_a_handler_carry_the_event(
         log.info("after")
 
     asyncio.run(run())
-    inside, after = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    inside, after = (json.loads(line) for line in lines.getvalue().splitlines())
     assert inside["event"] == "inside" and inside["service"] == "test"
     assert (inside["contract"], inside["event_id"], inside["event_type"]) == (
         "1002", str(event.id), "notice.acknowledged.v1",
