@@ -12,7 +12,7 @@ from schemas.envelope import CloudEvent
 from schemas.events import InvoiceIssued
 from services.invoicing import domain
 from services.invoicing.contracts_file import ContractRecord
-from services.runtime import sql
+from services.runtime import collector, sql
 from services.runtime.settings import Settings, get_topics
 from services.runtime.unit import Unit
 
@@ -64,14 +64,15 @@ async def billing_run(
     caller's transaction the chunks are savepoints.)"""
     issued: list[domain.NewInvoice] = []
     after: str | None = ""
-    while after is not None:
-        async with conn.transaction():
-            unit = Unit(conn, now, SOURCE)
-            invoices, after = await billing_run_chunk(
-                unit, settings, period, issued_on, after, settings.billing_chunk
-            )
-            await unit.flush()
-        issued += invoices
+    with collector.paused():  # a million invoices pile up (a quarter of the run's CPU)
+        while after is not None:
+            async with conn.transaction():
+                unit = Unit(conn, now, SOURCE)
+                invoices, after = await billing_run_chunk(
+                    unit, settings, period, issued_on, after, settings.billing_chunk
+                )
+                await unit.flush()
+            issued += invoices
     await conn.execute(Q.record_run, period, issued_on, len(issued), now)
     return issued
 
