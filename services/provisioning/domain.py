@@ -36,6 +36,32 @@ def transition(current: AccessState, request: Request) -> Change | None:
     return None if current == "active" else Change("active", "payment received")
 
 
+@dataclass(frozen=True)
+class Access:
+    state: AccessState
+    reason: str
+    version: int
+
+
+def apply_requests(
+    current: dict[str, Access], requests: list[tuple[str, Request]]
+) -> tuple[dict[str, Access], list[tuple[str, Access]]]:
+    """Requests applied in order to the contracts' current access: the access each contract
+    ends with, and every change on the way (each a new version) in order. A contract not
+    in ``current`` is unknown here and stays so."""
+    now = dict(current)
+    changes: list[tuple[str, Access]] = []
+    for contract, request in requests:
+        if contract not in now:
+            continue
+        change = transition(now[contract].state, request)
+        if change is None:
+            continue
+        now[contract] = Access(change.state, change.reason, now[contract].version + 1)
+        changes.append((contract, now[contract]))
+    return now, changes
+
+
 def csrf_token(secret: str, contract: str, address: str, request_id: str) -> str:
     import hashlib
     import hmac

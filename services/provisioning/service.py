@@ -93,40 +93,32 @@ class Provisioning:
         return await self.apply(unit, [(contract, request)]) > 0
 
     async def apply(self, unit: Unit, requests: list[tuple[str, domain.Request]]) -> int:
-        """Requests in order, set-based: one locking read of every contract named, each
-        contract's requests folded in order (each change a new version, published), one
-        update. The same states, versions and events as applying them one at a time.
-        Returns the number of changes."""
+        """Requests in order, set-based: one locking read of every contract named, the
+        requests folded in order (``domain.apply_requests``: each change a new version,
+        published), one update. The same states, versions and events as applying them one
+        at a time. Returns the number of changes."""
         contracts = sorted({c for c, _ in requests})  # locks taken in one order
         rows = {r["contract"]: r for r in await unit.conn.fetch(Q.get_accesses, contracts)}
-        state: dict[str, tuple[domain.AccessState, str, int]] = {
-            c: (r["state"], r["reason"], r["version"]) for c, r in rows.items()
+        current = {
+            c: domain.Access(r["state"], r["reason"], r["version"]) for c, r in rows.items()
         }
-        changes = 0
-        for contract, request in requests:
-            if contract not in state:
-                continue
-            change = domain.transition(state[contract][0], request)
-            if change is None:
-                continue
-            version = state[contract][2] + 1
-            state[contract] = (change.state, change.reason, version)
-            changes += 1
+        final, changes = domain.apply_requests(current, requests)
+        for contract, access in changes:
             self._publish(
-                unit, contract, change.state, change.reason, version,
+                unit, contract, access.state, access.reason, access.version,
                 rows[contract]["subscribers"], unit.now,
             )  # fmt: skip
-        moved = [c for c in contracts if c in rows and state[c][2] != rows[c]["version"]]
+        moved = [c for c in contracts if c in final and final[c] != current[c]]
         if moved:
             await unit.conn.execute(
                 Q.set_accesses,
                 moved,
-                [state[c][0] for c in moved],
-                [state[c][1] for c in moved],
-                [state[c][2] for c in moved],
+                [final[c].state for c in moved],
+                [final[c].reason for c in moved],
+                [final[c].version for c in moved],
                 unit.now,
             )
-        return changes
+        return len(changes)
 
     async def on_request(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         """Dunning's requests (notice, suspend, restrict, restore): a run of them at once,

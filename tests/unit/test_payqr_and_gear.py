@@ -108,3 +108,22 @@ def test_bad_gear_configuration_names_what_is_wrong(
         nft.GearConfig(**kwargs)  # type: ignore[arg-type]
     with pytest.raises(nft.GearConfigError, match="ADDRESS:PORT"):
         nft.Endpoint.parse("192.0.2.1", "notice")
+
+
+def test_requests_fold_in_order_each_change_a_version() -> None:
+    from services.provisioning.domain import Access, apply_requests
+
+    current = {"1": Access("active", "contract created", 0), "2": Access("notice", "n", 4)}
+    final, changes = apply_requests(
+        current,
+        [("1", "notice"), ("1", "notice"), ("9", "suspend"), ("2", "acknowledged"),
+         ("1", "suspend"), ("1", "restore"), ("2", "restore")],
+    )  # fmt: skip
+    assert changes == [
+        ("1", Access("notice", "payment notice", 1)),
+        ("2", Access("active", "notice acknowledged", 5)),
+        ("1", Access("suspended", "unpaid after notice", 2)),
+        ("1", Access("active", "payment received", 3)),
+    ]
+    assert final == {"1": changes[3][1], "2": changes[1][1]}
+    assert current["1"].version == 0  # the caller's view is not changed
