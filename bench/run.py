@@ -484,6 +484,14 @@ async def run_stack_scenarios(stack: Stack, n: int, tmp: Path) -> list[dict[str,
     return results
 
 
+BATCH_SAMPLES = {  # /metrics sample -> what batch_stats calls it
+    "billing_batch_processing_seconds_count": "batches",
+    "billing_batch_processing_seconds_sum": "batch_s",
+    "billing_event_age_seconds_count": "events",
+    "billing_event_age_seconds_sum": "age_s",
+}
+
+
 async def batch_stats(stack: Stack) -> dict[str, dict[str, float]]:
     """Each worker's batch counters from its /metrics: batches applied, their seconds, the
     events applied, and the age of those events when committed (broker time to commit)."""
@@ -496,17 +504,11 @@ async def batch_stats(stack: Stack) -> dict[str, dict[str, float]]:
             url = f"http://127.0.0.1:{stack.metrics_port(service)}/metrics"
             async with http.get(url) as resp:
                 text = await resp.text()
-            stats = {"batches": 0.0, "batch_s": 0.0, "events": 0.0, "age_s": 0.0}
+            stats = dict.fromkeys(BATCH_SAMPLES.values(), 0.0)
             for family in text_string_to_metric_families(text):
                 for sample in family.samples:
-                    key = {
-                        "billing_batch_processing_seconds_count": "batches",
-                        "billing_batch_processing_seconds_sum": "batch_s",
-                        "billing_event_age_seconds_count": "events",
-                        "billing_event_age_seconds_sum": "age_s",
-                    }.get(sample.name)
-                    if key:
-                        stats[key] += sample.value
+                    if sample.name in BATCH_SAMPLES:
+                        stats[BATCH_SAMPLES[sample.name]] += sample.value
             out[service] = stats
     return out
 

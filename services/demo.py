@@ -92,16 +92,11 @@ class Watcher:
         """The events of a type (and contract), each once: a relay that dies between
         publishing and deleting its outbox rows publishes them again (at-least-once, the
         same event ids, which consumers' inboxes skip), so records are counted by id."""
-        ids: set[object] = set()
-        out = []
+        first: dict[object, Seen] = {}
         for s in self.seen:
-            if s.event.get("type") == type_ and (
-                subject is None or s.event.get("subject") == subject
-            ):
-                if s.event.get("id") not in ids:
-                    ids.add(s.event.get("id"))
-                    out.append(s)
-        return out
+            if s.event.get("type") == type_ and subject in (None, s.event.get("subject")):
+                first.setdefault(s.event.get("id"), s)
+        return list(first.values())
 
 
 class Scenario:

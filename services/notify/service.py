@@ -119,19 +119,15 @@ class Notify:
         """A run of dunning's requests at once, at its first: one read of the contacts of
         every contract in it (not a round trip per request), then each request's
         deliveries, queued in order."""
-        run = unit.run_of(data, "notify.requests", REQUESTS)
+        run = unit.run_events(data, "notify.requests", REQUESTS)
         if run is None:
             return
-        events = [e for e, _ in unit.batch[unit.position : unit.position + len(run)]] or [event]
         await unit.drain()  # contacts staged earlier in this batch are read below
         rows = {
             r["contract"]: r
-            for r in await unit.conn.fetch(Q.get_contacts_of, sorted({d.contract for d in run}))
+            for r in await unit.conn.fetch(Q.get_contacts_of, sorted({d.contract for _, d in run}))
         }
-        queued = [
-            self._request(unit, e, d, rows.get(d.contract))
-            for e, d in zip(events, run, strict=True)
-        ]
+        queued = [self._request(unit, e or event, d, rows.get(d.contract)) for e, d in run]
         if any(queued):
             unit.stage("SELECT pg_notify('notify_deliveries', '')")
 

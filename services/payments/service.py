@@ -19,7 +19,7 @@ from services.payments import domain
 from services.runtime import sql
 from services.runtime.db import Jsonb
 from services.runtime.settings import Settings, Topics
-from services.runtime.unit import Unit
+from services.runtime.unit import Unit, columns
 
 Q = sql.load(__file__)
 
@@ -65,11 +65,6 @@ def _movement(data: ev.PaymentReceived) -> domain.Movement:
         data.counterparty_account,
         data.message,
     )
-
-
-def _columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
-    """Rows as one list per column, the parameters of an ``unnest`` statement."""
-    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _tx_args(
@@ -546,13 +541,13 @@ class Payments:
         conn = unit.conn
         # one statement per table, one array a column (not a statement per row)
         if b.txs:
-            await conn.execute(Q.insert_matched_txs, *_columns(b.txs))
+            await conn.execute(Q.insert_matched_txs, *columns(b.txs))
         if b.allocations:
-            await conn.execute(Q.insert_allocations, *_columns(b.allocations))
+            await conn.execute(Q.insert_allocations, *columns(b.allocations))
         if b.lots:  # rare (overpayments); a lot can take two amounts, so row by row
             await conn.executemany(Q.add_credit_lot, b.lots)
         if b.paid:
-            await conn.execute(Q.update_invoices_paid, *_columns(list(b.paid.values())))
+            await conn.execute(Q.update_invoices_paid, *columns(list(b.paid.values())))
 
     async def _finish_deferred(self, unit: Unit, _keys: list[str]) -> None:
         await self._finish_batch(unit)

@@ -99,9 +99,7 @@ class Provisioning:
         at a time. Returns the number of changes."""
         contracts = sorted({c for c, _ in requests})  # locks taken in one order
         rows = {r["contract"]: r for r in await unit.conn.fetch(Q.get_accesses, contracts)}
-        current = {
-            c: domain.Access(r["state"], r["reason"], r["version"]) for c, r in rows.items()
-        }
+        current = {c: domain.Access(r["state"], r["reason"], r["version"]) for c, r in rows.items()}
         final, changes = domain.apply_requests(current, requests)
         for contract, access in changes:
             self._publish(

@@ -73,8 +73,15 @@ class Unit:
         None when an earlier event of the run already applied this one. The run is of this
         event's type, or of any of ``kinds``. Outside a consumer batch, the run is this
         event alone."""
+        run = self.run_events(data, key, kinds)
+        return None if run is None else [d for _, d in run]
+
+    def run_events(
+        self, data: Any, key: str, kinds: tuple[type, ...] | None = None
+    ) -> list[tuple[Any, Any]] | None:
+        """``run_of`` with each event beside its data (event None outside a batch)."""
         if not self.batch:
-            return [data]
+            return [(None, data)]
         if self.position in self.scratch.get(key, range(0)):
             return None
         same = kinds or (type(data),)
@@ -82,7 +89,7 @@ class Unit:
         while end < len(self.batch) and type(self.batch[end][1]) in same:
             end += 1
         self.scratch[key] = range(self.position, end)
-        return [d for _, d in self.batch[self.position : end]]
+        return self.batch[self.position : end]
 
     def stage(self, query: str, *args: Any) -> None:
         self.staged.append((query, args, _ONE_BY_ONE))
@@ -111,11 +118,11 @@ class Unit:
         keys: set[Any] = set()
         for _, row, key in staged:
             if key in keys:
-                await self.conn.execute(query, *map(list, zip(*rows, strict=True)))
+                await self.conn.execute(query, *columns(rows))
                 rows, keys = [], set()
             rows.append(row)
             keys.add(key)
-        await self.conn.execute(query, *map(list, zip(*rows, strict=True)))
+        await self.conn.execute(query, *columns(rows))
 
     def later(self, work: Work, key: str) -> None:
         self.deferred.setdefault(work, {})[key] = None
@@ -197,6 +204,11 @@ class Unit:
         )
         await self.conn.execute("SELECT pg_notify(current_schema() || '_outbox', '')")
         return len(self.outbox)
+
+
+def columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+    """Rows as one list per column: the parameters of an ``unnest`` statement."""
+    return [list(column) for column in zip(*rows, strict=True)]
 
 
 def _json_string(text: str) -> bytes:
