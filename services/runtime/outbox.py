@@ -3,13 +3,14 @@
 Order of steps, and why it is safe:
 1. Take a transaction-scoped advisory lock named after the schema. Only one relay of a
    service publishes at a time, so rows leave in id order; other instances skip the round.
-2. Read the oldest rows (ids grow in commit order per key, because one key is only ever
-   written by the single consumer that owns its partition).
+2. Delete the oldest rows, returning them (ids grow in commit order per key, because one
+   key is only ever written by the single consumer that owns its partition).
 3. Hand them all to the producer as record batches, one per partition at a time, then
    wait for every acknowledgement (acks=all). aiokafka keeps one batch per partition in
    flight, so per-partition order is the rows' id order.
-4. Delete the rows and commit. A crash between 3 and 4 publishes those rows again on the
-   next round: at-least-once. Consumers' inboxes drop the repeats by event id.
+4. Commit. Until then the deletion is not seen by anyone: a failed send rolls it back, and
+   a crash between 3 and 4 publishes those rows again on the next round: at-least-once.
+   Consumers' inboxes drop the repeats by event id.
 """
 
 from __future__ import annotations
@@ -77,26 +78,31 @@ class OutboxRelay:
             )
             if not locked:
                 return 0
-            rows = await conn.fetch(
-                "SELECT id, topic, key, value, headers::text AS headers, event_type FROM outbox"
-                " ORDER BY id LIMIT $1",
-                self.batch,
+            # taken and deleted in one statement; the deletion commits only after every
+            # record is acknowledged, and a failed send rolls it back
+            rows = sorted(
+                await conn.fetch(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY id LIMIT $1)"
+                    " RETURNING id, topic, key, value, headers::text AS headers, event_type",
+                    self.batch,
+                ),
+                key=lambda r: r["id"],
             )
             if not rows:
                 OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
             await self._send(rows)
-            await conn.execute(
-                "DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows]
-            )
             for (topic, type_), n in Counter((r["topic"], r["event_type"]) for r in rows).items():
                 EVENTS_OUT.labels(self.service, topic, type_).inc(n)
-            # an estimate from the primary key's end, O(1) where count(*) would scan a large
-            # backlog on every round: the id span after what was just published (ids skip
-            # where a transaction rolled back)
-            backlog = await conn.fetchval(
-                "SELECT coalesce(max(id) - $1, 0) FROM outbox", rows[-1]["id"]
-            )
+            # A round short of ``batch`` took all there was when it read: no backlog, and
+            # no query to learn it. Otherwise an estimate from the primary key's end, O(1)
+            # where count(*) would scan a large backlog on every round: the id span after
+            # what was just published (ids skip where a transaction rolled back).
+            backlog = 0
+            if len(rows) >= self.batch:
+                backlog = await conn.fetchval(
+                    "SELECT coalesce(max(id) - $1, 0) FROM outbox", rows[-1]["id"]
+                )
             OUTBOX_BACKLOG.labels(self.service).set(max(0, backlog))
             return len(rows)
 

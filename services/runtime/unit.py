@@ -190,19 +190,21 @@ class Unit:
             await self.conn.execute("SELECT pg_notify(current_schema() || '_outbox', '')")
             return len(self.outbox)
         topics, keys, values, headers, types = zip(*self.outbox, strict=True)
+        # the relay's wake-up in the same statement: one round trip less a batch
         await self.conn.execute(
-            """INSERT INTO outbox (topic, key, value, headers, event_type)
-               SELECT t, k, v, h::jsonb, ty
-               FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[], $5::text[])
-                    WITH ORDINALITY AS u(t, k, v, h, ty, n)
-               ORDER BY n""",
+            """WITH written AS (
+                   INSERT INTO outbox (topic, key, value, headers, event_type)
+                   SELECT t, k, v, h::jsonb, ty
+                   FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[], $5::text[])
+                        WITH ORDINALITY AS u(t, k, v, h, ty, n)
+                   ORDER BY n)
+               SELECT pg_notify(current_schema() || '_outbox', '')""",
             topics,
             keys,
             values,
             headers,
             types,
         )
-        await self.conn.execute("SELECT pg_notify(current_schema() || '_outbox', '')")
         return len(self.outbox)
 
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaTimeoutError
+from prometheus_client import REGISTRY
 
 from services.runtime import db
 from services.runtime.outbox import OutboxRelay, make_producer
@@ -45,9 +49,14 @@ async def _relay(bootstrap: str, url: str) -> None:
             )
         relay = OutboxRelay("invoicing", pool, producer, batch=1000)
         published = 0
+        backlog = []  # the gauge after each round: what is left behind it
         while n := await relay.publish_once():
             published += n
+            backlog.append(
+                REGISTRY.get_sample_value("billing_outbox_backlog", {"service": "invoicing"})
+            )
         assert published == rows
+        assert backlog == [2000, 1000, 0]
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
         # where send() puts each key: one record per key on a topic of as many partitions
@@ -102,6 +111,9 @@ async def _flush(url: str) -> None:
         contract="1001", request_id="r", invoice_number="1", amount_minor=5000,
         currency="CZK", step="fee", policy="p",
     )  # fmt: skip
+    listener = await db.connect(url, "invoicing")
+    woken = asyncio.Queue[str]()
+    await listener.add_listener("invoicing_outbox", lambda *args: woken.put_nowait(args[2]))
     try:
         for n in (3, COPY_AT_LEAST + 5):
             await conn.execute("TRUNCATE outbox")
@@ -111,6 +123,8 @@ async def _flush(url: str) -> None:
                     unit.emit("billing.dunning", "fee.charged.v1", f"{1000 + i}", data)
                 unit.dead_letter("billing.dunning.dlq", None, b"junk", "not JSON")
                 await unit.flush()
+            # the relay is woken by the commit, either way
+            assert await asyncio.wait_for(woken.get(), 5) == "invoicing_outbox"
             rows = await conn.fetch(
                 "SELECT key, value, headers, event_type FROM outbox ORDER BY id"
             )
@@ -121,4 +135,47 @@ async def _flush(url: str) -> None:
             assert rows[-1]["headers"][1] == ["dlq-reason", "not JSON"]
             assert rows[-1]["key"] is None and rows[-1]["event_type"] == "dead-letter"
     finally:
+        await listener.close()
         await conn.close()
+
+
+def test_a_failed_send_leaves_the_rows_for_the_next_round(database_url: str) -> None:
+    asyncio.run(_failed_send(database_url))
+
+
+async def _failed_send(url: str) -> None:
+    """The relay deletes what it publishes in the round's transaction: when the broker does
+    not acknowledge, nothing is deleted, and the next round publishes the same rows."""
+    await db.migrate(url, "notify")
+    pool = await db.create_pool(url, "notify")
+    sent: list[list[int]] = []
+
+    class Relay(OutboxRelay):
+        fail = True
+
+        async def _send(self, rows: list[Any]) -> None:
+            if self.fail:
+                raise KafkaTimeoutError()
+            sent.append([r["id"] for r in rows])
+
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("TRUNCATE outbox")
+            await conn.executemany(
+                "INSERT INTO outbox (topic, key, value, event_type) VALUES ('t', $1, 'v', 'x.v1')",
+                [(f"{k}".encode(),) for k in range(5)],
+            )
+            ids = [r["id"] for r in await conn.fetch("SELECT id FROM outbox ORDER BY id")]
+        relay = Relay("notify", pool, producer=None, batch=3)  # type: ignore[arg-type]
+        with pytest.raises(KafkaTimeoutError):
+            await relay.publish_once()
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 5
+        relay.fail = False
+        while await relay.publish_once():
+            pass
+        assert sent == [ids[:3], ids[3:]]
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
+    finally:
+        await pool.close()
