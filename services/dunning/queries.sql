@@ -109,48 +109,58 @@ SELECT request_id, kind, step, decided_at FROM actions WHERE contract = $1 ORDER
 -- transactions locking overlapping sets take them in the same order.
 SELECT count(pg_advisory_xact_lock(hashtext('dunning:' || c))) FROM unnest($1::text[]) AS c;
 
--- name: contracts_facts
--- Everything decide() needs beside invoices and done actions, for many contracts at once.
-SELECT c.contract, c.country, c.currency, c.policy, c.grp,
-       c.exempt OR e.contract IS NOT NULL AS exempt,
-       (SELECT max(until) FROM promises p WHERE p.contract = c.contract AND p.accepted)
-           AS promised_until,
-       u.since AS unmatched_since,
-       s.stage, s.episode, s.acknowledged_at,
-       CASE WHEN coalesce(s.stage, 'active') <> 'active' THEN
-           (SELECT max(decided_at) FROM actions a
-             WHERE a.contract = c.contract AND a.kind = 'notice')
-       END AS noticed_at
-FROM contracts c
-LEFT JOIN exemptions e USING (contract)
-LEFT JOIN unmatched_payments u USING (contract)
-LEFT JOIN state s USING (contract)
-WHERE c.contract = ANY($1::text[]);
-
--- name: unpaid_invoices_of
--- One index probe per contract, whatever the statistics say. Written as `contract =
--- ANY($1)`, the planner trusted statistics from when the table was a thousandth of its
--- size, expected 117 unpaid invoices a contract and scanned them all: 45 ms a batch during
--- a billing run, half of dunning's time. OFFSET 0 keeps the subquery from being flattened
+-- name: facts_of
+-- Everything decide() needs for many contracts, in one round trip instead of three
+-- (under load each round trip is a wait for PostgreSQL on busy CPUs). Each column is an
+-- array of rows:
+-- contracts: (contract, country, policy, grp, exempt, promised_until, unmatched_since,
+--   stage, episode, acknowledged_at, noticed_at) of the contracts dunning knows;
+-- unpaid: (contract, invoice_number, vs, ss, due_on, open_minor, currency) of their
+--   unpaid invoices with a due date;
+-- done: (contract, request_id) of the actions already taken.
+-- The last two probe their index once per contract, whatever the statistics say. Written
+-- as `contract = ANY($1)`, the planner trusted statistics from when the invoices were a
+-- thousandth of their size, expected 117 unpaid invoices a contract and scanned them all:
+-- 45 ms a batch during a billing run, half of dunning's time. On actions never analyzed
+-- (autovacuum not yet come, or off) it takes each key to match 0.5% of the rows, 500 keys
+-- all of them, and scanned all 100,000 actions of a sweep for every batch of a billing run
+-- after it: 9.4 ms a batch for no row. OFFSET 0 keeps each subquery from being flattened
 -- into a join it could plan that way again.
-SELECT i.contract, i.invoice_number, i.vs, i.ss, i.due_on, i.open_minor, i.currency
-FROM (SELECT DISTINCT unnest($1::text[]) AS contract) k
-CROSS JOIN LATERAL (
-    SELECT * FROM invoices i
-    WHERE i.contract = k.contract AND NOT i.settled AND i.due_on IS NOT NULL
-    OFFSET 0
-) i;
-
--- name: done_actions_of
--- Probed per contract like the unpaid invoices above. As `contract = ANY($1)` on a table
--- never analyzed (autovacuum not yet come, or off) the planner takes each key to match
--- 0.5% of the rows, 500 keys all of them, and scanned all 100,000 actions of a sweep for
--- every batch of a billing run after it: 9.4 ms a batch for no row.
-SELECT a.contract, a.request_id
-FROM (SELECT DISTINCT unnest($1::text[]) AS contract) k
-CROSS JOIN LATERAL (
-    SELECT * FROM actions a WHERE a.contract = k.contract OFFSET 0
-) a;
+SELECT
+    ARRAY(
+        SELECT row(c.contract, c.country, c.policy, c.grp,
+                   c.exempt OR e.contract IS NOT NULL,
+                   (SELECT max(until) FROM promises p
+                     WHERE p.contract = c.contract AND p.accepted),
+                   u.since,
+                   s.stage, s.episode, s.acknowledged_at,
+                   CASE WHEN coalesce(s.stage, 'active') <> 'active' THEN
+                       (SELECT max(decided_at) FROM actions a
+                         WHERE a.contract = c.contract AND a.kind = 'notice')
+                   END)
+        FROM contracts c
+        LEFT JOIN exemptions e USING (contract)
+        LEFT JOIN unmatched_payments u USING (contract)
+        LEFT JOIN state s USING (contract)
+        WHERE c.contract = ANY($1::text[])
+    ) AS contracts,
+    ARRAY(
+        SELECT row(i.contract, i.invoice_number, i.vs, i.ss, i.due_on, i.open_minor,
+                   i.currency)
+        FROM (SELECT DISTINCT unnest($1::text[]) AS contract) k
+        CROSS JOIN LATERAL (
+            SELECT * FROM invoices i
+            WHERE i.contract = k.contract AND NOT i.settled AND i.due_on IS NOT NULL
+            OFFSET 0
+        ) i
+    ) AS unpaid,
+    ARRAY(
+        SELECT row(a.contract, a.request_id)
+        FROM (SELECT DISTINCT unnest($1::text[]) AS contract) k
+        CROSS JOIN LATERAL (
+            SELECT * FROM actions a WHERE a.contract = k.contract OFFSET 0
+        ) a
+    ) AS done;
 
 -- name: insert_actions
 INSERT INTO actions (contract, request_id, kind, step, decided_at)

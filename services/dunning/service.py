@@ -131,35 +131,43 @@ class Dunning:
     async def facts_many(
         self, unit: Unit, contracts: list[str]
     ) -> dict[str, tuple[domain.Facts, Policy]]:
-        """Facts of many contracts in three queries; contracts dunning does not know yet
+        """Facts of many contracts in one query; contracts dunning does not know yet
         (invoices before the contract) are left out: decided when the contract arrives."""
-        conn = unit.conn
+        found = await unit.conn.fetchrow(Q.facts_of, contracts)
         invoices: dict[str, list[domain.UnpaidInvoice]] = {}
-        for r in await conn.fetch(Q.unpaid_invoices_of, contracts):
-            unpaid = domain.UnpaidInvoice(
-                r["invoice_number"], r["vs"], r["ss"], r["due_on"], r["open_minor"], r["currency"]
-            )
-            invoices.setdefault(r["contract"], []).append(unpaid)
+        for contract, *unpaid in found["unpaid"]:
+            invoices.setdefault(contract, []).append(domain.UnpaidInvoice(*unpaid))
         done: dict[str, set[str]] = {}
-        for r in await conn.fetch(Q.done_actions_of, contracts):
-            done.setdefault(r["contract"], set()).add(r["request_id"])
+        for contract, request_id in found["done"]:
+            done.setdefault(contract, set()).add(request_id)
         out: dict[str, tuple[domain.Facts, Policy]] = {}
-        for c in await conn.fetch(Q.contracts_facts, contracts):
-            contract = c["contract"]
+        for (
+            contract,
+            country,
+            policy,
+            group,
+            exempt,
+            promised_until,
+            unmatched_since,
+            stage,
+            episode,
+            acknowledged_at,
+            noticed_at,
+        ) in found["contracts"]:
             facts = domain.Facts(
                 contract=contract,
-                country=c["country"],
-                exempt=c["exempt"],
+                country=country,
+                exempt=exempt,
                 invoices=tuple(invoices.get(contract, ())),
-                stage=c["stage"] or "active",
-                episode=c["episode"],
-                acknowledged_at=c["acknowledged_at"],
+                stage=stage or "active",
+                episode=episode,
+                acknowledged_at=acknowledged_at,
                 done=frozenset(done.get(contract, ())),
-                noticed_at=c["noticed_at"],
-                promised_until=c["promised_until"],
-                unmatched_since=c["unmatched_since"],
+                noticed_at=noticed_at,
+                promised_until=promised_until,
+                unmatched_since=unmatched_since,
             )
-            out[contract] = facts, self.policy(c["policy"], c["grp"])
+            out[contract] = facts, self.policy(policy, group)
         return out
 
     async def recompute(self, unit: Unit, contract: str) -> domain.Decision | None:

@@ -160,40 +160,53 @@ FROM bank_transactions t WHERE t.amount_minor > 0
 GROUP BY t.currency ORDER BY t.currency;
 
 -- Set-based pairing of a batch's payments (``Payments._fetch_batch``): the facts of many
--- payments in five queries, and their writes as pipelined statements.
+-- payments in one statement, and their writes as one statement per table.
 
--- name: batch_contracts
-SELECT contract, currency FROM contracts WHERE contract = ANY($1::text[]);
-
--- name: batch_open_invoices
--- Open invoices of the contracts the payments name by VS or through an SS, locked.
-SELECT invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency
-FROM invoices
-WHERE NOT settled
-  AND contract = ANY($1::text[] || ARRAY(SELECT contract FROM invoices
-                                          WHERE ss = ANY($2::text[]) AND NOT settled))
-ORDER BY due_on, invoice_number
-FOR UPDATE;
-
--- name: batch_known_movements
-SELECT t.account, t.bank_tx_id
-FROM bank_transactions t JOIN unnest($1::text[], $2::text[]) AS u(account, bank_tx_id)
-  ON t.account = u.account AND t.bank_tx_id = u.bank_tx_id;
-
--- name: batch_waiting_reversals
--- (account, currency, amount) of unmatched debits a payment of the batch could be the
--- original of; such a payment takes the one-by-one path that sorts it out.
-SELECT DISTINCT t.account, t.currency::text AS currency, -t.amount_minor AS amount_minor
-FROM bank_transactions t
--- char(3) like the column: compared as text, the currency could not narrow the index and
--- every probe would walk all of the account's transactions
-JOIN unnest($1::text[], $2::char(3)[], $3::bigint[]) AS u(account, currency, amount_minor)
-  ON t.account = u.account AND t.currency = u.currency AND t.amount_minor = -u.amount_minor
-WHERE t.status = 'unmatched';
-
--- name: batch_credit_balances
-SELECT contract, sum(remaining_minor)::bigint AS balance
-FROM credit_lots WHERE contract = ANY($1::text[]) GROUP BY contract;
+-- name: batch_facts
+-- Everything pairing a run of plain payments needs, in one round trip instead of five
+-- (under load each round trip is a wait for PostgreSQL on busy CPUs).
+-- $1 the VSs, $2 the SSs; $3-$6 each payment's account, bank_tx_id, currency, amount.
+-- Each column is an array of rows:
+-- contracts: (contract, currency) named by a VS;
+-- invoices: open invoices of those contracts and of the contracts an SS names, locked in
+--   (due_on, invoice_number) order;
+-- known: (account, bank_tx_id) already stored, a repeat;
+-- waiting: (account, currency, amount) of unmatched debits a payment of the run could be
+--   the original of; such a payment takes the one-by-one path that sorts it out;
+-- balances: (contract, credit) of the contracts of both.
+WITH named AS MATERIALIZED (
+    SELECT contract, currency FROM contracts WHERE contract = ANY($1::text[])
+), open AS MATERIALIZED (
+    SELECT invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency
+    FROM invoices
+    WHERE NOT settled
+      AND contract = ANY(ARRAY(SELECT contract FROM named)
+                         || ARRAY(SELECT contract FROM invoices
+                                  WHERE ss = ANY($2::text[]) AND NOT settled))
+    ORDER BY due_on, invoice_number
+    FOR UPDATE
+)
+SELECT
+    ARRAY(SELECT row(contract, currency) FROM named) AS contracts,
+    ARRAY(SELECT row(invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency)
+          FROM open ORDER BY due_on, invoice_number) AS invoices,
+    ARRAY(SELECT row(t.account, t.bank_tx_id)
+          FROM bank_transactions t
+          JOIN unnest($3::text[], $4::text[]) AS u(account, bank_tx_id)
+            ON t.account = u.account AND t.bank_tx_id = u.bank_tx_id) AS known,
+    -- char(3) like the column: compared as text, the currency could not narrow the index
+    -- and every probe would walk all of the account's transactions
+    ARRAY(SELECT DISTINCT row(t.account, t.currency::text, -t.amount_minor)
+          FROM bank_transactions t
+          JOIN unnest($3::text[], $5::char(3)[], $6::bigint[]) AS u(account, currency, amount_minor)
+            ON t.account = u.account AND t.currency = u.currency
+           AND t.amount_minor = -u.amount_minor
+          WHERE t.status = 'unmatched') AS waiting,
+    ARRAY(SELECT row(contract, sum(remaining_minor)::bigint)
+          FROM credit_lots
+          WHERE remaining_minor > 0
+            AND contract = ANY(ARRAY(SELECT contract FROM named UNION SELECT contract FROM open))
+          GROUP BY contract) AS balances;
 
 -- name: insert_matched_txs
 -- The payments a batch paired, one array a column; their absence was checked under the

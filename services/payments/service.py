@@ -429,42 +429,24 @@ class Payments:
         while end < len(unit.batch) and _plain(unit.batch[end][1]):
             end += 1
         payments = [d for _, d in unit.batch[unit.position : end]]
-        conn = unit.conn
-        vss = sorted({d.vs for d in payments if d.vs is not None})
-        sss = sorted({d.ss for d in payments if d.ss is not None})
-        contracts = {
-            r["contract"]: domain.ContractInfo(r["contract"], r["currency"])
-            for r in await conn.fetch(Q.batch_contracts, vss)
-        }
+        facts = await unit.conn.fetchrow(
+            Q.batch_facts,
+            sorted({d.vs for d in payments if d.vs is not None}),
+            sorted({d.ss for d in payments if d.ss is not None}),
+            [d.account for d in payments],
+            [d.bank_tx_id for d in payments],
+            [d.currency for d in payments],
+            [d.amount_minor for d in payments],
+        )
+        contracts = {c: domain.ContractInfo(c, currency) for c, currency in facts["contracts"]}
         invoices: dict[str, domain.OpenInvoice] = {}
         by_ss: dict[str, str] = {}
         by_contract: dict[str, list[str]] = {}
-        for r in await conn.fetch(Q.batch_open_invoices, list(contracts), sss):
-            inv = _open_invoice(r)
+        for row in facts["invoices"]:  # (invoice_number, contract, ss, due_on, amount, ...)
+            inv = domain.OpenInvoice(*row)
             invoices[inv.invoice_number] = inv
             by_ss[inv.ss] = inv.invoice_number
             by_contract.setdefault(inv.contract, []).append(inv.invoice_number)
-        known = {
-            (r["account"], r["bank_tx_id"])
-            for r in await conn.fetch(
-                Q.batch_known_movements,
-                [d.account for d in payments],
-                [d.bank_tx_id for d in payments],
-            )
-        }
-        waiting = {
-            (r["account"], r["currency"], r["amount_minor"])
-            for r in await conn.fetch(
-                Q.batch_waiting_reversals,
-                [d.account for d in payments],
-                [d.currency for d in payments],
-                [d.amount_minor for d in payments],
-            )
-        }
-        named = sorted(set(contracts) | set(by_contract))
-        balance = {
-            r["contract"]: r["balance"] for r in await conn.fetch(Q.batch_credit_balances, named)
-        }
         batch = _Batch(
             covers=range(unit.position, end),
             contracts=contracts,
@@ -472,9 +454,9 @@ class Payments:
             settled=set(),
             by_ss=by_ss,
             by_contract=by_contract,
-            known=known,
-            waiting=waiting,
-            balance=balance,
+            known=set(facts["known"]),
+            waiting=set(facts["waiting"]),
+            balance=dict(facts["balances"]),
         )
         unit.scratch[BATCH] = batch
         unit.later(self._finish_deferred, BATCH)

@@ -207,6 +207,47 @@ def test_batches_decide_as_one_by_one_does(database_url: str) -> None:
     run(database_url, scenario)
 
 
+def test_a_batch_of_restores_costs_the_same_statements_whatever_its_size(
+    database_url: str,
+) -> None:
+    """Under load a batch's time is mostly its round trips to PostgreSQL: deciding the
+    restores of a batch of payments takes a fixed number of statements, not one per
+    contract."""
+
+    async def scenario(s: Sim) -> None:
+        sizes = (1, 10, 40)  # the first also has asyncpg learn the types of the results
+        contracts = [str(1300 + i) for i in range(sum(sizes))]
+        async with s.one_batch():
+            for c in contracts:
+                await s.contract(c)
+                await s.invoice(c, f"20260{c}", date(2026, 12, 15))
+        await s.run_until(at("2026-12-25"), batched=True)
+        async with s.one_batch():
+            for c in contracts:
+                await s.acknowledge(c)
+        await s.run_until(at("2027-01-07"), batched=True)
+        assert all(s.acts(c)[-1][1] == "suspend" for c in contracts)
+        statements: list[str] = []
+        s.conn.add_query_logger(lambda logged: statements.append(logged.query))
+        counts = []
+        start = 0
+        for n in sizes:
+            await asyncio.sleep(0)  # asyncpg calls its loggers soon, not at once
+            statements.clear()
+            async with s.one_batch():
+                for c in contracts[start : start + n]:
+                    await s.settle(c, f"20260{c}")
+            await asyncio.sleep(0)
+            assert all(s.acts(c)[-1][1] == "restore" for c in contracts[start : start + n])
+            start += n
+            counts.append(len(statements))
+        # BEGIN, the contracts' locks, the settled invoices, the facts, the actions, the
+        # states, the timers, COMMIT
+        assert counts[1:] == [8, 8], (counts, [q[:60] for q in statements])
+
+    run(database_url, scenario)
+
+
 def test_due_20th_restrict_preset(database_url: str) -> None:
     async def scenario(s: Sim) -> None:
         await s.contract("2001", policy="due-20th-restrict")

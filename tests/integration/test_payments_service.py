@@ -405,3 +405,51 @@ async def _run_script(
     await deliver()
     await _conserved(conn)
     return [events, await _snapshot(conn)]
+
+
+def test_a_batch_of_payments_costs_the_same_statements_whatever_its_size(
+    database_url: str,
+) -> None:
+    asyncio.run(_statements_per_batch(database_url))
+
+
+async def _statements_per_batch(url: str) -> None:
+    """Under load a batch's time is mostly its round trips to PostgreSQL, each a wait for a
+    busy CPU: pairing a batch of plain payments takes a fixed number of statements (the
+    transaction, one for the facts, one write per table), not one per payment."""
+    h, conn = await harness(url)
+    statements: list[str] = []
+    sizes = (1, 10, 40)  # the first also has asyncpg learn the types of the results
+    contracts = [str(7000 + i) for i in range(sum(sizes))]
+    setup: list[tuple[Any, Any, Any]] = []
+    for c in contracts:
+        upserted = ev.ContractUpserted(
+            contract=c, customer_name=c, currency="CZK", monthly_fee_minor=1
+        )
+        setup.append((h.payments.on_contract, _ev(upserted), upserted))
+    for c in contracts:
+        issued = ev.InvoiceIssued(
+            contract=c, invoice_number=f"27{c}", vs=c, ss=f"27{c}", period="2026-11",
+            issued_on=date(2026, 11, 1), due_on=date(2026, 11, 15), amount_minor=500,
+            currency="CZK", account=ACCOUNT,
+        )  # fmt: skip
+        setup.append((h.payments.on_invoice_issued, _ev(issued), issued))
+    try:
+        await h._unit(lambda u: u.handle(setup))
+        conn.add_query_logger(lambda logged: statements.append(logged.query))
+        await asyncio.sleep(0)
+        counts = []
+        start = 0
+        for n in sizes:
+            statements.clear()
+            out = await h.receive_many(
+                [pay(f"s{c}", 500, vs=c, ss=f"27{c}") for c in contracts[start : start + n]]
+            )
+            await asyncio.sleep(0)  # asyncpg calls its loggers soon, not at once
+            start += n
+            assert [t for t, _ in out].count("invoice.settled.v1") == n
+            counts.append(len(statements))
+        # BEGIN, the facts, the transactions, the allocations, the invoices' figures, COMMIT
+        assert counts[1:] == [6, 6], (counts, [s[:60] for s in statements])
+    finally:
+        await conn.close()
