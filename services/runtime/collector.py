@@ -1,5 +1,6 @@
-"""Pausing Python's cyclic garbage collector around work that builds many objects which all
-live on: a statement's movements, a billing run's invoices and events.
+"""Keeping Python's cyclic garbage collector off objects that live on: pausing it around
+work that builds many of them (a statement's movements, a billing run's invoices and
+events), and freezing what a worker holds once it is up.
 
 The collector runs whenever allocations outnumber deallocations by a threshold, and every so
 often it walks every tracked object of the older generations. While hundreds of thousands of
@@ -26,3 +27,14 @@ def paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def freeze_startup() -> None:
+    """Move every object alive now out of the collector's reach, for good: a worker's
+    modules, schemas, pools and clients, once it is up. Every full collection walked all of
+    them (about 100,000) and freed next to nothing, with the worker's event loop stopped:
+    60-265 ms each, 5 to 20 times a worker in a bench run of 20,000 payments and the loaded
+    reconnect (gc callbacks), each a stall of every event in flight. Frozen: 1-21 ms.
+    Objects made later are collected as before."""
+    gc.collect()
+    gc.freeze()

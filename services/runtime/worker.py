@@ -20,7 +20,7 @@ import faust
 import faust.app.base
 from aiohttp import web
 
-from services.runtime import db, logs, metrics
+from services.runtime import collector, db, logs, metrics
 from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
 from services.runtime.consumer import BatchConsumer, Handler
 from services.runtime.outbox import OutboxRelay, make_producer
@@ -118,6 +118,7 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
         runners = [await _serve_metrics(rt, spec)]
         runners += [await server(rt) for server in spec.extra_servers]
         listener = await _listen_clock(rt)
+        collector.freeze_startup()
         log.info("worker started", metrics_port=settings.metrics_port_for(spec.name))
         try:
             await asyncio.gather(*tasks)
