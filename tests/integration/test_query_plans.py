@@ -13,6 +13,7 @@ import asyncpg
 from services.dunning.service import Q as DQ
 from services.payments.service import Q
 from services.runtime import db
+from services.runtime.outbox import TAKE
 
 
 @contextlib.asynccontextmanager
@@ -136,3 +137,23 @@ async def _no_jit(url: str) -> None:
         assert await conn.fetchval("SHOW jit") == "off"
     finally:
         await conn.close()
+
+
+def test_the_relay_takes_its_rows_by_key_from_a_large_outbox(database_url: str) -> None:
+    asyncio.run(_relay_plan(database_url))
+
+
+async def _relay_plan(url: str) -> None:
+    """A billing run leaves a million rows in invoicing's outbox; each relay round takes the
+    oldest 5,000 by the primary key, never scanning the table, analyzed or not."""
+    async with _session(url, "invoicing") as conn:
+        await conn.execute(
+            "INSERT INTO outbox (topic, key, value, event_type)"
+            " SELECT 't', g::text::bytea, 'v', 'x.v1' FROM generate_series(1, 200000) g"
+        )
+        for analyze in (False, True):
+            if analyze:
+                await conn.execute("ANALYZE outbox")
+            plan = await _explain(conn, TAKE, 5000)
+            assert "Index Scan using outbox_pkey on outbox" in plan, plan
+            assert "Seq Scan" not in plan, plan
