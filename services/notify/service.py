@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from schemas import events as ev
 from schemas.envelope import CloudEvent
+from schemas.registry import EVENT_TYPES
 from services.notify import domain, templates
 from services.notify.channels import DeliveryError, Email, SmsGateway
 from services.runtime import logs, sql
@@ -44,13 +45,7 @@ KINDS = {
 
 
 # The data of each request type above: a run of them is handled at once.
-REQUESTS: tuple[type[BaseModel], ...] = (
-    ev.ReminderRequested,
-    ev.NoticeRequested,
-    ev.SuspendRequested,
-    ev.RestrictRequested,
-    ev.RestoreRequested,
-)
+REQUESTS: tuple[type[BaseModel], ...] = tuple(EVENT_TYPES[t] for t in KINDS)
 
 
 def _contacts(raw: list[dict[str, Any]]) -> list[domain.ContactInfo]:

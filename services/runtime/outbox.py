@@ -88,8 +88,6 @@ class OutboxRelay:
             )
             if not locked:
                 return 0
-            # taken and deleted in one statement; the deletion commits only after every
-            # record is acknowledged, and a failed send rolls it back
             rows = sorted(await conn.fetch(TAKE, self.batch), key=lambda r: r["id"])
             if not rows:
                 OUTBOX_BACKLOG.labels(self.service).set(0)

@@ -35,6 +35,16 @@ from services.runtime.db import Jsonb
 _ONE_BY_ONE = object()  # the key of a write staged with ``stage``
 HEADERS = Jsonb(json.dumps([["content-type", CONTENT_TYPE]]))
 COPY_AT_LEAST = 1000  # outbox rows from which COPY beats one INSERT of arrays
+_WAKE_RELAY = "pg_notify(current_schema() || '_outbox', '')"  # sent on commit (outbox.run)
+# the rows in emit order, and the relay's wake-up in the same statement (a round trip less)
+_WRITE_OUTBOX = f"""
+    WITH written AS (
+        INSERT INTO outbox (topic, key, value, headers, event_type)
+        SELECT t, k, v, h::jsonb, ty
+        FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[], $5::text[])
+             WITH ORDINALITY AS u(t, k, v, h, ty, n)
+        ORDER BY n)
+    SELECT {_WAKE_RELAY}"""
 _STR = TypeAdapter(str)
 _TIME = TypeAdapter(datetime)
 
@@ -187,18 +197,11 @@ class Unit:
                 records=self.outbox,  # headers are Jsonb: written as they are
                 columns=["topic", "key", "value", "headers", "event_type"],
             )
-            await self.conn.execute("SELECT pg_notify(current_schema() || '_outbox', '')")
+            await self.conn.execute(f"SELECT {_WAKE_RELAY}")
             return len(self.outbox)
         topics, keys, values, headers, types = zip(*self.outbox, strict=True)
-        # the relay's wake-up in the same statement: one round trip less a batch
         await self.conn.execute(
-            """WITH written AS (
-                   INSERT INTO outbox (topic, key, value, headers, event_type)
-                   SELECT t, k, v, h::jsonb, ty
-                   FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[], $5::text[])
-                        WITH ORDINALITY AS u(t, k, v, h, ty, n)
-                   ORDER BY n)
-               SELECT pg_notify(current_schema() || '_outbox', '')""",
+            _WRITE_OUTBOX,
             topics,
             keys,
             values,
