@@ -47,7 +47,10 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/billing"
-    topic_partitions: int = 4
+    # Two: a second instance of a worker can share the work. Production sets more (deploy/,
+    # 12); on the embedded broker each partition a fetch names costs latency under load
+    # (README, Performance finding 20).
+    topic_partitions: int = 2
     topic_replication_factor: int = 1
 
     # Consumer group tuning. The group coordinator holds a JoinGroup for up to half the
