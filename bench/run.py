@@ -51,6 +51,7 @@ from services.bank_import.formats import parse_statement
 from services.demo import Scenario, isolated_stack
 from services.runtime import db
 from services.runtime.clock import set_clock
+from services.runtime.quiesce import end_offsets
 from services.runtime.settings import SERVICES, Topics
 from services.runtime.stack import Stack
 
@@ -328,27 +329,22 @@ async def wait_outboxes_empty(url: str) -> None:
 
 
 async def topic_count(bootstrap: str, topic: str, needle: str) -> int:
-    """How many records on the topic contain ``needle`` (read from the start).
-
-    Read up to the high watermark that the fetch responses carry, not only to the end
-    offsets ListOffsets gives: the embedded broker answers those with the last batch's
-    first offset + 1 (README, Performance finding 22), which stopped the count up to a
-    batch short."""
+    """How many records on the topic contain ``needle`` (read from the start, up to the
+    high watermarks: README, Performance finding 22)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
+        ends = await end_offsets(consumer, parts)
         count = 0
         wanted = needle.encode()
         left = {tp for tp in parts if ends[tp] > 0}
         while left:
             for tp, records in (await consumer.getmany(timeout_ms=500, max_records=10000)).items():
                 count += sum(1 for r in records if r.value and wanted in r.value)
-                end = max(ends[tp], consumer.highwater(tp) or 0)
-                if records and records[-1].offset + 1 >= end:
+                if records and records[-1].offset + 1 >= ends[tp]:
                     left.discard(tp)
         return count
     finally:

@@ -33,6 +33,41 @@ def subscribed_topics(settings: Settings, topics: Topics) -> dict[str, list[str]
     return out
 
 
+async def end_offsets(
+    consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Each partition's end: its high watermark as a fetch response gives it, at least the
+    end offset the broker lists. Kafka lists the high watermark; the embedded broker lists
+    the first offset of a partition's last record batch + 1, so a reader or a consumer part
+    way through that batch looked done (README, Performance finding 22). One fetch a
+    leader, from the listed ends, for at most a byte: the answer carries the watermark."""
+    listed = await consumer.end_offsets(partitions)
+    client = consumer._client
+    wanted: dict[int, dict[str, list[tuple[int, int, int]]]] = {}
+    for tp, end in listed.items():
+        leader = client.cluster.leader_for_partition(tp)
+        if leader is not None and leader >= 0:
+            wanted.setdefault(leader, {}).setdefault(tp.topic, []).append((tp.partition, end, 1))
+    ends = dict(listed)
+    for leader, topics in wanted.items():
+        response = await client.send(
+            leader,
+            FetchRequest(
+                max_wait_time=1,  # 0: the embedded broker answers with no topics at all
+                min_bytes=0,
+                max_bytes=1,
+                isolation_level=0,
+                topics=list(topics.items()),
+            ),
+        )
+        for topic, partitions_ in response.topics:
+            for partition, error_code, high_watermark, *_ in partitions_:
+                tp = TopicPartition(topic, partition)
+                if error_code == 0 and tp in ends:
+                    ends[tp] = max(ends[tp], high_watermark)
+    return ends
+
+
 @dataclass
 class Snapshot:
     lag: int
@@ -90,7 +125,7 @@ class Quiescence:
                 await self.consumer._client.force_metadata_update()
                 for p in self.consumer.partitions_for_topic(name) or set():
                     self.partitions.append(TopicPartition(name, p))
-        ends = await self._high_watermarks(await self.consumer.end_offsets(self.partitions))
+        ends = await end_offsets(self.consumer, self.partitions)
         lag = 0
         for service, names in self.subscriptions.items():
             group = self.groups[service]
@@ -111,42 +146,6 @@ class Quiescence:
             now,
         )
         return Snapshot(lag, outbox, timers, deliveries, sum(ends.values()))
-
-    async def _high_watermarks(
-        self, listed: dict[TopicPartition, int]
-    ) -> dict[TopicPartition, int]:
-        """Each partition's end as its fetch response gives it (the high watermark), at
-        least the listed one. Kafka lists the high watermark; the embedded broker lists the
-        first offset of a partition's last record batch + 1, and a consumer part way through
-        that batch looked caught up (README, Performance finding 22). One fetch a leader,
-        from the listed end, for at most a byte: the answer carries the watermark."""
-        assert self.consumer
-        client = self.consumer._client
-        wanted: dict[int, dict[str, list[tuple[int, int, int]]]] = {}
-        for tp, end in listed.items():
-            leader = client.cluster.leader_for_partition(tp)
-            if leader is not None and leader >= 0:
-                wanted.setdefault(leader, {}).setdefault(tp.topic, []).append(
-                    (tp.partition, end, 1)
-                )
-        ends = dict(listed)
-        for leader, topics in wanted.items():
-            response = await client.send(
-                leader,
-                FetchRequest(
-                    max_wait_time=1,  # 0: the embedded broker answers with no topics at all
-                    min_bytes=0,
-                    max_bytes=1,
-                    isolation_level=0,
-                    topics=list(topics.items()),
-                ),
-            )
-            for topic, partitions in response.topics:
-                for partition, error_code, high_watermark, *_ in partitions:
-                    tp = TopicPartition(topic, partition)
-                    if error_code == 0 and tp in ends:
-                        ends[tp] = max(ends[tp], high_watermark)
-        return ends
 
     async def wait(
         self, conn: asyncpg.Connection, timeout: float = 60.0, interval: float = 0.1

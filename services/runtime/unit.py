@@ -36,6 +36,7 @@ _ONE_BY_ONE = object()  # the key of a write staged with ``stage``
 HEADERS = Jsonb(json.dumps([["content-type", CONTENT_TYPE]]))
 COPY_AT_LEAST = 1000  # outbox rows from which COPY beats one INSERT of arrays
 _WAKE_RELAY = "pg_notify(current_schema() || '_outbox', '')"  # sent on commit (outbox.run)
+_WAKE_ALONE = f"SELECT {_WAKE_RELAY}"  # after a COPY, which cannot carry it
 # the rows in emit order, and the relay's wake-up in the same statement (a round trip less)
 _WRITE_OUTBOX = f"""
     WITH written AS (
@@ -197,7 +198,7 @@ class Unit:
                 records=self.outbox,  # headers are Jsonb: written as they are
                 columns=["topic", "key", "value", "headers", "event_type"],
             )
-            await self.conn.execute(f"SELECT {_WAKE_RELAY}")
+            await self.conn.execute(_WAKE_ALONE)
             return len(self.outbox)
         topics, keys, values, headers, types = zip(*self.outbox, strict=True)
         await self.conn.execute(

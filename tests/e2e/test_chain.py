@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.demo import Scenario
+from services.runtime.quiesce import end_offsets
 from services.runtime.settings import Topics
 from services.runtime.stack import Stack
 
@@ -33,7 +34,7 @@ async def read_all(
         ]
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
+        ends = await end_offsets(consumer, parts)  # the high watermarks
         out = []
 
         async def behind() -> bool:
