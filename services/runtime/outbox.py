@@ -4,7 +4,8 @@ Order of steps, and why it is safe:
 1. Take a transaction-scoped advisory lock named after the schema. Only one relay of a
    service publishes at a time, so rows leave in id order; other instances skip the round.
 2. Delete the oldest rows, returning them (ids grow in commit order per key, because one
-   key is only ever written by the single consumer that owns its partition).
+   key is only ever written by the single consumer that owns its partition). A packed row
+   (``records`` set) holds that many events in emit order; it is taken and published whole.
 3. Hand them all to the producer as record batches, one per partition at a time, then
    wait for every acknowledgement (acks=all). aiokafka keeps one batch per partition in
    flight, so per-partition order is the rows' id order.
@@ -20,7 +21,9 @@ import contextlib
 import functools
 import json
 import random
+import struct
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import asyncpg
@@ -42,11 +45,61 @@ def _headers(text: str) -> list[tuple[str, bytes]]:
 # A round's rows, oldest first, taken and deleted in one statement: a primary-key probe per
 # id, whatever the outbox's size or statistics (tests/integration/test_query_plans.py).
 # Written as `id IN (subquery)`, the planner may hash the ids and scan the whole outbox
-# instead: it did on an analyzed outbox of 200,000 short rows.
-TAKE = (
-    "DELETE FROM outbox WHERE id = ANY(ARRAY(SELECT id FROM outbox ORDER BY id LIMIT $1))"
-    " RETURNING id, topic, key, value, headers::text AS headers, event_type"
-)
+# instead: it did on an analyzed outbox of 200,000 short rows. A round takes rows while
+# fewer than $1 events come before them, so a packed row counts as its events (and the
+# first row is always taken, however many it packs).
+TAKE = """
+    DELETE FROM outbox WHERE id = ANY(ARRAY(
+        SELECT id FROM (
+            SELECT id, sum(coalesce(records, 1)) OVER (ORDER BY id) - coalesce(records, 1)
+                   AS before
+            FROM (SELECT id, records FROM outbox ORDER BY id LIMIT $1) head) counted
+        WHERE before < $1))
+    RETURNING id, topic, key, value, headers::text AS headers, event_type, records"""
+
+_LENGTH = struct.Struct(">i")
+_NO_KEY = _LENGTH.pack(-1)
+
+
+def pack(records: Iterable[tuple[bytes | None, bytes]]) -> bytes:
+    """Events (key, value) as one outbox value: each a 4-byte big-endian key length (-1:
+    no key), the key, a 4-byte value length, the value; Kafka's own framing of the two."""
+    parts: list[bytes] = []
+    for key, value in records:
+        if key is None:
+            parts.append(_NO_KEY)
+        else:
+            parts += (_LENGTH.pack(len(key)), key)
+        parts += (_LENGTH.pack(len(value)), value)
+    return b"".join(parts)
+
+
+def unpack(
+    value: bytes, records: int, where: str = "packed value"
+) -> list[tuple[bytes | None, bytes]]:
+    """The ``records`` events ``pack`` wrote into ``value``; anything else is an error that
+    names ``where`` (the row), never a silently shorter list."""
+    out: list[tuple[bytes | None, bytes]] = []
+    pos, end, unpack_from = 0, len(value), _LENGTH.unpack_from
+    try:
+        while pos < end:
+            (n,) = unpack_from(value, pos)
+            pos += 4
+            key = None
+            if n >= 0:
+                key = value[pos : pos + n]
+                pos += n
+            (n,) = unpack_from(value, pos)
+            pos += 4
+            if n < 0 or pos + n > end:
+                raise ValueError(f"a value of {n} bytes at byte {pos}")
+            out.append((key, value[pos : pos + n]))
+            pos += n
+    except (struct.error, ValueError) as exc:
+        raise ValueError(f"{where}: packed events are malformed ({exc})") from None
+    if pos != end or len(out) != records:
+        raise ValueError(f"{where}: {len(out)} packed events in {end} bytes, {records} expected")
+    return out
 
 
 def make_producer(bootstrap: str) -> AIOKafkaProducer:
@@ -93,26 +146,31 @@ class OutboxRelay:
                 OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
             await self._send(rows)
-            for (topic, type_), n in Counter((r["topic"], r["event_type"]) for r in rows).items():
+            events: Counter[tuple[str, str]] = Counter()
+            for r in rows:
+                events[r["topic"], r["event_type"]] += r["records"] or 1
+            for (topic, type_), n in events.items():
                 EVENTS_OUT.labels(self.service, topic, type_).inc(n)
+            taken = sum(events.values())
             # A round short of ``batch`` took all there was when it read: no backlog, and
             # no query to learn it. Otherwise an estimate from the primary key's end, O(1)
             # where count(*) would scan a large backlog on every round: the id span after
-            # what was just published (ids skip where a transaction rolled back).
+            # what was just published (ids skip where a transaction rolled back; a packed
+            # row counts once).
             backlog = 0
-            if len(rows) >= self.batch:
+            if taken >= self.batch:
                 backlog = await conn.fetchval(
                     "SELECT coalesce(max(id) - $1, 0) FROM outbox", rows[-1]["id"]
                 )
             OUTBOX_BACKLOG.labels(self.service).set(max(0, backlog))
-            return len(rows)
+            return taken
 
     async def _send(self, rows: list[asyncpg.Record]) -> None:
-        """Hand the rows to the producer as record batches, one open batch per partition,
-        filled in id order, and wait until all are acknowledged. The partition is the one
-        ``send()`` would pick (the default murmur2 partitioner on the key), so every
-        producer of a key lands on the same partition; a batch per partition costs a
-        fraction of a ``send()`` per record."""
+        """Hand the rows' events to the producer as record batches, one open batch per
+        partition, filled in id order (a packed row's events in their order), and wait
+        until all are acknowledged. The partition is the one ``send()`` would pick (the
+        default murmur2 partitioner on the key), so every producer of a key lands on the
+        same partition; a batch per partition costs a fraction of a ``send()`` per record."""
         futures: list[asyncio.Future[Any]] = []
         open_batches: dict[tuple[str, int], Any] = {}
         for topic in {row["topic"] for row in rows}:  # partitions added since: map again
@@ -121,22 +179,26 @@ class OutboxRelay:
                 self._partitions[topic] = parts
                 self._by_key = {k: p for k, p in self._by_key.items() if k[0] != topic}
         for row in rows:
-            topic, key = row["topic"], row["key"]
-            partition = self._partition(topic, key)
-            record = {
-                "key": key,
-                "value": row["value"],
-                "timestamp": None,
-                "headers": _headers(row["headers"]),
-            }
-            batch = open_batches.get((topic, partition))
-            if batch is None:
-                batch = open_batches[topic, partition] = self.producer.create_batch()
-            if batch.append(**record) is None:  # full: send it, start the next
-                futures.append(await self.producer.send_batch(batch, topic, partition=partition))
-                batch = open_batches[topic, partition] = self.producer.create_batch()
-                if batch.append(**record) is None:
-                    raise ValueError(f"outbox row {row['id']} is larger than a record batch")
+            topic, headers = row["topic"], _headers(row["headers"])
+            if row["records"] is None:
+                events = [(row["key"], row["value"])]
+            else:
+                events = unpack(row["value"], row["records"], f"outbox row {row['id']}")
+            for key, value in events:
+                partition = self._partition(topic, key)
+                batch = open_batches.get((topic, partition))
+                if batch is None:
+                    batch = open_batches[topic, partition] = self.producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                    # full: send it, start the next
+                    futures.append(
+                        await self.producer.send_batch(batch, topic, partition=partition)
+                    )
+                    batch = open_batches[topic, partition] = self.producer.create_batch()
+                    if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+                        raise ValueError(
+                            f"an event of outbox row {row['id']} is larger than a record batch"
+                        )
         for (topic, partition), batch in open_batches.items():
             futures.append(await self.producer.send_batch(batch, topic, partition=partition))
         await asyncio.gather(*futures)

@@ -31,10 +31,15 @@ from pydantic import BaseModel, TypeAdapter
 from schemas.envelope import CONTENT_TYPE, event_id_text
 from services.runtime import logs
 from services.runtime.db import Jsonb
+from services.runtime.outbox import pack
 
 _ONE_BY_ONE = object()  # the key of a write staged with ``stage``
 HEADERS = Jsonb(json.dumps([["content-type", CONTENT_TYPE]]))
 COPY_AT_LEAST = 1000  # outbox rows from which COPY beats one INSERT of arrays
+# In a flush that large, a run of consecutive events of one topic, type and headers of at
+# least PACK_AT_LEAST goes as packed rows of at most PACK_MAX (migration 002_outbox_packed)
+PACK_AT_LEAST = 100
+PACK_MAX = 1000
 _WAKE_RELAY = "pg_notify(current_schema() || '_outbox', '')"  # sent on commit (outbox.run)
 _WAKE_ALONE = f"SELECT {_WAKE_RELAY}"  # after a COPY, which cannot carry it
 # the rows in emit order, and the relay's wake-up in the same statement (a round trip less)
@@ -46,6 +51,10 @@ _WRITE_OUTBOX = f"""
              WITH ORDINALITY AS u(t, k, v, h, ty, n)
         ORDER BY n)
     SELECT {_WAKE_RELAY}"""
+# an outbox row as emitted: topic, key, value, headers, event type; and as written, with
+# the number of events it packs (None: one)
+OutboxRow = tuple[str, bytes | None, bytes, Jsonb, str]
+PackedRow = tuple[str, bytes | None, bytes, Jsonb, str, int | None]
 _STR = TypeAdapter(str)
 _TIME = TypeAdapter(datetime)
 
@@ -55,7 +64,7 @@ class Unit:
     conn: asyncpg.Connection
     now: datetime
     source: str
-    outbox: list[tuple[str, bytes | None, bytes, Jsonb, str]] = field(default_factory=list)
+    outbox: list[OutboxRow] = field(default_factory=list)
     staged: list[tuple[str, tuple[Any, ...], Any]] = field(default_factory=list)
     deferred: dict[Work, dict[str, None]] = field(default_factory=dict)
     # the batch's new events (event, data) and the position of the one being handled:
@@ -195,8 +204,8 @@ class Unit:
         if len(self.outbox) >= COPY_AT_LEAST:  # a billing run's chunk, a timer sweep
             await self.conn.copy_records_to_table(
                 "outbox",
-                records=self.outbox,  # headers are Jsonb: written as they are
-                columns=["topic", "key", "value", "headers", "event_type"],
+                records=packed(self.outbox),  # headers are Jsonb: written as they are
+                columns=["topic", "key", "value", "headers", "event_type", "records"],
             )
             await self.conn.execute(_WAKE_ALONE)
             return len(self.outbox)
@@ -210,6 +219,32 @@ class Unit:
             types,
         )
         return len(self.outbox)
+
+
+def packed(outbox: list[OutboxRow]) -> list[PackedRow]:
+    """Outbox rows in emit order, each run of at least ``PACK_AT_LEAST`` consecutive events
+    of one topic, type and headers (the same ``Jsonb``: a dead letter's are its own) packed
+    ``PACK_MAX`` at most a row; shorter runs stay a row an event (``records`` NULL)."""
+    out: list[PackedRow] = []
+    i, n = 0, len(outbox)
+    while i < n:
+        topic, _, _, headers, type_ = outbox[i]
+        j = i + 1
+        while (
+            j < n
+            and j - i < PACK_MAX
+            and outbox[j][4] == type_
+            and outbox[j][0] == topic
+            and outbox[j][3] is headers
+        ):
+            j += 1
+        if j - i >= PACK_AT_LEAST:
+            value = pack((key, value) for _, key, value, _, _ in outbox[i:j])
+            out.append((topic, None, value, headers, type_, j - i))
+        else:
+            out += ((*row, None) for row in outbox[i:j])
+        i = j
+    return out
 
 
 def columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -13,16 +14,21 @@ from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import REGISTRY
 
 from services.runtime import db
-from services.runtime.outbox import OutboxRelay, make_producer
+from services.runtime.outbox import OutboxRelay, make_producer, pack, unpack
 from services.runtime.settings import Settings, Topics
 from services.runtime.stack import create_topics
 
 
-def test_relay_publishes_in_order_on_the_keys_partition(broker: str, database_url: str) -> None:
-    asyncio.run(_relay(broker, database_url))
+@pytest.mark.parametrize("packed", [False, True], ids=["a-row-an-event", "packed"])
+def test_relay_publishes_in_order_on_the_keys_partition(
+    broker: str, database_url: str, packed: bool
+) -> None:
+    asyncio.run(_relay(broker, database_url, packed))
 
 
-async def _relay(bootstrap: str, url: str) -> None:
+async def _relay(bootstrap: str, url: str, packed: bool) -> None:
+    """3,000 events of 60 keys, a row each or packed 500 a row; rounds of 1,000 events."""
+    run = uuid.uuid4().hex  # the topic holds the other run's events too
     settings = Settings(kafka_bootstrap_servers=bootstrap, database_url=url)
     topics = Topics()
     await create_topics(settings, topics)
@@ -33,19 +39,25 @@ async def _relay(bootstrap: str, url: str) -> None:
     keys = [f"{100000 + k}" for k in range(60)]
     rows = 3000
     try:
+        events = [
+            (
+                keys[i % len(keys)].encode(),
+                json.dumps({"run": run, "seq": i, "big": "x" * (i % 700)}).encode(),
+            )
+            for i in range(rows)
+        ]
+        headers = [["content-type", "application/json"]]
         async with pool.acquire() as conn:
+            await conn.execute("TRUNCATE outbox")
             await conn.executemany(
-                "INSERT INTO outbox (topic, key, value, headers, event_type)"
-                " VALUES ($1, $2, $3, $4, 'x.v1')",
+                "INSERT INTO outbox (topic, key, value, headers, event_type, records)"
+                " VALUES ($1, $2, $3, $4, 'x.v1', $5)",
                 [
-                    (
-                        topics.invoices,
-                        keys[i % len(keys)].encode(),
-                        json.dumps({"seq": i, "big": "x" * (i % 700)}).encode(),
-                        [["content-type", "application/json"]],
-                    )
-                    for i in range(rows)
-                ],
+                    (topics.invoices, None, pack(events[i : i + 500]), headers, 500)
+                    for i in range(0, rows, 500)
+                ]
+                if packed
+                else [(topics.invoices, key, value, headers, None) for key, value in events],
             )
         relay = OutboxRelay("invoicing", pool, producer, batch=1000)
         published = 0
@@ -56,7 +68,7 @@ async def _relay(bootstrap: str, url: str) -> None:
                 REGISTRY.get_sample_value("billing_outbox_backlog", {"service": "invoicing"})
             )
         assert published == rows
-        assert backlog == [2000, 1000, 0]
+        assert backlog == ([4, 2, 0] if packed else [2000, 1000, 0])  # rows, not events
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT count(*) FROM outbox") == 0
         # where send() puts each key: one record per key on a topic of as many partitions
@@ -78,6 +90,8 @@ async def _relay(bootstrap: str, url: str) -> None:
         while seen < rows:
             for records in (await consumer.getmany(timeout_ms=1000)).values():
                 for r in records:
+                    if json.loads(r.value)["run"] != run:
+                        continue
                     assert r.key is not None
                     key = r.key.decode()
                     assert r.partition == expected[key], key
@@ -97,12 +111,13 @@ def test_flush_writes_the_same_rows_by_insert_and_by_copy(database_url: str) -> 
 
 
 async def _flush(url: str) -> None:
-    """Below ``COPY_AT_LEAST`` rows the outbox is written by one INSERT, from it by COPY:
-    the same rows either way, in emit order, headers as JSON (a dead letter's too)."""
+    """Below ``COPY_AT_LEAST`` events the outbox is written by one INSERT, from it by COPY
+    with runs packed: the same events either way, in emit order, headers as JSON (a dead
+    letter's too)."""
     from datetime import UTC, datetime
 
     from schemas import events as ev
-    from services.runtime.unit import COPY_AT_LEAST, Unit
+    from services.runtime.unit import COPY_AT_LEAST, PACK_MAX, Unit
 
     await db.migrate(url, "invoicing")
     conn = await db.connect(url, "invoicing")
@@ -126,11 +141,22 @@ async def _flush(url: str) -> None:
             # the relay is woken by the commit, either way
             assert await asyncio.wait_for(woken.get(), 5) == "invoicing_outbox"
             rows = await conn.fetch(
-                "SELECT key, value, headers, event_type FROM outbox ORDER BY id"
+                "SELECT key, value, headers, event_type, records FROM outbox ORDER BY id"
             )
-            assert len(rows) == n + 1
-            assert [r["key"] for r in rows[:n]] == [f"{1000 + i}".encode() for i in range(n)]
-            assert [r["value"] for r in rows[:n]] == [v for _, _, v, _, _ in unit.outbox[:n]]
+            # from COPY_AT_LEAST on, a run of one type is packed, PACK_MAX events a row; the
+            # five left over are too few to pack, and a dead letter is never packed
+            shape = [None] * (n + 1) if n < COPY_AT_LEAST else [PACK_MAX] + [None] * 6
+            assert [r["records"] for r in rows] == shape
+            events = []
+            for r in rows:
+                if r["records"] is None:
+                    events.append((r["key"], r["value"], r["event_type"]))
+                else:
+                    assert r["key"] is None
+                    events += [(k, v, r["event_type"]) for k, v in unpack(r["value"], r["records"])]
+            expected = [(k, v, t) for _, k, v, _, t in unit.outbox[:n]]
+            assert events[:n] == expected
+            assert [k for k, _, _ in expected] == [f"{1000 + i}".encode() for i in range(n)]
             assert rows[0]["headers"] == [["content-type", "application/cloudevents+json"]]
             assert rows[-1]["headers"][1] == ["dlq-reason", "not JSON"]
             assert rows[-1]["key"] is None and rows[-1]["event_type"] == "dead-letter"
