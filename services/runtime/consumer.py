@@ -36,6 +36,7 @@ from services.runtime.metrics import (
     DUPLICATES,
     EVENT_LAG,
     EVENTS_IN,
+    INBOX_PRUNED,
     PROCESSING,
     TRANSIENT_RETRIES,
 )
@@ -219,3 +220,48 @@ class BatchConsumer:
                 DUPLICATES.labels(self.service, item.record.topic).inc()
         for record, _ in poison:
             DLQ.labels(self.service, record.topic).inc()
+
+
+# One chunk of expired inbox rows, found by a scan (no index on processed_at: it would cost
+# every insert, to save one scan an hour) and deleted by their row addresses.
+_PRUNE = """
+    DELETE FROM inbox WHERE ctid = ANY(ARRAY(
+        SELECT ctid FROM inbox
+        WHERE processed_at < now() - make_interval(days => $1) LIMIT $2))"""
+
+
+async def prune_inbox(
+    pool: asyncpg.Pool, service: str, retention_days: int, chunk: int = 10_000
+) -> int:
+    """Delete the inbox's ids applied more than ``retention_days`` ago, ``chunk`` rows a
+    transaction so no long lock or transaction holds up the consumer; returns how many.
+    One instance of a service prunes at a time (the others skip the round)."""
+    pruned = 0
+    while True:
+        async with pool.acquire() as conn, conn.transaction():
+            locked = await conn.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.inbox'))"
+            )
+            if not locked:
+                return pruned
+            status = await conn.execute(_PRUNE, retention_days, chunk)
+        deleted = int(status.split()[-1])
+        pruned += deleted
+        INBOX_PRUNED.labels(service).inc(deleted)
+        if deleted < chunk:
+            return pruned
+
+
+async def run_inbox_pruner(
+    pool: asyncpg.Pool, service: str, retention_days: int, interval: float
+) -> None:
+    """Prune the inbox now and every ``interval`` seconds; a failed round is logged and
+    tried again at the next."""
+    while True:
+        try:
+            pruned = await prune_inbox(pool, service, retention_days)
+            if pruned:
+                log.info("inbox pruned", rows=pruned, retention_days=retention_days)
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            log.warning("inbox pruning failed; trying again later", error=repr(exc))
+        await asyncio.sleep(interval)

@@ -39,6 +39,9 @@ TRANSIENT_RETRIES = Counter(
     "billing_transient_retries_total", "Batches retried after a transient error", ["service"]
 )
 TIMERS_FIRED = Counter("billing_timers_fired_total", "Durable timers fired", ["service"])
+INBOX_PRUNED = Counter(
+    "billing_inbox_pruned_total", "Inbox ids deleted after the retention", ["service"]
+)
 
 
 async def _metrics(_: web.Request) -> web.Response:

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     batch_size: int = 500
     outbox_batch: int = 5000
     outbox_poll_interval: float = 0.5
+    # An applied event's id stays in the consumer's inbox this long: above the topics'
+    # retention, so a group reset to the earliest offset finds every id it applied.
+    inbox_retention_days: int = Field(default=30, ge=1)
+    inbox_prune_interval: float = Field(default=3600.0, gt=0)
     timer_poll_interval: float = 1.0
 
     # When true, "now" is the real time plus an offset shared through the database and

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from services.runtime import collector, db, logs, metrics
 from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
-from services.runtime.consumer import BatchConsumer, Handler
+from services.runtime.consumer import BatchConsumer, Handler, run_inbox_pruner
 from services.runtime.outbox import OutboxRelay, make_producer
 from services.runtime.settings import Settings, Topics, get_settings, get_topics
 from services.runtime.source import BatchSource
@@ -103,7 +103,13 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
         relay = OutboxRelay(
             spec.name, rt.db, producer, settings.outbox_batch, settings.outbox_poll_interval
         )
-        tasks: list[Awaitable[Any]] = [relay.run(settings.database_url), source.run()]
+        tasks: list[Awaitable[Any]] = [
+            relay.run(settings.database_url),
+            source.run(),
+            run_inbox_pruner(
+                rt.db, spec.name, settings.inbox_retention_days, settings.inbox_prune_interval
+            ),
+        ]
         if spec.timer is not None:
             rt.timer_loop = TimerLoop(
                 spec.name,
