@@ -814,6 +814,8 @@ async def billing_at_scale(stack: Stack, n: int) -> dict[str, Any]:
         "target_met": seconds <= 60 and seconds <= 5 * limit,
         "issued": issued, "published": published, "gapless": gapless,
         "invoiced_seconds": round(committed, 3), "applied_seconds": round(applied, 3),
+        # the largest of the bench's CLI runs so far, which the billing run's is (KiB on Linux)
+        "cli_peak_rss_mb": round(cli_after.ru_maxrss / 1024, 1),
         "settled_before_s": round(settle, 1),
         # CPU seconds spent during the run: the CLI, the workers (invoicing's relay
         # publishes; the others consume invoice.issued meanwhile), the broker, PostgreSQL

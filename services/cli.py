@@ -80,27 +80,29 @@ def cmd_invoicing_run(args: argparse.Namespace) -> None:
 
     settings = get_settings()
 
-    async def go() -> list[Any]:
+    async def go() -> service.BillingRun:
         conn = await db.connect(settings.database_url, "invoicing")
         try:
             clock = make_clock(settings)
             await clock.refresh(conn)
             now = clock.now()
             issued_on = date.fromisoformat(args.issued_on) if args.issued_on else now.date()
-            return await service.billing_run(conn, settings, args.period, issued_on, now)
+            return await service.billing_run(
+                conn, settings, args.period, issued_on, now, keep=LIST_AT_MOST
+            )
         finally:
             await conn.close()
 
-    invoices = asyncio.run(go())
-    if len(invoices) <= LIST_AT_MOST:
-        for inv in invoices:
+    run = asyncio.run(go())
+    if run.issued <= LIST_AT_MOST:
+        for inv in run.invoices:
             print(
                 f"{inv.invoice_number}  contract {inv.contract}  VS {inv.vs}  SS {inv.ss}  "
                 f"{inv.amount_minor / 100:.2f} {inv.currency}  due {inv.due_on}"
             )
     else:
         print(f"(more than {LIST_AT_MOST}: list them with `billing invoices`)")
-    print(f"{len(invoices)} invoices issued for {args.period}")
+    print(f"{run.issued} invoices issued for {args.period}")
 
 
 LIST_AT_MOST = 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import asyncpg
@@ -55,16 +56,30 @@ async def load_contracts(unit: Unit, records: list[ContractRecord]) -> tuple[int
     return len(records), changed
 
 
+@dataclass
+class BillingRun:
+    issued: int  # invoices the run issued
+    invoices: list[domain.NewInvoice]  # the first ``keep`` of them in number order (or all)
+
+
 async def billing_run(
-    conn: asyncpg.Connection, settings: Settings, period: str, issued_on: date, now: datetime
-) -> list[domain.NewInvoice]:
+    conn: asyncpg.Connection,
+    settings: Settings,
+    period: str,
+    issued_on: date,
+    now: datetime,
+    keep: int | None = None,
+) -> BillingRun:
     """A billing run, one transaction per chunk of contracts (``BILLING_BILLING_CHUNK``):
     each chunk's invoices and events commit together and the relay publishes them while
     the next chunk is invoiced. Run it again to complete an interrupted run. (Inside a
-    caller's transaction the chunks are savepoints.)"""
-    issued: list[domain.NewInvoice] = []
+    caller's transaction the chunks are savepoints.) Only the first ``keep`` invoices are
+    kept for the caller (None: all): a chunk's are dropped once written, so a million
+    contracts are billed in the memory of a chunk."""
+    kept: list[domain.NewInvoice] = []
+    issued = 0
     after: str | None = ""
-    with collector.paused():  # a million invoices pile up (a quarter of the run's CPU)
+    with collector.paused():  # a chunk's objects pile up (a quarter of the run's CPU)
         while after is not None:
             async with conn.transaction():
                 unit = Unit(conn, now, SOURCE)
@@ -72,9 +87,10 @@ async def billing_run(
                     unit, settings, period, issued_on, after, settings.billing_chunk
                 )
                 await unit.flush()
-            issued += invoices
-    await conn.execute(Q.record_run, period, issued_on, len(issued), now)
-    return issued
+            issued += len(invoices)
+            kept += invoices if keep is None else invoices[: max(0, keep - len(kept))]
+    await conn.execute(Q.record_run, period, issued_on, issued, now)
+    return BillingRun(issued, kept)
 
 
 async def billing_run_chunk(

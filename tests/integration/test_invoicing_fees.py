@@ -46,18 +46,24 @@ async def _fees(url: str) -> None:
         await unit(lambda u: service.on_fee_charged(u, event, fee))
         await unit(lambda u: service.on_fee_charged(u, event, fee))  # redelivered: once
         settings = Settings(database_url=url)
-        jan = await service.billing_run(conn, settings, "2027-01", date(2027, 1, 1), NOW)
+        jan = (await service.billing_run(conn, settings, "2027-01", date(2027, 1, 1), NOW)).invoices
         amounts = {i.contract: (i.amount_minor, i.fees_minor) for i in jan}
         assert amounts == {"1001": (49900, 0), "1002": (54900, 5000), "1003": (49900, 0)}
-        feb = await service.billing_run(conn, settings, "2027-02", date(2027, 2, 1), NOW)
+        feb = (await service.billing_run(conn, settings, "2027-02", date(2027, 2, 1), NOW)).invoices
         assert {i.contract: i.amount_minor for i in feb}["1002"] == 49900  # billed once
         # a run in chunks of one contract: each contract once, numbers gapless, in order
         one = Settings(database_url=url, billing_chunk=1)
-        mar = await service.billing_run(conn, one, "2027-03", date(2027, 3, 1), NOW)
+        run = await service.billing_run(conn, one, "2027-03", date(2027, 3, 1), NOW, keep=2)
+        assert run.issued == 3 and [i.contract for i in run.invoices] == ["1001", "1002"]
+        mar = (await service.billing_run(conn, one, "2027-04", date(2027, 4, 1), NOW)).invoices
         assert [i.contract for i in mar] == ["1001", "1002", "1003"]
-        numbers = [int(i.invoice_number) for i in feb + mar]
-        assert numbers == list(range(numbers[0], numbers[0] + 6))
-        assert await service.billing_run(conn, one, "2027-03", date(2027, 3, 1), NOW) == []
+        numbers = [int(i.invoice_number) for i in feb + run.invoices + mar]
+        assert numbers == [
+            *range(numbers[0], numbers[0] + 5),
+            *range(numbers[0] + 6, numbers[0] + 9),
+        ]
+        again = await service.billing_run(conn, one, "2027-04", date(2027, 4, 1), NOW)
+        assert again.issued == 0 and again.invoices == []
     finally:
         await conn.close()
 
