@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from schemas.envelope import CloudEvent
 from schemas.registry import PoisonMessage, parse
-from services.runtime import logs
+from services.runtime import db, logs
 from services.runtime.clock import Clock
 from services.runtime.metrics import (
     DLQ,
@@ -239,10 +239,7 @@ async def prune_inbox(
     pruned = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            locked = await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.inbox'))"
-            )
-            if not locked:
+            if not await db.try_schema_lock(conn, "inbox"):
                 return pruned
             status = await conn.execute(_PRUNE, retention_days, chunk)
         deleted = int(status.split()[-1])

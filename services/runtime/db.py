@@ -85,6 +85,16 @@ async def connect(url: str, schema: str | None = None) -> asyncpg.Connection:
     return conn
 
 
+async def try_schema_lock(conn: asyncpg.Connection, name: str) -> bool:
+    """Take the transaction-scoped advisory lock ``<schema>.<name>`` if it is free: one
+    instance of a service does that work at a time, the others skip the round."""
+    return bool(
+        await conn.fetchval(
+            "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.' || $1))", name
+        )
+    )
+
+
 def migration_files(service: str) -> list[Path]:
     """Runtime plumbing first, then the service's own files, each set in name order."""
     own = sorted((SERVICES_DIR / service / "migrations").glob("*.sql"))

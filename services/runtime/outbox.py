@@ -30,7 +30,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from services.runtime import logs
+from services.runtime import db, logs
 from services.runtime.metrics import EVENTS_OUT, OUTBOX_BACKLOG
 
 log = logs.get(__name__)
@@ -136,10 +136,7 @@ class OutboxRelay:
 
     async def publish_once(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
-            locked = await conn.fetchval(
-                "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.outbox'))"
-            )
-            if not locked:
+            if not await db.try_schema_lock(conn, "outbox"):
                 return 0
             rows = sorted(await conn.fetch(TAKE, self.batch), key=lambda r: r["id"])
             if not rows:

@@ -35,7 +35,7 @@ from services.runtime.outbox import pack
 
 _ONE_BY_ONE = object()  # the key of a write staged with ``stage``
 HEADERS = Jsonb(json.dumps([["content-type", CONTENT_TYPE]]))
-COPY_AT_LEAST = 1000  # outbox rows from which COPY beats one INSERT of arrays
+COPY_AT_LEAST = 1000  # events a flush writes by COPY from, not by one INSERT of arrays
 # In a flush that large, a run of consecutive events of one topic, type and headers of at
 # least PACK_AT_LEAST goes as packed rows of at most PACK_MAX (migration 002_outbox_packed)
 PACK_AT_LEAST = 100
