@@ -68,10 +68,20 @@ async def _unit_run(schema: str, fn: Any) -> Any:
 def cmd_contracts_load(args: argparse.Namespace) -> None:
     from services.invoicing import contracts_file, service
 
-    records = contracts_file.read(Path(args.file))
-    total, changed = asyncio.run(
-        _unit_run("invoicing", lambda u: service.load_contracts(u, records))
-    )
+    settings = get_settings()
+
+    async def go() -> tuple[int, int]:
+        conn = await db.connect(settings.database_url, "invoicing")
+        try:
+            clock = make_clock(settings)
+            await clock.refresh(conn)
+            return await service.load_contracts_file(
+                conn, contracts_file.records(Path(args.file)), clock.now()
+            )
+        finally:
+            await conn.close()
+
+    total, changed = asyncio.run(go())
     print(f"{total} contracts read, {changed} new or changed")
 
 

@@ -1,22 +1,29 @@
 """Read contracts (with contacts and subscriber identifiers) from a JSON or CSV file.
 
-The whole file is validated before anything is written; an error names the file, the
-record (JSON index or CSV line), the field and what was expected.
+``records`` streams: it reads, parses and validates one record at a time, so a file of a
+million contracts is read in the memory of a record (and of a set of the contract numbers
+seen, to refuse a repeat). An error names the file, the record (JSON index and line, or
+CSV line), the field and what was expected. The loader applies the records in one
+transaction, so a bad record anywhere refuses the whole file.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import ValidationError
 
 from schemas.events import ContractUpserted
 from services.invoicing.domain import DueRule
+
+READ_SIZE = 1 << 20  # characters of a JSON file read at a time
 
 
 class ContractsFileError(ValueError):
@@ -30,31 +37,170 @@ class ContractRecord:
 
 
 def read(path: Path) -> list[ContractRecord]:
+    """The whole file's records (for small files and tests; ``records`` streams)."""
+    return list(records(path))
+
+
+def records(path: Path) -> Iterator[ContractRecord]:
+    """The file's records, validated, in file order; raises ContractsFileError at the
+    first bad one or at a contract that appears twice."""
     if not path.exists():
         raise ContractsFileError(f"{path}: no such file")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        return _read_json(path)
-    if suffix == ".csv":
-        return _read_csv(path)
-    raise ContractsFileError(f"{path}: expected a .json or .csv file")
+        items = _json_items(path)
+    elif suffix == ".csv":
+        items = _csv_items(path)
+    else:
+        raise ContractsFileError(f"{path}: expected a .json or .csv file")
+    seen: set[str] = set()
+    for item, where in items:
+        record = _record(item, where)
+        if record.contract.contract in seen:
+            raise ContractsFileError(
+                f"{where}: contract {record.contract.contract} appears twice in the file"
+            )
+        seen.add(record.contract.contract)
+        yield record
 
 
-def _read_json(path: Path) -> list[ContractRecord]:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ContractsFileError(f"{path}: line {exc.lineno}: invalid JSON: {exc.msg}") from None
-    items = doc.get("contracts") if isinstance(doc, dict) else doc
-    if not isinstance(items, list):
-        raise ContractsFileError(f"{path}: expected a list of contracts or {{'contracts': [...]}}")
-    records = [_record(item, f"{path}: contracts[{i}]") for i, item in enumerate(items)]
-    _check_unique(path, records)
-    return records
+def _json_items(path: Path) -> Iterator[tuple[Any, str]]:
+    """The contracts of ``[...]`` or ``{"contracts": [...], ...}``, one at a time."""
+    with path.open(encoding="utf-8") as fh:
+        reader = _JsonReader(fh, path)
+        first = reader.peek()
+        if first == "[":
+            reader.take()
+            yield from reader.array("contracts")
+        elif first == "{":
+            reader.take()
+            found = False
+            while reader.peek() != "}":
+                key = reader.value()
+                if not isinstance(key, str):
+                    raise reader.error("expected a key in double quotes")
+                reader.expect(":")
+                if key == "contracts" and reader.peek() == "[":
+                    reader.take()
+                    found = True
+                    yield from reader.array("contracts")
+                else:
+                    reader.value()  # another key's value, or "contracts" not a list
+                if reader.peek() == ",":
+                    reader.take()
+                elif reader.peek() != "}":
+                    raise reader.error("expected ',' or '}'")
+            reader.take()
+            if not found:
+                raise ContractsFileError(
+                    f"{path}: expected a list of contracts or {{'contracts': [...]}}"
+                )
+        else:
+            raise ContractsFileError(
+                f"{path}: expected a list of contracts or {{'contracts': [...]}}"
+            )
+        if reader.peek() != "":
+            raise reader.error("extra data after the contracts")
 
 
-def _read_csv(path: Path) -> list[ContractRecord]:
-    records = []
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _maybe_cut(value: Any, left: int) -> bool:
+    """A number this close to the buffer's end may have been cut short."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and left < 64
+
+
+class _JsonReader:
+    """JSON values read one at a time from a file, a buffer at a time; errors name the
+    line. A value cut by the buffer's end is read again with the next part of the file."""
+
+    def __init__(self, fh: IO[str], path: Path) -> None:
+        self.fh = fh
+        self.path = path
+        self.buf = ""
+        self.pos = 0
+        self.line = 1  # the line of buf[0]
+        self.counted = (0, 1)  # a position in buf and its line: lines are counted onwards
+        self.eof = False
+        self.decoder = json.JSONDecoder()
+
+    def _more(self) -> None:
+        self.line = self._line(self.pos)
+        self.counted = (0, self.line)
+        chunk = self.fh.read(READ_SIZE)
+        self.eof = not chunk
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
+
+    def peek(self) -> str:
+        """The next character that is not white space ("" at the end of the file)."""
+        while True:
+            end = _SPACE.match(self.buf, self.pos)
+            assert end is not None
+            self.pos = end.end()
+            if self.pos < len(self.buf) or self.eof:
+                return self.buf[self.pos : self.pos + 1]
+            self._more()
+
+    def take(self) -> None:
+        self.pos += 1
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise self.error(f"expected {char!r}")
+        self.take()
+
+    def value(self) -> Any:
+        self.peek()
+        while True:
+            try:
+                value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except json.JSONDecodeError as exc:
+                if self.eof:
+                    raise ContractsFileError(
+                        f"{self.path}: line {self._line(exc.pos)}: invalid JSON: {exc.msg}"
+                    ) from None
+                self._more()  # perhaps only cut by the buffer's end
+                continue
+            if not self.eof and _maybe_cut(value, len(self.buf) - end):
+                self._more()  # a number at the buffer's end may go on: 12|3, 1|e5
+                continue
+            self.pos = end
+            return value
+
+    def array(self, name: str) -> Iterator[tuple[Any, str]]:
+        """After '[': each element with where it is (its line, ``name[i]``)."""
+        i = 0
+        if self.peek() == "]":
+            self.take()
+            return
+        while True:
+            self.peek()
+            where = f"{self.path}: line {self._line(self.pos)}: {name}[{i}]"
+            yield self.value(), where
+            i += 1
+            after = self.peek()
+            self.take()
+            if after == "]":
+                return
+            if after != ",":
+                self.pos -= 1
+                raise self.error("expected ',' or ']'")
+
+    def _line(self, pos: int) -> int:
+        at, line = self.counted
+        if pos < at:
+            at, line = 0, self.line
+        line += self.buf.count("\n", at, pos)
+        self.counted = (pos, line)
+        return line
+
+    def error(self, what: str) -> ContractsFileError:
+        return ContractsFileError(f"{self.path}: line {self._line(self.pos)}: invalid JSON: {what}")
+
+
+def _csv_items(path: Path) -> Iterator[tuple[Any, str]]:
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         required = {"contract", "customer_name", "currency", "monthly_fee"}
@@ -63,9 +209,7 @@ def _read_csv(path: Path) -> list[ContractRecord]:
             raise ContractsFileError(f"{path}: line 1: missing columns {sorted(missing)}")
         for row in reader:
             where = f"{path}: line {reader.line_num}"
-            records.append(_record(_csv_to_item(row, where), where))
-    _check_unique(path, records)
-    return records
+            yield _csv_to_item(row, where), where
 
 
 def _csv_to_item(row: dict[str, str], where: str) -> dict[str, Any]:
@@ -134,11 +278,3 @@ def _record(item: Any, where: str) -> ContractRecord:
             f"{where}: field {field!r}: {err['msg']} (got {err.get('input')!r})"
         ) from None
     return ContractRecord(contract, rule)
-
-
-def _check_unique(path: Path, records: list[ContractRecord]) -> None:
-    seen: set[str] = set()
-    for r in records:
-        if r.contract.contract in seen:
-            raise ContractsFileError(f"{path}: contract {r.contract.contract} appears twice")
-        seen.add(r.contract.contract)

@@ -1,7 +1,10 @@
 -- name: upsert_contract
+-- A run of contracts (no contract twice: Unit.stage_row splits there).
 INSERT INTO contracts (contract, data, active, monthly_fee_minor, currency, due_kind, due_value,
                        updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+SELECT u.c, u.d::jsonb, u.a, u.f, u.cu, u.k, u.v, u.t
+FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::text[], $6::text[],
+            $7::integer[], $8::timestamptz[]) AS u(c, d, a, f, cu, k, v, t)
 ON CONFLICT (contract) DO UPDATE
 SET data = EXCLUDED.data, active = EXCLUDED.active,
     monthly_fee_minor = EXCLUDED.monthly_fee_minor, currency = EXCLUDED.currency,

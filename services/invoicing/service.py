@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import islice
 
 import asyncpg
 from pydantic import BaseModel
@@ -26,34 +29,53 @@ INVOICE_COLUMNS = [
 
 
 async def load_contracts(unit: Unit, records: list[ContractRecord]) -> tuple[int, int]:
-    """Upsert contracts; publish contract.upserted only for new or changed ones."""
+    """Upsert contracts (staged: written by the unit's flush); publish contract.upserted
+    only for new or changed ones."""
     topics = get_topics()
     changed = 0
     before = {
         r["contract"]: r["data"]
         for r in await unit.conn.fetch(Q.get_contracts, [r.contract.contract for r in records])
     }
-    rows = []
     for r in records:
-        data = r.contract.model_dump(mode="json")
-        rows.append(
-            (
-                r.contract.contract,
-                data,
-                r.contract.active,
-                r.contract.monthly_fee_minor,
-                r.contract.currency,
-                r.due_rule.kind,
-                r.due_rule.value,
-                unit.now,
-            )
+        text = r.contract.model_dump_json()
+        data = json.loads(text)  # compared as values: the stored jsonb has its own key order
+        unit.stage_row(
+            Q.upsert_contract,
+            r.contract.contract,
+            r.contract.contract,
+            text,
+            r.contract.active,
+            r.contract.monthly_fee_minor,
+            r.contract.currency,
+            r.due_rule.kind,
+            r.due_rule.value,
+            unit.now,
         )
         if before.get(r.contract.contract) != data:
             before[r.contract.contract] = data  # a repeat later in the file: changed again?
             changed += 1
             unit.emit(topics.contracts, "contract.upserted.v1", r.contract.contract, r.contract)
-    await unit.conn.executemany(Q.upsert_contract, rows)
     return len(records), changed
+
+
+async def load_contracts_file(
+    conn: asyncpg.Connection, records: Iterable[ContractRecord], now: datetime, chunk: int = 5000
+) -> tuple[int, int]:
+    """A contracts file in one transaction, ``chunk`` records a unit of work: the file is
+    read as it is written (``contracts_file.records``), in the memory of a chunk, and a
+    bad record anywhere (the reader raises) rolls back every chunk before it."""
+    total = changed = 0
+    records = iter(records)
+    with collector.paused():
+        async with conn.transaction():
+            while part := list(islice(records, chunk)):
+                unit = Unit(conn, now, SOURCE)
+                loaded, new = await load_contracts(unit, part)
+                await unit.flush()
+                total += loaded
+                changed += new
+    return total, changed
 
 
 @dataclass

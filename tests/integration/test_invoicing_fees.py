@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -102,4 +103,48 @@ async def _keep_invoiced(url: str) -> None:
         assert await conn.fetchval("SELECT count(*) FROM contracts") == 2
     finally:
         await plain.close()
+        await conn.close()
+
+
+def test_a_contracts_file_loads_whole_or_not_at_all(database_url: str, tmp_path: Path) -> None:
+    asyncio.run(_load_file(database_url, tmp_path))
+
+
+async def _load_file(url: str, tmp: Path) -> None:
+    """A file read as it is written, a chunk at a time in one transaction: a bad record
+    in the last chunk leaves nothing of the chunks before it, not a contract and not an
+    event; a good file loads whole, and again it changes nothing and announces nothing."""
+    await db.migrate(url, "invoicing")
+    conn = await db.connect(url, "invoicing")
+    items = [
+        {"contract": str(7000 + i), "customer_name": f"C {i}", "currency": "EUR",
+         "monthly_fee_minor": 1990, "subscribers": {"logins": [f"pppoe{i}"]}}
+        for i in range(25)
+    ]  # fmt: skip
+    path = tmp / "contracts.json"
+    try:
+        for bad in ({**items[0]}, {**items[24], "currency": "eur"}):
+            path.write_text(json.dumps({"contracts": [*items[:24], bad]}))
+            with pytest.raises(contracts_file.ContractsFileError, match=r"contracts\[24\]"):
+                await service.load_contracts_file(conn, contracts_file.records(path), NOW, chunk=7)
+            counts = "SELECT (SELECT count(*) FROM contracts), (SELECT count(*) FROM outbox)"
+            assert tuple(await conn.fetchrow(counts)) == (0, 0)
+        path.write_text(json.dumps(items))
+        loaded = await service.load_contracts_file(conn, contracts_file.records(path), NOW, chunk=7)
+        assert loaded == (25, 25)
+        events = await conn.fetchval("SELECT sum(coalesce(records, 1)) FROM outbox")
+        assert events == 25 and await conn.fetchval("SELECT count(*) FROM contracts") == 25
+        stored = await conn.fetchrow("SELECT * FROM contracts WHERE contract = '7024'")
+        assert stored["data"]["subscribers"]["logins"] == ["pppoe24"]
+        assert (stored["currency"], stored["monthly_fee_minor"], stored["due_kind"]) == (
+            "EUR", 1990, "days_after_issue",
+        )  # fmt: skip
+        again = await service.load_contracts_file(conn, contracts_file.records(path), NOW, chunk=7)
+        assert again == (25, 0)
+        items[3]["monthly_fee_minor"] = 2490
+        path.write_text(json.dumps(items))
+        assert await service.load_contracts_file(conn, contracts_file.records(path), NOW) == (25, 1)
+        fee = "SELECT monthly_fee_minor FROM contracts WHERE contract = '7003'"
+        assert await conn.fetchval(fee) == 2490
+    finally:
         await conn.close()

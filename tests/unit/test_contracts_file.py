@@ -1,8 +1,10 @@
+import json
 from pathlib import Path
 
 import pytest
 
-from services.invoicing.contracts_file import ContractsFileError, read
+from services.invoicing import contracts_file
+from services.invoicing.contracts_file import ContractsFileError, read, records
 
 DEMO = Path(__file__).parents[2] / "services" / "demo_data" / "contracts.json"
 
@@ -63,3 +65,66 @@ def test_json_error_names_the_record(tmp_path: Path) -> None:
     )
     with pytest.raises(ContractsFileError, match=r"contracts\[0\]: field 'monthly_fee_minor'"):
         read(f)
+
+
+def _contract(i: int, fee: int | float = 49900) -> dict[str, object]:
+    return {
+        "contract": str(5000 + i), "customer_name": f"Zákazník {i}", "currency": "CZK",
+        "monthly_fee_minor": fee, "due": {"day_of_month": 1 + i % 28},
+        "subscribers": {"ipv4": [f"10.0.{i // 256}.{i % 256}"]},
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("indent", [None, 2])
+def test_json_streams_in_small_reads_as_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, indent: int | None
+) -> None:
+    """Read a few characters at a time, the file gives the records one read gives: values
+    cut anywhere by a read's end (a number 4|9900, a string, an object) are read whole."""
+    f = tmp_path / "c.json"
+    doc = {"exported": 12345, "contracts": [_contract(i) for i in range(40)], "by": "ISPadmin"}
+    f.write_text(json.dumps(doc, indent=indent, ensure_ascii=False), encoding="utf-8")
+    whole = [(r.contract, r.due_rule) for r in read(f)]
+    assert len(whole) == 40 and whole[39][1].value == 1 + 39 % 28
+    for size in (1, 2, 3, 5, 7, 64, 1000):
+        monkeypatch.setattr(contracts_file, "READ_SIZE", size)
+        assert [(r.contract, r.due_rule) for r in records(f)] == whole, size
+
+
+def test_json_streams_a_bare_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps([_contract(i) for i in range(3)]) + "\n\n")
+    monkeypatch.setattr(contracts_file, "READ_SIZE", 4)
+    assert [r.contract.contract for r in records(f)] == ["5000", "5001", "5002"]
+    f.write_text("[]")
+    assert read(f) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"contracts": 5}', r"expected a list of contracts or"),
+        ('{"customers": []}', r"expected a list of contracts or"),
+        ("7", r"expected a list of contracts or"),
+        ('[\n{"contract": "1",\n "x": tru}\n]', r"line 3: invalid JSON"),
+        ("[\n\n" + json.dumps(_contract(1)) + " " + json.dumps(_contract(2)) + "]",
+         r"line 3: invalid JSON: expected ',' or ']'"),
+        ("[]\n[]", r"line 2: invalid JSON: extra data after the contracts"),
+        ('{"contracts": [] "x": 1}', r"line 1: invalid JSON: expected ',' or '}'"),
+        ('{5: []}', r"line 1: invalid JSON"),
+        ("[" + json.dumps(_contract(1)) + ",\n" + json.dumps(_contract(1)) + "]",
+         r"line 2: contracts\[1\]: contract 5001 appears twice in the file"),
+        ("[" + json.dumps(_contract(1)) + ",\n" + json.dumps(_contract(2, fee=4.5)) + "]",
+         r"line 2: contracts\[1\]: field 'monthly_fee_minor'"),
+    ],
+)
+def test_json_errors_name_the_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, message: str
+) -> None:
+    f = tmp_path / "bad.json"
+    f.write_text(text)
+    for size in (3, 1 << 20):
+        monkeypatch.setattr(contracts_file, "READ_SIZE", size)
+        with pytest.raises(ContractsFileError, match=message) as err:
+            read(f)
+        assert str(err.value).startswith(f"{f}: ")
