@@ -433,8 +433,31 @@ async def run_stack_scenarios(stack: Stack, n: int, tmp: Path) -> list[dict[str,
         await conn.close()
     path = tmp / "contracts.json"
     contracts_json(n, path)
-    await s.cli("contracts", "load", str(path))
+    started = time.perf_counter()
+    with ChildPeak("contracts", "load") as load_peak:
+        out = await s.cli("contracts", "load", str(path))
+    seconds = time.perf_counter() - started
     await s.quiet(timeout=600)
+    conn = await asyncpg.connect(stack.database_url)
+    try:  # loaded, and every contract announced to and applied by the other services
+        known = [
+            await conn.fetchval(f"SELECT count(*) FROM {schema}.contracts")
+            for schema in ("invoicing", "payments", "dunning")
+        ]
+    finally:
+        await conn.close()
+    rss = load_peak.rss
+    results.append(
+        {
+            "scenario": "contracts-load", "n": n, "seconds": round(seconds, 3),
+            "throughput": round(n / seconds), "unit": "contracts/s",
+            "peak_rss_mb": round(rss / 2**20, 1), "file_mb": round(path.stat().st_size / 2**20, 1),
+            "known_by": dict(zip(("invoicing", "payments", "dunning"), known, strict=True)),
+            "target": "CLI <= 250 MB, as a worker", "target_met": rss <= 250 * 2**20,
+            "outcome_ok": f"{n} contracts read, {n} new or changed" in out
+            and known == [n, n, n],
+        }
+    )  # fmt: skip
 
     # The invoices to pay (the billing run at scale is measured last, on its own contracts).
     out = await s.cli("invoicing", "run", "--period", "2026-12")
