@@ -862,6 +862,81 @@ async def reconnect_latency(
 
 
 BILL_BASE = 10_000_000  # contract numbers of the billing run at scale (eight digits)
+PROBE_BASE = 9_000_000  # contracts whose payments arrive during the billing run
+
+
+class PaymentProbe:
+    """Payments arriving while a billing run is being published, at ``rate`` a second:
+    each names a contract dunning knows and payments does not, so payments leaves it
+    unmatched and dunning records it (``unmatched_payments``). Those are the two hops a
+    restore takes, each queued behind the run's invoice.issued in a worker that consumes
+    both topics. The latency is from the payment's publication to dunning's record
+    (polled every 20 ms)."""
+
+    def __init__(self, stack: Stack, rate: float = 20.0, most: int = 10_000) -> None:
+        self.stack = stack
+        self.rate = rate
+        self.most = most
+        self.sent: dict[str, float] = {}
+        self.seen: dict[str, float] = {}
+        self.stop = asyncio.Event()
+
+    async def prepare(self, conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            """INSERT INTO dunning.contracts (contract, country, currency)
+               SELECT ($1 + g)::text, 'CZ', 'CZK' FROM generate_series(0, $2 - 1) g""",
+            PROBE_BASE, self.most,
+        )  # fmt: skip
+
+    async def publish(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.stack.bootstrap, acks="all")
+        await producer.start()
+        try:
+            i = 0
+            start = time.perf_counter()
+            while not self.stop.is_set() and i < self.most:
+                vs = str(PROBE_BASE + i)
+                data = PaymentReceived(
+                    account="2001234567/2010", bank_tx_id=f"probe-{i}", booked_on=START.date(),
+                    value_on=START.date(), amount_minor=49900, currency="CZK", vs=vs, ss=None,
+                    ks=None, counterparty_account="19-2000145399/0800",
+                    counterparty_name="Probe", message="probe",
+                )  # fmt: skip
+                value = envelope("payment.received.v1", "/bench", vs, data, START)
+                self.sent[data.bank_tx_id] = time.time()
+                await producer.send_and_wait(
+                    Topics().payments_received, value.model_dump_json().encode(), key=vs.encode()
+                )
+                i += 1
+                await asyncio.sleep(max(0.0, start + i / self.rate - time.perf_counter()))
+        finally:
+            await producer.stop()
+
+    async def watch(self, timeout: float = 900) -> None:
+        conn = await asyncpg.connect(self.stack.database_url)
+        try:
+            deadline = time.monotonic() + timeout
+            while not (self.stop.is_set() and len(self.seen) >= len(self.sent)):
+                if time.monotonic() > deadline:
+                    return
+                now = time.time()
+                for r in await conn.fetch(
+                    "SELECT bank_tx_id FROM dunning.unmatched_payments"
+                    " WHERE bank_tx_id LIKE 'probe-%'"
+                ):
+                    self.seen.setdefault(r["bank_tx_id"], now)
+                await asyncio.sleep(0.02)
+        finally:
+            await conn.close()
+
+    def summary(self) -> dict[str, Any]:
+        ms = sorted((self.seen[k] - t) * 1000 for k, t in self.sent.items() if k in self.seen)
+        pick = (lambda q: round(ms[min(len(ms) - 1, int(q * len(ms)))], 1)) if ms else None
+        return {
+            "n": len(self.sent), "applied": len(ms), "rate_per_s": self.rate,
+            "p50_ms": pick and pick(0.5), "p90_ms": pick and pick(0.9),
+            "p99_ms": pick and pick(0.99), "max_ms": ms[-1] if ms else None,
+        }
 
 
 async def billing_at_scale(stack: Stack, n: int) -> dict[str, Any]:
@@ -896,8 +971,11 @@ async def billing_at_scale(stack: Stack, n: int) -> dict[str, Any]:
                SELECT ($1 + g)::text, 'CZ', 'CZK' FROM generate_series(0, $2 - 1) g""",
             BILL_BASE, n - known,
         )  # fmt: skip
+        probe = PaymentProbe(stack)
+        await probe.prepare(conn)
         await conn.execute("ANALYZE invoicing.contracts, dunning.contracts")
         cpu_before = cpu_seconds(stack)
+        probing = [asyncio.create_task(probe.publish()), asyncio.create_task(probe.watch())]
         cli_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         with ChildPeak("invoicing", "run") as cli_peak:
@@ -910,9 +988,11 @@ async def billing_at_scale(stack: Stack, n: int) -> dict[str, Any]:
         await wait_for(stack.database_url, "SELECT count(*) FROM invoicing.outbox", 0)
         seconds = time.perf_counter() - started
         cpu_after = cpu_seconds(stack)
+        probe.stop.set()
         # and until every consumer has applied them (dunning has decided each contract again)
         await s.quiet(timeout=900)
         applied = time.perf_counter() - started
+        await asyncio.gather(*probing)
         issued = await conn.fetchval(
             "SELECT count(*) FROM invoicing.invoices WHERE period = '2027-03'"
             " AND invoice_number LIKE '27%' AND length(invoice_number) = 10"
@@ -935,13 +1015,15 @@ async def billing_at_scale(stack: Stack, n: int) -> dict[str, Any]:
         "invoiced_seconds": round(committed, 3), "applied_seconds": round(applied, 3),
         "cli_peak_rss_mb": round(cli_peak.rss / 2**20, 1),
         "settled_before_s": round(settle, 1),
+        # payments arriving meanwhile: from publication to dunning's record of each
+        "payments_meanwhile": probe.summary(),
         # CPU seconds spent during the run: the CLI, the workers (invoicing's relay
         # publishes; the others consume invoice.issued meanwhile), the broker, PostgreSQL
         "cpu_seconds": {"cli": round(cli_after.ru_utime + cli_after.ru_stime
                                      - cli_before.ru_utime - cli_before.ru_stime, 1)}
         | {k: round(v - cpu_before.get(k, 0.0), 1) for k, v in sorted(cpu_after.items())},
         "outcome_ok": f"{n} invoices issued" in out and issued == n and gapless
-        and published == n,
+        and published == n and len(probe.seen) == len(probe.sent) > 0,
     }  # fmt: skip
 
 

@@ -37,6 +37,11 @@ class Topics(BaseSettings):
     def all(self) -> list[str]:
         return [str(v) for v in self.model_dump().values()]
 
+    def bulk(self) -> frozenset[str]:
+        """Topics that a run fills in bulk (a billing run's million invoices): workers
+        read them after their other topics (services/runtime/source.py)."""
+        return frozenset({self.invoices})
+
     @staticmethod
     def dlq(topic: str) -> str:
         return f"{topic}.dlq"

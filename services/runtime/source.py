@@ -14,6 +14,16 @@ Delivery stays at-least-once and the inbox makes it exactly-once in effect:
 
 Assignment is range-based, so partition *n* of every topic of the service lands on the same
 instance: every topic is keyed by contract, and one contract's events meet in one place.
+
+Bulk topics last. A billing run puts a million ``invoice.issued`` on one topic within a
+minute; a worker reading that topic and others (payments, dunning) took a payment that came
+meanwhile only after the invoices the same fetch brought ahead of it, batch after batch: 6.2
+s at the median, 13.7 s at worst, from the payment's publication to dunning's record of it
+(README, Performance finding 28). Each batch now takes the records of the other topics
+first (up to four fifths of a batch, so a bulk topic is never starved), then fills up from
+all. Order is kept within a partition, as Kafka gives it; between topics there was no order
+to keep, and the services hold any order of arrival (a payment before its invoice is
+credit that pays the invoice when it comes; a settlement before the issue stays settled).
 """
 
 from __future__ import annotations
@@ -42,9 +52,17 @@ def group_id(service: str) -> str:
 
 
 class BatchSource:
-    def __init__(self, service: str, topics: list[str], settings: Settings, apply: Apply) -> None:
+    def __init__(
+        self,
+        service: str,
+        topics: list[str],
+        settings: Settings,
+        apply: Apply,
+        bulk: frozenset[str] = frozenset(),
+    ) -> None:
         self.service = service
         self.topics = topics
+        self.bulk = bulk & set(topics)  # topics read after the others (see above)
         self.settings = settings
         self.apply = apply
         self.lock = asyncio.Lock()  # held while a batch is applied and while committing
@@ -79,9 +97,7 @@ class BatchSource:
             await self.start()
         try:
             while True:
-                fetched = await self.consumer.getmany(
-                    timeout_ms=1000, max_records=self.settings.batch_size
-                )
+                fetched = await self._next()
                 async with self.lock:
                     # a rebalance may have taken partitions since these were fetched
                     owned = self.consumer.assignment()
@@ -96,6 +112,28 @@ class BatchSource:
             async with self.lock:
                 await self._commit()
             await self.consumer.stop()
+
+    async def _next(self) -> Fetched:
+        """The next batch: what is buffered of the topics that are not bulk, then the rest
+        up to ``batch_size`` (waiting up to a second for anything when nothing is in)."""
+        size = self.settings.batch_size
+        first: Fetched = {}
+        if self.bulk:
+            others = [tp for tp in self.consumer.assignment() if tp.topic not in self.bulk]
+            if others:
+                first = await self.consumer.getmany(
+                    *others, timeout_ms=0, max_records=max(1, size - size // 5)
+                )
+                first = {tp: ms for tp, ms in first.items() if ms}
+        taken = sum(len(ms) for ms in first.values())
+        if taken >= size:
+            return first
+        rest = await self.consumer.getmany(
+            timeout_ms=0 if taken else 1000, max_records=size - taken
+        )
+        for tp, ms in rest.items():
+            first.setdefault(tp, []).extend(ms)  # later offsets of the same partition
+        return first
 
     async def _apply(self, fetched: Fetched) -> None:
         records = [

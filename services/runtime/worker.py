@@ -96,7 +96,9 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
         # Join the group before anything else runs: a timer must not decide on facts
         # whose events wait unread (a payment behind a suspension).
         consumer = BatchConsumer(spec.name, rt.db, rt.clock, handlers)
-        source = BatchSource(spec.name, list(subscriptions), settings, consumer.apply)
+        source = BatchSource(
+            spec.name, list(subscriptions), settings, consumer.apply, bulk=rt.topics.bulk()
+        )
         await source.start()
         producer = make_producer(settings.kafka_bootstrap_servers)
         await producer.start()

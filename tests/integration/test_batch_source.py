@@ -31,6 +31,10 @@ def test_rebalance_waits_for_the_batch_in_hand(broker: str) -> None:
     asyncio.run(_rebalance(broker))
 
 
+def test_other_topics_before_a_bulk_topic(broker: str) -> None:
+    asyncio.run(_bulk_last(broker))
+
+
 def _settings(bootstrap: str) -> Settings:
     return Settings(
         kafka_bootstrap_servers=bootstrap, batch_size=50, commit_interval=0.0,
@@ -244,3 +248,48 @@ async def _ends(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
         return dict(await consumer.end_offsets(tps))
     finally:
         await consumer.stop()
+
+
+async def _bulk_last(bootstrap: str) -> None:
+    """A billing run's backlog on a bulk topic does not hold up payments on another: each
+    batch takes what the other topics have buffered first (at most four fifths of it, so
+    the bulk topic moves on too), and every record comes once, in offset order. Without
+    it, records that arrive during the backlog wait behind every bulk record fetched
+    before them (here some 40 batches)."""
+    settings = _settings(bootstrap)  # batches of 50
+    bulk, other = await _topics(bootstrap)
+    await _produce(bootstrap, [(bulk, f"{i % 7}".encode(), f"b{i}".encode()) for i in range(2000)])
+    batches: list[list[Record]] = []
+
+    async def keep(records: list[Record]) -> None:
+        batches.append(records)
+        await asyncio.sleep(0.01)
+
+    source = BatchSource("srctest4", [bulk, other], settings, keep, bulk=frozenset({bulk}))
+    task = asyncio.create_task(source.run())
+    await _until(lambda: len(batches) >= 2, "the backlog under way")
+    produced = len(batches)  # none of the other topic's can come before this batch
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:  # all at once: the time they take to arrive is not what is measured
+        sent = [await producer.send(other, f"o{i}".encode(), key=f"{i % 7}".encode())
+                for i in range(100)]  # fmt: skip
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    await _until(lambda: sum(len(b) for b in batches) == 2100, "all 2,100 records")
+    await _stop(task)
+    others = [sum(r.topic == other for r in b) for b in batches]
+    first = min(i for i, n in enumerate(others) if n)
+    last = max(i for i, n in enumerate(others) if n)
+    # once fetched, the other topic's records go first: they are all in within three
+    # batches, while most of the backlog is still to come
+    assert last - first <= 2 and sum(len(b) for b in batches[last + 1 :]) >= 1000, others
+    assert max(others) <= 40 and all(len(b) <= 50 for b in batches), others
+    assert sum(others[produced:]) == 100 and max(others) == 40  # 40 a batch, 10 bulk
+    by_tp: dict[tuple[str, int], list[int]] = {}
+    for r in (r for b in batches for r in b):
+        by_tp.setdefault((r.topic, r.partition), []).append(r.offset)
+    assert sum(len(o) for o in by_tp.values()) == 2100
+    for offsets in by_tp.values():
+        assert offsets == sorted(set(offsets))
