@@ -18,8 +18,9 @@ Scenarios (issue 7), in the order they run (full N / quick N):
   the clock moves one day and every due decision is made and published (<= 60 s).
 - billing run: 1,000,000 / 20,000 contracts invoiced and every invoice.issued published;
   limit: PostgreSQL COPY of the same rows into a (logged) table with the same keys (<= 60 s
-  and <= 5x); the CPU each process spent meanwhile; and the time until payments and
-  dunning have applied every invoice (dunning decides each contract again).
+  and <= 5x); the CPU each process spent meanwhile; the time until payments and dunning
+  have applied every invoice (dunning decides each contract again); and payments sent
+  meanwhile, 20 a second, timed from publication to dunning's record of each.
 - memory: peak RSS of every worker during all of the above (<= 250 MB each).
 
 ``--profile`` records every worker with py-spy into ``bench/profiles/`` (collapsed stacks and
