@@ -126,9 +126,11 @@ class _JsonReader:
         self.decoder = json.JSONDecoder()
 
     def _more(self) -> None:
+        """Drop what was read, and read on: as much again as is left, so a value that
+        spans many reads is decoded a logarithmic number of times, not once a read."""
         self.line = self._line(self.pos)
         self.counted = (0, self.line)
-        chunk = self.fh.read(READ_SIZE)
+        chunk = self.fh.read(max(READ_SIZE, len(self.buf) - self.pos))
         self.eof = not chunk
         self.buf = self.buf[self.pos :] + chunk
         self.pos = 0
@@ -157,11 +159,14 @@ class _JsonReader:
             try:
                 value, end = self.decoder.raw_decode(self.buf, self.pos)
             except json.JSONDecodeError as exc:
-                if self.eof:
+                # cut by the buffer's end (a literal like `tr|ue` fails a few characters
+                # before it, an unterminated string where it starts), or broken
+                cut = exc.pos >= len(self.buf) - 16 or exc.msg.startswith("Unterminated")
+                if self.eof or not cut:
                     raise ContractsFileError(
                         f"{self.path}: line {self._line(exc.pos)}: invalid JSON: {exc.msg}"
                     ) from None
-                self._more()  # perhaps only cut by the buffer's end
+                self._more()
                 continue
             if not self.eof and _maybe_cut(value, len(self.buf) - end):
                 self._more()  # a number at the buffer's end may go on: 12|3, 1|e5

@@ -128,3 +128,30 @@ def test_json_errors_name_the_line(
         with pytest.raises(ContractsFileError, match=message) as err:
             read(f)
         assert str(err.value).startswith(f"{f}: ")
+
+
+def test_json_error_found_where_it_is(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken record is reported from the reads that reach it, not after the rest of a
+    large file has been read in behind it; values cut by a read's end are still whole."""
+    f = tmp_path / "big.json"
+    good = ",\n".join(json.dumps(_contract(i)) for i in range(2, 3000))
+    f.write_text('[\n{"contract": "1", "monthly_fee_minor": tru},\n' + good + "]")
+    monkeypatch.setattr(contracts_file, "READ_SIZE", 37)
+    reads: list[int] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        fh = real_open(self, *args, **kwargs)  # type: ignore[arg-type]
+        read = fh.read
+
+        def counted(size: int = -1) -> str:
+            reads.append(size)
+            return read(size)
+
+        fh.read = counted
+        return fh
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    with pytest.raises(ContractsFileError, match=r"line 2: invalid JSON: Expecting value"):
+        read(f)
+    assert sum(reads) < 200, reads  # of some 380,000 characters
