@@ -406,6 +406,21 @@ def contracts_json(n: int, path: Path) -> None:
     path.write_text(json.dumps({"contracts": items}), encoding="utf-8")
 
 
+async def dunning_contracts(conn: asyncpg.Connection, base: int, n: int) -> None:
+    """Contracts ``base`` .. ``base + n - 1`` in dunning's table (Czech, CZK), as their
+    contract.upserted events would leave them."""
+    await conn.execute(
+        """INSERT INTO dunning.contracts (contract, country, currency)
+           SELECT ($1 + g)::text, 'CZ', 'CZK' FROM generate_series(0, $2 - 1) g""",
+        base, n,
+    )  # fmt: skip
+
+
+def quantile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of ascending values (nearest rank), rounded to 0.1."""
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
 async def wait_for(url: str, query: str, expected: int, *args: Any, timeout: float = 600) -> None:
     """Poll another process's tables until ``query`` returns ``expected``."""
     conn = await asyncpg.connect(url)
@@ -790,10 +805,7 @@ async def reconnect_latency(
     def percentiles(measured: list[str]) -> tuple[float, float, float]:
         lat = sorted((restored[c] - sent[c]) * 1000 for c in measured if c in restored)
 
-        def pick(p: float) -> float:
-            return round(lat[min(len(lat) - 1, int(p * len(lat)))], 1)
-
-        return pick(0.5), pick(0.99), round(lat[-1], 1)
+        return quantile(lat, 0.5), quantile(lat, 0.99), round(lat[-1], 1)
 
     cut_contracts = [str(300000 + i) for i in range(loaded)]
     idle_contracts = [str(300000 + i) for i in range(loaded, suspended)]
@@ -883,11 +895,7 @@ class PaymentProbe:
         self.stop = asyncio.Event()
 
     async def prepare(self, conn: asyncpg.Connection) -> None:
-        await conn.execute(
-            """INSERT INTO dunning.contracts (contract, country, currency)
-               SELECT ($1 + g)::text, 'CZ', 'CZK' FROM generate_series(0, $2 - 1) g""",
-            PROBE_BASE, self.most,
-        )  # fmt: skip
+        await dunning_contracts(conn, PROBE_BASE, self.most)
 
     async def publish(self) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.stack.bootstrap, acks="all")
@@ -932,12 +940,12 @@ class PaymentProbe:
 
     def summary(self) -> dict[str, Any]:
         ms = sorted((self.seen[k] - t) * 1000 for k, t in self.sent.items() if k in self.seen)
-        pick = (lambda q: round(ms[min(len(ms) - 1, int(q * len(ms)))], 1)) if ms else None
         return {
             "n": len(self.sent), "applied": len(ms), "rate_per_s": self.rate,
-            "p50_ms": pick and pick(0.5), "p90_ms": pick and pick(0.9),
-            "p99_ms": pick and pick(0.99), "max_ms": ms[-1] if ms else None,
-        }
+            "p50_ms": quantile(ms, 0.5) if ms else None,
+            "p90_ms": quantile(ms, 0.9) if ms else None,
+            "p99_ms": quantile(ms, 0.99) if ms else None, "max_ms": ms[-1] if ms else None,
+        }  # fmt: skip
 
 
 async def billing_at_scale(stack: Stack, n: int) -> dict[str, Any]:
@@ -967,11 +975,7 @@ async def billing_at_scale(stack: Stack, n: int) -> dict[str, Any]:
         )  # fmt: skip
         # and to dunning, as their contract.upserted events would: it decides each contract
         # again as its invoice arrives (a contract it does not know yet it leaves be)
-        await conn.execute(
-            """INSERT INTO dunning.contracts (contract, country, currency)
-               SELECT ($1 + g)::text, 'CZ', 'CZK' FROM generate_series(0, $2 - 1) g""",
-            BILL_BASE, n - known,
-        )  # fmt: skip
+        await dunning_contracts(conn, BILL_BASE, n - known)
         probe = PaymentProbe(stack)
         await probe.prepare(conn)
         await conn.execute("ANALYZE invoicing.contracts, dunning.contracts")
@@ -1051,11 +1055,7 @@ async def dunning_sweep(stack: Stack, n: int) -> dict[str, Any]:
     conn = await asyncpg.connect(stack.database_url)
     try:
         async with conn.transaction():
-            await conn.execute(
-                """INSERT INTO dunning.contracts (contract, country, currency)
-                   SELECT ($1 + g)::text, 'CZ', 'CZK' FROM generate_series(0, $2 - 1) g""",
-                SWEEP_BASE, n,
-            )  # fmt: skip
+            await dunning_contracts(conn, SWEEP_BASE, n)
             await conn.execute(
                 """INSERT INTO notify.contacts (contract, customer_name, language, contacts)
                    SELECT ($1 + g)::text, 'Sweep ' || g, 'cs', '[]'::jsonb

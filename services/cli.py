@@ -23,14 +23,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import re
 import signal
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import asyncpg
 
 from services.runtime import db
 from services.runtime.clock import (
@@ -40,7 +44,6 @@ from services.runtime.clock import (
     set_clock,
 )
 from services.runtime.settings import SERVICES, Settings, get_settings, get_topics
-from services.runtime.unit import Unit
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,37 +52,27 @@ class CliError(Exception):
     pass
 
 
-async def _unit_run(schema: str, fn: Any) -> Any:
+@contextlib.asynccontextmanager
+async def _session(schema: str) -> AsyncIterator[tuple[asyncpg.Connection, datetime]]:
+    """A connection to ``schema`` and the time it is now (the shared test clock's, where on)."""
     settings = get_settings()
-    pool = await db.create_pool(settings.database_url, schema, max_size=1)
+    conn = await db.connect(settings.database_url, schema)
     try:
-        async with pool.acquire() as conn:
-            clock = make_clock(settings)
-            await clock.refresh(conn)
-            async with conn.transaction():
-                unit = Unit(conn, clock.now(), f"/services/{schema}")
-                result = await fn(unit)
-                await unit.flush()
-                return result
+        clock = make_clock(settings)
+        await clock.refresh(conn)
+        yield conn, clock.now()
     finally:
-        await pool.close()
+        await conn.close()
 
 
 def cmd_contracts_load(args: argparse.Namespace) -> None:
     from services.invoicing import contracts_file, service
 
-    settings = get_settings()
-
     async def go() -> tuple[int, int]:
-        conn = await db.connect(settings.database_url, "invoicing")
-        try:
-            clock = make_clock(settings)
-            await clock.refresh(conn)
+        async with _session("invoicing") as (conn, now):
             return await service.load_contracts_file(
-                conn, contracts_file.records(Path(args.file)), clock.now()
+                conn, contracts_file.records(Path(args.file)), now
             )
-        finally:
-            await conn.close()
 
     total, changed = asyncio.run(go())
     print(f"{total} contracts read, {changed} new or changed")
@@ -91,17 +84,11 @@ def cmd_invoicing_run(args: argparse.Namespace) -> None:
     settings = get_settings()
 
     async def go() -> service.BillingRun:
-        conn = await db.connect(settings.database_url, "invoicing")
-        try:
-            clock = make_clock(settings)
-            await clock.refresh(conn)
-            now = clock.now()
+        async with _session("invoicing") as (conn, now):
             issued_on = date.fromisoformat(args.issued_on) if args.issued_on else now.date()
             return await service.billing_run(
                 conn, settings, args.period, issued_on, now, keep=LIST_AT_MOST
             )
-        finally:
-            await conn.close()
 
     run = asyncio.run(go())
     if run.issued <= LIST_AT_MOST:
