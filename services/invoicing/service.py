@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import islice
 
 import asyncpg
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
 from schemas import events as ev
 from schemas.envelope import CloudEvent
@@ -76,6 +77,55 @@ async def load_contracts_file(
                 total += loaded
                 changed += new
     return total, changed
+
+
+class IssuedJson:
+    """The data of invoice.issued for a billing run's invoices, written straight from each
+    ``NewInvoice``: byte for byte what ``InvoiceIssued(...).model_dump_json()`` gives (a
+    test holds them equal), at under half the cost of building and dumping the model (a
+    million a run: 2.1 against 4.7 us each, measured on 50,000).
+
+    It only vouches for what it checks: the result must match the model's shape exactly
+    (every symbol, date and amount inside the model's own patterns, so nothing in it needs
+    escaping and nothing could be read as another field). An invoice that does not goes
+    through the model, which validates it: one the model accepts gets its own JSON, one
+    it rejects raises, naming the field."""
+
+    def __init__(self, account: str) -> None:
+        self.account = account
+        self.account_json = TypeAdapter(str).dump_json(account)
+        symbol, day = rb'"[1-9][0-9]{0,9}"', rb'"[0-9]{4}-[0-9]{2}-[0-9]{2}"'
+        self.shape = re.compile(
+            rb'\{"contract":' + symbol + rb',"invoice_number":"[0-9]+","vs":' + symbol
+            + rb',"ss":' + symbol + rb',"period":"[0-9]{4}-[0-9]{2}","issued_on":' + day
+            + rb',"due_on":' + day + rb',"amount_minor":[1-9][0-9]*,"currency":"[A-Z]{3}"'
+            + rb',"account":' + re.escape(self.account_json) + rb"\}"
+        )  # fmt: skip
+
+    def __call__(self, inv: domain.NewInvoice) -> bytes:
+        data = (
+            f'{{"contract":"{inv.contract}","invoice_number":"{inv.invoice_number}",'
+            f'"vs":"{inv.vs}","ss":"{inv.ss}","period":"{inv.period}",'
+            f'"issued_on":"{inv.issued_on.isoformat()}","due_on":"{inv.due_on.isoformat()}",'
+            f'"amount_minor":{inv.amount_minor},"currency":"{inv.currency}","account":'
+        ).encode() + self.account_json + b"}"
+        if self.shape.fullmatch(data):
+            return data
+        return self.model(inv).model_dump_json().encode()
+
+    def model(self, inv: domain.NewInvoice) -> InvoiceIssued:
+        return InvoiceIssued(
+            contract=inv.contract,
+            invoice_number=inv.invoice_number,
+            vs=inv.vs,
+            ss=inv.ss,
+            period=inv.period,
+            issued_on=inv.issued_on,
+            due_on=inv.due_on,
+            amount_minor=inv.amount_minor,
+            currency=inv.currency,
+            account=self.account,
+        )
 
 
 @dataclass
@@ -181,24 +231,12 @@ async def billing_run_chunk(
                 [i.invoice_number for i in billed],
             )
         await conn.execute(Q.set_sequence, issued_on.year, last + len(invoices))
+    accounts: dict[str, IssuedJson] = {}  # a template per currency's account
     for inv in invoices:
-        unit.emit(
-            topics.invoices,
-            "invoice.issued.v1",
-            inv.contract,
-            InvoiceIssued(
-                contract=inv.contract,
-                invoice_number=inv.invoice_number,
-                vs=inv.vs,
-                ss=inv.ss,
-                period=inv.period,
-                issued_on=inv.issued_on,
-                due_on=inv.due_on,
-                amount_minor=inv.amount_minor,
-                currency=inv.currency,
-                account=settings.bank_accounts.get(inv.currency, ""),
-            ),
+        json_of = accounts.get(inv.currency) or accounts.setdefault(
+            inv.currency, IssuedJson(settings.bank_accounts.get(inv.currency, ""))
         )
+        unit.emit_json(topics.invoices, "invoice.issued.v1", inv.contract, json_of(inv))
     return invoices, (names[-1] if len(rows) == limit else None)
 
 
