@@ -16,7 +16,7 @@ A held action is decided again at the next moment it would be allowed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Literal
@@ -287,6 +287,13 @@ def decide(facts: Facts, policy: Policy, now: datetime, tolerance: int) -> Decis
                 elif top.action in ("suspend", "restrict"):
                     stage = wanted[top.action]  # type: ignore[assignment]
                     episode = episode or anchor.invoice_number
+
+    if any(a.kind == "notice" for a in actions):
+        # The notice goes out now, and the facts know of no notice of it yet: the steps
+        # that count from the notice (a hard deadline) count from now, or nothing would
+        # check them again for a customer who never confirms it.
+        due_at = {s.name: step_due(s, anchor, replace(facts, noticed_at=now), tz)
+                  for s in escalation}  # fmt: skip
 
     # Fees: once per late invoice, not overtaken by escalation.
     for step in (s for s in policy.steps if s.action == "fee"):

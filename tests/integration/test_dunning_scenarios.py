@@ -173,6 +173,23 @@ def test_notice_then_suspend_preset(database_url: str) -> None:
     run(database_url, scenario)
 
 
+def test_a_notice_never_confirmed_suspends_at_its_deadline(database_url: str) -> None:
+    """The customer never confirms the notice and nothing else happens: the timer the
+    notice's decision set still fires, and the preset's hard deadline (30 days after the
+    notice, Sunday 24 January; held over the weekend) suspends."""
+
+    async def scenario(s: Sim) -> None:
+        await s.contract("1031")
+        await s.invoice("1031", "2026001031", date(2026, 12, 15))
+        await s.run_until(at("2027-02-28"))
+        assert s.acts("1031") == [
+            ("12-18", "reminder"), ("12-22", "reminder"), ("12-25", "notice"),
+            ("01-25", "suspend"),
+        ]  # fmt: skip
+
+    run(database_url, scenario)
+
+
 def test_batches_decide_as_one_by_one_does(database_url: str) -> None:
     """Many contracts' facts in one batch and their timers in one sweep: every contract
     gets exactly what the one-by-one preset test gets."""
@@ -386,3 +403,50 @@ def test_explain_and_preview_for_operators(
         assert "notice (step 'notice' of policy notice-then-suspend)" in out
     finally:
         get_settings.cache_clear()
+
+
+def test_an_invoice_delivered_again_at_any_step_changes_nothing(database_url: str) -> None:
+    """Dunning applies invoice.issued without an inbox row (a keyed type): a redelivery at
+    any point of the invoice's life, after payments changed it, leaves the same facts,
+    stage, timers and requests as one delivery. Contract 1022 gets its invoice again after
+    every step; 1021 lives the same life without."""
+
+    async def scenario(s: Sim) -> None:
+        plain, again = "1021", "1022"
+
+        async def both(step: Any) -> None:
+            for c in (plain, again):
+                await step(c)
+            await s.invoice(again, f"20260{again}", date(2026, 12, 15))
+
+        await both(s.contract)
+        await both(lambda c: s.invoice(c, f"20260{c}", date(2026, 12, 15)))
+        await s.run_until(at("2026-12-19"))
+        await both(lambda c: s.partly(c, f"20260{c}", 10000))
+        await s.run_until(at("2026-12-25", 12))
+        await both(s.acknowledge)
+        await s.run_until(at("2027-01-07"))
+        await both(lambda c: s.settle(c, f"20260{c}"))
+        await s.run_until(at("2027-01-08"))
+        await both(lambda c: s.reopen(c, f"20260{c}"))
+        await s.run_until(at("2027-01-20"))
+        assert [a[1] for a in s.acts(plain)] == [
+            "reminder", "reminder", "notice", "suspend", "restore", "notice"
+        ]  # fmt: skip
+        assert s.acts(again) == s.acts(plain)
+
+        async def rows(contract: str) -> list[str]:
+            out = []
+            for table in ("invoices", "state", "timers", "actions"):
+                where = "key" if table == "timers" else "contract"
+                for r in await s.conn.fetch(
+                    f"SELECT to_jsonb(t)::text AS row FROM {table} t WHERE {where} = $1"
+                    " ORDER BY 1",
+                    contract,
+                ):
+                    out.append(f"{table}: {r['row'].replace(contract, 'C')}")
+            return out
+
+        assert await rows(again) == await rows(plain)
+
+    run(database_url, scenario)

@@ -209,6 +209,23 @@ def test_hard_deadline_when_the_notice_is_never_confirmed() -> None:
     assert kinds(d) == [("suspend", "suspend@2026000002")]
 
 
+def test_the_decision_that_sends_the_notice_schedules_its_hard_deadline() -> None:
+    """The notice goes out in this decision, so the facts know of no notice yet: the check
+    of its deadline must still be scheduled, or a customer who never confirms the notice
+    (and sends nothing else) is never suspended."""
+    reminded = replace(BASE, done=done("reminder-1", "reminder-2"))
+    now = at(date(2026, 12, 25))
+    d = decide(reminded, ISP, now, 99)
+    assert kinds(d) == [("notice", "notice@2026000002")]
+    assert d.next_check_at == now + timedelta(days=30)
+    # what the timer then finds: the notice recorded at ``now``, never confirmed
+    later = replace(reminded, stage="notice", episode=INV.invoice_number, noticed_at=now)
+    later = replace(later, done=done("reminder-1", "reminder-2", "notice"))
+    held = decide(later, ISP, d.next_check_at, 99)  # Sunday 24 January: after the weekend
+    assert held.actions == () and held.held and held.next_check_at is not None
+    assert kinds(decide(later, ISP, held.next_check_at, 99)) == [("suspend", "suspend@2026000002")]
+
+
 @pytest.mark.parametrize(
     ("facts", "now", "held", "retry"),
     [
