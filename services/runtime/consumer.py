@@ -84,8 +84,10 @@ class BatchConsumer:
         pool: asyncpg.Pool,
         clock: Clock,
         handlers: dict[str, Handler],
+        keyed: frozenset[str] = frozenset(),
     ) -> None:
         self.service = service
+        self.keyed = keyed
         self.topic = "+".join(sorted({t for t in handlers}))  # label only
         self.consumer = service
         self.pool = pool
@@ -142,22 +144,31 @@ class BatchConsumer:
         self._count(fresh, parsed, poison)
 
     async def _claim(self, conn: asyncpg.Connection, parsed: list[_Parsed]) -> list[_Parsed]:
-        if not parsed:
-            return []
-        ids = [item.event.id for item in parsed]
-        new = {
-            r["event_id"]
-            for r in await conn.fetch(
-                "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])"
-                " ON CONFLICT DO NOTHING RETURNING event_id",
-                self.consumer,
-                ids,
-            )
-        }
-        fresh = []
-        for item in parsed:  # keep order; a repeat inside one batch counts once
-            if item.event.id in new:
-                new.discard(item.event.id)
+        """The batch's events to apply, in order: those whose ids the inbox had not seen
+        (recorded now, in the batch's transaction), and every event of a ``keyed`` type,
+        whose handler is idempotent by the event's own key and needs no inbox row. A
+        repeat inside one batch counts once either way."""
+        ids = [item.event.id for item in parsed if item.event.type not in self.keyed]
+        new = set()
+        if ids:
+            new = {
+                r["event_id"]
+                for r in await conn.fetch(
+                    "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])"
+                    " ON CONFLICT DO NOTHING RETURNING event_id",
+                    self.consumer,
+                    ids,
+                )
+            }
+        fresh, keyed_seen = [], set()
+        for item in parsed:
+            event_id = item.event.id
+            if item.event.type in self.keyed:
+                if event_id not in keyed_seen:
+                    keyed_seen.add(event_id)
+                    fresh.append(item)
+            elif event_id in new:
+                new.discard(event_id)
                 fresh.append(item)
         return fresh
 

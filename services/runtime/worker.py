@@ -53,6 +53,9 @@ class ServiceSpec:
     name: str
     # topic name -> {event type -> handler}
     subscriptions: Callable[[Runtime], dict[str, dict[str, Handler]]]
+    # event types whose handlers are idempotent by the event's own key (an upsert on the
+    # invoice number): applied without an inbox row each (README, departures)
+    keyed: frozenset[str] = frozenset()
     timer: Callable[[Runtime], TimerHandler] | None = None
     # all due keys of a sweep at once; ``timer`` stays the one-by-one fallback
     timer_batch: Callable[[Runtime], BatchTimerHandler] | None = None
@@ -95,7 +98,7 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
             await rt.clock.refresh(conn)
         # Join the group before anything else runs: a timer must not decide on facts
         # whose events wait unread (a payment behind a suspension).
-        consumer = BatchConsumer(spec.name, rt.db, rt.clock, handlers)
+        consumer = BatchConsumer(spec.name, rt.db, rt.clock, handlers, spec.keyed)
         source = BatchSource(
             spec.name, list(subscriptions), settings, consumer.apply, bulk=rt.topics.bulk()
         )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pydantic import BaseModel
 
 from schemas.envelope import CloudEvent, envelope
-from schemas.events import NoticeAcknowledged
+from schemas.events import NoticeAcknowledged, PromiseMade
 from services.runtime import db
 from services.runtime.clock import SystemClock
 from services.runtime.consumer import BatchConsumer, Record
@@ -109,3 +109,41 @@ async def _staged_rows(url: str) -> None:
         assert len(executed) == 5 and executed.count(upsert) == 4
     finally:
         await conn.close()
+
+
+def test_keyed_types_apply_without_inbox_rows(database_url: str) -> None:
+    asyncio.run(_keyed(database_url))
+
+
+async def _keyed(url: str) -> None:
+    """Events of a ``keyed`` type (their handler idempotent by the event's own key) leave
+    no inbox row: a repeat inside one batch applies once, a redelivery applies again (the
+    handler makes that harmless); other types still go through the inbox."""
+    await db.migrate(url, "dunning")
+    pool = await db.create_pool(url, "dunning")
+    applied: list[tuple[str, str]] = []
+
+    async def handler(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+        applied.append((event.type, str(event.id)))
+
+    consumer = BatchConsumer(
+        "dunning",
+        pool,
+        SystemClock(),
+        {"notice.acknowledged.v1": handler, "promise.made.v1": handler},
+        keyed=frozenset({"notice.acknowledged.v1"}),
+    )
+    async with pool.acquire() as conn:
+        await conn.execute("TRUNCATE inbox")
+    promise = PromiseMade(contract="1002", days=7, by="customer", made_at=datetime.now(UTC))
+    made = envelope("promise.made.v1", "/test", "1002", promise, promise.made_at)
+    plain, keyed = made.model_dump_json().encode(), ack_event()
+    await consumer.apply([record(0, keyed), record(1, plain), record(2, keyed)])
+    ids = (json.loads(keyed)["id"], json.loads(plain)["id"])
+    assert applied == [("notice.acknowledged.v1", ids[0]), ("promise.made.v1", ids[1])]
+    await consumer.apply([record(0, keyed), record(1, plain)])  # redelivered
+    assert applied[2:] == [("notice.acknowledged.v1", ids[0])]
+    async with pool.acquire() as conn:
+        inbox = {str(r["event_id"]) for r in await conn.fetch("SELECT event_id FROM inbox")}
+    assert inbox == {ids[1]}
+    await pool.close()
