@@ -1,5 +1,6 @@
 """The batch consumer against the real PostgreSQL: inbox dedupe, dead letters, isolation of
-a failing event, and the outbox written in the same transaction."""
+a failing event, the outbox written in the same transaction, and keyed types applied
+without inbox rows."""
 
 from __future__ import annotations
 

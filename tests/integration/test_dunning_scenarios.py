@@ -1,7 +1,8 @@
 """Dunning scenarios against PostgreSQL, on a simulated clock that fires the contract's
 durable timer exactly when it is due (as the timer loop does on the shared test clock):
-both presets, a partial payment, catch-up after downtime, a reversed payment, a promise to
-pay, an operator's postponement and exemption, and a payment waiting unmatched."""
+both presets, a notice never confirmed, a partial payment, catch-up after downtime, a
+reversed payment, a promise to pay, an operator's postponement and exemption, a payment
+waiting unmatched, and an invoice delivered again at every step."""
 
 from __future__ import annotations
 
