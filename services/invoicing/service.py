@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -114,18 +115,15 @@ class IssuedJson:
         return self.model(inv).model_dump_json().encode()
 
     def model(self, inv: domain.NewInvoice) -> InvoiceIssued:
-        return InvoiceIssued(
-            contract=inv.contract,
-            invoice_number=inv.invoice_number,
-            vs=inv.vs,
-            ss=inv.ss,
-            period=inv.period,
-            issued_on=inv.issued_on,
-            due_on=inv.due_on,
-            amount_minor=inv.amount_minor,
-            currency=inv.currency,
-            account=self.account,
-        )
+        fields = inv._asdict()
+        del fields["fees_minor"]  # inside amount_minor; not part of the event
+        return InvoiceIssued(**fields, account=self.account)
+
+
+@functools.cache
+def issued_json(account: str) -> IssuedJson:
+    """The template of one of our accounts, built once (a regular expression each)."""
+    return IssuedJson(account)
 
 
 @dataclass
@@ -231,11 +229,8 @@ async def billing_run_chunk(
                 [i.invoice_number for i in billed],
             )
         await conn.execute(Q.set_sequence, issued_on.year, last + len(invoices))
-    accounts: dict[str, IssuedJson] = {}  # a template per currency's account
     for inv in invoices:
-        json_of = accounts.get(inv.currency) or accounts.setdefault(
-            inv.currency, IssuedJson(settings.bank_accounts.get(inv.currency, ""))
-        )
+        json_of = issued_json(settings.bank_accounts.get(inv.currency, ""))
         unit.emit_json(topics.invoices, "invoice.issued.v1", inv.contract, json_of(inv))
     return invoices, (names[-1] if len(rows) == limit else None)
 

@@ -148,10 +148,10 @@ class BatchConsumer:
         (recorded now, in the batch's transaction), and every event of a ``keyed`` type,
         whose handler is idempotent by the event's own key and needs no inbox row. A
         repeat inside one batch counts once either way."""
+        new = {item.event.id for item in parsed if item.event.type in self.keyed}
         ids = [item.event.id for item in parsed if item.event.type not in self.keyed]
-        new = set()
         if ids:
-            new = {
+            new.update(
                 r["event_id"]
                 for r in await conn.fetch(
                     "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])"
@@ -159,16 +159,11 @@ class BatchConsumer:
                     self.consumer,
                     ids,
                 )
-            }
-        fresh, keyed_seen = [], set()
-        for item in parsed:
-            event_id = item.event.id
-            if item.event.type in self.keyed:
-                if event_id not in keyed_seen:
-                    keyed_seen.add(event_id)
-                    fresh.append(item)
-            elif event_id in new:
-                new.discard(event_id)
+            )
+        fresh = []
+        for item in parsed:  # keep order; a repeat inside one batch counts once
+            if item.event.id in new:
+                new.discard(item.event.id)
                 fresh.append(item)
         return fresh
 

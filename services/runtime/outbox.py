@@ -77,11 +77,11 @@ def murmur2(data: bytes) -> int:
         k = (k * _M) & _MASK
         k ^= k >> 24
         h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
-    tail = words << 2
-    if length & 3:
-        if length & 3 == 3:
+    tail, rest = words << 2, length & 3
+    if rest:
+        if rest == 3:
             h ^= data[tail + 2] << 16
-        if length & 3 >= 2:
+        if rest >= 2:
             h ^= data[tail + 1] << 8
         h = ((h ^ data[tail]) * _M) & _MASK
     h ^= h >> 13

@@ -19,6 +19,7 @@ trip per event, both finished by ``flush`` before the commit:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -56,7 +57,6 @@ _WRITE_OUTBOX = f"""
 OutboxRow = tuple[str, bytes | None, bytes, Jsonb, str]
 PackedRow = tuple[str, bytes | None, bytes, Jsonb, str, int | None]
 _STR = TypeAdapter(str)
-_TYPES: dict[str, bytes] = {}  # event types as JSON strings: a handful, emitted millions of times
 _TIME = TypeAdapter(datetime)
 
 
@@ -180,7 +180,7 @@ class Unit:
                 b'{"specversion":"1.0","id":"',
                 event_id_text(),
                 source,
-                _TYPES.get(type_) or _TYPES.setdefault(type_, _json_string(type_)),
+                _type_json(type_),
                 time,
                 _json_string(key),
                 b',"datacontenttype":"application/json","data":',
@@ -264,6 +264,9 @@ def _json_string(text: str) -> bytes:
         return b'"' + text.encode() + b'"'  # nothing to escape
     return _STR.dump_json(text)
 
+
+# event types as JSON strings: a handful, each emitted millions of times
+_type_json = functools.cache(_json_string)
 
 Work = Callable[[Unit, list[str]], Awaitable[None]]
 EventHandler = Callable[[Unit, Any, Any], Awaitable[None]]
