@@ -34,16 +34,19 @@ VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT DO NOTHING;
 
 -- name: unbilled_fees
--- Fees waiting, in each contract's billing currency (others stay for an operator).
-SELECT f.contract, sum(f.amount_minor)::bigint AS amount_minor
+-- Fees waiting, in each contract's billing currency (others stay for an operator), with
+-- the fees summed: those, and no fee charged since, are marked billed (mark_fees_billed).
+SELECT f.contract, sum(f.amount_minor)::bigint AS amount_minor,
+       array_agg(f.request_id) AS request_ids
 FROM pending_fees f JOIN contracts c USING (contract)
 WHERE f.billed_on IS NULL AND f.currency = c.currency AND f.contract = ANY($1::text[])
 GROUP BY f.contract;
 
 -- name: mark_fees_billed
+-- Exactly the fees an invoice summed: one row per fee.
 UPDATE pending_fees f SET billed_on = i.invoice_number
-FROM unnest($1::text[], $2::text[]) AS i(contract, invoice_number)
-WHERE f.contract = i.contract AND f.billed_on IS NULL;
+FROM unnest($1::text[], $2::text[], $3::text[]) AS i(contract, request_id, invoice_number)
+WHERE f.contract = i.contract AND f.request_id = i.request_id AND f.billed_on IS NULL;
 
 -- name: record_run
 INSERT INTO billing_runs (period, issued_on, issued, run_at) VALUES ($1, $2, $3, $4);

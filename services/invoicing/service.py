@@ -196,7 +196,8 @@ async def billing_run_chunk(
     already = {r["contract"] for r in await conn.fetch(Q.invoiced_in_period, period, names)}
     # Row lock on the year's sequence: concurrent runs serialise here, numbers stay gapless.
     last = await conn.fetchval(Q.lock_sequence, issued_on.year)
-    fees = {r["contract"]: r["amount_minor"] for r in await conn.fetch(Q.unbilled_fees, names)}
+    waiting = await conn.fetch(Q.unbilled_fees, names)
+    fees = {r["contract"]: r["amount_minor"] for r in waiting}
     invoices = domain.billing_run(
         contracts, period, issued_on, already, last, fees, settings.invoice_number_style
     )
@@ -221,13 +222,16 @@ async def billing_run_chunk(
             ],
             columns=INVOICE_COLUMNS,
         )
-        billed = [i for i in invoices if i.fees_minor]
+        numbers = {i.contract: i.invoice_number for i in invoices if i.fees_minor}
+        billed = [
+            (r["contract"], request, numbers[r["contract"]])
+            for r in waiting
+            if r["contract"] in numbers
+            for request in r["request_ids"]
+        ]  # exactly the fees summed: one charged since waits for the next run
         if billed:
-            await conn.execute(
-                Q.mark_fees_billed,
-                [i.contract for i in billed],
-                [i.invoice_number for i in billed],
-            )
+            of_contracts, of_requests, on_invoices = zip(*billed, strict=True)
+            await conn.execute(Q.mark_fees_billed, of_contracts, of_requests, on_invoices)
         await conn.execute(Q.set_sequence, issued_on.year, last + len(invoices))
     for inv in invoices:
         json_of = issued_json(settings.bank_accounts.get(inv.currency, ""))

@@ -46,12 +46,18 @@ async def _fees(url: str) -> None:
         event = envelope("fee.charged.v1", "/test", "1002", fee, NOW)
         await unit(lambda u: service.on_fee_charged(u, event, fee))
         await unit(lambda u: service.on_fee_charged(u, event, fee))  # redelivered: once
+        # a fee in another currency than the contract's waits for an operator, unbilled
+        eur = fee.model_copy(update={"request_id": "fee@eur", "currency": "EUR"})
+        eur_event = envelope("fee.charged.v1", "/test", "1002", eur, NOW)
+        await unit(lambda u: service.on_fee_charged(u, eur_event, eur))
         settings = Settings(database_url=url)
         jan = (await service.billing_run(conn, settings, "2027-01", date(2027, 1, 1), NOW)).invoices
         amounts = {i.contract: (i.amount_minor, i.fees_minor) for i in jan}
         assert amounts == {"1001": (49900, 0), "1002": (54900, 5000), "1003": (49900, 0)}
         feb = (await service.billing_run(conn, settings, "2027-02", date(2027, 2, 1), NOW)).invoices
         assert {i.contract: i.amount_minor for i in feb}["1002"] == 49900  # billed once
+        billed = dict(await conn.fetch("SELECT request_id, billed_on FROM pending_fees"))
+        assert billed == {"fee@2026000002": amounts_numbers(jan)["1002"], "fee@eur": None}
         # a run in chunks of one contract: each contract once, numbers gapless, in order
         one = Settings(database_url=url, billing_chunk=1)
         run = await service.billing_run(conn, one, "2027-03", date(2027, 3, 1), NOW, keep=2)
@@ -67,6 +73,10 @@ async def _fees(url: str) -> None:
         assert again.issued == 0 and again.invoices == []
     finally:
         await conn.close()
+
+
+def amounts_numbers(invoices: list) -> dict[str, str]:  # type: ignore[type-arg]
+    return {i.contract: i.invoice_number for i in invoices}
 
 
 def test_a_contract_with_invoices_cannot_be_deleted_or_renumbered(database_url: str) -> None:
