@@ -86,9 +86,14 @@ def cmd_invoicing_run(args: argparse.Namespace) -> None:
     async def go() -> service.BillingRun:
         async with _session("invoicing") as (conn, now):
             issued_on = date.fromisoformat(args.issued_on) if args.issued_on else now.date()
-            return await service.billing_run(
-                conn, settings, args.period, issued_on, now, keep=LIST_AT_MOST
-            )
+            # a second connection reads and invoices the next chunk while one is written
+            reader = await db.connect(settings.database_url, "invoicing")
+            try:
+                return await service.billing_run(
+                    conn, settings, args.period, issued_on, now, keep=LIST_AT_MOST, reader=reader
+                )
+            finally:
+                await reader.close()
 
     run = asyncio.run(go())
     if run.issued <= LIST_AT_MOST:

@@ -25,6 +25,22 @@ INSERT INTO invoice_sequences (year, last) VALUES ($1, 0)
 ON CONFLICT (year) DO UPDATE SET last = invoice_sequences.last
 RETURNING last;
 
+-- name: hold_run_lock
+-- Held by every billing run from its start to its end, shared: a contract is deleted or
+-- renumbered only once no run is in flight (migration 005 takes it exclusively).
+SELECT pg_advisory_lock_shared(7091318301304122880);
+
+-- name: hold_run_lock_in_transaction
+-- The same, for a run inside a caller's transaction: released when it ends.
+SELECT pg_advisory_xact_lock_shared(7091318301304122880);
+
+-- name: release_run_lock
+SELECT pg_advisory_unlock_shared(7091318301304122880);
+
+-- name: sequence_now
+-- Where a pipelined run starts numbering from; each chunk checks it under lock_sequence.
+SELECT last FROM invoice_sequences WHERE year = $1;
+
 -- name: set_sequence
 UPDATE invoice_sequences SET last = $2 WHERE year = $1;
 

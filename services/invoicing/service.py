@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import islice
@@ -105,11 +106,15 @@ class IssuedJson:
 
     def __call__(self, inv: domain.NewInvoice) -> bytes:
         data = (
-            f'{{"contract":"{inv.contract}","invoice_number":"{inv.invoice_number}",'
-            f'"vs":"{inv.vs}","ss":"{inv.ss}","period":"{inv.period}",'
-            f'"issued_on":"{inv.issued_on.isoformat()}","due_on":"{inv.due_on.isoformat()}",'
-            f'"amount_minor":{inv.amount_minor},"currency":"{inv.currency}","account":'
-        ).encode() + self.account_json + b"}"
+            (
+                f'{{"contract":"{inv.contract}","invoice_number":"{inv.invoice_number}",'
+                f'"vs":"{inv.vs}","ss":"{inv.ss}","period":"{inv.period}",'
+                f'"issued_on":"{inv.issued_on.isoformat()}","due_on":"{inv.due_on.isoformat()}",'
+                f'"amount_minor":{inv.amount_minor},"currency":"{inv.currency}","account":'
+            ).encode()
+            + self.account_json
+            + b"}"
+        )
         if self.shape.fullmatch(data):
             return data
         return self.model(inv).model_dump_json().encode()
@@ -139,89 +144,205 @@ async def billing_run(
     issued_on: date,
     now: datetime,
     keep: int | None = None,
+    reader: asyncpg.Connection | None = None,
 ) -> BillingRun:
     """A billing run, one transaction per chunk of contracts (``BILLING_BILLING_CHUNK``):
     each chunk's invoices and events commit together and the relay publishes them while
     the next chunk is invoiced. Run it again to complete an interrupted run. (Inside a
     caller's transaction the chunks are savepoints.) Only the first ``keep`` invoices are
     kept for the caller (None: all): a chunk's are dropped once written, so a million
-    contracts are billed in the memory of a chunk."""
+    contracts are billed in the memory of two chunks.
+
+    With a second connection (``reader``) the run is pipelined: chunk *n + 1* is read and
+    invoiced on ``reader`` while chunk *n* is written on ``conn``. A chunk is invoiced
+    from the sequence the chunk before it leaves, and written only if the year's sequence,
+    locked in its transaction, is still there; if another run took numbers meanwhile, the
+    chunk is invoiced again under the lock (``_Run.write_chunk``)."""
     kept: list[domain.NewInvoice] = []
     issued = 0
-    after: str | None = ""
-    with collector.paused():  # a chunk's objects pile up (a quarter of the run's CPU)
-        while after is not None:
-            async with conn.transaction():
-                unit = Unit(conn, now, SOURCE)
-                invoices, after = await billing_run_chunk(
-                    unit, settings, period, issued_on, after, settings.billing_chunk
-                )
-                await unit.flush()
-            issued += len(invoices)
-            kept += invoices if keep is None else invoices[: max(0, keep - len(kept))]
-    await conn.execute(Q.record_run, period, issued_on, issued, now)
+
+    def keep_of(invoices: list[domain.NewInvoice]) -> None:
+        nonlocal issued, kept
+        issued += len(invoices)
+        kept += invoices if keep is None else invoices[: max(0, keep - len(kept))]
+
+    in_transaction = conn.is_in_transaction()
+    await conn.execute(Q.hold_run_lock_in_transaction if in_transaction else Q.hold_run_lock)
+    try:
+        with collector.paused():  # a chunk's objects pile up (a quarter of the run's CPU)
+            await _Run(settings, period, issued_on, now).chunks(conn, reader, keep_of)
+        await conn.execute(Q.record_run, period, issued_on, issued, now)
+    finally:
+        if not in_transaction and not conn.is_closed():
+            await conn.execute(Q.release_run_lock)
     return BillingRun(issued, kept)
 
 
-async def billing_run_chunk(
-    unit: Unit, settings: Settings, period: str, issued_on: date, after: str, limit: int
-) -> tuple[list[domain.NewInvoice], str | None]:
-    """Invoice the next ``limit`` contracts after ``after`` (in contract order) and queue
-    their events; returns the invoices and where the next chunk starts (None: done).
+@dataclass
+class _Writes:
+    """A chunk's rows: the invoices for COPY, and the fees they bill (one row a fee)."""
 
-    Each chunk is its own unit of work in a large run, so the events of a million
-    invoices are never held at once and the relay publishes while the run goes on. An
-    interrupted run is completed by running it again: invoiced contracts are skipped,
-    and every chunk takes the year's sequence under a row lock, so numbers stay gapless."""
-    topics = get_topics()
-    conn = unit.conn
-    rows = await conn.fetch(Q.billable_contracts, after, limit)
-    if not rows:
-        return [], None
-    rules: dict[tuple[str, int], domain.DueRule] = {}
-    contracts = [
-        domain.BillableContract(
-            r["contract"],
-            r["active"],
-            r["monthly_fee_minor"],
-            r["currency"],
-            rules.get((r["due_kind"], r["due_value"]))
-            or rules.setdefault(
-                (r["due_kind"], r["due_value"]), domain.DueRule(r["due_kind"], r["due_value"])
-            ),
+    invoices: list[tuple[object, ...]]
+    fees: tuple[tuple[str, ...], ...]
+
+
+@dataclass
+class _Chunk:
+    """A chunk of a run read and invoiced, its writes and events ready (``_Run.plan``)."""
+
+    contracts: list[domain.BillableContract]
+    following: str | None  # where the next chunk starts (None: this one is the last)
+    last: int  # the year's sequence its numbers follow
+    invoices: list[domain.NewInvoice]
+    writes: _Writes
+    unit: Unit  # its events, on the writing connection
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One billing run: what it invoices, and its chunks' steps."""
+
+    settings: Settings
+    period: str
+    issued_on: date
+    now: datetime
+
+    async def chunks(
+        self,
+        conn: asyncpg.Connection,
+        reader: asyncpg.Connection | None,
+        keep_of: Callable[[list[domain.NewInvoice]], None],
+    ) -> None:
+        """Every chunk: one after the other on ``conn``, or pipelined with ``reader``."""
+        if reader is None or conn.is_in_transaction():
+            after: str | None = ""
+            while after is not None:
+                async with conn.transaction():
+                    unit = Unit(conn, self.now, SOURCE)
+                    invoices, after = await self.chunk(unit, after)
+                    await unit.flush()
+                keep_of(invoices)
+            return
+        last = await reader.fetchval(Q.sequence_now, self.issued_on.year) or 0
+        chunk = await self.plan(reader, conn, "", last)
+        while chunk is not None:
+            writing = asyncio.create_task(self.write_chunk(chunk))
+            following = None
+            try:
+                if chunk.following is not None:
+                    last = chunk.last + len(chunk.invoices)
+                    following = await self.plan(reader, conn, chunk.following, last)
+            finally:
+                keep_of(await writing)  # never left behind, on an error too
+            chunk = following
+
+    async def chunk(self, unit: Unit, after: str) -> tuple[list[domain.NewInvoice], str | None]:
+        """Invoice the next chunk of contracts after ``after`` (in contract order) and
+        queue their events; returns the invoices and where the next chunk starts (None:
+        done).
+
+        Each chunk is its own unit of work in a large run, so the events of a million
+        invoices are never held at once and the relay publishes while the run goes on. An
+        interrupted run is completed by running it again: invoiced contracts are skipped,
+        and every chunk takes the year's sequence under a row lock, so numbers stay
+        gapless."""
+        contracts, following = await self.facts(unit.conn, after)
+        if not contracts:
+            return [], None
+        # Row lock on the year's sequence: concurrent runs serialise here, numbers stay
+        # gapless, and what they invoiced before it was released is seen by ``invoice``.
+        last = await unit.conn.fetchval(Q.lock_sequence, self.issued_on.year)
+        return await self.locked(unit, contracts, last), following
+
+    async def plan(
+        self, reader: asyncpg.Connection, writer: asyncpg.Connection, after: str, last: int
+    ) -> _Chunk | None:
+        """The next chunk after ``after`` read and invoiced on ``reader`` from sequence
+        ``last``, its events queued for ``writer`` (None: no contract left)."""
+        contracts, following = await self.facts(reader, after)
+        if not contracts:
+            return None
+        unit = Unit(writer, self.now, SOURCE)
+        invoices, writes = await self.invoice(reader, unit, contracts, last)
+        return _Chunk(contracts, following, last, invoices, writes, unit)
+
+    async def write_chunk(self, chunk: _Chunk) -> list[domain.NewInvoice]:
+        """Write a planned chunk in its own transaction if the year's sequence is where it
+        was planned from; else invoice the same contracts again under the lock."""
+        conn = chunk.unit.conn
+        async with conn.transaction():
+            last = await conn.fetchval(Q.lock_sequence, self.issued_on.year)
+            if last != chunk.last:
+                unit = Unit(conn, self.now, SOURCE)
+                invoices = await self.locked(unit, chunk.contracts, last)
+                await unit.flush()
+                return invoices
+            await self.write(conn, last, len(chunk.invoices), chunk.writes)
+            await chunk.unit.flush()
+        return chunk.invoices
+
+    async def locked(
+        self, unit: Unit, contracts: list[domain.BillableContract], last: int
+    ) -> list[domain.NewInvoice]:
+        """Invoice and write ``contracts`` with the year's sequence locked at ``last``."""
+        invoices, writes = await self.invoice(unit.conn, unit, contracts, last)
+        await self.write(unit.conn, last, len(invoices), writes)
+        return invoices
+
+    async def facts(
+        self, conn: asyncpg.Connection, after: str
+    ) -> tuple[list[domain.BillableContract], str | None]:
+        """The chunk's contracts after ``after`` in contract order, and where the chunk
+        after them starts (None: none)."""
+        limit = self.settings.billing_chunk
+        rows = await conn.fetch(Q.billable_contracts, after, limit)
+        rules: dict[tuple[str, int], domain.DueRule] = {}
+        contracts = [
+            domain.BillableContract(
+                r["contract"],
+                r["active"],
+                r["monthly_fee_minor"],
+                r["currency"],
+                rules.get((r["due_kind"], r["due_value"]))
+                or rules.setdefault(
+                    (r["due_kind"], r["due_value"]),
+                    domain.DueRule(r["due_kind"], r["due_value"]),
+                ),
+            )
+            for r in rows
+        ]
+        return contracts, (contracts[-1].contract if len(rows) == limit else None)
+
+    async def invoice(
+        self,
+        conn: asyncpg.Connection,
+        unit: Unit,
+        contracts: list[domain.BillableContract],
+        last: int,
+    ) -> tuple[list[domain.NewInvoice], _Writes]:
+        """Invoice ``contracts`` from sequence ``last`` (what is already invoiced and the
+        fees waiting read on ``conn``) and queue their events in ``unit``."""
+        topics = get_topics()
+        names = [c.contract for c in contracts]
+        invoiced = await conn.fetch(Q.invoiced_in_period, self.period, names)
+        waiting = await conn.fetch(Q.unbilled_fees, names)
+        invoices = domain.billing_run(
+            contracts,
+            self.period,
+            self.issued_on,
+            {r["contract"] for r in invoiced},
+            last,
+            {r["contract"]: r["amount_minor"] for r in waiting},
+            self.settings.invoice_number_style,
         )
-        for r in rows
-    ]
-    names = [c.contract for c in contracts]
-    already = {r["contract"] for r in await conn.fetch(Q.invoiced_in_period, period, names)}
-    # Row lock on the year's sequence: concurrent runs serialise here, numbers stay gapless.
-    last = await conn.fetchval(Q.lock_sequence, issued_on.year)
-    waiting = await conn.fetch(Q.unbilled_fees, names)
-    fees = {r["contract"]: r["amount_minor"] for r in waiting}
-    invoices = domain.billing_run(
-        contracts, period, issued_on, already, last, fees, settings.invoice_number_style
-    )
-    if invoices:
-        await conn.copy_records_to_table(
-            "invoices",
-            records=[
-                (
-                    i.invoice_number,
-                    i.contract,
-                    i.vs,
-                    i.ss,
-                    i.period,
-                    i.issued_on,
-                    i.due_on,
-                    i.amount_minor,
-                    i.currency,
-                    unit.now,
-                    i.fees_minor,
-                )
-                for i in invoices
-            ],
-            columns=INVOICE_COLUMNS,
-        )
+        now = self.now
+        rows: list[tuple[object, ...]] = [
+            (
+                i.invoice_number, i.contract, i.vs, i.ss, i.period, i.issued_on, i.due_on,
+                i.amount_minor, i.currency, now, i.fees_minor,
+            )
+            for i in invoices
+        ]  # fmt: skip
         numbers = {i.contract: i.invoice_number for i in invoices if i.fees_minor}
         billed = [
             (r["contract"], request, numbers[r["contract"]])
@@ -229,14 +350,28 @@ async def billing_run_chunk(
             if r["contract"] in numbers
             for request in r["request_ids"]
         ]  # exactly the fees summed: one charged since waits for the next run
-        if billed:
-            of_contracts, of_requests, on_invoices = zip(*billed, strict=True)
-            await conn.execute(Q.mark_fees_billed, of_contracts, of_requests, on_invoices)
-        await conn.execute(Q.set_sequence, issued_on.year, last + len(invoices))
-    for inv in invoices:
-        json_of = issued_json(settings.bank_accounts.get(inv.currency, ""))
-        unit.emit_json(topics.invoices, "invoice.issued.v1", inv.contract, json_of(inv))
-    return invoices, (names[-1] if len(rows) == limit else None)
+        accounts = self.settings.bank_accounts
+        for inv in invoices:
+            json_of = issued_json(accounts.get(inv.currency, ""))
+            unit.emit_json(topics.invoices, "invoice.issued.v1", inv.contract, json_of(inv))
+        return invoices, _Writes(rows, tuple(zip(*billed, strict=True)))
+
+    async def write(self, conn: asyncpg.Connection, last: int, count: int, w: _Writes) -> None:
+        """A chunk's rows, with the year's sequence locked at ``last``; ``count`` numbers
+        taken."""
+        if w.invoices:
+            await conn.copy_records_to_table(
+                "invoices", records=w.invoices, columns=INVOICE_COLUMNS
+            )
+        if w.fees:
+            marked = await conn.execute(Q.mark_fees_billed, *w.fees)
+            if marked != f"UPDATE {len(w.fees[0])}":  # billed by another run meanwhile
+                raise RuntimeError(
+                    f"a late fee of contracts {sorted(set(w.fees[0]))} was billed by another "
+                    "billing run meanwhile; nothing of this chunk was written: run it again"
+                )
+        if count:
+            await conn.execute(Q.set_sequence, self.issued_on.year, last + count)
 
 
 async def on_settled(unit: Unit, event: CloudEvent, data: BaseModel) -> None:

@@ -1,0 +1,207 @@
+"""A pipelined billing run (chunk n + 1 invoiced on a second connection while chunk n is
+written) issues what a run a chunk at a time issues, and stays gapless when other runs
+take numbers between a chunk's invoicing and its write."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from schemas import events as ev
+from schemas.envelope import envelope
+from services.invoicing import contracts_file, service
+from services.runtime import db
+from services.runtime.settings import Settings
+from services.runtime.unit import Unit
+
+NOW = datetime(2027, 1, 1, 7, tzinfo=UTC)
+CONTRACTS = 40  # every seventh inactive, every fifth in EUR
+
+
+async def _setup(url: str, tmp: Path) -> tuple[asyncpg.Connection, asyncpg.Connection]:
+    await db.migrate(url, "invoicing")
+    conn = await db.connect(url, "invoicing")
+    reader = await db.connect(url, "invoicing")
+    items = [
+        {"contract": str(5000 + i), "customer_name": f"C {i}",
+         "currency": "EUR" if i % 5 == 0 else "CZK", "monthly_fee_minor": 1000 + i,
+         "active": i % 7 != 3, "subscribers": {"logins": [f"pppoe{i}"]}}
+        for i in range(CONTRACTS)
+    ]  # fmt: skip
+    path = tmp / "contracts.json"
+    path.write_text(json.dumps(items))
+    await service.load_contracts_file(conn, contracts_file.records(path), NOW)
+    async with conn.transaction():  # a late fee waiting for contract 5011, in CZK
+        unit = Unit(conn, NOW, "/test")
+        fee = ev.FeeCharged(
+            contract="5011", request_id="fee@x", invoice_number="x", amount_minor=500,
+            currency="CZK", step="fee", policy="p",
+        )  # fmt: skip
+        await service.on_fee_charged(unit, envelope("fee.charged.v1", "/t", "5011", fee, NOW), fee)
+        await unit.flush()
+    return conn, reader
+
+
+async def _issued(conn: asyncpg.Connection, period: str) -> dict[str, tuple[str, int]]:
+    rows = await conn.fetch(
+        "SELECT contract, invoice_number, amount_minor FROM invoices WHERE period = $1", period
+    )
+    return {r["contract"]: (r["invoice_number"], r["amount_minor"]) for r in rows}
+
+
+async def _numbers(conn: asyncpg.Connection) -> list[int]:
+    rows = await conn.fetch("SELECT invoice_number FROM invoices ORDER BY invoice_number")
+    return [int(r["invoice_number"]) for r in rows]
+
+
+def test_pipelined_run_issues_what_a_chunked_run_does(database_url: str, tmp_path: Path) -> None:
+    asyncio.run(_same(database_url, tmp_path))
+
+
+async def _same(url: str, tmp: Path) -> None:
+    conn, reader = await _setup(url, tmp)
+    seven = Settings(database_url=url, billing_chunk=7)
+    try:
+        serial = await service.billing_run(conn, seven, "2027-01", date(2027, 1, 1), NOW)
+        piped = await service.billing_run(
+            conn, seven, "2027-02", date(2027, 2, 1), NOW, keep=3, reader=reader
+        )
+        jan, feb = await _issued(conn, "2027-01"), await _issued(conn, "2027-02")
+        active = [str(5000 + i) for i in range(CONTRACTS) if i % 7 != 3]
+        assert serial.issued == piped.issued == len(active) == len(jan) == len(feb)
+        assert sorted(feb) == active and jan["5011"][1] == 1011 + 500  # the fee: billed once
+        assert {c: a for c, (_, a) in feb.items()} == {c: 1000 + int(c) - 5000 for c in active}
+        assert [i.contract for i in piped.invoices] == active[:3]
+        numbers = await _numbers(conn)
+        assert numbers == list(range(numbers[0], numbers[0] + 2 * len(active)))
+        assert sorted(int(n) for n, _ in feb.values()) == numbers[len(active) :]
+        events = "SELECT sum(coalesce(records, 1)) FROM outbox WHERE event_type = $1"
+        assert await conn.fetchval(events, "invoice.issued.v1") == 2 * len(active)
+        billed = "SELECT billed_on FROM pending_fees WHERE request_id = 'fee@x'"
+        assert await conn.fetchval(billed) == jan["5011"][0]
+        again = await service.billing_run(
+            conn, seven, "2027-02", date(2027, 2, 1), NOW, reader=reader
+        )
+        assert again.issued == 0 and await _numbers(conn) == numbers
+    finally:
+        await reader.close()
+        await conn.close()
+
+
+def test_a_chunk_is_invoiced_again_when_another_run_took_its_numbers(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.run(_taken(database_url, tmp_path, monkeypatch))
+
+
+async def _taken(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another run writes between the first chunk's invoicing and its write: the chunk,
+    planned from numbers now taken, is invoiced again under the lock, and so is every
+    chunk after it, planned from the chunk before."""
+    conn, reader = await _setup(url, tmp)
+    other = await db.connect(url, "invoicing")
+    seven = Settings(database_url=url, billing_chunk=7)
+    plan: Callable[..., Awaitable[Any]] = service._Run.plan
+    planned = 0
+
+    async def plan_then_interfere(*args: Any) -> Any:
+        nonlocal planned
+        chunk = await plan(*args)
+        planned += 1
+        if planned == 1:  # a whole run of another period, serially, on its own connection
+            await service.billing_run(other, seven, "2027-09", date(2027, 9, 1), NOW)
+        return chunk
+
+    monkeypatch.setattr(service._Run, "plan", plan_then_interfere)
+    try:
+        piped = await service.billing_run(
+            conn, seven, "2027-02", date(2027, 2, 1), NOW, reader=reader
+        )
+        sep, feb = await _issued(conn, "2027-09"), await _issued(conn, "2027-02")
+        assert planned > 1 and piped.issued == len(sep) == len(feb) > 7
+        assert max(int(n) for n, _ in sep.values()) < min(int(n) for n, _ in feb.values())
+        numbers = await _numbers(conn)
+        assert numbers == list(range(numbers[0], numbers[0] + 2 * len(feb)))
+        assert [i.invoice_number for i in piped.invoices] == sorted(n for n, _ in feb.values())
+        # the fee is on the run that wrote first, once
+        assert sep["5011"][1] == 1511 and feb["5011"][1] == 1011
+    finally:
+        await other.close()
+        await reader.close()
+        await conn.close()
+
+
+def test_concurrent_pipelined_runs_stay_gapless(database_url: str, tmp_path: Path) -> None:
+    asyncio.run(_concurrent(database_url, tmp_path))
+
+
+async def _concurrent(url: str, tmp: Path) -> None:
+    conn, reader = await _setup(url, tmp)
+    more = [await db.connect(url, "invoicing") for _ in range(2)]
+    three = Settings(database_url=url, billing_chunk=3)
+    try:
+        runs = await asyncio.gather(
+            service.billing_run(conn, three, "2027-03", date(2027, 3, 1), NOW, reader=reader),
+            service.billing_run(more[0], three, "2027-04", date(2027, 4, 1), NOW, reader=more[1]),
+        )
+        mar, apr = await _issued(conn, "2027-03"), await _issued(conn, "2027-04")
+        assert runs[0].issued == runs[1].issued == len(mar) == len(apr)
+        numbers = await _numbers(conn)
+        assert numbers == list(range(numbers[0], numbers[0] + len(mar) + len(apr)))
+        sequence = "SELECT last FROM invoice_sequences WHERE year = 2027"
+        assert await conn.fetchval(sequence) == len(mar) + len(apr)
+        assert sorted([mar["5011"][1], apr["5011"][1]]) == [1011, 1511]  # billed once
+    finally:
+        for c in more:
+            await c.close()
+        await reader.close()
+        await conn.close()
+
+
+def test_a_contract_is_deleted_only_once_no_run_is_in_flight(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.run(_delete_during_run(database_url, tmp_path, monkeypatch))
+
+
+async def _delete_during_run(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A contract deleted by hand after the run read it and before the run wrote its
+    invoice waits for the run, then finds the invoice and is refused: no invoice is left
+    of a contract that is not there (migration 005)."""
+    conn, reader = await _setup(url, tmp)
+    plain = await asyncpg.connect(url)  # an operator's psql
+    seven = Settings(database_url=url, billing_chunk=7)
+    plan: Callable[..., Awaitable[Any]] = service._Run.plan
+    deleting: list[asyncio.Task[str]] = []
+
+    async def plan_then_delete(*args: Any) -> Any:
+        chunk = await plan(*args)
+        if not deleting:  # 5002 is in the first chunk, read and not yet written
+            sql = "DELETE FROM invoicing.contracts WHERE contract = '5002'"
+            deleting.append(asyncio.create_task(plain.execute(sql)))
+            await asyncio.sleep(0.3)
+            assert not deleting[0].done()  # waits for the run
+        return chunk
+
+    monkeypatch.setattr(service._Run, "plan", plan_then_delete)
+    try:
+        await service.billing_run(conn, seven, "2027-02", date(2027, 2, 1), NOW, reader=reader)
+        with pytest.raises(asyncpg.ForeignKeyViolationError, match="5002 has invoices"):
+            await deleting[0]
+        assert "5002" in await _issued(conn, "2027-02")
+        assert await conn.fetchval("SELECT count(*) FROM contracts WHERE contract = '5002'") == 1
+        # once the run is over, a contract without invoices (inactive) goes at once
+        assert await plain.execute("DELETE FROM invoicing.contracts WHERE contract = '5003'") == (
+            "DELETE 1"
+        )
+    finally:
+        await plain.close()
+        await reader.close()
+        await conn.close()
