@@ -277,7 +277,7 @@ class _Run:
                 invoices = await self.locked(unit, chunk.contracts, last)
                 await unit.flush()
                 return invoices
-            await self.write(conn, last, len(chunk.invoices), chunk.writes)
+            await self.write(conn, last, chunk.writes)
             await chunk.unit.flush()
         return chunk.invoices
 
@@ -286,7 +286,7 @@ class _Run:
     ) -> list[domain.NewInvoice]:
         """Invoice and write ``contracts`` with the year's sequence locked at ``last``."""
         invoices, writes = await self.invoice(unit.conn, unit, contracts, last)
-        await self.write(unit.conn, last, len(invoices), writes)
+        await self.write(unit.conn, last, writes)
         return invoices
 
     async def facts(
@@ -356,13 +356,12 @@ class _Run:
             unit.emit_json(topics.invoices, "invoice.issued.v1", inv.contract, json_of(inv))
         return invoices, _Writes(rows, tuple(zip(*billed, strict=True)))
 
-    async def write(self, conn: asyncpg.Connection, last: int, count: int, w: _Writes) -> None:
-        """A chunk's rows, with the year's sequence locked at ``last``; ``count`` numbers
-        taken."""
-        if w.invoices:
-            await conn.copy_records_to_table(
-                "invoices", records=w.invoices, columns=INVOICE_COLUMNS
-            )
+    async def write(self, conn: asyncpg.Connection, last: int, w: _Writes) -> None:
+        """A chunk's rows, with the year's sequence locked at ``last``: a number an
+        invoice. The fees are those of these invoices."""
+        if not w.invoices:
+            return
+        await conn.copy_records_to_table("invoices", records=w.invoices, columns=INVOICE_COLUMNS)
         if w.fees:
             marked = await conn.execute(Q.mark_fees_billed, *w.fees)
             if marked != f"UPDATE {len(w.fees[0])}":  # billed by another run meanwhile
@@ -370,8 +369,7 @@ class _Run:
                     f"a late fee of contracts {sorted(set(w.fees[0]))} was billed by another "
                     "billing run meanwhile; nothing of this chunk was written: run it again"
                 )
-        if count:
-            await conn.execute(Q.set_sequence, self.issued_on.year, last + count)
+        await conn.execute(Q.set_sequence, self.issued_on.year, last + len(w.invoices))
 
 
 async def on_settled(unit: Unit, event: CloudEvent, data: BaseModel) -> None:

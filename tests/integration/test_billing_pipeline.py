@@ -61,6 +61,25 @@ async def _numbers(conn: asyncpg.Connection) -> list[int]:
     return [int(r["invoice_number"]) for r in rows]
 
 
+def _after_first_plan(
+    monkeypatch: pytest.MonkeyPatch, act: Callable[[], Awaitable[None]]
+) -> list[int]:
+    """Run ``act`` once, after the run's first chunk is planned and before it is written;
+    the list counts the chunks planned."""
+    plan: Callable[..., Awaitable[Any]] = service._Run.plan
+    planned = [0]
+
+    async def plan_then_act(*args: Any) -> Any:
+        chunk = await plan(*args)
+        planned[0] += 1
+        if planned[0] == 1:
+            await act()
+        return chunk
+
+    monkeypatch.setattr(service._Run, "plan", plan_then_act)
+    return planned
+
+
 def test_pipelined_run_issues_what_a_chunked_run_does(database_url: str, tmp_path: Path) -> None:
     asyncio.run(_same(database_url, tmp_path))
 
@@ -108,24 +127,17 @@ async def _taken(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     conn, reader = await _setup(url, tmp)
     other = await db.connect(url, "invoicing")
     seven = Settings(database_url=url, billing_chunk=7)
-    plan: Callable[..., Awaitable[Any]] = service._Run.plan
-    planned = 0
 
-    async def plan_then_interfere(*args: Any) -> Any:
-        nonlocal planned
-        chunk = await plan(*args)
-        planned += 1
-        if planned == 1:  # a whole run of another period, serially, on its own connection
-            await service.billing_run(other, seven, "2027-09", date(2027, 9, 1), NOW)
-        return chunk
+    async def interfere() -> None:  # a whole run of another period, on its own connection
+        await service.billing_run(other, seven, "2027-09", date(2027, 9, 1), NOW)
 
-    monkeypatch.setattr(service._Run, "plan", plan_then_interfere)
+    planned = _after_first_plan(monkeypatch, interfere)
     try:
         piped = await service.billing_run(
             conn, seven, "2027-02", date(2027, 2, 1), NOW, reader=reader
         )
         sep, feb = await _issued(conn, "2027-09"), await _issued(conn, "2027-02")
-        assert planned > 1 and piped.issued == len(sep) == len(feb) > 7
+        assert planned[0] > 1 and piped.issued == len(sep) == len(feb) > 7
         assert max(int(n) for n, _ in sep.values()) < min(int(n) for n, _ in feb.values())
         numbers = await _numbers(conn)
         assert numbers == list(range(numbers[0], numbers[0] + 2 * len(feb)))
@@ -178,19 +190,15 @@ async def _delete_during_run(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatc
     conn, reader = await _setup(url, tmp)
     plain = await asyncpg.connect(url)  # an operator's psql
     seven = Settings(database_url=url, billing_chunk=7)
-    plan: Callable[..., Awaitable[Any]] = service._Run.plan
     deleting: list[asyncio.Task[str]] = []
 
-    async def plan_then_delete(*args: Any) -> Any:
-        chunk = await plan(*args)
-        if not deleting:  # 5002 is in the first chunk, read and not yet written
-            sql = "DELETE FROM invoicing.contracts WHERE contract = '5002'"
-            deleting.append(asyncio.create_task(plain.execute(sql)))
-            await asyncio.sleep(0.3)
-            assert not deleting[0].done()  # waits for the run
-        return chunk
+    async def delete() -> None:  # 5002 is in the first chunk, read and not yet written
+        sql = "DELETE FROM invoicing.contracts WHERE contract = '5002'"
+        deleting.append(asyncio.create_task(plain.execute(sql)))
+        await asyncio.sleep(0.3)
+        assert not deleting[0].done()  # waits for the run
 
-    monkeypatch.setattr(service._Run, "plan", plan_then_delete)
+    _after_first_plan(monkeypatch, delete)
     try:
         await service.billing_run(conn, seven, "2027-02", date(2027, 2, 1), NOW, reader=reader)
         with pytest.raises(asyncpg.ForeignKeyViolationError, match="5002 has invoices"):
