@@ -52,11 +52,15 @@ ON CONFLICT DO NOTHING;
 -- name: unbilled_fees
 -- Fees waiting, in each contract's billing currency (others stay for an operator), with
 -- the fees summed: those, and no fee charged since, are marked billed (mark_fees_billed).
-SELECT f.contract, sum(f.amount_minor)::bigint AS amount_minor,
-       array_agg(f.request_id) AS request_ids
-FROM pending_fees f JOIN contracts c USING (contract)
-WHERE f.billed_on IS NULL AND f.currency = c.currency AND f.contract = ANY($1::text[])
-GROUP BY f.contract;
+-- Locked as read: inside a run's transaction, no other run (of another year: another
+-- sequence row) can bill them before this one does; one that is billing them now is
+-- waited for, and what it billed is left out.
+SELECT contract, sum(amount_minor)::bigint AS amount_minor, array_agg(request_id) AS request_ids
+FROM (SELECT f.contract, f.amount_minor, f.request_id
+      FROM pending_fees f JOIN contracts c USING (contract)
+      WHERE f.billed_on IS NULL AND f.currency = c.currency AND f.contract = ANY($1::text[])
+      FOR UPDATE OF f) waiting
+GROUP BY contract;
 
 -- name: mark_fees_billed
 -- Exactly the fees an invoice summed: one row per fee.

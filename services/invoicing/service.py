@@ -267,19 +267,24 @@ class _Run:
         return _Chunk(contracts, following, last, invoices, writes, unit)
 
     async def write_chunk(self, chunk: _Chunk) -> list[domain.NewInvoice]:
-        """Write a planned chunk in its own transaction if the year's sequence is where it
-        was planned from; else invoice the same contracts again under the lock."""
+        """Write a planned chunk in its own transaction if it still holds: the year's
+        sequence is where it was planned from, and its fees are still waiting. Else invoice
+        the same contracts again under the lock."""
         conn = chunk.unit.conn
         async with conn.transaction():
             last = await conn.fetchval(Q.lock_sequence, self.issued_on.year)
-            if last != chunk.last:
-                unit = Unit(conn, self.now, SOURCE)
-                invoices = await self.locked(unit, chunk.contracts, last)
-                await unit.flush()
-                return invoices
-            await self.write(conn, last, chunk.writes)
-            await chunk.unit.flush()
-        return chunk.invoices
+            if last == chunk.last:
+                try:
+                    await self.write(conn, last, chunk.writes)
+                except _FeesBilledMeanwhile:
+                    pass  # nothing of the chunk was written
+                else:
+                    await chunk.unit.flush()
+                    return chunk.invoices
+            unit = Unit(conn, self.now, SOURCE)
+            invoices = await self.locked(unit, chunk.contracts, last)
+            await unit.flush()
+            return invoices
 
     async def locked(
         self, unit: Unit, contracts: list[domain.BillableContract], last: int
@@ -361,15 +366,23 @@ class _Run:
         invoice. The fees are those of these invoices."""
         if not w.invoices:
             return
+        if w.fees:  # first, and undone alone if they are not all there any more
+            async with conn.transaction():
+                marked = await conn.execute(Q.mark_fees_billed, *w.fees)
+                if marked != f"UPDATE {len(w.fees[0])}":
+                    raise _FeesBilledMeanwhile(sorted(set(w.fees[0])))
         await conn.copy_records_to_table("invoices", records=w.invoices, columns=INVOICE_COLUMNS)
-        if w.fees:
-            marked = await conn.execute(Q.mark_fees_billed, *w.fees)
-            if marked != f"UPDATE {len(w.fees[0])}":  # billed by another run meanwhile
-                raise RuntimeError(
-                    f"a late fee of contracts {sorted(set(w.fees[0]))} was billed by another "
-                    "billing run meanwhile; nothing of this chunk was written: run it again"
-                )
         await conn.execute(Q.set_sequence, self.issued_on.year, last + len(w.invoices))
+
+
+class _FeesBilledMeanwhile(Exception):
+    """Late fees a chunk was planned with (read on the reading connection, not locked
+    for the write) were billed meanwhile by a run of another year: the chunk is invoiced
+    again. Under a write's own transaction the fees are locked as read, so it cannot
+    happen there."""
+
+    def __init__(self, contracts: list[str]) -> None:
+        super().__init__(f"late fees of contracts {contracts} were billed by another run")
 
 
 async def on_settled(unit: Unit, event: CloudEvent, data: BaseModel) -> None:

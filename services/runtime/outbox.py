@@ -24,13 +24,15 @@ import random
 import struct
 from collections import Counter
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
 
 from services.runtime import db, logs
 from services.runtime.metrics import EVENTS_OUT, OUTBOX_BACKLOG
+
+if TYPE_CHECKING:  # loaded by make_producer: a command that only writes rows goes without
+    from aiokafka import AIOKafkaProducer
 
 log = logs.get(__name__)
 
@@ -136,6 +138,8 @@ def unpack(
 
 
 def make_producer(bootstrap: str) -> AIOKafkaProducer:
+    from aiokafka import AIOKafkaProducer
+
     # No idempotent producer: the embedded broker lacks it (DESIGN section 8); the inbox makes
     # redelivery harmless, so the guarantee is the same on real Kafka.
     return AIOKafkaProducer(

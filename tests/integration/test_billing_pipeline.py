@@ -1,6 +1,7 @@
 """A pipelined billing run (chunk n + 1 invoiced on a second connection while chunk n is
 written) issues what a run a chunk at a time issues, and stays gapless when other runs
-take numbers between a chunk's invoicing and its write."""
+take numbers between a chunk's invoicing and its write; a late fee is billed once when
+runs of two years race for it."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ NOW = datetime(2027, 1, 1, 7, tzinfo=UTC)
 CONTRACTS = 40  # every seventh inactive, every fifth in EUR
 
 
+async def _fee(conn: asyncpg.Connection, contract: str, request_id: str, amount: int) -> None:
+    async with conn.transaction():
+        unit = Unit(conn, NOW, "/test")
+        fee = ev.FeeCharged(
+            contract=contract, request_id=request_id, invoice_number="x", amount_minor=amount,
+            currency="CZK", step="fee", policy="p",
+        )  # fmt: skip
+        event = envelope("fee.charged.v1", "/t", contract, fee, NOW)
+        await service.on_fee_charged(unit, event, fee)
+        await unit.flush()
+
+
 async def _setup(url: str, tmp: Path) -> tuple[asyncpg.Connection, asyncpg.Connection]:
     await db.migrate(url, "invoicing")
     conn = await db.connect(url, "invoicing")
@@ -38,14 +51,7 @@ async def _setup(url: str, tmp: Path) -> tuple[asyncpg.Connection, asyncpg.Conne
     path = tmp / "contracts.json"
     path.write_text(json.dumps(items))
     await service.load_contracts_file(conn, contracts_file.records(path), NOW)
-    async with conn.transaction():  # a late fee waiting for contract 5011, in CZK
-        unit = Unit(conn, NOW, "/test")
-        fee = ev.FeeCharged(
-            contract="5011", request_id="fee@x", invoice_number="x", amount_minor=500,
-            currency="CZK", step="fee", policy="p",
-        )  # fmt: skip
-        await service.on_fee_charged(unit, envelope("fee.charged.v1", "/t", "5011", fee, NOW), fee)
-        await unit.flush()
+    await _fee(conn, "5011", "fee@x", 500)  # a late fee waiting for contract 5011, in CZK
     return conn, reader
 
 
@@ -211,5 +217,73 @@ async def _delete_during_run(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatc
         )
     finally:
         await plain.close()
+        await reader.close()
+        await conn.close()
+
+
+def test_a_chunk_is_invoiced_again_when_another_years_run_billed_its_fee(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.run(_fee_taken(database_url, tmp_path, monkeypatch))
+
+
+async def _fee_taken(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run of another year (its own sequence: no number is taken from this run) bills a
+    late fee of the first chunk after that chunk was planned with it: the chunk is
+    invoiced again without the fee, and the rest of the run goes on."""
+    conn, reader = await _setup(url, tmp)
+    await _fee(conn, "5002", "fee@2", 700)  # 5002 is in the first chunk
+    other = await db.connect(url, "invoicing")
+    seven = Settings(database_url=url, billing_chunk=7)
+
+    async def interfere() -> None:
+        await service.billing_run(other, seven, "2028-01", date(2028, 1, 1), NOW)
+
+    planned = _after_first_plan(monkeypatch, interfere)
+    try:
+        piped = await service.billing_run(
+            conn, seven, "2027-02", date(2027, 2, 1), NOW, reader=reader
+        )
+        jan, feb = await _issued(conn, "2028-01"), await _issued(conn, "2027-02")
+        assert planned[0] > 1 and piped.issued == len(jan) == len(feb) > 7
+        assert jan["5002"][1] == 1002 + 700 and feb["5002"][1] == 1002  # billed once
+        billed = "SELECT billed_on FROM pending_fees WHERE request_id = 'fee@2'"
+        assert await conn.fetchval(billed) == jan["5002"][0]
+        numbers = [int(n) for n, _ in feb.values()]
+        assert sorted(numbers) == list(range(min(numbers), min(numbers) + len(feb)))
+    finally:
+        await other.close()
+        await reader.close()
+        await conn.close()
+
+
+def test_a_run_waits_for_a_fee_another_run_is_billing(database_url: str, tmp_path: Path) -> None:
+    asyncio.run(_fee_in_flight(database_url, tmp_path))
+
+
+async def _fee_in_flight(url: str, tmp: Path) -> None:
+    """A run a chunk at a time reads a late fee that another run (of another year) has
+    billed and not yet committed: it waits for that run and leaves the fee out."""
+    conn, reader = await _setup(url, tmp)
+    other = await db.connect(url, "invoicing")
+    seven = Settings(database_url=url, billing_chunk=7)
+    try:
+        billing = other.transaction()
+        await billing.start()  # the other run's chunk, marking 5011's fee, not committed
+        await other.execute(
+            "UPDATE pending_fees SET billed_on = '28000001' WHERE request_id = 'fee@x'"
+        )
+        run = asyncio.create_task(
+            service.billing_run(conn, seven, "2027-02", date(2027, 2, 1), NOW)
+        )
+        await asyncio.sleep(0.3)
+        assert not run.done()  # waits on the fee's row
+        await billing.commit()
+        assert (await run).issued == len(await _issued(conn, "2027-02")) > 7
+        assert (await _issued(conn, "2027-02"))["5011"][1] == 1011  # the fee left out
+        billed = "SELECT billed_on FROM pending_fees WHERE request_id = 'fee@x'"
+        assert await conn.fetchval(billed) == "28000001"
+    finally:
+        await other.close()
         await reader.close()
         await conn.close()
