@@ -24,7 +24,9 @@ Scenarios (issue 7), in the order they run (full N / quick N):
 - memory: peak RSS of every worker during all of the above (<= 250 MB each).
 
 ``--profile`` records every worker with py-spy into ``bench/profiles/`` (collapsed stacks and
-a summary per worker).
+a summary per worker). ``--kafka HOST:PORT`` runs on that Kafka cluster instead of an
+embedded Tansu broker: every topic and consumer group the run makes is its own (named under
+``bench-<run>``), and its topics are deleted at the end.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import platform
 import resource
 import signal
@@ -199,7 +202,7 @@ async def cpus_idle(below: float = 25.0, at_most: float = 60.0) -> float:
 
 
 async def import_and_publish(
-    stack: Stack, files: dict[str, tuple[bytes, int]], results: list[dict[str, Any]]
+    stack: Stack, files: dict[str, tuple[bytes, int]], results: list[dict[str, Any]], prefix: str
 ) -> None:
     """Each file imported as ``billing import-statement`` does it: parsed, each movement
     recorded and its event written to the outbox in one transaction, the outbox published
@@ -210,21 +213,15 @@ async def import_and_publish(
         database_url=stack.database_url, kafka_bootstrap_servers=stack.bootstrap
     )
     await db.migrate(stack.database_url, importer.SCHEMA)
-    admin = AIOKafkaAdminClient(bootstrap_servers=stack.bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics(
-            [NewTopic(f"bench.import.{fmt}", settings.topic_partitions, 1) for fmt in files]
-        )
-    finally:
-        await admin.close()
+    for fmt in files:
+        await create_topic(stack.bootstrap, f"{prefix}.import.{fmt}")
     pool = await db.create_pool(stack.database_url, importer.SCHEMA, max_size=2)
     await cpus_idle()  # the workers just started: their start-up took 60% of the parse's cores
     try:
         for entry in results:
             fmt = entry["scenario"].removeprefix("import-parse-")
             data, count = files[fmt]
-            topic = f"bench.import.{fmt}"
+            topic = f"{prefix}.import.{fmt}"
             started = time.perf_counter()
             movements = parse_statement(data, f"bench.{fmt}", fmt)
             parsed = time.perf_counter()
@@ -486,8 +483,23 @@ async def copy_limit(url: str, n: int) -> float:
         await conn.close()
 
 
-async def kafka_limit(bootstrap: str, n: int, size: int) -> float:
-    topic = f"bench.limit.{uuid.uuid4().hex[:6]}"
+async def create_topic(bootstrap: str, name: str) -> None:
+    """A topic of the bench's own, laid out as the system's are (partitions, replication)."""
+    settings = Settings()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(name, settings.topic_partitions, settings.topic_replication_factor)]
+        )
+    finally:
+        await admin.close()
+
+
+async def kafka_limit(bootstrap: str, n: int, size: int, topic: str) -> float:
+    """Plain aiokafka: ``n`` records of ``size`` bytes produced and consumed on ``topic``,
+    created first as the system's topics are (a cluster may refuse to create it on use)."""
+    await create_topic(bootstrap, topic)
     value = b"x" * size
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
@@ -507,7 +519,9 @@ async def kafka_limit(bootstrap: str, n: int, size: int) -> float:
         await consumer.stop()
 
 
-async def run_stack_scenarios(stack: Stack, n: int, tmp: Path) -> list[dict[str, Any]]:
+async def run_stack_scenarios(
+    stack: Stack, n: int, tmp: Path, prefix: str
+) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     s = Scenario(stack, out=lambda _l: None)
     conn = await db.connect(stack.database_url)
@@ -599,7 +613,7 @@ async def run_stack_scenarios(stack: Stack, n: int, tmp: Path) -> list[dict[str,
         if cpu_after[k] - cpu_before.get(k, 0.0) > 0
     }
     await s.quiet()
-    limit = await kafka_limit(stack.bootstrap, n, size)
+    limit = await kafka_limit(stack.bootstrap, n, size, f"{prefix}.limit.{uuid.uuid4().hex[:6]}")
     conn = await asyncpg.connect(stack.database_url)
     try:
         settled = await conn.fetchval("SELECT count(*) FROM payments.invoices WHERE settled")
@@ -789,6 +803,8 @@ async def reconnect_latency(
             await producer.send(Topics().payments_received, value, key=c.encode())
 
     hops: dict[str, list[tuple[float, str]]] = {}  # contract -> (timestamp, "topic type")
+    # hops named by the contract's topic names, also where a run's own are prefixed (--kafka)
+    named = {getattr(Topics(), f): info.default for f, info in Topics.model_fields.items()}
 
     async def trace(tracer: AIOKafkaConsumer, contracts: set[str]) -> None:
         """Where the quiet chain's time goes: each hop's record as the broker stamped it."""
@@ -799,7 +815,7 @@ async def reconnect_latency(
                     if c in contracts:
                         event = json.loads(r.value)
                         hops.setdefault(c, []).append(
-                            (r.timestamp / 1000, f"{r.topic} {event['type']}")
+                            (r.timestamp / 1000, f"{named[r.topic]} {event['type']}")
                         )
 
     def percentiles(measured: list[str]) -> tuple[float, float, float]:
@@ -1110,6 +1126,29 @@ async def dunning_sweep(stack: Stack, n: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def own_topics_and_groups(prefix: str) -> None:
+    """On a shared cluster, the run's topics and consumer groups are named under ``prefix``
+    (``bench-1a2b3c.payments.received``, group ``bench-1a2b3c-payments``): through the
+    environment, for this process, the workers and the commands it starts."""
+    for field, info in Topics.model_fields.items():
+        os.environ[f"BILLING_TOPIC_{field.upper()}"] = f"{prefix}.{info.default}"
+    os.environ["BILLING_GROUP_PREFIX"] = prefix
+
+
+async def delete_own_topics(bootstrap: str, prefix: str) -> list[str]:
+    """Delete every topic named under ``prefix``; return their names. (Kafka drops the
+    run's consumer groups itself, offsets.retention.minutes after their last commit.)"""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    await admin.start()
+    try:
+        own = sorted(t for t in await admin.list_topics() if t.startswith(f"{prefix}."))
+        if own:
+            await admin.delete_topics(own)
+        return own
+    finally:
+        await admin.close()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--quick", action="store_true", help="smaller N, under 2 minutes")
@@ -1125,7 +1164,17 @@ def main() -> None:
     p.add_argument(
         "--reconnect", type=int, help="N of the reconnect scenario (a longer loaded phase)"
     )
+    p.add_argument(
+        "--kafka",
+        metavar="HOST:PORT",
+        help="run on this Kafka cluster, not on an embedded Tansu broker (own topics and"
+        " groups, deleted topics at the end; BILLING_TOPIC_REPLICATION_FACTOR applies)",
+    )
     args = p.parse_args()
+    run_id = uuid.uuid4().hex[:6]
+    prefix = f"bench-{run_id}" if args.kafka else "bench"
+    if args.kafka:
+        own_topics_and_groups(prefix)
     only = set(args.only.split(","))
     n_import = 20_000 if args.quick else 100_000
     n_stack = args.payments or (2_000 if args.quick else 100_000)
@@ -1133,11 +1182,9 @@ def main() -> None:
     n_bill = 20_000 if args.quick else 1_000_000
     results, files = bench_import(n_import) if "import" in only else ([], {})
     run_dir = ROOT / ".run" / "bench"
-    import os
-
     url = os.environ.get("BILLING_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
-    url = f"{url.rpartition('/')[0]}/billing_bench_{uuid.uuid4().hex[:6]}"
-    stack = isolated_stack(run_dir, url)
+    url = f"{url.rpartition('/')[0]}/billing_bench_{run_id}"
+    stack = isolated_stack(run_dir, url, bootstrap=args.kafka)
     sampler = RssSampler(stack)
     profiler = Profiler(stack, ROOT / "bench" / "profiles")
     try:
@@ -1147,8 +1194,8 @@ def main() -> None:
         if args.profile:
             profiler.start()
         if files:
-            asyncio.run(import_and_publish(stack, files, results))
-        results += asyncio.run(run_stack_scenarios(stack, n_stack, run_dir))
+            asyncio.run(import_and_publish(stack, files, results, prefix))
+        results += asyncio.run(run_stack_scenarios(stack, n_stack, run_dir, prefix))
         if "reconnect" in only:
             loaded = args.reconnect or (100 if args.quick else 500)
             others = loaded * (5 if args.quick else 10)  # half of them pay, at 1,000/s
@@ -1162,6 +1209,8 @@ def main() -> None:
         profiler.stop()
         stack.stop()
         asyncio.run(db.drop_database(url))
+        if args.kafka:
+            asyncio.run(delete_own_topics(args.kafka, prefix))
     for service, rss in sorted(sampler.peak.items()):
         results.append(
             {
@@ -1176,6 +1225,7 @@ def main() -> None:
         "python": platform.python_version(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
+        "broker": f"Kafka at {args.kafka}" if args.kafka else "embedded Tansu",
     }
     RESULTS.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
     print(f"{'scenario':<26} {'N':>8} {'seconds':>8} {'throughput':>14} {'ratio':>7}  target")

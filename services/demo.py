@@ -405,14 +405,16 @@ class Scenario:
 _PRAGUE = __import__("zoneinfo").ZoneInfo("Europe/Prague")
 
 
-def isolated_stack(run_dir: Path, database_url: str | None) -> Stack:
-    """A stack on the test clock with its own broker, run folder and free ports, so that it
-    runs beside `make run` or another test without sharing anything."""
+def isolated_stack(run_dir: Path, database_url: str | None, bootstrap: str | None = None) -> Stack:
+    """A stack on the test clock with its own broker (or the Kafka cluster ``bootstrap``
+    names), run folder and free ports, so that it runs beside `make run` or another test
+    without sharing anything."""
     shutil.rmtree(run_dir, ignore_errors=True)
     return Stack(
         StackConfig(
             run_dir=run_dir,
             database_url=database_url,
+            bootstrap=bootstrap,
             test_clock=True,
             broker_port=free_port(),
             smtp_port=free_port(),

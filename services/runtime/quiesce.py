@@ -100,7 +100,9 @@ class Quiescence:
         # committed offsets (OffsetFetch through the coordinator, as a member would).
         for service in self.subscriptions:
             group = AIOKafkaConsumer(
-                bootstrap_servers=servers, group_id=group_id(service), enable_auto_commit=False
+                bootstrap_servers=servers,
+                group_id=group_id(self.settings, service),
+                enable_auto_commit=False,
             )
             await group.start()
             self.groups[service] = group

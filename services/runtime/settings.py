@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # (README, Performance finding 20).
     topic_partitions: int = 2
     topic_replication_factor: int = 1
+    # Consumer groups are named "<prefix>-<service>": two systems (or a benchmark beside a
+    # running system) can share one Kafka cluster with their own topics and groups.
+    group_prefix: str = "billing"
 
     # Consumer group tuning. The group coordinator holds a JoinGroup for up to half the
     # session timeout before it completes the rebalance (Tansu: exactly half; Kafka:

@@ -47,8 +47,8 @@ Apply = Callable[[list[Record]], Awaitable[None]]
 Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 
 
-def group_id(service: str) -> str:
-    return f"billing-{service}"
+def group_id(settings: Settings, service: str) -> str:
+    return f"{settings.group_prefix}-{service}"
 
 
 class BatchSource:
@@ -71,8 +71,8 @@ class BatchSource:
         self.started = False
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
-            group_id=group_id(service),
-            client_id=group_id(service),
+            group_id=group_id(settings, service),
+            client_id=group_id(settings, service),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=settings.fetch_max_wait_ms,
@@ -88,7 +88,7 @@ class BatchSource:
         self.consumer.subscribe(self.topics, listener=_Listener(self))
         await self.consumer.start()
         self.started = True
-        log.info("consuming", topics=self.topics, group=group_id(self.service))
+        log.info("consuming", topics=self.topics, group=group_id(self.settings, self.service))
 
     async def run(self) -> None:
         """Apply batches until cancelled or ``apply`` raises (then the worker stops, and

@@ -84,7 +84,7 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     settings = get_settings()
     topics = get_topics()
     rt = Runtime(spec.name, settings, topics, make_clock(settings))
-    app = faust_app(f"billing-{spec.name}")
+    app = faust_app(f"{settings.group_prefix}-{spec.name}")
     subscriptions = spec.subscriptions(rt)
     handlers: dict[str, Handler] = {}
     for by_type in subscriptions.values():

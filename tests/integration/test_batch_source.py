@@ -65,7 +65,9 @@ async def _produce(bootstrap: str, items: list[tuple[str, bytes, bytes]]) -> Non
 
 async def _committed(bootstrap: str, service: str, topics: list[str]) -> dict[TopicPartition, int]:
     group = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group_id(service), enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        group_id=group_id(_settings(bootstrap), service),
+        enable_auto_commit=False,
     )
     await group.start()
     try:

@@ -43,7 +43,9 @@ async def _inside_the_last_batch(bootstrap: str, url: str) -> None:
 
     async def commit(offset: int) -> None:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group_id("payments"), enable_auto_commit=False
+            bootstrap_servers=bootstrap,
+            group_id=group_id(settings, "payments"),
+            enable_auto_commit=False,
         )
         await consumer.start()
         try:
