@@ -68,6 +68,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     timestamp: float | None  # seconds since the epoch, as the broker stamped it
+    event_type: str | None = None  # the relay's event-type header (outbox.py), if any
 
 
 @dataclass
@@ -99,7 +100,10 @@ class BatchConsumer:
         started = time.perf_counter()
         parsed: list[_Parsed] = []
         poison: list[tuple[Record, str]] = []
+        handled = self.handlers
         for record in records:
+            if record.event_type is not None and record.event_type not in handled:
+                continue  # named by its header as a type that is not ours: not parsed
             try:
                 event, data = parse(record.value)
             except PoisonMessage as exc:
@@ -108,7 +112,7 @@ class BatchConsumer:
             if event.type in self.handlers:  # other types on the same topic are not ours
                 parsed.append(_Parsed(record, event, data))
         delay = 0.2
-        while True:
+        while parsed or poison:  # nothing of ours: no transaction
             try:
                 await self._apply(parsed, poison)
                 break

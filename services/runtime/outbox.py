@@ -37,10 +37,20 @@ if TYPE_CHECKING:  # loaded by make_producer: a command that only writes rows go
 log = logs.get(__name__)
 
 
+# Every event's record names its type in this header, beside the CloudEvent in the value: a
+# consumer skips the types it does not handle on a topic it reads without parsing them
+# (services/runtime/consumer.py). Records without it (another producer's) are parsed.
+EVENT_TYPE_HEADER = "event-type"
+
+
 @functools.lru_cache(maxsize=256)
-def _headers(text: str) -> list[tuple[str, bytes]]:
-    """Record headers from the row's JSON; almost every row has the same, parsed once."""
-    return [(k, v.encode()) for k, v in json.loads(text)]
+def _headers(text: str, event_type: str | None) -> list[tuple[str, bytes]]:
+    """Record headers from the row's JSON, and its event type; almost every row has the
+    same, parsed once."""
+    headers = [(k, v.encode()) for k, v in json.loads(text)]
+    if event_type and event_type != "dead-letter":  # a dead letter is no event of ours
+        headers.append((EVENT_TYPE_HEADER, event_type.encode()))
+    return headers
 
 
 # A round's rows, oldest first, taken and deleted in one statement: a primary-key probe per
@@ -213,7 +223,7 @@ class OutboxRelay:
                 self._partitions[topic] = parts
                 self._by_key = {k: p for k, p in self._by_key.items() if k[0] != topic}
         for row in rows:
-            topic, headers = row["topic"], _headers(row["headers"])
+            topic, headers = row["topic"], _headers(row["headers"], row["event_type"])
             if row["records"] is None:
                 events = [(row["key"], row["value"])]
             else:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -39,12 +39,20 @@ from aiokafka.structs import ConsumerRecord
 
 from services.runtime import logs
 from services.runtime.consumer import Record
+from services.runtime.outbox import EVENT_TYPE_HEADER
 from services.runtime.settings import Settings
 
 log = logs.get(__name__)
 
 Apply = Callable[[list[Record]], Awaitable[None]]
 Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+def _event_type(headers: Sequence[tuple[str, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == EVENT_TYPE_HEADER:
+            return value.decode()
+    return None
 
 
 def group_id(settings: Settings, service: str) -> str:
@@ -144,6 +152,7 @@ class BatchSource:
                 key=m.key,
                 value=m.value,
                 timestamp=m.timestamp / 1000 if m.timestamp is not None else None,
+                event_type=_event_type(m.headers),
             )
             for messages in fetched.values()
             for m in messages

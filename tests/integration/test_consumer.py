@@ -9,6 +9,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 from pydantic import BaseModel
 
 from schemas.envelope import CloudEvent, envelope
@@ -147,4 +148,48 @@ async def _keyed(url: str) -> None:
     async with pool.acquire() as conn:
         inbox = {str(r["event_id"]) for r in await conn.fetch("SELECT event_id FROM inbox")}
     assert inbox == {ids[1]}
+    await pool.close()
+
+
+def test_types_not_ours_are_skipped_by_their_header_unparsed(database_url: str) -> None:
+    asyncio.run(_not_ours(database_url))
+
+
+async def _not_ours(url: str) -> None:
+    """A record whose event-type header (the relay's, outbox.py) names a type this consumer
+    does not handle is skipped unparsed: even a value that would be poison leaves no dead
+    letter, and a batch of nothing else opens no transaction. A record without the header
+    (another producer's) is parsed as before; a handled type's header changes nothing."""
+    await db.migrate(url, "dunning")
+    pool = await db.create_pool(url, "dunning")
+    applied: list[str] = []
+
+    async def handler(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+        applied.append(str(event.id))
+
+    class Counting(SystemClock):  # a batch's transaction starts by reading the clock
+        transactions = 0
+
+        async def refresh(self, conn: asyncpg.Connection) -> None:
+            Counting.transactions += 1
+
+    consumer = BatchConsumer("dunning", pool, Counting(), {"notice.acknowledged.v1": handler})
+    async with pool.acquire() as conn:
+        await conn.execute("TRUNCATE inbox, dead_letters, outbox")
+
+    def rec(offset: int, value: bytes, event_type: str | None) -> Record:
+        return Record("billing.dunning", 0, offset, b"1002", value, None, event_type)
+
+    not_ours = "reminder.requested.v1"
+    await consumer.apply([rec(0, b"{broken", not_ours), rec(1, b"{broken", not_ours)])
+    assert Counting.transactions == 0
+    ack = ack_event()
+    await consumer.apply(
+        [rec(2, b"{broken", not_ours), rec(3, ack, "notice.acknowledged.v1"), rec(4, b"{x", None)]
+    )
+    assert applied == [json.loads(ack)["id"]]
+    assert Counting.transactions == 1
+    async with pool.acquire() as conn:
+        letters = await conn.fetch('SELECT "offset" FROM dead_letters ORDER BY "offset"')
+    assert [r["offset"] for r in letters] == [4]  # parsed without a header: poison
     await pool.close()

@@ -96,6 +96,7 @@ async def _relay(bootstrap: str, url: str, packed: bool) -> None:
                     key = r.key.decode()
                     assert r.partition == expected[key], key
                     assert dict(r.headers)["content-type"] == b"application/json"
+                    assert dict(r.headers)["event-type"] == b"x.v1"  # consumers skip by it
                     got.setdefault(key, []).append(json.loads(r.value)["seq"])
                     seen += 1
     finally:
