@@ -258,6 +258,7 @@ def decide(facts: Facts, policy: Policy, now: datetime, tolerance: int) -> Decis
     reached = [
         s for s in escalation if not blocked(s) and (t := due_at[s.name]) is not None and now >= t
     ]
+    reached_names = {s.name for s in reached}  # names are unique (policy.py); a model's == is slow
     actions: list[Action] = []
     stage: Stage = facts.stage
     episode = facts.episode
@@ -313,7 +314,7 @@ def decide(facts: Facts, policy: Policy, now: datetime, tolerance: int) -> Decis
     upcoming = []
     for s in escalation:
         t = due_at[s.name]
-        if s in reached or t is None or (blocked(s) and s.action != "suspend"):
+        if s.name in reached_names or t is None or (blocked(s) and s.action != "suspend"):
             continue
         pending.append(t)
         upcoming.append(Upcoming(s.name, s.action, t))
