@@ -100,9 +100,8 @@ class BatchConsumer:
         started = time.perf_counter()
         parsed: list[_Parsed] = []
         poison: list[tuple[Record, str]] = []
-        handled = self.handlers
         for record in records:
-            if record.event_type is not None and record.event_type not in handled:
+            if record.event_type is not None and record.event_type not in self.handlers:
                 continue  # named by its header as a type that is not ours: not parsed
             try:
                 event, data = parse(record.value)

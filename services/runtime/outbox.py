@@ -41,6 +41,7 @@ log = logs.get(__name__)
 # consumer skips the types it does not handle on a topic it reads without parsing them
 # (services/runtime/consumer.py). Records without it (another producer's) are parsed.
 EVENT_TYPE_HEADER = "event-type"
+DEAD_LETTER = "dead-letter"  # the outbox type of a dead letter (unit.py): no event of ours
 
 
 @functools.lru_cache(maxsize=256)
@@ -48,7 +49,7 @@ def _headers(text: str, event_type: str | None) -> list[tuple[str, bytes]]:
     """Record headers from the row's JSON, and its event type; almost every row has the
     same, parsed once."""
     headers = [(k, v.encode()) for k, v in json.loads(text)]
-    if event_type and event_type != "dead-letter":  # a dead letter is no event of ours
+    if event_type and event_type != DEAD_LETTER:
         headers.append((EVENT_TYPE_HEADER, event_type.encode()))
     return headers
 

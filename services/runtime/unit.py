@@ -32,7 +32,7 @@ from pydantic import BaseModel, TypeAdapter
 from schemas.envelope import CONTENT_TYPE, event_id_text
 from services.runtime import logs
 from services.runtime.db import Jsonb
-from services.runtime.outbox import pack
+from services.runtime.outbox import DEAD_LETTER, pack
 
 _ONE_BY_ONE = object()  # the key of a write staged with ``stage``
 HEADERS = Jsonb(json.dumps([["content-type", CONTENT_TYPE]]))
@@ -200,7 +200,7 @@ class Unit:
                 ]
             )
         )
-        self.outbox.append((topic, key, value or b"", headers, "dead-letter"))
+        self.outbox.append((topic, key, value or b"", headers, DEAD_LETTER))
 
     async def flush(self) -> int:
         """Finish deferred and staged work, then write the queued events to the outbox.
