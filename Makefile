@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test test-unit test-e2e lint schemas clean system-deps bench bench-quick
+.PHONY: run demo test test-unit test-e2e lint schemas clean system-deps kafka bench bench-quick
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -15,23 +15,29 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
-run: $(STAMP)
+run: $(STAMP) kafka
 	$(VENV)/bin/billing run
 
-demo: $(STAMP)
+demo: $(STAMP) kafka
 	$(VENV)/bin/billing demo
 
-test: $(STAMP) system-deps
+test: $(STAMP) system-deps kafka
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) kafka
 	$(PY) -m bench.run
 
-bench-quick: $(STAMP)
+bench-quick: $(STAMP) kafka
 	$(PY) -m bench.run --quick
 
 system-deps:
 	@bash tools/system-deps.sh
+
+# Apache Kafka's jars, fetched by Maven from tools/kafka/pom.xml into a cache (once per
+# version). Without Java or Maven the stack falls back to Tansu, except under CI=true.
+kafka: $(STAMP)
+	@bash tools/system-deps.sh kafka
+	@$(PY) -m services.devstack.kafka fetch || [ "$$CI" != true ]
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q -m "not e2e"

@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import statistics
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from services.runtime.stack import free_port, start_broker
+from services.devstack import kafka
+from services.runtime.stack import start_broker
 
 TOPIC = "fetch-cost"
 CHECKPOINTS = (1_000, 3_000, 5_000, 6_000, 7_000, 8_000)
@@ -50,9 +53,8 @@ def show(ms: list[float | None]) -> str:
 
 
 async def measure(checkpoints: tuple[int, ...]) -> None:
-    port = free_port()
-    broker = start_broker(port, None)
-    bootstrap = f"127.0.0.1:{port}"
+    broker = start_broker(Path(tempfile.mkdtemp(prefix="broker-fetch-")), kafka.free_ports(1)[0])
+    bootstrap = broker.bootstrap
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     await producer.start()
     try:
@@ -69,8 +71,7 @@ async def measure(checkpoints: tuple[int, ...]) -> None:
             print(f"{batches:>8}  {show(newest):>22}  {show(first):>22}", flush=True)
     finally:
         await producer.stop()
-        broker.terminate()
-        broker.wait()
+        broker.stop()
 
 
 def main() -> None:

@@ -51,7 +51,7 @@ from typing import Any
 
 import asyncpg
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from schemas.envelope import envelope
@@ -61,6 +61,7 @@ from services.bank_import.formats import parse_statement
 from services.demo import Scenario, isolated_stack
 from services.runtime import db
 from services.runtime.clock import set_clock
+from services.runtime.kafka_client import partitions
 from services.runtime.quiesce import end_offsets
 from services.runtime.settings import SERVICES, Settings, Topics
 from services.runtime.stack import Stack
@@ -318,12 +319,14 @@ def cpu_seconds(stack: Stack) -> dict[str, float]:
     """CPU time (user + system) used so far by each worker, the broker, and PostgreSQL
     (all its processes: the server is shared, so an idle other database adds a little)."""
     out: dict[str, float] = {}
-    procs = dict(stack.workers.procs) if stack.workers else {}
-    if stack.broker is not None:
-        procs["broker"] = stack.broker
-    for name, proc in procs.items():
+    workers = stack.workers.procs if stack.workers else {}
+    pids = {name: proc.pid for name, proc in workers.items()}
+    brokers = stack.broker.pids() if stack.broker is not None else []
+    for i, pid in enumerate(brokers, 1):
+        pids["broker" if len(brokers) == 1 else f"broker-{i}"] = pid
+    for name, pid in pids.items():
         try:
-            p = psutil.Process(proc.pid)
+            p = psutil.Process(pid)
             times = [p.cpu_times()] + [c.cpu_times() for c in p.children(recursive=True)]
         except psutil.Error:
             continue
@@ -444,7 +447,7 @@ async def topic_count(bootstrap: str, topic: str, needle: str) -> int:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        parts = await partitions(consumer, [topic])
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await end_offsets(consumer, parts)
@@ -775,7 +778,7 @@ async def reconnect_latency(
     consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
     await consumer.start()
     topic = Topics().network_access
-    parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    parts = await partitions(consumer, [topic])
     consumer.assign(parts)
     await consumer.seek_to_end(*parts)
     for tp in parts:
@@ -831,11 +834,9 @@ async def reconnect_latency(
     tracer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
     await tracer.start()
     try:
-        traced = [
-            TopicPartition(t, p)
-            for t in (Topics().payments, Topics().dunning, Topics().network_access)
-            for p in sorted(tracer.partitions_for_topic(t) or [])
-        ]
+        traced = await partitions(
+            tracer, [Topics().payments, Topics().dunning, Topics().network_access]
+        )
         tracer.assign(traced)
         await tracer.seek_to_end(*traced)
         for tp in traced:

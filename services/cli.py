@@ -354,7 +354,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         stack.start_infrastructure()
         workers = stack.start_workers()
         print("billing is running (Ctrl-C stops everything):")
-        print(f"  broker (Kafka protocol)  {stack.bootstrap}")
+        broker = stack.broker.name if stack.broker else "Kafka"
+        print(f"  broker                   {stack.bootstrap}  ({broker})")
         print(f"  database                 {stack.database_url}")
         print(f"  SMTP sink                127.0.0.1:{cfg.smtp_port}  (mail in {cfg.mail_folder})")
         print(f"  notice page              http://127.0.0.1:{cfg.notice_port}/")

@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.runtime import db
 from services.runtime.clock import read_clock, set_clock
+from services.runtime.kafka_client import partitions
 from services.runtime.quiesce import Quiescence
 from services.runtime.settings import SERVICES, Settings, Topics
 from services.runtime.stack import Stack, StackConfig, free_port
@@ -60,11 +61,7 @@ class Watcher:
             auto_offset_reset="earliest",
         )
         await self._consumer.start()
-        parts = [
-            TopicPartition(t, p)
-            for t in self.topics
-            for p in (self._consumer.partitions_for_topic(t) or set())
-        ]
+        parts = await partitions(self._consumer, self.topics)
         self._consumer.assign(parts)
         await self._consumer.seek_to_beginning(*parts)
         self._task = asyncio.create_task(self._run())
@@ -416,7 +413,7 @@ def isolated_stack(run_dir: Path, database_url: str | None, bootstrap: str | Non
             database_url=database_url,
             bootstrap=bootstrap,
             test_clock=True,
-            broker_port=free_port(),
+            broker_ports=(free_port(), free_port(), free_port()),
             smtp_port=free_port(),
             notice_port=free_port(),
             metrics_ports={service: free_port() for service in SERVICES},

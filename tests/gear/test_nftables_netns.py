@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from schemas.envelope import envelope
 from schemas.events import NetworkAccess, Subscribers
+from services.devstack import kafka
 from services.runtime.settings import Settings, Topics
 from services.runtime.stack import create_topics, free_port, start_broker
 from tests.conftest import unavailable
@@ -43,14 +44,11 @@ def net() -> Iterator[Net]:
 
 
 @pytest.fixture(scope="module")
-def broker() -> Iterator[str]:
-    port = free_port()
-    proc = start_broker(port, None)
-    bootstrap = f"127.0.0.1:{port}"
-    asyncio.run(create_topics(Settings(kafka_bootstrap_servers=bootstrap), Topics()))
-    yield bootstrap
-    proc.kill()
-    proc.wait()
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    b = start_broker(tmp_path_factory.mktemp("kafka"), kafka.free_ports(1)[0])
+    asyncio.run(create_topics(Settings(kafka_bootstrap_servers=b.bootstrap), Topics()))
+    yield b.bootstrap
+    b.stop()
 
 
 class Snapshot:
