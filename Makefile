@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test test-unit test-e2e lint schemas clean system-deps kafka bench bench-quick
+.PHONY: run demo test test-unit test-e2e lint schemas clean system-deps kafka bench bench-quick chaos
 
 $(STAMP): requirements.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -29,6 +29,14 @@ bench: $(STAMP) kafka
 
 bench-quick: $(STAMP) kafka
 	$(PY) -m bench.run --quick
+
+# Three Kafka brokers, two instances of every worker, load and faults for CHAOS_SECONDS
+# (default 300); its last line is a JSON verdict, exit 0 only if every invariant holds.
+# Then the run with the inbox switched off, which must fail (tests/chaos).
+CHAOS_SECONDS ?= 300
+chaos: $(STAMP) kafka
+	$(PY) -m bench.chaos --seconds $(CHAOS_SECONDS)
+	$(PY) -m pytest -q -m chaos tests/chaos
 
 system-deps:
 	@bash tools/system-deps.sh

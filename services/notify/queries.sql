@@ -27,8 +27,10 @@ FOR UPDATE OF d SKIP LOCKED;
 UPDATE deliveries SET next_attempt_at = $2 WHERE id = $1;
 
 -- name: mark_sent
+-- The server took the message. Pending only: a repeat of the record (after a commit that
+-- failed) must not count or announce the delivery twice.
 UPDATE deliveries SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL
-WHERE id = $1;
+WHERE id = $1 AND status = 'pending';
 
 -- name: mark_retry
 UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3

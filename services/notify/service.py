@@ -3,10 +3,14 @@ once), and send them with retries.
 
 A request becomes ``deliveries`` rows in the consumer's transaction (the unique key
 contract + request id + channel + recipient makes "exactly once" a database guarantee);
-the sender claims due rows with ``FOR UPDATE SKIP LOCKED``, sends, and records the outcome
-with the notification event in one transaction. A crash between the server's "OK" and that
-commit sends again; the Message-ID (e-mail) and Idempotency-Key (SMS gateway) are derived
-from the delivery key so the receiving side can recognise the repeat.
+the sender claims one due row at a time with ``FOR UPDATE SKIP LOCKED``, sends it, and
+records the outcome with the notification event in that row's transaction. When the commit
+fails after the server's "OK" (PostgreSQL restarted), the sender records the delivery again
+on a new connection instead of leaving it pending; only a crash of the sender itself between
+the "OK" and the commit sends that one message again (the chaos run found whole claimed
+batches of 20 sent twice when each batch was one transaction). The Message-ID (e-mail) and
+Idempotency-Key (SMS gateway) are derived from the delivery key so the receiving side can
+recognise such a repeat.
 
 SMS waits out the quiet hours in the customer's time zone; e-mail goes at any time.
 Transient failures retry with exponential backoff; a permanent failure, or the last
@@ -29,10 +33,12 @@ from services.notify import domain, templates
 from services.notify.channels import DeliveryError, Email, SmsGateway
 from services.runtime import logs, sql
 from services.runtime.clock import Clock
+from services.runtime.consumer import TRANSIENT
 from services.runtime.settings import Settings, Topics
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
+SOURCE = "/services/notify"
 log = logs.get(__name__)
 
 KINDS = {
@@ -191,25 +197,74 @@ class Sender:
         self.wakeup = asyncio.Event()
 
     async def send_due(self, batch: int = 20) -> int:
-        async with self.pool.acquire() as conn:
-            await self.clock.refresh(conn)
-            now = self.clock.now()
-            async with conn.transaction():
-                rows = await conn.fetch(Q.claim_due, now, batch)
-                unit = Unit(conn, now, "/services/notify")
-                sent = 0
-                for row in rows:
-                    sent += await self._deliver(unit, row)
-                await unit.flush()
-        return sent
+        """Send up to ``batch`` due deliveries, each in a transaction of its own; the number
+        sent or failed (a postponed SMS does not count)."""
+        done = 0
+        for _ in range(batch):
+            outcome = await self._send_one()
+            if outcome is None:
+                break
+            done += outcome != "postponed"
+        return done
 
-    async def _deliver(self, unit: Unit, row: Any) -> int:
+    async def _send_one(self) -> str | None:
+        """Claim, send and record one due delivery; None when none is due."""
+        taken: tuple[Any, datetime] | None = None  # the row the server took, unrecorded
+        try:
+            async with self.pool.acquire() as conn:
+                await self.clock.refresh(conn)
+                now = self.clock.now()
+                async with conn.transaction():
+                    rows = await conn.fetch(Q.claim_due, now, 1)
+                    if not rows:
+                        return None
+                    unit = Unit(conn, now, SOURCE)
+                    outcome = await self._deliver(unit, rows[0])
+                    if outcome == "sent":
+                        taken = (rows[0], now)
+                    await unit.flush()
+                return outcome
+        except TRANSIENT:
+            if taken is None:
+                raise
+        await self._record_sent(*taken)
+        return "sent"
+
+    async def _record_sent(self, row: Any, now: datetime, wait: float = 120.0) -> None:
+        """Record a delivery the server took whose transaction did not commit, as soon as
+        the database answers again (a pending row would be sent a second time)."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    unit = Unit(conn, now, SOURCE)
+                    if await conn.execute(Q.mark_sent, row["id"], now) == "UPDATE 1":
+                        self._announce_sent(unit, row, row["attempts"] + 1)
+                    await unit.flush()
+                log.warning("delivery recorded after its commit failed", id=row["id"])
+                return
+            except TRANSIENT as exc:
+                if asyncio.get_running_loop().time() > deadline:
+                    log.error("delivery sent but not recorded", id=row["id"], error=repr(exc))
+                    raise
+                await asyncio.sleep(0.5)
+
+    def _announce_sent(self, unit: Unit, row: Any, attempts: int) -> None:
+        unit.emit(
+            self.topics.notifications,
+            "notification.sent.v1",
+            row["contract"],
+            ev.NotificationSent(**_outcome(row, attempts)),
+        )
+
+    async def _deliver(self, unit: Unit, row: Any) -> str:
+        """Send one claimed delivery and record the outcome: sent, failed or postponed."""
         key = f"{row['contract']}|{row['request_id']}|{row['channel']}|{row['recipient']}"
         if row["channel"] == "sms":
             allowed = self.quiet.send_at(unit.now, row["country"])
             if allowed > unit.now:  # a retry that came due in the night
                 await unit.conn.execute(Q.postpone, row["id"], allowed)
-                return 0
+                return "postponed"
         attempts = row["attempts"] + 1
         try:
             if row["channel"] == "sms":
@@ -221,15 +276,10 @@ class Sender:
                 await self.email.send(msg)
         except DeliveryError as exc:
             await self._failed(unit, row, attempts, exc, key)
-            return 1
+            return "failed"
         await unit.conn.execute(Q.mark_sent, row["id"], unit.now)
-        unit.emit(
-            self.topics.notifications,
-            "notification.sent.v1",
-            row["contract"],
-            ev.NotificationSent(**_outcome(row, attempts)),
-        )
-        return 1
+        self._announce_sent(unit, row, attempts)
+        return "sent"
 
     async def _failed(
         self, unit: Unit, row: Any, attempts: int, exc: DeliveryError, key: str

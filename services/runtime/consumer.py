@@ -55,8 +55,9 @@ TRANSIENT = (
     asyncpg.exceptions.SerializationError,
     asyncpg.exceptions.DeadlockDetectedError,
     asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.QueryCanceledError,
+    # 57xxx: the server is shutting down, crashed, or still starting (a restart); the
+    # batch is retried, never taken for poison
+    asyncpg.exceptions.OperatorInterventionError,
 )
 
 

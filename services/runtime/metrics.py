@@ -38,6 +38,11 @@ EVENT_LAG = Histogram(
     ["service", "topic"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+PARTITIONS = Gauge(
+    "billing_partitions_assigned",
+    "Partitions of the topic this instance holds in its consumer group",
+    ["service", "topic"],
+)
 OUTBOX_BACKLOG = Gauge("billing_outbox_backlog", "Outbox rows not yet published", ["service"])
 TRANSIENT_RETRIES = Counter(
     "billing_transient_retries_total", "Batches retried after a transient error", ["service"]

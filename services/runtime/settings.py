@@ -55,10 +55,10 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/billing"
-    # Two: a second instance of a worker can share the work. Production sets more (deploy/,
-    # 12); on the embedded broker each partition a fetch names costs latency under load
-    # (README, Performance finding 20).
-    topic_partitions: int = 2
+    # Four: two instances of a worker hold two partitions of each topic each, and a third
+    # can still join. Production sets more (deploy/, 12). (On the old embedded Tansu broker
+    # each partition a fetch named cost latency under load: README, Performance finding 20.)
+    topic_partitions: int = 4
     topic_replication_factor: int = 1
     # Consumer groups are named "<prefix>-<service>": two systems (or a benchmark beside a
     # running system) can share one Kafka cluster with their own topics and groups.

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -39,6 +40,7 @@ from aiokafka.structs import ConsumerRecord
 
 from services.runtime import logs
 from services.runtime.consumer import Record
+from services.runtime.metrics import PARTITIONS
 from services.runtime.outbox import EVENT_TYPE_HEADER
 from services.runtime.settings import Settings
 
@@ -186,6 +188,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             await self.source._commit()
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        held = Counter(tp.topic for tp in assigned)
+        for topic in self.source.topics:
+            PARTITIONS.labels(self.source.service, topic).set(held[topic])
         log.info(
             "partitions assigned",
             partitions=sorted(f"{tp.topic}/{tp.partition}" for tp in assigned),

@@ -143,22 +143,24 @@ async def create_topics(settings: Settings, topics: Topics) -> list[str]:
 
 @dataclass
 class Workers:
+    """Worker processes by instance name: the service's name for its first instance,
+    ``<service>#<n>`` for the n-th (each a member of the service's consumer group)."""
+
     env: dict[str, str]
     log_dir: Path | None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, service: str) -> subprocess.Popen[bytes]:
-        log_path = self.log_dir / f"{service}.log" if self.log_dir else None
-        proc = spawn([sys.executable, "-m", f"services.{service}.worker"], self.env, log_path)
-        self.procs[service] = proc
+    def start(self, name: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        service = service_of(name)
+        log_path = self.log_dir / f"{name.replace('#', '-')}.log" if self.log_dir else None
+        proc = spawn(
+            [sys.executable, "-m", f"services.{service}.worker"], env or self.env, log_path
+        )
+        self.procs[name] = proc
         return proc
 
-    def start_all(self) -> None:
-        for service in SERVICES:
-            self.start(service)
-
-    def kill(self, service: str, sig: int = signal.SIGKILL) -> None:
-        proc = self.procs[service]
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs[name]
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
         proc.wait(timeout=30)
@@ -175,6 +177,14 @@ class Workers:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def instance_name(service: str, n: int) -> str:
+    return service if n == 1 else f"{service}#{n}"
+
+
+def service_of(name: str) -> str:
+    return name.partition("#")[0]
 
 
 def run_async(coro: object) -> object:
@@ -194,6 +204,7 @@ class StackConfig:
     metrics_ports: dict[str, int] | None = None  # per service; else metrics_base + index
     log_level: str = "info"
     mail_folder: Path | None = None
+    instances: int = 1  # of every worker, all in the service's consumer group
 
 
 class Stack:
@@ -207,6 +218,7 @@ class Stack:
         self.mail: object | None = None
         self.workers: Workers | None = None
         self.database_url = cfg.database_url or ""
+        self._ports: dict[str, tuple[int, int]] = {}  # instance -> (metrics, notice)
         self.bootstrap = cfg.bootstrap or f"127.0.0.1:{cfg.broker_ports[0]}"
 
     def settings(self) -> Settings:
@@ -234,10 +246,13 @@ class Stack:
         )
         return env
 
-    def metrics_port(self, service: str) -> int:
+    def metrics_port(self, name: str) -> int:
+        """The metrics (and /access, /unmatched) port of a worker instance."""
+        if name in self._ports:
+            return self._ports[name][0]
         if self.cfg.metrics_ports:
-            return self.cfg.metrics_ports[service]
-        return self.cfg.metrics_base + SERVICES.index(service)
+            return self.cfg.metrics_ports[name]
+        return self.cfg.metrics_base + SERVICES.index(name)
 
     def start_infrastructure(self) -> None:
         from services.runtime import db
@@ -259,22 +274,33 @@ class Stack:
         sink.start()
         self.mail = sink
 
-    def start_workers(self) -> Workers:
+    def instance_env(self, name: str) -> dict[str, str]:
+        """A worker instance's environment: its own metrics port, and for instances after
+        the first their own notice page port (provisioning serves it)."""
+        env = self.env()
+        if name not in self._ports:
+            first = name == service_of(name)
+            self._ports[name] = (
+                self.metrics_port(name) if first else free_port(),
+                self.cfg.notice_port if first else free_port(),
+            )
+        metrics, notice = self._ports[name]
+        env["BILLING_METRICS_PORT"] = str(metrics)
+        env["BILLING_NOTICE_PORT"] = str(notice)
+        return env
+
+    def start_workers(self, instances: int | None = None) -> Workers:
+        """Every service's worker, ``instances`` of each (default: the config's)."""
         self.workers = Workers(self.env(), self.cfg.run_dir / "logs")
-        for service in SERVICES:
-            env = dict(self.workers.env)
-            env["BILLING_METRICS_PORT"] = str(self.metrics_port(service))
-            self.workers.env = env
-            self.workers.start(service)
-        self.workers.env = self.env()
+        for n in range(1, (instances or self.cfg.instances) + 1):
+            for service in SERVICES:
+                name = instance_name(service, n)
+                self.workers.start(name, self.instance_env(name))
         return self.workers
 
-    def restart_worker(self, service: str) -> None:
+    def restart_worker(self, name: str) -> None:
         assert self.workers is not None
-        env = self.env()
-        env["BILLING_METRICS_PORT"] = str(self.metrics_port(service))
-        self.workers.env = env
-        self.workers.start(service)
+        self.workers.start(name, self.instance_env(name))
 
     def stop(self) -> None:
         if self.workers is not None:

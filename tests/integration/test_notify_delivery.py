@@ -495,3 +495,53 @@ def test_a_run_of_requests_in_one_batch_equals_them_one_at_a_time(database_url: 
             await pool.close()
 
     asyncio.run(go())
+
+
+def test_a_commit_lost_after_the_server_took_the_mail_sends_it_once(
+    database_url: str, gateway: tuple[Gateway, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL goes away between the SMTP server's "OK" and the commit that records it:
+    the sender records the delivery again on a new connection instead of leaving it pending,
+    so the next round does not send it a second time (the chaos run found such repeats)."""
+    _, gw_url = gateway
+    sink = SmtpSink()
+    controller, port = smtp_server(sink)
+    try:
+        asyncio.run(_commit_lost(database_url, settings_for(database_url, port, gw_url), sink,
+                                 monkeypatch))  # fmt: skip
+    finally:
+        controller.stop()
+
+
+async def _commit_lost(
+    url: str, settings: Settings, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import services.notify.service as notify_service
+
+    h, conn, pool = await harness(url, settings)
+    try:
+        await h.request("reminder", "reminder-1", MORNING, ["email"])
+        expected = len(await h.deliveries())
+        lost = {"left": 1}
+        real_flush = notify_service.Unit.flush
+
+        async def flush_then_lose_the_connection(self: Unit) -> None:
+            await real_flush(self)
+            if lost["left"] and self.conn.is_in_transaction() and sink.messages:
+                lost["left"] -= 1
+                raise asyncpg.exceptions.ConnectionDoesNotExistError("server closed")
+
+        monkeypatch.setattr(notify_service.Unit, "flush", flush_then_lose_the_connection)
+        await h.send(MORNING)
+        await h.send(MORNING + timedelta(minutes=5))
+        assert lost["left"] == 0  # the loss happened
+        rows = await h.deliveries()
+        assert [r["status"] for r in rows] == ["sent"] * expected
+        assert len(sink.messages) == expected  # each recipient once
+        ids = [m["Message-ID"] for m in sink.messages]
+        assert len(set(ids)) == len(ids)
+        sent_events = [e for e in await h.events() if e[1] == "notification.sent.v1"]
+        assert len(sent_events) == expected
+    finally:
+        await conn.close()
+        await pool.close()
