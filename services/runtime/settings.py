@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/billing"
     # Two: a second instance of a worker can share the work. Production sets more (deploy/,
     # 12); on the embedded broker each partition a fetch names costs latency under load
-    # (README, Performance finding 20).
+    # (docs/performance.md#finding-20).
     topic_partitions: int = 2
     topic_replication_factor: int = 1
     # Consumer groups are named "<prefix>-<service>": two systems (or a benchmark beside a
