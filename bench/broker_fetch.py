@@ -1,5 +1,5 @@
 """How the embedded broker's fetch time grows with the record batches a partition holds
-(README, Performance finding 21). ``python -m bench.broker_fetch [batches ...]``.
+(docs/performance.md#finding-21). ``python -m bench.broker_fetch [batches ...]``.
 
 A fresh broker; one partition filled with one-record batches (every ``send_and_wait`` is a
 batch, as a relay round or a lightly loaded producer makes them) up to each checkpoint; at

@@ -443,7 +443,7 @@ async def wait_outboxes_empty(url: str) -> None:
 
 async def topic_count(bootstrap: str, topic: str, needle: str) -> int:
     """How many records on the topic contain ``needle`` (read from the start, up to the
-    high watermarks: README, Performance finding 22)."""
+    high watermarks: docs/performance.md#finding-22)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:

@@ -40,7 +40,7 @@ async def end_offsets(
     """Each partition's end: its high watermark as a fetch response gives it, at least the
     end offset the broker lists. Kafka lists the high watermark; the embedded broker lists
     the first offset of a partition's last record batch + 1, so a reader or a consumer part
-    way through that batch looked done (README, Performance finding 22). One fetch a
+    way through that batch looked done (docs/performance.md#finding-22). One fetch a
     leader, from the listed ends, for at most a byte: the answer carries the watermark."""
     listed = await consumer.end_offsets(partitions)
     client = consumer._client

@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     database_url: str = "postgresql://postgres@127.0.0.1:5432/billing"
     # Four: two instances of a worker hold two partitions of each topic each, and a third
     # can still join. Production sets more (deploy/, 12). (On the old embedded Tansu broker
-    # each partition a fetch named cost latency under load: README, Performance finding 20.)
+    # each partition a fetch named cost latency under load: docs/performance.md#finding-20.)
     topic_partitions: int = 4
     topic_replication_factor: int = 1
     # Consumer groups are named "<prefix>-<service>": two systems (or a benchmark beside a

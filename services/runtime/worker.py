@@ -55,7 +55,7 @@ class ServiceSpec:
     # topic name -> {event type -> handler}
     subscriptions: Callable[[Runtime], dict[str, dict[str, Handler]]]
     # event types whose handlers are idempotent by the event's own key (an upsert on the
-    # invoice number): applied without an inbox row each (README, departures)
+    # invoice number): applied without an inbox row each (docs/decisions.md#departures)
     keyed: frozenset[str] = frozenset()
     timer: Callable[[Runtime], TimerHandler] | None = None
     # all due keys of a sweep at once; ``timer`` stays the one-by-one fallback

@@ -1,6 +1,6 @@
 """The bench's published-events check counts a whole topic, up to the high watermark the
 fetches report: the embedded broker's ListOffsets gives the last batch's first offset + 1,
-and a count that stopped there came up to a batch short (README, Performance finding 22)."""
+and a count that stopped there came up to a batch short (docs/performance.md#finding-22)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The quiet check counts a consumer part way through a partition's last record batch as
 behind: its lag is measured to the high watermark, not to the end offset the broker lists
-(the embedded broker lists the batch's first offset + 1; README, Performance finding 22)."""
+(the embedded broker lists the batch's first offset + 1; docs/performance.md#finding-22)."""
 
 from __future__ import annotations
 
