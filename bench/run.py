@@ -61,7 +61,7 @@ from services.bank_import.formats import parse_statement
 from services.demo import Scenario, isolated_stack
 from services.runtime import db
 from services.runtime.clock import set_clock
-from services.runtime.kafka_client import partitions
+from services.runtime.kafka_client import client_options, partitions
 from services.runtime.quiesce import end_offsets
 from services.runtime.settings import SERVICES, Settings, Topics
 from services.runtime.stack import Stack
@@ -441,10 +441,16 @@ async def wait_outboxes_empty(url: str) -> None:
     )
 
 
+def kafka_options(bootstrap: str) -> dict[str, Any]:
+    """The project's client options (``BILLING_KAFKA_*``: TLS, SASL) for the cluster at
+    ``bootstrap``: a ``--kafka`` cluster is reached as the workers reach it."""
+    return client_options(Settings(kafka_bootstrap_servers=bootstrap))
+
+
 async def topic_count(bootstrap: str, topic: str, needle: str) -> int:
     """How many records on the topic contain ``needle`` (read from the start, up to the
     high watermarks: docs/performance.md#finding-22)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**kafka_options(bootstrap), enable_auto_commit=False)
     await consumer.start()
     try:
         parts = await partitions(consumer, [topic])
@@ -490,7 +496,7 @@ async def copy_limit(url: str, n: int) -> float:
 async def create_topic(bootstrap: str, name: str) -> None:
     """A topic of the bench's own, laid out as the system's are (partitions, replication)."""
     settings = Settings()
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         await admin.create_topics(
@@ -505,8 +511,8 @@ async def kafka_limit(bootstrap: str, n: int, size: int, topic: str) -> float:
     created first as the system's topics are (a cluster may refuse to create it on use)."""
     await create_topic(bootstrap, topic)
     value = b"x" * size
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    producer = AIOKafkaProducer(**kafka_options(bootstrap), acks="all", linger_ms=2)
+    consumer = AIOKafkaConsumer(topic, **kafka_options(bootstrap), auto_offset_reset="earliest")
     await producer.start()
     await consumer.start()
     try:
@@ -587,7 +593,7 @@ async def run_stack_scenarios(
                                                 data, now).model_dump_json().encode())
         )  # fmt: skip
     size = sum(len(v) for _, v in events) // len(events)
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**client_options(stack.settings()), acks="all", linger_ms=5)
     await producer.start()
     cpu_before = cpu_seconds(stack)
     started = time.perf_counter()
@@ -775,7 +781,7 @@ async def reconnect_latency(
 
     sent: dict[str, float] = {}
     restored: dict[str, float] = {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
+    consumer = AIOKafkaConsumer(**client_options(stack.settings()))
     await consumer.start()
     topic = Topics().network_access
     parts = await partitions(consumer, [topic])
@@ -783,7 +789,7 @@ async def reconnect_latency(
     await consumer.seek_to_end(*parts)
     for tp in parts:
         await consumer.position(tp)  # resolved now, before any payment is sent
-    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all", linger_ms=1)
+    producer = AIOKafkaProducer(**client_options(stack.settings()), acks="all", linger_ms=1)
     await producer.start()
 
     async def watch(measured: list[str]) -> None:
@@ -831,7 +837,7 @@ async def reconnect_latency(
     idle_contracts = [str(300000 + i) for i in range(loaded, suspended)]
     other_contracts = [str(300000 + i) for i in range(suspended, suspended + others)]
     duration = loaded / 200
-    tracer = AIOKafkaConsumer(bootstrap_servers=stack.bootstrap)
+    tracer = AIOKafkaConsumer(**client_options(stack.settings()))
     await tracer.start()
     try:
         traced = await partitions(
@@ -916,7 +922,7 @@ class PaymentProbe:
         await dunning_contracts(conn, PROBE_BASE, self.most)
 
     async def publish(self) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.stack.bootstrap, acks="all")
+        producer = AIOKafkaProducer(**client_options(self.stack.settings()), acks="all")
         await producer.start()
         try:
             i = 0
@@ -1146,7 +1152,7 @@ def own_topics_and_groups(prefix: str) -> None:
 async def delete_own_topics(bootstrap: str, prefix: str) -> list[str]:
     """Delete every topic named under ``prefix``; return their names. (Kafka drops the
     run's consumer groups itself, offsets.retention.minutes after their last commit.)"""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap.split(","))
+    admin = AIOKafkaAdminClient(**kafka_options(bootstrap))
     await admin.start()
     try:
         own = sorted(t for t in await admin.list_topics() if t.startswith(f"{prefix}."))

@@ -141,12 +141,11 @@ async def publish_payment(settings: Settings, data: dict[str, Any], when: dateti
 
     from schemas.envelope import envelope
     from schemas.events import PaymentReceived
+    from services.runtime.kafka_client import client_options
 
     payment = PaymentReceived.model_validate(data)
     event = envelope("payment.received.v1", "/importers/manual", payment.vs, payment, when)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","), acks="all"
-    )
+    producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await producer.start()
     try:
         key = (payment.vs or payment.bank_tx_id).encode()

@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from services.runtime import db
 from services.runtime.clock import read_clock, set_clock
-from services.runtime.kafka_client import partitions
+from services.runtime.kafka_client import client_options, partitions
 from services.runtime.quiesce import Quiescence
 from services.runtime.settings import SERVICES, Settings, Topics
 from services.runtime.stack import Stack, StackConfig, free_port
@@ -47,7 +47,7 @@ class Seen:
 class Watcher:
     """Reads every topic from the beginning, as an operator's tail would."""
 
-    bootstrap: str
+    settings: Settings
     topics: list[str]
     seen: list[Seen] = field(default_factory=list)
     _task: asyncio.Task[None] | None = None
@@ -55,7 +55,7 @@ class Watcher:
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap.split(","),
+            **client_options(self.settings),
             enable_auto_commit=False,
             fetch_max_wait_ms=20,
             auto_offset_reset="earliest",
@@ -112,7 +112,7 @@ class Scenario:
         self.failures: list[str] = []
         self.restore_delay: float | None = None
         self.invoices: dict[str, dict[str, Any]] = {}
-        self.watcher = Watcher(stack.bootstrap, self.topics.all())
+        self.watcher = Watcher(self.settings, self.topics.all())
 
     # --- helpers ---------------------------------------------------------------------
     async def now(self) -> datetime:
@@ -208,7 +208,7 @@ class Scenario:
             PaymentReceived.model_validate(data),
             now,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=self.stack.bootstrap.split(","), acks="all")
+        producer = AIOKafkaProducer(**client_options(self.settings), acks="all")
         await producer.start()
         try:
             sent_at = time.time()

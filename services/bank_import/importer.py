@@ -81,7 +81,7 @@ async def publish_pending(settings: Settings, pool: asyncpg.Pool) -> int:
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)"):
             return 0
-    producer = make_producer(settings.kafka_bootstrap_servers)
+    producer = make_producer(settings)
     await producer.start()
     try:
         relay = OutboxRelay(SCHEMA, pool, producer, batch=5000)

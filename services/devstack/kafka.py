@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import signal
@@ -136,14 +137,46 @@ def new_cluster_id() -> str:
             return cid
 
 
+SCRAM_HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-512": "sha512"}
+SCRAM_ITERATIONS = 4096  # Kafka's default and its minimum for both mechanisms
+
+
 @dataclass(frozen=True)
 class ClientSecurity:
     """The CLIENT listener as production runs it: TLS with a server certificate (PEM, key
-    and chain in one file) and SCRAM-SHA-512 users created when the storage is formatted."""
+    and chain in one file) and SCRAM users created when the storage is formatted."""
 
     keystore_pem: Path
     users: dict[str, str]  # name -> password
     mechanism: str = "SCRAM-SHA-512"
+
+    def __post_init__(self) -> None:
+        if self.mechanism not in SCRAM_HASHES:
+            raise ValueError(
+                f"ClientSecurity.mechanism: {self.mechanism!r} is not one of {list(SCRAM_HASHES)}"
+            )
+        for name in self.users:
+            # the format tool splits its argument on commas, quoted or not
+            if not name or "," in name:
+                raise ValueError(f"ClientSecurity.users: {name!r} is empty or has a comma")
+
+    def scram_args(self) -> list[str]:
+        """``--add-scram`` arguments for the format tool: each user's salted password (RFC
+        5802 Hi, as Kafka's ScramFormatter computes it), not the password itself: the tool
+        would split a password at its commas and strip quotes around it, and its command
+        line, which every user of the machine can read, then opens this cluster only."""
+        digest = SCRAM_HASHES[self.mechanism]
+        args: list[str] = []
+        for name, password in self.users.items():
+            salt = os.urandom(32)
+            salted = hashlib.pbkdf2_hmac(digest, password.encode(), salt, SCRAM_ITERATIONS)
+            fields = (
+                f'name="{name}",salt="{base64.b64encode(salt).decode()}",'
+                f'saltedpassword="{base64.b64encode(salted).decode()}",'
+                f"iterations={SCRAM_ITERATIONS}"
+            )
+            args += ["--add-scram", f"{self.mechanism}=[{fields}]"]
+        return args
 
 
 @dataclass
@@ -302,11 +335,7 @@ class KafkaCluster:
         finishes its start only once a majority of the quorum is up."""
         self.lib = ensure_jars()
         cid = self.cluster_id()
-        scram: list[str] = []
-        if self.security is not None:
-            for name, password in self.security.users.items():
-                user = f"{self.security.mechanism}=[name={name},password={password}]"
-                scram += ["--add-scram", user]
+        scram = self.security.scram_args() if self.security is not None else []
         for node in self.nodes:
             if not node.formatted():
                 node.format(self.lib, cid, scram)

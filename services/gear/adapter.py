@@ -31,6 +31,7 @@ from schemas.events import GearApplied, NetworkAccess
 from schemas.registry import PoisonMessage, parse
 from services.gear import nft
 from services.runtime import logs
+from services.runtime.kafka_client import client_options
 from services.runtime.settings import Settings, Topics
 
 log = logs.get(__name__)
@@ -147,10 +148,10 @@ class GearRunner:
         log.info("table rebuilt from the snapshot", contracts=len(merged))
 
     async def run(self) -> None:
-        bootstrap = self.settings.kafka_bootstrap_servers.split(",")
+        kafka = client_options(self.settings)
         consumer = AIOKafkaConsumer(
             self.topics.network_access,
-            bootstrap_servers=bootstrap,
+            **kafka,
             group_id=f"gear-nftables-{self.gear_id}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -158,7 +159,7 @@ class GearRunner:
             heartbeat_interval_ms=int(self.settings.heartbeat_interval * 1000),
             fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
         )
-        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+        producer = AIOKafkaProducer(**kafka, acks="all", linger_ms=2)
         await consumer.start()
         await producer.start()
         try:

@@ -1,12 +1,59 @@
-"""What every Kafka client of the project shares."""
+"""What every Kafka client of the project shares: how it connects (``client_options``) and
+how it learns a topic's partitions."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.helpers import create_ssl_context
+
+from services.runtime.settings import Settings, env_name
+
+
+def client_options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments every producer, consumer and admin client of the project is
+    made with: the brokers and, past PLAINTEXT, the TLS context and SASL credentials of
+    ``BILLING_KAFKA_*``. PLAINTEXT gives the brokers alone, so those clients are made as
+    they were before there was anything else to give."""
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka_bootstrap_servers.split(",")}
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return options
+    options["security_protocol"] = protocol
+    if protocol in ("SSL", "SASL_SSL"):
+        options["ssl_context"] = tls_context(settings)
+    if protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_secret()
+    return options
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext:
+    """The brokers' certificates checked against ``kafka_ssl_cafile`` (else the system's
+    CAs), host names included; the client's own certificate for mutual TLS. A file that
+    is not PEM, or a key that does not match its certificate, is named with its setting
+    here rather than left to an OpenSSL message about neither."""
+    try:
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=settings.kafka_ssl_cafile,
+            certfile=settings.kafka_ssl_certfile,
+            keyfile=settings.kafka_ssl_keyfile,
+        )
+    except (OSError, ssl.SSLError) as exc:
+        files = [
+            f"{env_name(name)}={getattr(settings, name)}"
+            for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile")
+            if getattr(settings, name) is not None
+        ]
+        named = ", ".join(files) or "the system's CAs"
+        raise ValueError(f"Kafka TLS files ({named}) cannot be loaded: {exc}") from exc
+    return context
 
 
 async def partitions(

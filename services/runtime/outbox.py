@@ -34,6 +34,8 @@ from services.runtime.metrics import EVENTS_OUT, OUTBOX_BACKLOG
 if TYPE_CHECKING:  # loaded by make_producer: a command that only writes rows goes without
     from aiokafka import AIOKafkaProducer
 
+    from services.runtime.settings import Settings
+
 log = logs.get(__name__)
 
 
@@ -148,13 +150,15 @@ def unpack(
     return out
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
+def make_producer(settings: Settings) -> AIOKafkaProducer:
     from aiokafka import AIOKafkaProducer
+
+    from services.runtime.kafka_client import client_options
 
     # No idempotent producer: the embedded broker lacks it (DESIGN section 8); the inbox makes
     # redelivery harmless, so the guarantee is the same on real Kafka.
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap.split(","),
+        **client_options(settings),
         acks="all",
         # the relay hands over whole record batches (send_batch): nothing to wait for
         linger_ms=0,

@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.protocol.fetch import FetchRequest
 
 from services.runtime.clock import SystemClock, read_clock
-from services.runtime.kafka_client import partitions
+from services.runtime.kafka_client import client_options, partitions
 from services.runtime.settings import SERVICES, Settings, Topics
 from services.runtime.source import group_id
 from services.runtime.worker import Runtime
@@ -96,18 +96,18 @@ class Quiescence:
         self.partitions: list[TopicPartition] = []
 
     async def __aenter__(self) -> Quiescence:
-        servers = self.settings.kafka_bootstrap_servers.split(",")
+        kafka = client_options(self.settings)
         # One group-bound consumer per service, never subscribed: it only reads the group's
         # committed offsets (OffsetFetch through the coordinator, as a member would).
         for service in self.subscriptions:
             group = AIOKafkaConsumer(
-                bootstrap_servers=servers,
+                **kafka,
                 group_id=group_id(self.settings, service),
                 enable_auto_commit=False,
             )
             await group.start()
             self.groups[service] = group
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False)
+        self.consumer = AIOKafkaConsumer(**kafka, enable_auto_commit=False)
         await self.consumer.start()
         names = sorted({t for ts in self.subscriptions.values() for t in ts})
         self.partitions = await partitions(self.consumer, names)

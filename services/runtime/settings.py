@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("invoicing", "payments", "dunning", "provisioning", "notify")
@@ -50,10 +50,55 @@ class Topics(BaseSettings):
         return f"{topic}.dlq"
 
 
+ENV_PREFIX = "BILLING_"
+KafkaProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"]
+# The settings past the protocol that secure a Kafka connection: SASL's or TLS's.
+KAFKA_SECURITY = (
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_sasl_password_file",
+    "kafka_ssl_cafile",
+    "kafka_ssl_certfile",
+    "kafka_ssl_keyfile",
+)
+
+
+def env_name(setting: str) -> str:
+    """The environment variable a setting is read from: errors name what the operator set."""
+    return f"{ENV_PREFIX}{setting.upper()}"
+
+
+def read_secret_file(setting: str, path: Path) -> str:
+    """A secret kept in a file (a systemd credential, a mounted secret) rather than in the
+    environment, which every process of the user can read: its content, without the
+    trailing newline an editor or ``echo`` adds."""
+    try:
+        secret = path.read_text().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{env_name(setting)}={path}: cannot be read ({exc})") from None
+    if not secret:
+        raise ValueError(f"{env_name(setting)}={path}: the file is empty")
+    return secret
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BILLING_", extra="ignore")
+    # A refused value is not repeated in the error: it may be a password from the environment.
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True
+    )
 
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    # How every Kafka client connects (services/runtime/kafka_client.py client_options).
+    # Production: SASL_SSL with SCRAM-SHA-512 (deploy/README.md, "Kafka security").
+    kafka_security_protocol: KafkaProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None  # preferred: the password stays out of env
+    kafka_ssl_cafile: Path | None = None  # CA bundle of the brokers (default: system CAs)
+    kafka_ssl_certfile: Path | None = None  # mutual TLS: the client's certificate (PEM)
+    kafka_ssl_keyfile: Path | None = None  # and its key, unless in the certificate's file
     database_url: str = "postgresql://postgres@127.0.0.1:5432/billing"
     # Four: two instances of a worker hold two partitions of each topic each, and a third
     # can still join. Production sets more (deploy/, 12). (On the old embedded Tansu broker
@@ -181,6 +226,54 @@ class Settings(BaseSettings):
     # the shipped unit mounts that read-only.
     state_dir: Path | None = None
 
+    @model_validator(mode="after")
+    def _kafka_security_fits_the_protocol(self) -> Settings:
+        """Credentials or TLS files the chosen protocol would not use are refused, not
+        ignored: a client that silently connects without them is the failure to avoid."""
+        protocol = self.kafka_security_protocol
+        chosen = f"{env_name('kafka_security_protocol')}={protocol}"
+        unused = [
+            env_name(name)
+            for name in KAFKA_SECURITY
+            if getattr(self, name) is not None and not _used_by(name, protocol)
+        ]
+        if unused:
+            raise ValueError(f"{', '.join(unused)} set, but {chosen} uses none of it")
+        if protocol.startswith("SASL_"):
+            self._check_sasl(chosen)
+        self._check_tls_files()
+        return self
+
+    def _check_sasl(self, chosen: str) -> None:
+        if not self.kafka_sasl_username:
+            raise ValueError(f"{env_name('kafka_sasl_username')} is required by {chosen}")
+        if (self.kafka_sasl_password is None) == (self.kafka_sasl_password_file is None):
+            raise ValueError(
+                f"{chosen} needs exactly one of {env_name('kafka_sasl_password_file')} "
+                f"or {env_name('kafka_sasl_password')}"
+            )
+        if not self.kafka_sasl_secret():  # a file's is read here: unreadable or empty fail
+            raise ValueError(f"{env_name('kafka_sasl_password')} is empty")
+
+    def _check_tls_files(self) -> None:
+        for name in ("kafka_ssl_cafile", "kafka_ssl_certfile", "kafka_ssl_keyfile"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"{env_name(name)}={path}: no such file")
+        if self.kafka_ssl_keyfile is not None and self.kafka_ssl_certfile is None:
+            raise ValueError(
+                f"{env_name('kafka_ssl_keyfile')} is set without {env_name('kafka_ssl_certfile')}"
+            )
+
+    def kafka_sasl_secret(self) -> str:
+        """The SASL password, from the file when one is named (read anew by each client
+        made, so a rotated file counts from the worker's next start)."""
+        if self.kafka_sasl_password_file is not None:
+            return read_secret_file("kafka_sasl_password_file", self.kafka_sasl_password_file)
+        if self.kafka_sasl_password is None:
+            raise ValueError(f"{env_name('kafka_sasl_password')} is not set")
+        return self.kafka_sasl_password.get_secret_value()
+
     def metrics_port_for(self, service: str) -> int:
         return self.metrics_port or DEFAULT_METRICS_PORTS[service]
 
@@ -191,6 +284,13 @@ class Settings(BaseSettings):
         if systemd:
             return Path(systemd.split(":")[0])
         return Path(tempfile.gettempdir()) / f"isp-billing-{os.getuid()}"
+
+
+def _used_by(setting: str, protocol: str) -> bool:
+    """Whether a Kafka security setting takes part in connections of ``protocol``."""
+    if setting.startswith("kafka_sasl_"):
+        return protocol.startswith("SASL_")
+    return protocol.endswith("SSL")
 
 
 @lru_cache(maxsize=1)

@@ -40,6 +40,7 @@ from aiokafka.structs import ConsumerRecord
 
 from services.runtime import logs
 from services.runtime.consumer import Record
+from services.runtime.kafka_client import client_options
 from services.runtime.metrics import PARTITIONS
 from services.runtime.outbox import EVENT_TYPE_HEADER
 from services.runtime.settings import Settings
@@ -80,7 +81,7 @@ class BatchSource:
         self.committed_at = time.monotonic()
         self.started = False
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+            **client_options(settings),
             group_id=group_id(settings, service),
             client_id=group_id(settings, service),
             enable_auto_commit=False,

@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.devstack import kafka
 from services.devstack.procs import free_port, spawn, stop, wait_port
+from services.runtime.kafka_client import client_options
 from services.runtime.settings import SERVICES, Settings, Topics
 
 __all__ = ["free_port", "spawn", "stop", "wait_port"]  # where the tests import them from
@@ -124,7 +125,7 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, object]:
 async def create_topics(settings: Settings, topics: Topics) -> list[str]:
     names = topics.all()
     names += [Topics.dlq(t) for t in names]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers.split(","))
+    admin = AIOKafkaAdminClient(**client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

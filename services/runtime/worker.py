@@ -112,7 +112,7 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
             spec.name, list(subscriptions), settings, consumer.apply, bulk=rt.topics.bulk()
         )
         await source.start()
-        producer = make_producer(settings.kafka_bootstrap_servers)
+        producer = make_producer(settings)
         await producer.start()
         relay = OutboxRelay(
             spec.name, rt.db, producer, settings.outbox_batch, settings.outbox_poll_interval

@@ -34,7 +34,7 @@ async def _relay(bootstrap: str, url: str, packed: bool) -> None:
     await create_topics(settings, topics)
     await db.migrate(url, "invoicing")
     pool = await db.create_pool(url, "invoicing")
-    producer = make_producer(bootstrap)
+    producer = make_producer(settings)
     await producer.start()
     keys = [f"{100000 + k}" for k in range(60)]
     rows = 3000
