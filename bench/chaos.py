@@ -248,6 +248,8 @@ def restart_postgres(stack: Stack) -> None:
     server: Any = stack.pg_server
     pg_ctl(["-w", "-m", "immediate", "restart"], pgdata=server.pgdata, user=server.system_user,
            timeout=60)  # fmt: skip
+    # the wrapper holds the old postmaster's pid: read the new one, or it stops nothing
+    server.ensure_postgres_running()
 
 
 # --- load -----------------------------------------------------------------------------------

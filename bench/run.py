@@ -1181,7 +1181,7 @@ def main() -> None:
     p.add_argument(
         "--kafka",
         metavar="HOST:PORT",
-        help="run on this Kafka cluster, not on an embedded Tansu broker (own topics and"
+        help="run on this Kafka cluster, not on the embedded Kafka node (own topics and"
         " groups, deleted topics at the end; BILLING_TOPIC_REPLICATION_FACTOR applies)",
     )
     args = p.parse_args()
@@ -1201,8 +1201,10 @@ def main() -> None:
     stack = isolated_stack(run_dir, url, bootstrap=args.kafka)
     sampler = RssSampler(stack)
     profiler = Profiler(stack, ROOT / "bench" / "profiles")
+    broker_name = "?"
     try:
         stack.start_infrastructure()
+        broker_name = stack.broker.name if stack.broker else "?"
         stack.start_workers()
         sampler.thread.start()
         if args.profile:
@@ -1239,7 +1241,7 @@ def main() -> None:
         "python": platform.python_version(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "quick": args.quick,
-        "broker": f"Kafka at {args.kafka}" if args.kafka else "embedded Tansu",
+        "broker": f"Kafka at {args.kafka}" if args.kafka else broker_name,
     }
     RESULTS.write_text(json.dumps({"machine": machine, "results": results}, indent=2) + "\n")
     print(f"{'scenario':<26} {'N':>8} {'seconds':>8} {'throughput':>14} {'ratio':>7}  target")

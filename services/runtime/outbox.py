@@ -155,11 +155,13 @@ def make_producer(settings: Settings) -> AIOKafkaProducer:
 
     from services.runtime.kafka_client import client_options
 
-    # No idempotent producer: the embedded broker lacks it (DESIGN section 8); the inbox makes
-    # redelivery harmless, so the guarantee is the same on real Kafka.
+    # Idempotent: a send retried after a broker failover is written once. The inbox would
+    # make a duplicate harmless anyway; this keeps it off the topics (and out of the DLQ
+    # count of a third party's consumer without an inbox).
     return AIOKafkaProducer(
         **client_options(settings),
         acks="all",
+        enable_idempotence=settings.kafka_idempotence,
         # the relay hands over whole record batches (send_batch): nothing to wait for
         linger_ms=0,
         max_batch_size=256 * 1024,

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     kafka_ssl_cafile: Path | None = None  # CA bundle of the brokers (default: system CAs)
     kafka_ssl_certfile: Path | None = None  # mutual TLS: the client's certificate (PEM)
     kafka_ssl_keyfile: Path | None = None  # and its key, unless in the certificate's file
+    # The relay's producer is idempotent (a retried send after a lost answer is written
+    # once); off only for the Tansu fallback broker, which lacks it.
+    kafka_idempotence: bool = True
     database_url: str = "postgresql://postgres@127.0.0.1:5432/billing"
     # Four: two instances of a worker hold two partitions of each topic each, and a third
     # can still join. Production sets more (deploy/, 12). (On the old embedded Tansu broker

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
@@ -60,6 +61,9 @@ class TansuBroker:
     def stop(self) -> None:
         stop(self.proc)
 
+    # what the clients must not ask of it
+    env: ClassVar[dict[str, str]] = {"BILLING_KAFKA_IDEMPOTENCE": "false"}
+
 
 class KafkaBroker:
     """Apache Kafka, one KRaft node or a cluster (services/devstack/kafka.py), its log
@@ -69,6 +73,8 @@ class KafkaBroker:
         self.cluster = cluster.start()
         self.bootstrap = cluster.bootstrap
         self.name = cluster.name
+
+    env: ClassVar[dict[str, str]] = {}
 
     def pids(self) -> list[int]:
         return [n.pid for n in self.cluster.nodes if n.running()]
@@ -245,6 +251,8 @@ class Stack:
                 "BILLING_LOG_LEVEL": self.cfg.log_level,
             }
         )
+        if self.broker is not None:
+            env.update(self.broker.env)
         return env
 
     def metrics_port(self, name: str) -> int:

@@ -39,8 +39,9 @@ async def _produce(bootstrap: str, topic: str, values: list[bytes], timeout_ms: 
         request_timeout_ms=timeout_ms,
         metadata_max_age_ms=2000,
     )
-    await producer.start()
     try:
+        # with the quorum lost the idempotent producer's start waits for a coordinator
+        await asyncio.wait_for(producer.start(), timeout_ms / 1000)
         for v in values:
             await asyncio.wait_for(producer.send_and_wait(topic, v, key=v), timeout_ms / 1000)
     finally:
