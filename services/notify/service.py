@@ -3,12 +3,15 @@ once), and send them with retries.
 
 A request becomes ``deliveries`` rows in the consumer's transaction (the unique key
 contract + request id + channel + recipient makes "exactly once" a database guarantee);
-the sender claims one due row at a time with ``FOR UPDATE SKIP LOCKED``, sends it, and
-records the outcome with the notification event in that row's transaction. When the commit
-fails after the server's "OK" (PostgreSQL restarted), the sender records the delivery again
-on a new connection instead of leaving it pending; only a crash of the sender itself between
-the "OK" and the commit sends that one message again (the chaos run found whole claimed
-batches of 20 sent twice when each batch was one transaction). The Message-ID (e-mail) and
+the sender claims one due row at a time and leases it for a minute of real time (committed
+before the send, so no other sender takes it meanwhile), sends it, and records the outcome
+with the notification event in one transaction. When that commit fails after the server's
+"OK" (PostgreSQL restarted), the sender records the delivery again on a new connection
+instead of leaving it pending; only a crash of the sender itself between the "OK" and the
+commit sends that one message again, when the lease runs out. (The chaos run found whole
+claimed batches of 20 sent twice when a batch was one transaction, and then, with two
+notify instances, a row claimed by the other instance while its sender waited for the
+database to come back.) The Message-ID (e-mail) and
 Idempotency-Key (SMS gateway) are derived from the delivery key so the receiving side can
 recognise such a repeat.
 
@@ -39,6 +42,9 @@ from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
 SOURCE = "/services/notify"
+# How long a claimed delivery is the claiming sender's (real time): past the SMTP and SMS
+# timeouts, so a live sender always records its outcome first.
+LEASE_SECONDS = 60.0
 log = logs.get(__name__)
 
 KINDS = {
@@ -185,6 +191,12 @@ class Notify:
         return True
 
 
+def _key(row: Any) -> str:
+    """The delivery's key: the Message-ID and the SMS gateway's Idempotency-Key derive
+    from it, so a receiver can recognise a repeat."""
+    return f"{row['contract']}|{row['request_id']}|{row['channel']}|{row['recipient']}"
+
+
 class Sender:
     def __init__(self, settings: Settings, topics: Topics, pool: Any, clock: Clock) -> None:
         self.settings = settings
@@ -208,20 +220,21 @@ class Sender:
         return done
 
     async def _send_one(self) -> str | None:
-        """Claim, send and record one due delivery; None when none is due."""
+        """Claim (and lease), send and record one due delivery; None when none is due."""
         taken: tuple[Any, datetime] | None = None  # the row the server took, unrecorded
         try:
             async with self.pool.acquire() as conn:
                 await self.clock.refresh(conn)
                 now = self.clock.now()
+                rows = await conn.fetch(Q.claim_due, now, 1, LEASE_SECONDS)  # commits
+                if not rows:
+                    return None
+                result = await self._transmit(rows[0], now)
+                if result is None:
+                    taken = (rows[0], now)
                 async with conn.transaction():
-                    rows = await conn.fetch(Q.claim_due, now, 1)
-                    if not rows:
-                        return None
                     unit = Unit(conn, now, SOURCE)
-                    outcome = await self._deliver(unit, rows[0])
-                    if outcome == "sent":
-                        taken = (rows[0], now)
+                    outcome = await self._record(unit, rows[0], result)
                     await unit.flush()
                 return outcome
         except TRANSIENT:
@@ -257,25 +270,34 @@ class Sender:
             ev.NotificationSent(**_outcome(row, attempts)),
         )
 
-    async def _deliver(self, unit: Unit, row: Any) -> str:
-        """Send one claimed delivery and record the outcome: sent, failed or postponed."""
-        key = f"{row['contract']}|{row['request_id']}|{row['channel']}|{row['recipient']}"
+    async def _transmit(self, row: Any, now: datetime) -> datetime | DeliveryError | None:
+        """Hand one claimed delivery to its channel, touching no database (so that what the
+        server took is known before any statement can fail): None when it was taken, the
+        error when not, or the time to try again for an SMS that came due at night."""
         if row["channel"] == "sms":
-            allowed = self.quiet.send_at(unit.now, row["country"])
-            if allowed > unit.now:  # a retry that came due in the night
-                await unit.conn.execute(Q.postpone, row["id"], allowed)
-                return "postponed"
-        attempts = row["attempts"] + 1
+            allowed = self.quiet.send_at(now, row["country"])
+            if allowed > now:
+                return allowed
         try:
             if row["channel"] == "sms":
-                await self.sms.send(row["recipient"], row["body"], key)
+                await self.sms.send(row["recipient"], row["body"], _key(row))
             else:
                 msg = self.email.build(
-                    row["recipient"], row["subject"], row["body"], row["html"], key
+                    row["recipient"], row["subject"], row["body"], row["html"], _key(row)
                 )
                 await self.email.send(msg)
         except DeliveryError as exc:
-            await self._failed(unit, row, attempts, exc, key)
+            return exc
+        return None
+
+    async def _record(self, unit: Unit, row: Any, result: datetime | DeliveryError | None) -> str:
+        """Record what ``_transmit`` gave: postponed, failed (or to retry) or sent."""
+        if isinstance(result, datetime):
+            await unit.conn.execute(Q.postpone, row["id"], result)
+            return "postponed"
+        attempts = row["attempts"] + 1
+        if isinstance(result, DeliveryError):
+            await self._failed(unit, row, attempts, result, _key(row))
             return "failed"
         await unit.conn.execute(Q.mark_sent, row["id"], unit.now)
         self._announce_sent(unit, row, attempts)

@@ -545,3 +545,33 @@ async def _commit_lost(
     finally:
         await conn.close()
         await pool.close()
+
+
+def test_a_claimed_delivery_is_no_other_senders_until_its_lease_runs_out(
+    database_url: str, gateway: tuple[Gateway, str]
+) -> None:
+    """Two notify instances: a delivery one sender claimed (committed before it sends) is
+    not claimed by the other while the lease runs, even when the first sender's transaction
+    is gone (PostgreSQL restarted); once the lease has run out, it is due again."""
+    _, gw_url = gateway
+    asyncio.run(_lease(database_url, settings_for(database_url, free_port(), gw_url)))
+
+
+async def _lease(url: str, settings: Settings) -> None:
+    import services.notify.service as notify_service
+
+    h, conn, pool = await harness(url, settings)
+    try:
+        await h.request("reminder", "reminder-1", MORNING, ["email"])
+        q = notify_service.Q
+        first = await conn.fetch(q.claim_due, MORNING, 10, 60.0)
+        assert first
+        assert await conn.fetch(q.claim_due, MORNING, 10, 60.0) == []  # the other sender
+        await conn.execute(
+            "UPDATE deliveries SET leased_until = clock_timestamp() - interval '1 second'"
+        )
+        again = await conn.fetch(q.claim_due, MORNING, 10, 60.0)  # its sender died
+        assert [r["id"] for r in again] == [r["id"] for r in first]
+    finally:
+        await conn.close()
+        await pool.close()
