@@ -41,6 +41,7 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaConsumer
 
+from bench.run import contracts_json
 from services.devstack import kafka
 from services.devstack.procs import free_port
 from services.runtime import db
@@ -93,25 +94,7 @@ def gpc_statement(movements: list[Movement], on: date, number: int) -> bytes:
 
 def contracts_file(n: int, path: Path) -> None:
     """``n`` contracts from 100000, each with an e-mail contact for billing and dunning."""
-    items = [
-        {
-            "contract": str(100000 + i),
-            "customer_name": f"Customer {i}",
-            "currency": "CZK",
-            "monthly_fee_minor": 49900,
-            "due": {"day_of_month": 15},
-            "contacts": [
-                {
-                    "name": f"Customer {i}",
-                    "email": f"c{100000 + i}@example.test",
-                    "categories": ["billing", "dunning"],
-                }
-            ],
-            "subscribers": {"ipv4": [f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"]},
-        }
-        for i in range(n)
-    ]
-    path.write_text(json.dumps({"contracts": items}), encoding="utf-8")
+    contracts_json(n, path, emails=True)
 
 
 # --- the system under test -------------------------------------------------------------------

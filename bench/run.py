@@ -391,7 +391,14 @@ class ChildPeak:
                         self.rss = max(self.rss, child.memory_info().rss)
 
 
-def contracts_json(n: int, path: Path) -> None:
+def contact(i: int) -> dict[str, Any]:
+    email = f"c{100000 + i}@example.test"
+    return {"name": f"Customer {i}", "email": email, "categories": ["billing", "dunning"]}
+
+
+def contracts_json(n: int, path: Path, emails: bool = False) -> None:
+    """``n`` contracts from 100000 in a contracts file; with ``emails``, each with an e-mail
+    contact for billing and dunning (the chaos run's notifications)."""
     items = [
         {
             "contract": str(100000 + i),
@@ -399,7 +406,7 @@ def contracts_json(n: int, path: Path) -> None:
             "currency": "CZK",
             "monthly_fee_minor": 49900,
             "due": {"day_of_month": 15},
-            "contacts": [],
+            "contacts": [contact(i)] if emails else [],
             "subscribers": {"ipv4": [f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"]},
         }
         for i in range(n)
