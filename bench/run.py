@@ -1203,8 +1203,11 @@ def main() -> None:
     n_bill = 20_000 if args.quick else 1_000_000
     results, files = bench_import(n_import) if "import" in only else ([], {})
     run_dir = ROOT / ".run" / "bench"
-    url = os.environ.get("BILLING_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
-    url = f"{url.rpartition('/')[0]}/billing_bench_{run_id}"
+    # BILLING_DATABASE_URL names a server for the run's own database; without it the run
+    # starts an embedded PostgreSQL in its run folder, as `make demo` does
+    url: str | None = os.environ.get("BILLING_DATABASE_URL")
+    if url:
+        url = f"{url.rpartition('/')[0]}/billing_bench_{run_id}"
     stack = isolated_stack(run_dir, url, bootstrap=args.kafka)
     sampler = RssSampler(stack)
     profiler = Profiler(stack, ROOT / "bench" / "profiles")
@@ -1231,7 +1234,8 @@ def main() -> None:
         sampler.stop.set()
         profiler.stop()
         stack.stop()
-        asyncio.run(db.drop_database(url))
+        if url:
+            asyncio.run(db.drop_database(url))
         if args.kafka:
             asyncio.run(delete_own_topics(args.kafka, prefix))
     for service, rss in sorted(sampler.peak.items()):

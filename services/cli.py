@@ -138,23 +138,27 @@ def parse_amount(text: str) -> int:
 
 async def publish_payment(settings: Settings, data: dict[str, Any], when: datetime) -> None:
     from aiokafka import AIOKafkaProducer
+    from aiokafka.errors import KafkaError
 
     from schemas.envelope import envelope
     from schemas.events import PaymentReceived
-    from services.runtime.kafka_client import client_options
+    from services.runtime.kafka_client import client_options, start_producer
 
     payment = PaymentReceived.model_validate(data)
     event = envelope("payment.received.v1", "/importers/manual", payment.vs, payment, when)
     producer = AIOKafkaProducer(**client_options(settings), acks="all")
-    await producer.start()
+    await start_producer(producer, settings, "payment publish")
+    topic = get_topics().payments_received
     try:
         key = (payment.vs or payment.bank_tx_id).encode()
         await producer.send_and_wait(
-            get_topics().payments_received,
+            topic,
             event.model_dump_json().encode(),
             key=key,
             headers=[("content-type", b"application/cloudevents+json")],
         )
+    except KafkaError as exc:
+        raise CliError(f"payment {payment.bank_tx_id} not published to {topic}: {exc!r}") from exc
     finally:
         await producer.stop()
 

@@ -5,10 +5,12 @@
    ``payment.received.v1`` event to this schema's outbox.
 2. Publish the outbox with ``acks=all`` and delete what was acknowledged.
 
-A crash between 1 and 2 leaves the events in the outbox; the next import (of any file)
-publishes them first. Re-importing a file, or an overlapping statement, finds every
-movement already recorded and publishes nothing. The payments worker dedupes on the same
-key as well, so a third-party importer that publishes twice is harmless too.
+A crash between 1 and 2, or a cluster that does not answer (``NotPublished``, after
+``BILLING_KAFKA_CONNECT_TIMEOUT``), leaves the events in the outbox; the next import (of
+any file) publishes them, before its own. Re-importing a file, or an overlapping
+statement, finds every movement already recorded and publishes nothing. The payments
+worker dedupes on the same key as well, so a third-party importer that publishes twice
+is harmless too.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+from aiokafka.errors import KafkaError
 
 from schemas.events import PaymentReceived
 from services.runtime import db, sql
 from services.runtime.clock import make_clock
+from services.runtime.kafka_client import BrokerUnavailable, start_producer
 from services.runtime.outbox import OutboxRelay, make_producer
 from services.runtime.settings import Settings, get_topics
 from services.runtime.unit import Unit
@@ -29,6 +33,10 @@ from services.runtime.unit import Unit
 SCHEMA = "bank_import"
 SOURCE = "/importers/statement"
 Q = sql.load(__file__)
+
+
+class NotPublished(RuntimeError):
+    """The statement is recorded, its events wait in the outbox: the message says so."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +90,7 @@ async def publish_pending(settings: Settings, pool: asyncpg.Pool) -> int:
         if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)"):
             return 0
     producer = make_producer(settings)
-    await producer.start()
+    await start_producer(producer, settings, "import")
     try:
         relay = OutboxRelay(SCHEMA, pool, producer, batch=5000)
         total = 0
@@ -105,11 +113,21 @@ async def import_movements(
     await db.migrate(settings.database_url, SCHEMA)
     pool = await db.create_pool(settings.database_url, SCHEMA, max_size=2)
     try:
-        leftovers = await publish_pending(settings, pool)  # of an interrupted run, first
+        # Recorded first, so a cluster that is down loses nothing: the outbox publishes
+        # in its order, an interrupted run's events before this statement's.
         async with pool.acquire() as conn, conn.transaction():
             now = await now_for(settings, conn)
             new = await record(conn, movements, file, fmt, now, get_topics().payments_received)
-        published = leftovers + await publish_pending(settings, pool)
+        try:
+            published = await publish_pending(settings, pool)
+        except (BrokerUnavailable, KafkaError) as exc:
+            async with pool.acquire() as conn:
+                waiting = await conn.fetchval("SELECT count(*) FROM outbox")
+            raise NotPublished(
+                f"{file}: {new} new movements recorded, {waiting} events wait in the"
+                f" importer's outbox and were not published ({exc}); import again (any"
+                " statement, this one too: nothing is recorded twice) once Kafka answers"
+            ) from exc
         return ImportReport(len(movements), new, published)
     finally:
         await pool.close()

@@ -4,12 +4,14 @@ how it learns a topic's partitions."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
 from services.runtime.settings import Settings, env_name
@@ -77,3 +79,25 @@ async def partitions(
             raise TimeoutError(f"topics unknown to the broker after {timeout:.0f} s: {missing}")
         await consumer._client.force_metadata_update()
         await asyncio.sleep(0.05)
+
+
+class BrokerUnavailable(RuntimeError):
+    """The cluster did not answer a command-line client in time; the message names it."""
+
+
+async def start_producer(producer: AIOKafkaProducer, settings: Settings, who: str) -> None:
+    """Start ``producer`` or say why not within ``kafka_connect_timeout``. Without a
+    quorum (or with a broker that accepts a connection and never answers) an idempotent
+    producer's start waits for its producer id forever; a person at a terminal gets a
+    sentence naming the cluster instead, and the producer is closed."""
+    timeout = settings.kafka_connect_timeout
+    where = f"Kafka at {settings.kafka_bootstrap_servers}"
+    try:
+        await asyncio.wait_for(producer.start(), timeout)
+    except (TimeoutError, KafkaError) as exc:
+        with contextlib.suppress(Exception):
+            await producer.stop()
+        why = f"no answer within {timeout:g} s" if isinstance(exc, TimeoutError) else str(exc)
+        raise BrokerUnavailable(
+            f"{who}: {where} is not reachable ({why}; {env_name('kafka_connect_timeout')})"
+        ) from exc

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # The relay's producer is idempotent (a retried send after a lost answer is written
     # once); off only for the Tansu fallback broker, which lacks it.
     kafka_idempotence: bool = True
+    # How long a command-line client (billing payment publish, import-statement) waits for
+    # the cluster to answer before it says so and exits; a worker waits as long as it takes.
+    kafka_connect_timeout: float = Field(default=30.0, gt=0)
     database_url: str = "postgresql://postgres@127.0.0.1:5432/billing"
     # Four: two instances of a worker hold two partitions of each topic each, and a third
     # can still join. Production sets more (deploy/, 12). (On the old embedded Tansu broker

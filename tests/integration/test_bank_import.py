@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import socket
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -18,7 +19,7 @@ from services.bank_import import fio_api, importer
 from services.bank_import.formats import parse_statement
 from services.cli import main as billing
 from services.runtime import db
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import Settings, Topics, get_settings, get_topics
 from services.runtime.stack import create_topics, free_port
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "statements"
@@ -183,3 +184,55 @@ async def _fio(url: str) -> None:
     finally:
         await pool.close()
         await runner.cleanup()
+
+
+def test_a_cluster_that_does_not_answer_loses_nothing_and_is_named(
+    database_url: str,
+    broker: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A socket that takes the connection and never answers stands for a cluster without a
+    quorum: the import records the statement, says within the timeout that its events wait
+    in the outbox, and the next import publishes them once."""
+    monkeypatch.setenv("BILLING_TOPIC_PAYMENTS_RECEIVED", "payments.received.silent")
+    get_topics.cache_clear()
+    try:
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        down = f"127.0.0.1:{silent.getsockname()[1]}"
+        settings = Settings(
+            database_url=database_url, kafka_bootstrap_servers=down, kafka_connect_timeout=1.5
+        )
+        kb = parse_statement((FIX / "kb.gpc").read_bytes(), "kb.gpc")
+        started = time.monotonic()
+        with pytest.raises(importer.NotPublished) as refused:
+            asyncio.run(importer.import_movements(settings, kb, "kb.gpc", "gpc"))
+        assert time.monotonic() - started < 10
+        message = str(refused.value)
+        assert "kb.gpc: 6 new movements recorded, 6 events wait" in message
+        assert f"Kafka at {down} is not reachable (no answer within 1.5 s" in message
+
+        # The CLI says the same in one line, no traceback.
+        monkeypatch.setenv("BILLING_DATABASE_URL", database_url)
+        monkeypatch.setenv("BILLING_KAFKA_BOOTSTRAP_SERVERS", down)
+        monkeypatch.setenv("BILLING_KAFKA_CONNECT_TIMEOUT", "1.5")
+        get_settings.cache_clear()
+        with pytest.raises(SystemExit) as exc:
+            billing(["import-statement", str(FIX / "kb.gpc")])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("billing: kb.gpc: 0 new movements recorded, 6 events wait")
+        assert "Traceback" not in err
+        silent.close()
+
+        up = Settings(database_url=database_url, kafka_bootstrap_servers=broker)
+        asyncio.run(create_topics(up, Topics()))
+        again = asyncio.run(importer.import_movements(up, kb, "kb.gpc", "gpc"))
+        assert (again.new, again.published) == (0, 6)
+        got = asyncio.run(_consume(broker, "payments.received.silent", 6))
+        assert sorted(v["data"]["bank_tx_id"] for _, v in got) == sorted(m.bank_tx_id for m in kb)
+    finally:
+        get_topics.cache_clear()
+        get_settings.cache_clear()
