@@ -124,7 +124,9 @@ class Settings(BaseSettings):
     heartbeat_interval: float = 1.0
     rebalance_timeout: float = 10.0
     commit_interval: float = 0.5
-    fetch_max_wait_ms: int = 25
+    # Kafka answers a fetch as soon as data arrives: the wait only sets how often an idle
+    # consumer asks (docs/decisions.md, "Fetch long-poll"); the Tansu fallback sets 25.
+    fetch_max_wait_ms: int = 500
 
     batch_size: int = 500
     outbox_batch: int = 5000

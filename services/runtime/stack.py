@@ -62,7 +62,11 @@ class TansuBroker:
         stop(self.proc)
 
     # what the clients must not ask of it
-    env: ClassVar[dict[str, str]] = {"BILLING_KAFKA_IDEMPOTENCE": "false"}
+    env: ClassVar[dict[str, str]] = {
+        "BILLING_KAFKA_IDEMPOTENCE": "false",
+        # it does not always answer a fetch when data arrives: the wait bounds each hop
+        "BILLING_FETCH_MAX_WAIT_MS": "25",
+    }
 
 
 class KafkaBroker:
