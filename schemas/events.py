@@ -82,11 +82,6 @@ class ContractUpserted(Data):
     contacts: list[Contact] = Field(default_factory=list)
     subscribers: Subscribers = Field(default_factory=Subscribers)
 
-    @field_validator("customer_name")
-    @classmethod
-    def _plain(cls, value: str) -> str:
-        return rules.plain_text(value)
-
 
 # --- invoices (invoicing) ---------------------------------------------------------------
 
