@@ -280,3 +280,30 @@ def test_contracts_load_and_a_manual_assignment_are_in_the_trail(
     billing(["audit", "log"])
     out = capsys.readouterr().out
     assert "dana         contracts-load   -" in out and "erik         assign-payment   1001" in out
+
+
+def test_a_statement_import_is_in_the_trail_with_its_record(
+    cli: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recorded in the transaction that records the movements: a cluster that does not
+    answer (a socket that never replies) leaves both, and the import's one-line error."""
+    import socket
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(4)
+    monkeypatch.setenv("BILLING_KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{silent.getsockname()[1]}")
+    monkeypatch.setenv("BILLING_KAFKA_CONNECT_TIMEOUT", "1")
+    get_settings.cache_clear()
+    statement = Path(__file__).parents[1] / "fixtures" / "statements" / "kb.gpc"
+    try:
+        assert "6 new movements recorded" in fails(
+            capsys, "import-statement", str(statement), "--operator", "frank"
+        )
+    finally:
+        silent.close()
+    [row] = fetch(
+        cli, "bank_import", "SELECT operator, action, contract, details FROM operator_actions"
+    )
+    assert (row["operator"], row["action"], row["contract"]) == ("frank", "import-statement", None)
+    assert row["details"] == {"file": "kb.gpc", "format": "auto", "movements": 6, "new": 6}
