@@ -392,7 +392,7 @@ class ChildPeak:
 
 
 def contact(i: int) -> dict[str, Any]:
-    email = f"c{100000 + i}@example.test"
+    email = f"c{100000 + i}@example.com"
     return {"name": f"Customer {i}", "email": email, "categories": ["billing", "dunning"]}
 
 

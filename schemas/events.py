@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from schemas import contacts as rules
 
 Currency = str  # ISO 4217 letters; validated by the pattern on each field
 CURRENCY = Field(pattern=r"^[A-Z]{3}$")
@@ -30,6 +32,27 @@ class Contact(Data):
     language: str = "cs"
     categories: list[str] = Field(default_factory=lambda: ["billing", "dunning"])
     owner: bool = False
+
+    # The rules are in schemas/contacts.py; an error names the character or the problem.
+    @field_validator("name", "language")
+    @classmethod
+    def _plain(cls, value: str) -> str:
+        return rules.plain_text(value)
+
+    @field_validator("categories")
+    @classmethod
+    def _plain_each(cls, value: list[str]) -> list[str]:
+        return [rules.plain_text(v) for v in value]
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        return None if value is None else rules.email_address(value)
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        return None if value is None else rules.phone_number(value)
 
 
 class Subscribers(Data):

@@ -16,6 +16,7 @@ billing dunning preview --on DATE    who would be reminded, noticed, suspended .
 billing dunning postpone|exempt C    an operator's postponement or exemption, with a reason
 billing notify log C                 messages sent to a contract
 billing notify preview KIND --lang L one message rendered (text, HTML, SMS)
+billing audit log [C] [--json]       what operators did (exempt, lift, postpone, assign, load)
 billing migrate / topics             set-up steps `billing run` also does
 """
 
@@ -36,7 +37,7 @@ from typing import Any
 
 import asyncpg
 
-from services.runtime import db
+from services.runtime import audit, db
 from services.runtime.clock import (
     advance_clock,
     make_clock,
@@ -68,11 +69,17 @@ async def _session(schema: str) -> AsyncIterator[tuple[asyncpg.Connection, datet
 def cmd_contracts_load(args: argparse.Namespace) -> None:
     from services.invoicing import contracts_file, service
 
+    operator = audit.operator_name(args.operator)
+    path = Path(args.file).resolve()
+
     async def go() -> tuple[int, int]:
-        async with _session("invoicing") as (conn, now):
-            return await service.load_contracts_file(
+        async with _session("invoicing") as (conn, now), conn.transaction():
+            total, changed = await service.load_contracts_file(
                 conn, contracts_file.records(Path(args.file)), now
             )
+            details = {"file": str(path), "read": total, "changed": changed}
+            await audit.record(conn, now, operator, "contracts-load", None, details)
+            return total, changed
 
     total, changed = asyncio.run(go())
     print(f"{total} contracts read, {changed} new or changed")
@@ -251,24 +258,69 @@ def cmd_clock(args: argparse.Namespace) -> None:
     asyncio.run(go())
 
 
+def _shown(text: str) -> str:
+    """Text as printed on one line: as it is, or quoted with escapes when it holds a
+    control character (an address stored before the contact rules)."""
+    return text if text.isprintable() else repr(text)
+
+
 def cmd_notify_log(args: argparse.Namespace) -> None:
     settings = get_settings()
 
-    async def go() -> None:
+    async def go() -> list[Any]:
         from services.notify.service import Q
 
         conn = await db.connect(settings.database_url, "notify")
         try:
-            for r in await conn.fetch(Q.log_for_contract, args.contract):
-                print(
-                    f"{r['created_at']:%Y-%m-%d %H:%M}  {r['kind']:<8} {r['channel']:<5} "
-                    f"{r['recipient']:<28} {r['status']:<7} attempts={r['attempts']}"
-                    f"{'  ' + r['last_error'] if r['last_error'] else ''}"
-                )
+            rows = list(await conn.fetch(Q.log_for_contract, args.contract))
+            if not rows and not await conn.fetchval(Q.contract_known, args.contract):
+                raise audit.UnknownContract(args.contract, "notify")
+            return rows
         finally:
             await conn.close()
 
-    asyncio.run(go())
+    rows = asyncio.run(go())
+    if not rows:
+        print(f"no notifications for contract {args.contract}")
+        return
+    print(f"{'created':<16}  {'kind':<8} {'chan':<5} {'recipient':<28} {'status':<7} tries  why")
+    for r in rows:
+        why = f"{r['failure_reason']}: " if r["failure_reason"] else ""
+        print(
+            f"{r['created_at']:%Y-%m-%d %H:%M}  {r['kind']:<8} {r['channel']:<5} "
+            f"{_shown(r['recipient']):<28} {r['status']:<7} {r['attempts']:>5}"
+            f"{'  ' + why + _shown(r['last_error']) if r['last_error'] else ''}"
+        )
+
+
+def cmd_audit_log(args: argparse.Namespace) -> None:
+    from services.bank_import.importer import SCHEMA as BANK_IMPORT
+
+    async def go() -> list[audit.Entry]:
+        conn = await db.connect(get_settings().database_url)
+        try:
+            return await audit.trail(conn, (*SERVICES, BANK_IMPORT), args.contract, args.limit)
+        finally:
+            await conn.close()
+
+    entries = asyncio.run(go())
+    if args.json:
+        print(json.dumps([e.as_json() for e in entries], ensure_ascii=False, indent=2))
+        return
+    if not entries:
+        print(
+            "no operator actions recorded"
+            + (f" for contract {args.contract}" if args.contract else "")
+        )
+        return
+    head = ("at (UTC)", "operator", "action", "contract", "service")
+    print("{:<19}  {:<12} {:<16} {:<10} {:<12} reason; details".format(*head))
+    for e in entries:
+        details = json.dumps(e.details, ensure_ascii=False, sort_keys=True)
+        print(
+            f"{e.at.astimezone(UTC):%Y-%m-%d %H:%M:%S}  {_shown(e.operator):<12} {e.action:<16} "
+            f"{e.contract or '-':<10} {e.service:<12} {_shown(e.reason or '-')}; {details}"
+        )
 
 
 def cmd_notify_preview(args: argparse.Namespace) -> None:
@@ -413,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     contracts = sub.add_parser("contracts").add_subparsers(dest="sub", required=True)
     load = contracts.add_parser("load", help="load contracts from a JSON or CSV file")
     load.add_argument("file")
+    load.add_argument("--operator", help=audit.OPERATOR_HELP)
     load.set_defaults(fn=cmd_contracts_load)
 
     invoicing = sub.add_parser("invoicing").add_subparsers(dest="sub", required=True)
@@ -453,9 +506,11 @@ def build_parser() -> argparse.ArgumentParser:
     payments_cli.register(sub)
     gear_cli.register(sub)
 
+    from services.notify import templates
+
     notify = sub.add_parser("notify").add_subparsers(dest="sub", required=True)
     preview = notify.add_parser("preview", help="render one message type in one language")
-    preview.add_argument("kind", choices=["reminder", "notice", "suspend", "restore"])
+    preview.add_argument("kind", choices=templates.KINDS)
     preview.add_argument("--lang", default="cs", help="cs, sk, hu or en (others fall back)")
     preview.add_argument("--part", choices=["all", "text", "html", "sms"], default="all")
     preview.add_argument("--currency", help="default: CZK for cs/en, EUR for sk, HUF for hu")
@@ -463,6 +518,15 @@ def build_parser() -> argparse.ArgumentParser:
     nlog = notify.add_parser("log", help="messages for a contract")
     nlog.add_argument("contract")
     nlog.set_defaults(fn=cmd_notify_log)
+
+    audit_cmd = sub.add_parser("audit", help="the operators' audit trail").add_subparsers(
+        dest="sub", required=True
+    )
+    alog = audit_cmd.add_parser("log", help="operator actions, oldest first")
+    alog.add_argument("contract", nargs="?", help="only the actions on this contract")
+    alog.add_argument("--limit", type=int, default=1000, help="the latest N (default 1000)")
+    alog.add_argument("--json", action="store_true")
+    alog.set_defaults(fn=cmd_audit_log)
     return p
 
 
@@ -470,7 +534,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (CliError, ValueError, OSError, RuntimeError) as exc:
+    except (CliError, ValueError, OSError, RuntimeError, audit.UnknownContract) as exc:
         print(f"billing: {exc}", file=sys.stderr)
         sys.exit(2)
 

@@ -13,7 +13,7 @@ from typing import Any
 from schemas.events import PaymentReceived
 from services.bank_import import importer
 from services.bank_import.formats import FORMATS, ImportOptions, parse_statement
-from services.runtime import db
+from services.runtime import audit, db
 from services.runtime.settings import get_settings
 
 
@@ -47,7 +47,10 @@ def cmd_import_statement(args: argparse.Namespace) -> None:
         _emit(movements, True)
         return
     fmt = args.format or "auto"
-    report = asyncio.run(importer.import_movements(get_settings(), movements, path.name, fmt))
+    operator = audit.operator_name(args.operator)
+    report = asyncio.run(
+        importer.import_movements(get_settings(), movements, path.name, fmt, operator)
+    )
     _emit(movements, False, report)
 
 
@@ -115,6 +118,7 @@ def register(sub: Any) -> None:
     imp.add_argument("--format", choices=FORMATS, help="default: detected from the content")
     imp.add_argument("--mapping", help="column-mapping file (TOML) for --format csv")
     imp.add_argument("--encoding", help="MT940 text encoding (default: UTF-8, else cp1250)")
+    imp.add_argument("--operator", help=audit.OPERATOR_HELP)
     _common(imp)
     imp.set_defaults(fn=cmd_import_statement)
 

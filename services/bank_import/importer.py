@@ -23,7 +23,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 
 from schemas.events import PaymentReceived
-from services.runtime import db, sql
+from services.runtime import audit, db, sql
 from services.runtime.clock import make_clock
 from services.runtime.kafka_client import BrokerUnavailable, start_producer
 from services.runtime.outbox import OutboxRelay, make_producer
@@ -108,8 +108,13 @@ async def publish_pending(settings: Settings, pool: asyncpg.Pool) -> int:
 
 
 async def import_movements(
-    settings: Settings, movements: list[PaymentReceived], file: str, fmt: str
+    settings: Settings,
+    movements: list[PaymentReceived],
+    file: str,
+    fmt: str,
+    operator: str | None = None,
 ) -> ImportReport:
+    """Record, then publish; an ``operator``'s import goes into the audit trail with it."""
     await db.migrate(settings.database_url, SCHEMA)
     pool = await db.create_pool(settings.database_url, SCHEMA, max_size=2)
     try:
@@ -118,6 +123,9 @@ async def import_movements(
         async with pool.acquire() as conn, conn.transaction():
             now = await now_for(settings, conn)
             new = await record(conn, movements, file, fmt, now, get_topics().payments_received)
+            if operator is not None:
+                details = {"file": file, "format": fmt, "movements": len(movements), "new": new}
+                await audit.record(conn, now, operator, "import-statement", None, details)
         try:
             published = await publish_pending(settings, pool)
         except (BrokerUnavailable, KafkaError) as exc:

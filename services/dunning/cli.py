@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 from datetime import date, datetime, time
 from typing import Any
 
@@ -12,7 +11,7 @@ from schemas import events as ev
 from schemas.envelope import envelope
 from services.dunning import domain
 from services.dunning.service import Dunning, Q
-from services.runtime import db
+from services.runtime import audit, db
 from services.runtime.clock import make_clock
 from services.runtime.settings import get_settings, get_topics
 from services.runtime.unit import Unit
@@ -67,6 +66,11 @@ def cmd_explain(args: argparse.Namespace) -> None:
             print(f"    {_when(a['decided_at'], tz)}  {a['kind']:<8} {a['request_id']}")
         if facts.acknowledged_at:
             print(f"    {_when(facts.acknowledged_at, tz)}  notice acknowledged by the customer")
+        for e in await unit.conn.fetch(Q.exemptions_of, args.contract):
+            print(f"    {_when(e['since'], tz)}  exempted by {e['by']}: {e['reason']}")
+            if e["lifted_at"]:
+                why = f": {e['lift_reason']}" if e["lift_reason"] else ""
+                print(f"    {_when(e['lifted_at'], tz)}  exemption lifted by {e['lifted_by']}{why}")
         for p in await unit.conn.fetch(Q.promises_of, args.contract):
             verdict = "accepted" if p["accepted"] else "refused"
             print(
@@ -123,16 +127,28 @@ def cmd_preview(args: argparse.Namespace) -> None:
 
 
 def cmd_postpone(args: argparse.Namespace) -> None:
-    async def go(unit: Unit, d: Dunning) -> None:
+    operator = audit.operator_name(args.operator)
+    try:
         until = datetime.fromisoformat(args.until)
+    except ValueError:
+        raise ValueError(f"--until: expected YYYY-MM-DD[THH:MM], got {args.until!r}") from None
+
+    async def go(unit: Unit, d: Dunning) -> None:
+        nonlocal until
         if until.tzinfo is None:
             until = until.replace(tzinfo=unit.now.tzinfo)
+        if await unit.conn.fetchrow(Q.get_contract, args.contract) is None:
+            raise audit.UnknownContract(args.contract, "dunning")
         data = ev.PromiseMade(
             contract=args.contract, until=until, by="operator",
-            reason=f"{args.operator}: {args.reason}", made_at=unit.now,
+            reason=f"{operator}: {args.reason}", made_at=unit.now,
         )  # fmt: skip
         event = envelope("promise.made.v1", "/operators", args.contract, data, unit.now)
         await d.on_promise(unit, event, data)
+        await audit.record(
+            unit.conn, unit.now, operator, "postpone", args.contract,
+            {"until": until.isoformat()}, args.reason,
+        )  # fmt: skip
 
     asyncio.run(_in_unit(go, commit=True))
     print(f"contract {args.contract}: suspension and restriction postponed until {args.until}")
@@ -141,9 +157,13 @@ def cmd_postpone(args: argparse.Namespace) -> None:
 def cmd_exempt(args: argparse.Namespace) -> None:
     if not args.lift and not args.reason:
         raise ValueError("--reason is required (or --lift to end the exemption)")
+    operator = audit.operator_name(args.operator)
 
     async def go(unit: Unit, d: Dunning) -> None:
-        await d.set_exempt(unit, args.contract, None if args.lift else args.reason, args.operator)
+        if args.lift:
+            await d.set_exempt(unit, args.contract, None, operator, lift_reason=args.reason)
+        else:
+            await d.set_exempt(unit, args.contract, args.reason, operator)
 
     asyncio.run(_in_unit(go, commit=True))
     print(f"contract {args.contract}: " + ("exemption lifted" if args.lift else "exempt"))
@@ -161,11 +181,11 @@ def register(sub: Any) -> None:
     postpone.add_argument("contract")
     postpone.add_argument("--until", required=True, help="YYYY-MM-DD[THH:MM]")
     postpone.add_argument("--reason", required=True)
-    postpone.add_argument("--operator", default=getpass.getuser())
+    postpone.add_argument("--operator", help=audit.OPERATOR_HELP)
     postpone.set_defaults(fn=cmd_postpone)
     exempt = dunning.add_parser("exempt", help="exempt a contract from notice and suspension")
     exempt.add_argument("contract")
-    exempt.add_argument("--reason")
+    exempt.add_argument("--reason", help="why (required to exempt; with --lift, optional)")
     exempt.add_argument("--lift", action="store_true")
-    exempt.add_argument("--operator", default=getpass.getuser())
+    exempt.add_argument("--operator", help=audit.OPERATOR_HELP)
     exempt.set_defaults(fn=cmd_exempt)

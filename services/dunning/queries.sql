@@ -15,8 +15,8 @@ SELECT c.contract, c.country, c.currency, c.policy, c.grp,
            AS promised_until,
        u.since AS unmatched_since
 FROM contracts c
-LEFT JOIN exemptions e USING (contract)
-LEFT JOIN unmatched_payments u USING (contract)
+LEFT JOIN exemptions e ON e.contract = c.contract AND e.lifted_at IS NULL
+LEFT JOIN unmatched_payments u ON u.contract = c.contract
 WHERE c.contract = $1;
 
 -- name: all_contracts
@@ -34,12 +34,19 @@ SELECT until, by, reason, address, made_at, accepted, note
 FROM promises WHERE contract = $1 ORDER BY made_at, id;
 
 -- name: set_exemption
-INSERT INTO exemptions (contract, reason, by, since) VALUES ($1, $2, $3, $4)
-ON CONFLICT (contract) DO UPDATE SET reason = EXCLUDED.reason, by = EXCLUDED.by,
-    since = EXCLUDED.since;
+-- After lift_exemption (one in force at a time): a new exemption replaces the old one,
+-- which stays, lifted.
+INSERT INTO exemptions (contract, reason, by, since) VALUES ($1, $2, $3, $4);
 
--- name: clear_exemption
-DELETE FROM exemptions WHERE contract = $1;
+-- name: lift_exemption
+-- The exemption in force, if any, lifted at $2 by $3 for reason $4 (kept, never deleted).
+UPDATE exemptions SET lifted_at = $2, lifted_by = $3, lift_reason = $4
+WHERE contract = $1 AND lifted_at IS NULL
+RETURNING reason, by, since;
+
+-- name: exemptions_of
+SELECT reason, by, since, lifted_at, lifted_by, lift_reason
+FROM exemptions WHERE contract = $1 ORDER BY since, id;
 
 -- name: mark_unmatched
 INSERT INTO unmatched_payments (contract, since, bank_tx_id) VALUES ($1, $2, $3)
@@ -139,9 +146,9 @@ SELECT
                          WHERE a.contract = c.contract AND a.kind = 'notice')
                    END)
         FROM contracts c
-        LEFT JOIN exemptions e USING (contract)
-        LEFT JOIN unmatched_payments u USING (contract)
-        LEFT JOIN state s USING (contract)
+        LEFT JOIN exemptions e ON e.contract = c.contract AND e.lifted_at IS NULL
+        LEFT JOIN unmatched_payments u ON u.contract = c.contract
+        LEFT JOIN state s ON s.contract = c.contract
         WHERE c.contract = ANY($1::text[])
     ) AS contracts,
     ARRAY(

@@ -10,12 +10,16 @@ from schemas import events as ev
 from schemas.envelope import CloudEvent
 from services.dunning import domain
 from services.dunning.policy import Policy, load_all
-from services.runtime import logs, sql, timers
+from services.runtime import audit, logs, sql, timers
 from services.runtime.settings import Settings, Topics
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
 log = logs.get(__name__)
+
+
+class NotExempt(ValueError):
+    """An operator lifted an exemption the contract does not have."""
 
 
 async def lock_contract(unit: Unit, contract: str) -> None:
@@ -311,15 +315,34 @@ class Dunning:
         await self.recompute(unit, data.contract)
 
     async def set_exempt(
-        self, unit: Unit, contract: str, reason: str | None, operator: str
+        self,
+        unit: Unit,
+        contract: str,
+        reason: str | None,
+        operator: str,
+        lift_reason: str | None = None,
     ) -> domain.Decision | None:
         """An operator exempts a contract from notice, suspension, restriction and fees
-        (a school, a hospital), with a reason; ``reason=None`` lifts it."""
+        (a school, a hospital), with a reason; ``reason=None`` lifts it (``lift_reason``:
+        why). Nothing is deleted: the exemption in force is marked lifted (a new one
+        replaces it), and the action goes into the audit trail in this transaction."""
         await lock_contract(unit, contract)
-        if reason is None:
-            await unit.conn.execute(Q.clear_exemption, contract)
-        else:
+        if await unit.conn.fetchrow(Q.get_contract, contract) is None:
+            raise audit.UnknownContract(contract, "dunning")
+        why = lift_reason if reason is None else "replaced by a new exemption"
+        before = await unit.conn.fetchrow(Q.lift_exemption, contract, unit.now, operator, why)
+        if reason is None and before is None:
+            raise NotExempt(f"contract {contract} has no operator's exemption to lift")
+        details: dict[str, str] = {}
+        if before is not None:
+            details = {"previous_reason": before["reason"], "previous_by": before["by"],
+                       "previous_since": before["since"].isoformat()}  # fmt: skip
+        if reason is not None:
             await unit.conn.execute(Q.set_exemption, contract, reason, operator, unit.now)
+        await audit.record(
+            unit.conn, unit.now, operator, "exempt" if reason is not None else "lift-exemption",
+            contract, details, reason if reason is not None else lift_reason,
+        )  # fmt: skip
         return await self.recompute(unit, contract)
 
     def _emit(

@@ -278,8 +278,11 @@ def _record(item: Any, where: str) -> ContractRecord:
         contract = ContractUpserted.model_validate(item)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"])
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        number = item.get("contract")
+        of = f" of contract {number}" if isinstance(number, str) and number else ""
+        why = err["msg"].removeprefix("Value error, ")
         raise ContractsFileError(
-            f"{where}: field {field!r}: {err['msg']} (got {err.get('input')!r})"
+            f"{where}: field {field.lstrip('.')!r}{of}: {why} (got {err.get('input')!r})"
         ) from None
     return ContractRecord(contract, rule)

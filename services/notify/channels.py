@@ -2,9 +2,13 @@
 optional auth, optional CA bundle) and SMS through an HTTP gateway (URL, method, headers,
 basic auth and a Jinja2 body template, so any gateway's API can be spoken without code).
 
-Both raise ``DeliveryError`` with ``permanent`` telling the sender whether a retry can
-help (SMTP 5xx, gateway 4xx) or not (4xx/5xx transient replies, timeouts, refused
-connections).
+Both raise ``DeliveryError`` with ``permanent`` telling the sender whether a retry cannot
+help (SMTP 5xx, a refused recipient, a gateway's 4xx, an address that fails the contact
+rules) or can (SMTP 4xx, a gateway's 5xx or 429, timeouts, refused connections), and a
+``reason``: a short fixed word for the failure metric's label and the delivery's record.
+The recipient is checked against the contact rules (schemas/contacts.py) before anything
+is sent, so a contact stored before those rules (a CR/LF in an address: a header
+injection) fails as one undeliverable message instead of raising in the sender.
 """
 
 from __future__ import annotations
@@ -17,14 +21,37 @@ import aiohttp
 import aiosmtplib
 from jinja2 import Environment, StrictUndefined
 
+from schemas import contacts
 from services.notify import domain
 from services.runtime.settings import Settings
 
+# DeliveryError.reason, one of:
+#   header-injection   the address holds CR or LF (never sent)
+#   invalid-recipient  the address fails the contact rules (never sent)
+#   invalid-message    the message cannot be built from the delivery (never sent)
+#   recipient-refused  the SMTP server refused the recipient
+#   rejected           the SMTP server or the SMS gateway refused the message
+#   deferred           the server or gateway answered "later" (SMTP 4xx, HTTP 5xx, 429)
+#   unreachable        no answer: connection refused or reset, timeout
+#   not-configured     no SMS gateway is configured
+#   smtp-error         another SMTP failure (a missing extension, say)
+#   internal           an unexpected error in the sender
+
 
 class DeliveryError(Exception):
-    def __init__(self, message: str, permanent: bool) -> None:
+    def __init__(self, message: str, permanent: bool, reason: str) -> None:
         super().__init__(message)
         self.permanent = permanent
+        self.reason = reason
+
+
+def _bad_address(exc: contacts.ContactError, address: str) -> DeliveryError:
+    injection = "\r" in address or "\n" in address
+    return DeliveryError(
+        f"recipient {address!r}: {exc}",
+        permanent=True,
+        reason="header-injection" if injection else "invalid-recipient",
+    )
 
 
 def message_id(key: str) -> str:
@@ -40,14 +67,21 @@ class Email:
             self.tls_context = ssl.create_default_context(cafile=settings.smtp_ca_file)
 
     def build(self, to: str, subject: str, text: str, html: str | None, key: str) -> EmailMessage:
-        msg = EmailMessage()
-        msg["From"] = self.s.mail_from
-        msg["To"] = to
-        msg["Subject"] = subject
-        msg["Message-ID"] = message_id(key)
-        msg.set_content(text)
-        if html:
-            msg.add_alternative(html, subtype="html")
+        try:
+            to = contacts.email_address(to)
+        except contacts.ContactError as exc:
+            raise _bad_address(exc, to) from None
+        try:
+            msg = EmailMessage()
+            msg["From"] = self.s.mail_from
+            msg["To"] = to
+            msg["Subject"] = subject
+            msg["Message-ID"] = message_id(key)
+            msg.set_content(text)
+            if html:
+                msg.add_alternative(html, subtype="html")
+        except (ValueError, TypeError) as exc:
+            raise DeliveryError(f"message not built: {exc}", True, "invalid-message") from exc
         return msg
 
     async def send(self, msg: EmailMessage) -> None:
@@ -63,12 +97,23 @@ class Email:
                 tls_context=self.tls_context,
                 timeout=self.s.smtp_timeout,
             )
-        except aiosmtplib.SMTPResponseException as e:
+        except aiosmtplib.SMTPRecipientsRefused as e:
+            # one recipient a message: its RCPT TO reply
+            codes = [r.code for r in e.recipients]
+            final = bool(codes) and all(domain.smtp_failure_is_permanent(c) for c in codes)
+            replies = "; ".join(f"SMTP {r.code}: {r.message}" for r in e.recipients)
             raise DeliveryError(
-                f"SMTP {e.code}: {e.message}", domain.smtp_failure_is_permanent(e.code)
+                f"recipient refused: {replies}", final, "recipient-refused" if final else "deferred"
             ) from e
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as e:
-            raise DeliveryError(f"{type(e).__name__}: {e}", permanent=False) from e
+        except aiosmtplib.SMTPResponseException as e:
+            final = domain.smtp_failure_is_permanent(e.code)
+            raise DeliveryError(
+                f"SMTP {e.code}: {e.message}", final, "rejected" if final else "deferred"
+            ) from e
+        except (OSError, TimeoutError) as e:  # refused, reset, timed out (SMTP's too)
+            raise DeliveryError(f"{type(e).__name__}: {e}", False, "unreachable") from e
+        except aiosmtplib.SMTPException as e:
+            raise DeliveryError(f"{type(e).__name__}: {e}", False, "smtp-error") from e
 
 
 class SmsGateway:
@@ -79,9 +124,18 @@ class SmsGateway:
 
     async def send(self, to: str, text: str, key: str) -> None:
         if not self.s.sms_gateway_url:
-            raise DeliveryError("no SMS gateway configured (BILLING_SMS_GATEWAY_URL)", True)
+            raise DeliveryError(
+                "no SMS gateway configured (BILLING_SMS_GATEWAY_URL)", True, "not-configured"
+            )
+        try:
+            to = contacts.phone_number(to)
+        except contacts.ContactError as exc:
+            raise _bad_address(exc, to) from None
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        body = self.body.render(to=to, text=text, sender=self.s.sms_sender, id=digest)
+        try:
+            body = self.body.render(to=to, text=text, sender=self.s.sms_sender, id=digest)
+        except Exception as exc:  # the configured template: any error it raises
+            raise DeliveryError(f"message not built: {exc!r}", True, "invalid-message") from exc
         headers = {
             "Content-Type": self.s.sms_gateway_content_type,
             "Idempotency-Key": digest,
@@ -104,9 +158,13 @@ class SmsGateway:
                 if 200 <= resp.status < 300:
                     return
                 reply = (await resp.text())[:200]
+                final = domain.http_failure_is_permanent(resp.status)
                 raise DeliveryError(
                     f"gateway HTTP {resp.status}: {reply}",
-                    domain.http_failure_is_permanent(resp.status),
+                    final,
+                    "rejected" if final else "deferred",
                 )
         except (aiohttp.ClientError, TimeoutError) as e:
-            raise DeliveryError(f"gateway unreachable: {type(e).__name__}: {e}", False) from e
+            raise DeliveryError(
+                f"gateway unreachable: {type(e).__name__}: {e}", False, "unreachable"
+            ) from e

@@ -37,17 +37,25 @@ UPDATE deliveries SET next_attempt_at = $2, leased_until = NULL WHERE id = $1;
 -- name: mark_sent
 -- The server took the message. Pending only: a repeat of the record (after a commit that
 -- failed) must not count or announce the delivery twice.
-UPDATE deliveries SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL
+UPDATE deliveries SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL,
+                      failure_reason = NULL
 WHERE id = $1 AND status = 'pending';
 
 -- name: mark_retry
 UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3,
-                      leased_until = NULL
+                      failure_reason = $4, leased_until = NULL
 WHERE id = $1;
 
 -- name: mark_failed
-UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = $2 WHERE id = $1;
+UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = $2,
+                      failure_reason = $3
+WHERE id = $1;
 
 -- name: log_for_contract
-SELECT request_id, kind, channel, recipient, status, attempts, last_error, created_at, sent_at
+SELECT request_id, kind, channel, recipient, status, attempts, last_error, failure_reason,
+       created_at, sent_at
 FROM deliveries WHERE contract = $1 ORDER BY created_at, id;
+
+-- name: contract_known
+SELECT EXISTS (SELECT 1 FROM contacts WHERE contract = $1)
+    OR EXISTS (SELECT 1 FROM deliveries WHERE contract = $1);

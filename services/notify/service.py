@@ -18,7 +18,11 @@ recognise such a repeat.
 SMS waits out the quiet hours in the customer's time zone; e-mail goes at any time.
 Transient failures retry with exponential backoff; a permanent failure, or the last
 attempt, marks the delivery failed, publishes ``notification.failed.v1`` and puts the
-request that caused it on the dunning topic's DLQ with the reason.
+request that caused it on the dunning topic's DLQ with the reason. Every failed attempt
+counts in ``billing_notify_failures_total{channel,reason}`` and leaves its reason on the
+delivery. One message fails alone: an address the server refuses, one that fails the
+contact rules (a CR/LF stored before they existed), a message that cannot be built, even
+an unexpected error while recording one, never stops the other deliveries of the round.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import asyncio
 from datetime import datetime
 from typing import Any
 
+from prometheus_client import Counter
 from pydantic import BaseModel
 
 from schemas import events as ev
@@ -46,6 +51,11 @@ SOURCE = "/services/notify"
 # timeouts, so a live sender always records its outcome first.
 LEASE_SECONDS = 60.0
 log = logs.get(__name__)
+FAILURES = Counter(
+    "billing_notify_failures_total",
+    "Delivery attempts that failed, by channel and reason (channels.py lists the reasons)",
+    ["channel", "reason"],
+)
 
 KINDS = {
     "reminder.requested.v1": "reminder",
@@ -213,7 +223,18 @@ class Sender:
         sent or failed (a postponed SMS does not count)."""
         done = 0
         for _ in range(batch):
-            outcome = await self._send_one()
+            try:
+                outcome = await self._send_one()
+            except TRANSIENT:
+                raise  # the database: the round ends, the leases keep the rows
+            except Exception as exc:
+                # Not one delivery's failure (those are recorded): its recording failed.
+                # The row stays leased and comes due again when the lease runs out; the
+                # round goes on with the others.
+                FAILURES.labels("unknown", "internal").inc()
+                log.error("delivery not recorded; retried after its lease", error=repr(exc))
+                done += 1
+                continue
             if outcome is None:
                 break
             done += outcome != "postponed"
@@ -288,6 +309,9 @@ class Sender:
                 await self.email.send(msg)
         except DeliveryError as exc:
             return exc
+        except Exception as exc:  # a bug or a library's surprise: this message's failure
+            log.exception("unexpected error sending a delivery", key=_key(row))
+            return DeliveryError(f"{type(exc).__name__}: {exc}", False, "internal")
         return None
 
     async def _record(self, unit: Unit, row: Any, result: datetime | DeliveryError | None) -> str:
@@ -307,8 +331,9 @@ class Sender:
         self, unit: Unit, row: Any, attempts: int, exc: DeliveryError, key: str
     ) -> None:
         error = str(exc)
+        FAILURES.labels(row["channel"], exc.reason).inc()
         if exc.permanent or attempts >= self.settings.notify_max_attempts:
-            await unit.conn.execute(Q.mark_failed, row["id"], error)
+            await unit.conn.execute(Q.mark_failed, row["id"], error, exc.reason)
             unit.emit(
                 self.topics.notifications,
                 "notification.failed.v1",
@@ -322,15 +347,19 @@ class Sender:
                 row["request"],
                 f"{row['channel']} to {row['recipient']} failed ({why}): {error}",
             )
-            log.error("delivery failed for good", key=key, error=error, attempts=attempts)
+            log.error(
+                "delivery failed for good",
+                key=key, error=error, reason=exc.reason, attempts=attempts,
+            )  # fmt: skip
             return
         retry_at = unit.now + domain.backoff(attempts, self.settings.notify_retry_base)
         if row["channel"] == "sms":
             retry_at = self.quiet.send_at(retry_at, row["country"])
-        await unit.conn.execute(Q.mark_retry, row["id"], retry_at, error)
+        await unit.conn.execute(Q.mark_retry, row["id"], retry_at, error, exc.reason)
         log.warning(
-            "delivery failed, will retry", key=key, error=error, retry_at=retry_at.isoformat()
-        )
+            "delivery failed, will retry",
+            key=key, error=error, reason=exc.reason, retry_at=retry_at.isoformat(),
+        )  # fmt: skip
 
     async def run(self, poll_interval: float) -> None:
         listener = await self._listen()

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 from typing import Any
 
 from services.payments import queue
 from services.payments.service import Payments
-from services.runtime import db
+from services.runtime import audit, db
 from services.runtime.clock import make_clock
 from services.runtime.settings import get_settings, get_topics
 from services.runtime.unit import Unit
@@ -71,7 +70,7 @@ def cmd_assign(args: argparse.Namespace) -> None:
                     args.bank_tx_id,
                     args.contract,
                     args.invoice,
-                    args.operator,
+                    audit.operator_name(args.operator),
                     args.note,
                     args.remember_payer,
                 )
@@ -106,7 +105,7 @@ def register(sub: Any) -> None:
     asg.add_argument("bank_tx_id")
     asg.add_argument("--contract", required=True)
     asg.add_argument("--invoice", help="pay this invoice first")
-    asg.add_argument("--operator", default=getpass.getuser())
+    asg.add_argument("--operator", help=audit.OPERATOR_HELP)
     asg.add_argument("--note")
     asg.add_argument(
         "--remember-payer",

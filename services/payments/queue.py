@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from services.payments.service import AssignError, Payments, Q
+from services.runtime import audit
 from services.runtime.unit import Unit
 
 __all__ = ["AssignError", "assign", "explain", "unmatched"]
@@ -52,10 +53,12 @@ async def assign(
     note: str | None,
     remember_payer: bool,
 ) -> dict[str, Any]:
+    """Pair one unmatched payment by hand, and record it in the audit trail in the same
+    transaction (the CLI's and the HTTP endpoint's alike)."""
     decision = await payments.assign(
         unit, account, bank_tx_id, contract, invoice_number, operator, note, remember_payer
     )
-    return {
+    result = {
         "contract": decision.contract,
         "allocations": [
             {
@@ -67,3 +70,9 @@ async def assign(
         ],
         "credit_minor": decision.credit_minor,
     }
+    details = {"account": account, "bank_tx_id": bank_tx_id, "invoice_number": invoice_number,
+               "remember_payer": remember_payer, **result}  # fmt: skip
+    await audit.record(
+        unit.conn, unit.now, operator, "assign-payment", decision.contract, details, note
+    )
+    return result

@@ -54,7 +54,8 @@ Fetched = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
 def _event_type(headers: Sequence[tuple[str, bytes]]) -> str | None:
     for name, value in headers:
         if name == EVENT_TYPE_HEADER:
-            return value.decode()
+            # not UTF-8: no type anybody knows, so the record is parsed (consumer.py)
+            return None if value is None else value.decode(errors="replace")
     return None
 
 

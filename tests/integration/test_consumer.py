@@ -193,3 +193,50 @@ async def _not_ours(url: str) -> None:
         letters = await conn.fetch('SELECT "offset" FROM dead_letters ORDER BY "offset"')
     assert [r["offset"] for r in letters] == [4]  # parsed without a header: poison
     await pool.close()
+
+
+def test_a_header_naming_no_known_type_does_not_hide_the_record(database_url: str) -> None:
+    asyncio.run(_wrong_header(database_url))
+
+
+async def _wrong_header(url: str) -> None:
+    """Only a type the registry knows and this service does not handle is skipped by its
+    header. A header naming a type nobody knows (a typo, another version, garbage bytes)
+    or none at all: the record is parsed, applied when it is a valid event of ours, and
+    dead-lettered when it is not, never dropped unseen."""
+    from services.runtime.source import _event_type
+
+    await db.migrate(url, "dunning")
+    pool = await db.create_pool(url, "dunning")
+    applied: list[str] = []
+
+    async def handler(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+        applied.append(str(event.id))
+
+    consumer = BatchConsumer("dunning", pool, SystemClock(), {"notice.acknowledged.v1": handler})
+    async with pool.acquire() as conn:
+        await conn.execute("TRUNCATE inbox, dead_letters, outbox")
+
+    def rec(offset: int, value: bytes, event_type: str | None) -> Record:
+        return Record("billing.notices", 0, offset, b"1002", value, None, event_type)
+
+    garbled = _event_type([("event-type", b"\xffnotice\xfe")])
+    assert garbled is not None and _event_type([("event-type", None)]) is None  # type: ignore[list-item]
+    ack, ack2 = ack_event(), ack_event()
+    await consumer.apply(
+        [
+            rec(0, b"{broken", "notice.acknowledged.v2"),  # unknown version: poison
+            rec(1, b"{broken", "no-such-type"),
+            rec(2, b"{broken", None),
+            rec(3, ack, "notice.acknowledge.v1"),  # a typo over a valid event: applied
+            rec(4, ack2, garbled),
+            rec(5, b"{broken", "reminder.requested.v1"),  # known, not ours: skipped
+        ]
+    )
+    assert applied == [json.loads(ack)["id"], json.loads(ack2)["id"]]
+    async with pool.acquire() as conn:
+        letters = await conn.fetch('SELECT "offset" FROM dead_letters ORDER BY "offset"')
+        dlq = await conn.fetchval("SELECT count(*) FROM outbox WHERE topic = 'billing.notices.dlq'")
+    assert [r["offset"] for r in letters] == [0, 1, 2]
+    assert dlq == 3
+    await pool.close()

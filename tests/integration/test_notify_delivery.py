@@ -575,3 +575,129 @@ async def _lease(url: str, settings: Settings) -> None:
     finally:
         await conn.close()
         await pool.close()
+
+
+@dataclass
+class PickySink(SmtpSink):
+    """Refuses some recipients at RCPT TO: 550 for good, 451 for now."""
+
+    refuse: dict[str, str] = field(default_factory=dict)
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def _failures_counted(channel: str, reason: str) -> float:
+    from prometheus_client import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "billing_notify_failures_total", {"channel": channel, "reason": reason}
+    )
+    return value or 0.0
+
+
+def test_one_undeliverable_message_fails_alone(
+    database_url: str, gateway: tuple[Gateway, str]
+) -> None:
+    """Among good recipients of one reminder: one the SMTP server refuses for good (550),
+    one it defers (451), and one address with CR/LF that was stored before the contact
+    rules existed (a header injection). The good ones are delivered in the same round; the
+    refused and the injected fail at once, each with its reason, counted, dead-lettered;
+    the deferred one is retried with backoff and given up after the last attempt."""
+    _, gw_url = gateway
+    sink = PickySink(
+        refuse={"gone@example.com": "550 5.1.1 no such user", "full@example.com": "451 4.2.2 full"}
+    )
+    controller, port = smtp_server(sink)
+    try:
+        asyncio.run(_fails_alone(database_url, settings_for(database_url, port, gw_url), sink))
+    finally:
+        controller.stop()
+
+
+async def _fails_alone(url: str, settings: Settings, sink: PickySink) -> None:
+    h, conn, pool = await harness(url, settings)
+    injected = "evil@example.com\r\nBcc: victim@example.com"
+    people = ["first@example.com", "gone@example.com", injected, "full@example.com",
+              "last@example.com"]  # fmt: skip
+    await conn.execute(  # as an older version stored them, past today's contact rules
+        "UPDATE contacts SET contacts = $1 WHERE contract = '1001'",
+        [{"name": p, "email": p, "owner": True, "categories": ["dunning"]} for p in people],
+    )
+    before = {
+        r: _failures_counted("email", r)
+        for r in ("recipient-refused", "header-injection", "deferred")
+    }
+    try:
+        await h.request("reminder", "reminder-1", MORNING, ["email"])
+        assert await h.send(MORNING) == 5  # one round: every delivery tried, none holds another
+        rows = {r["recipient"]: r for r in await h.deliveries()}
+        assert sorted(m["To"] for m in sink.messages) == ["first@example.com", "last@example.com"]
+        assert [rows[p]["status"] for p in people] == [
+            "sent", "failed", "failed", "pending", "sent"
+        ]  # fmt: skip
+        reasons = await conn.fetch(
+            "SELECT recipient, failure_reason, attempts FROM deliveries ORDER BY id"
+        )
+        assert {r["recipient"]: (r["failure_reason"], r["attempts"]) for r in reasons} == {
+            "first@example.com": (None, 1),
+            "gone@example.com": ("recipient-refused", 1),
+            injected: ("header-injection", 1),
+            "full@example.com": ("deferred", 1),
+            "last@example.com": (None, 1),
+        }
+        assert "550" in rows["gone@example.com"]["last_error"]
+        assert "U+000D" in rows[injected]["last_error"]
+        assert rows["full@example.com"]["next_attempt_at"] == MORNING + timedelta(seconds=60)
+        assert all("victim" not in str(m) for m in sink.messages)
+        letters = [e[2]["dlq-reason"] for e in await h.events() if e[1] == "dead-letter"]
+        assert len(letters) == 2 and any("gone@example.com" in r for r in letters)
+        assert {r: _failures_counted("email", r) - before[r] for r in before} == {
+            "recipient-refused": 1, "header-injection": 1, "deferred": 1
+        }  # fmt: skip
+
+        # the deferred one: retried after 60 s, then 120 s, then given up (3 attempts)
+        t = MORNING
+        for step in (60, 120):
+            t += timedelta(seconds=step)
+            assert await h.send(t) == 1
+        row = await conn.fetchrow(
+            "SELECT status, attempts, failure_reason FROM deliveries"
+            " WHERE recipient = 'full@example.com'"
+        )
+        assert tuple(row) == ("failed", 3, "deferred")
+        assert _failures_counted("email", "deferred") - before["deferred"] == 3
+        assert len(sink.messages) == 2
+    finally:
+        await conn.close()
+        await pool.close()
+
+
+def test_a_server_that_refuses_connections_is_retried(
+    database_url: str, gateway: tuple[Gateway, str]
+) -> None:
+    """Connection refused is transient: the delivery waits for the backoff, not failed."""
+    _, gw_url = gateway
+    settings = settings_for(database_url, free_port(), gw_url)  # nothing listens there
+
+    async def go() -> None:
+        h, conn, pool = await harness(database_url, settings)
+        try:
+            await h.request("reminder", "reminder-1", MORNING, ["email"])
+            await h.send(MORNING)
+            rows = await conn.fetch(
+                "SELECT status, failure_reason, next_attempt_at FROM deliveries"
+            )
+            assert {tuple(r) for r in rows} == {
+                ("pending", "unreachable", MORNING + timedelta(seconds=60))
+            }
+        finally:
+            await conn.close()
+            await pool.close()
+
+    asyncio.run(go())
