@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from services.gear import nft
-from services.provisioning import payqr
+from services.runtime import payqr
 
 
 def test_czech_account_to_iban() -> None:
