@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 
@@ -110,5 +111,25 @@ def invoice(
             vs="1001",
             ss=number,
             items=items,
+        )
+    )
+
+
+def non_payer_invoice() -> Document:
+    """A Czech supplier who is not a VAT payer: no VAT, the note instead."""
+    return build_invoice(
+        InvoiceSpec(
+            number="2026000009",
+            contract="1009",
+            supplier=replace(SUPPLIERS["CZ"], vat_payer=False, vat_id=None),
+            customer=CUSTOMERS["CZ"],
+            language="cs",
+            currency="CZK",
+            issued_on=date(2027, 1, 2),
+            tax_point_on=date(2026, 12, 31),
+            due_on=date(2027, 1, 16),
+            vs="1009",
+            ss="2026000009",
+            items=[Item("Internet", Decimal(1), "month", 49_900)],
         )
     )
