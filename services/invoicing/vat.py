@@ -153,7 +153,7 @@ def treatment(
 
 # The legal wording each country requires, in each document language. The supplier
 # country's own wording is what the law asks for (CZ § 29 (2) c) "daň odvede zákazník",
-# SK § 74 (1) m) "prenesenie daňovej povinnosti", HU 169. § n) "fordított adózás"); the
+# SK § 74 (1) "prenesenie daňovej povinnosti", HU 169. § n) "fordított adózás"); the
 # document also carries it in the customer's language when that differs.
 REVERSE_CHARGE_NOTE: dict[Language, str] = {
     "cs": "Daň odvede zákazník (přenesení daňové povinnosti, čl. 196 směrnice 2006/112/ES)",
@@ -198,7 +198,7 @@ class Rounding:
 ROUNDING: dict[Country, Rounding] = {
     # § 37 ZDPH since 2019-04-01: tax = base x rate, to the haléř (no rounding to crowns).
     "CZ": Rounding("document", 1),
-    # § 74 (1) i), j): base per rate and the tax total in euros; eurocents, half up.
+    # § 74 (1) g), i): base per rate and the tax total in euros; eurocents, half up.
     "SK": Rounding("document", 1),
     # Invoices state HUF tax in whole forints (the fillér left circulation in 1999);
     # 5-forint cash rounding applies to cash only, never to a bank transfer.
