@@ -5,11 +5,28 @@
 #   tools/system-deps.sh         those, plus what the network-gear and browser tests need
 #                                (nftables, iproute2, curl, chromium, chromedriver, openssl);
 #                                without them those tests skip (never with CI=true)
+#   tools/system-deps.sh documents  Pango and the DejaVu fonts, which WeasyPrint needs to
+#                                write invoices as PDF (also part of the default)
 set -euo pipefail
 need=()
-command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
-command -v mvn >/dev/null 2>&1 || need+=(maven)
-if [ "${1:-all}" != kafka ]; then
+# WeasyPrint loads Pango through cffi (libpango-1.0-0, libpangoft2-1.0-0) and lays out
+# invoices in DejaVu Sans; ldconfig and fc-list say whether they are there.
+documents() {
+  local libs fonts
+  libs=$(ldconfig -p 2>/dev/null || true)
+  fonts=$(fc-list 2>/dev/null || true)
+  [[ $libs == *libpango-1.0.so.0* ]] || need+=(libpango-1.0-0)
+  [[ $libs == *libpangoft2-1.0.so.0* ]] || need+=(libpangoft2-1.0-0)
+  [[ $fonts == *"DejaVu Sans"* ]] || need+=(fonts-dejavu-core fontconfig)
+}
+if [ "${1:-all}" = documents ]; then
+  documents
+else
+  command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
+  command -v mvn >/dev/null 2>&1 || need+=(maven)
+fi
+if [ "${1:-all}" = all ]; then
+  documents
   command -v nft >/dev/null 2>&1 || need+=(nftables)
   command -v ip >/dev/null 2>&1 || need+=(iproute2)
   command -v curl >/dev/null 2>&1 || need+=(curl)

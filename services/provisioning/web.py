@@ -13,9 +13,9 @@ from babel.dates import format_date
 from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from services.provisioning import domain, payqr
+from services.provisioning import domain
 from services.provisioning.service import Provisioning, Q
-from services.runtime import logs
+from services.runtime import logs, payqr
 from services.runtime.unit import Unit
 from services.runtime.worker import Runtime
 

@@ -1,4 +1,5 @@
-"""Payment QR payloads (SPAYD, PAY by square) and the nftables rules, without I/O."""
+"""Payment QR payloads (SPAYD, PAY by square, EPC, MNB HCT) and the nftables rules, without
+I/O."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import date
 import pytest
 
 from services.gear import nft
-from services.provisioning import payqr
+from services.runtime import payqr
 
 
 def test_czech_account_to_iban() -> None:
@@ -42,6 +43,126 @@ def test_pay_by_square_matches_the_reference_vector_and_round_trips() -> None:
     assert fields[3:9] == ["19.90", "EUR", "20261215", "1001", "", "2026000001"]
     assert fields[12] == "SK3111000000002612345678"
     assert payqr.svg("SPD*1.0").startswith("<svg")
+
+
+# Published vectors of the independent pay-by-square implementation (PyPI "pay-by-square"):
+# 1 EUR to SK7700000000000000000000 on 2020-07-05 with, in turn, a BIC; VS 11, KS 22,
+# SS 33; a beneficiary; and every field including a note and the beneficiary's address.
+PBS_VECTORS = [
+    (
+        {"bic": "FIOZSKBAXXX"},
+        "0004Q000DS03UHKLF59M2IK7FUCM3SBUK5FM62CCKLR4QOKAJSBPPL4ND4R66LSI"
+        "1K92GURM0FH5E3DASNBTNAKASV94PB5VVU1BRO00",
+    ),
+    (
+        {"vs": "11", "ks": "22", "ss": "33"},
+        "0004G000EIUCQ7TO82O7GRAEMT06773UPLKOEC76BV3NBBNP7HPVSSJHUNVFBD7G"
+        "6DAAMTDL4B8ND4D06QCNS7PHMPBVVVROGU000",
+    ),
+    (
+        {"vs": "11", "ks": "22", "ss": "33", "beneficiary": "Foo"},
+        "0004M0006MISSBD0SBV1135OEDE05KA7IM2GBI0U0M5LHD5LIEP7D9CJO6T8GQDF"
+        "UKCL7TOEGN8TDOVAJ2GL85IOEA8OV3O1AQOFVU3JKS00",
+    ),
+    (
+        {
+            "vs": "11",
+            "ks": "22",
+            "ss": "33",
+            "beneficiary": "Foo",
+            "bic": "FIOZSKBAXXX",
+            "message": "money",
+            "beneficiary_address": ("address 1", "address 2"),
+        },
+        "0006Q0006GO7VIPNP2PPLDV1MO04PTB6C4OSM4KU3JKSDNJLJ0GBAT9GTI9DD7MF"
+        "QKGMLI4RD7996S1K78MKT8S0F46HK5TF6A6GP881BBMM66JVFMBBSM9KQRM2TN2V"
+        "RABUV7KFD22BFFIVVTFKO000",
+    ),
+]
+
+
+@pytest.mark.parametrize(("fields", "expected"), PBS_VECTORS)
+def test_pay_by_square_matches_the_published_vectors(
+    fields: dict[str, object], expected: str
+) -> None:
+    args = {"vs": None, "ss": None, **fields}
+    code = payqr.pay_by_square(
+        "SK7700000000000000000000",
+        100,
+        "EUR",
+        due=date(2020, 7, 5),
+        **args,
+    )
+    assert code == expected
+
+
+def test_epc_qr_carries_the_symbols_in_the_remittance_and_ends_at_the_last_element() -> None:
+    assert payqr.epc("AT611904300234573201", 12_345, "Síť s.r.o.", "/VS1001/SS2026000001") == (
+        "BCD\n002\n1\nSCT\n\nSíť s.r.o.\nAT611904300234573201\nEUR123.45\n\n\n/VS1001/SS2026000001"
+    )
+    assert payqr.epc("AT611904300234573201", 100, "X", bic="BKAUATWW").endswith("EUR1.00")
+    with pytest.raises(ValueError, match="EPC QR: amount 0"):
+        payqr.epc("AT611904300234573201", 0, "X")
+
+
+def test_mnb_hct_has_seventeen_fields_and_whole_forints() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    summer = timezone(timedelta(hours=2))
+    code = payqr.mnb_hct(
+        "HU42117730161111101800000000",
+        690_000,
+        "Hálózat Kft.",
+        "OTPVHUHB",
+        datetime(2027, 7, 1, 23, 59, 59, tzinfo=summer),
+        "2027000001",
+        "2027000001",
+        "1001",
+    )
+    assert code.split("\n") == [
+        "HCT",
+        "001",
+        "1",
+        "OTPVHUHBXXX",
+        "Hálózat Kft.",
+        "HU42117730161111101800000000",
+        "HUF6900",
+        "20270701235959+2",
+        "",
+        "2027000001",
+        "",
+        "",
+        "2027000001",
+        "1001",
+        "",
+        "",
+        "",
+        "",
+    ]
+    with pytest.raises(ValueError, match="whole number of forints"):
+        payqr.mnb_hct(
+            "HU42117730161111101800000000",
+            690_050,
+            "X",
+            "OTPVHUHB",
+            datetime(2027, 7, 1, tzinfo=summer),
+        )
+    with pytest.raises(ValueError, match="not a Hungarian IBAN"):
+        payqr.mnb_hct(
+            "SK7700000000000000000000", 100, "X", "OTPVHUHB", datetime(2027, 7, 1, tzinfo=summer)
+        )
+
+
+def test_for_payment_picks_the_code_by_currency_and_account() -> None:
+    due = date(2027, 1, 16)
+    pick = payqr.for_payment
+    assert pick("19-2000145399/0800", "CZK", 100, "1", "2", due, "A")[0] == "spayd"
+    assert pick("SK7700000000000000000000", "EUR", 100, "1", "2", due, "A")[0] == "pay_by_square"
+    epc = pick("AT611904300234573201", "EUR", 100, "1", "2", due, "A")
+    assert epc is not None and epc[0] == "epc" and epc[1].endswith("/VS1/SS2")
+    assert pick("AT611904300234573201", "USD", 100, "1", "2", due, "A") is None
+    with pytest.raises(ValueError, match="BIC is required"):
+        pick("HU42117730161111101800000000", "HUF", 100, "1", "2", due, "A")
 
 
 CFG = nft.GearConfig(
@@ -105,7 +226,7 @@ def test_bad_gear_configuration_names_what_is_wrong(
     kwargs: dict[str, object], message: str
 ) -> None:
     with pytest.raises(nft.GearConfigError, match=message):
-        nft.GearConfig(**kwargs)  # type: ignore[arg-type]
+        nft.GearConfig(**kwargs)
     with pytest.raises(nft.GearConfigError, match="ADDRESS:PORT"):
         nft.Endpoint.parse("192.0.2.1", "notice")
 
