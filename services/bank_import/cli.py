@@ -13,7 +13,7 @@ from typing import Any
 from schemas.events import PaymentReceived
 from services.bank_import import importer
 from services.bank_import.formats import FORMATS, ImportOptions, parse_statement
-from services.runtime import db
+from services.runtime import db, terminal
 from services.runtime.settings import get_settings
 
 
@@ -47,7 +47,10 @@ def cmd_import_statement(args: argparse.Namespace) -> None:
         _emit(movements, True)
         return
     fmt = args.format or "auto"
-    report = asyncio.run(importer.import_movements(get_settings(), movements, path.name, fmt))
+    with terminal.Progress(f"{path.name}: events published", len(movements)) as progress:
+        report = asyncio.run(
+            importer.import_movements(get_settings(), movements, path.name, fmt, progress.update)
+        )
     _emit(movements, False, report)
 
 
@@ -81,7 +84,10 @@ def cmd_fio_fetch(args: argparse.Namespace) -> None:
         if args.dry_run:
             _emit(movements, True)
             return
-        report = await importer.import_movements(settings, movements, name, "fio-json")
+        with terminal.Progress(f"{name}: events published", len(movements)) as progress:
+            report = await importer.import_movements(
+                settings, movements, name, "fio-json", progress.update
+            )
         _emit(movements, False, report)
 
     async def go() -> None:
