@@ -145,6 +145,8 @@ class Settings(BaseSettings):
 
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    # /healthz: how long each check (a query, a Kafka metadata request) may take
+    health_timeout: float = Field(default=2.0, gt=0)
 
     notice_host: str = "127.0.0.1"
     notice_port: int = 8080
