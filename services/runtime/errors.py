@@ -127,9 +127,7 @@ def _library_error(exc: BaseException) -> tuple[int, str] | None:
 def validation_line(exc: object) -> str:
     """pydantic's several lines as one: ``field: message; field: message``."""
     errors = exc.errors(include_input=False)  # type: ignore[attr-defined]
-    parts = [
-        f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in errors[:5]
-    ]
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'value'}: {e['msg']}" for e in errors[:5]]
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     title = getattr(exc, "title", "value")
     return one_line(f"{title}: {'; '.join(parts)}{more}")

@@ -98,10 +98,15 @@ def healthz(port: int) -> tuple[int, dict[str, Any], float]:
     return code, json.loads(body), time.monotonic() - started
 
 
-def wait_health(port: int, want: int, timeout: float = 60) -> dict[str, Any]:
+def wait_health(
+    port: int, want: int, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None
+) -> dict[str, Any]:
+    """``/healthz``'s body once it answers ``want``; fails at once if ``proc`` exits."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the worker exited with {proc.returncode}")
         with contextlib.suppress(OSError):
             code, body, _ = healthz(port)
             if code == want:
@@ -155,7 +160,7 @@ def test_healthz_names_the_stopped_dependency(
             cwd=ROOT, env=env, stdout=o, stderr=e, start_new_session=True,
         )  # fmt: skip
     try:
-        body = wait_health(port, 200)
+        body = wait_health(port, 200, proc=worker)
         assert body["status"] == "ok" and set(body["checks"]) == {"database", "kafka"}
         assert all(c["ok"] for c in body["checks"].values())
         assert body["checks"]["kafka"]["partitions"] == 12  # three topics of four
