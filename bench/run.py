@@ -59,7 +59,7 @@ from schemas.events import PaymentReceived
 from services.bank_import import importer
 from services.bank_import.formats import parse_statement
 from services.demo import Scenario, isolated_stack
-from services.runtime import db
+from services.runtime import db, terminal
 from services.runtime.clock import set_clock
 from services.runtime.kafka_client import client_options, partitions
 from services.runtime.quiesce import end_offsets
@@ -1212,6 +1212,14 @@ def main() -> None:
     sampler = RssSampler(stack)
     profiler = Profiler(stack, ROOT / "bench" / "profiles")
     broker_name = "?"
+    # start, payments (always), and each other scenario asked for
+    steps = 2 + len(only & {"import", "reconnect", "sweep", "billing"})
+    progress = terminal.Progress("bench: steps done", steps)
+
+    def step(done: str) -> None:
+        progress.what = f"bench: {done} done, steps"
+        progress.advance()
+
     try:
         stack.start_infrastructure()
         broker_name = stack.broker.name if stack.broker else "?"
@@ -1219,18 +1227,25 @@ def main() -> None:
         sampler.thread.start()
         if args.profile:
             profiler.start()
+        step("start")
         if files:
             asyncio.run(import_and_publish(stack, files, results, prefix))
+            step("import")
         results += asyncio.run(run_stack_scenarios(stack, n_stack, run_dir, prefix))
+        step("payments")
         if "reconnect" in only:
             loaded = args.reconnect or (100 if args.quick else 500)
             others = loaded * (5 if args.quick else 10)  # half of them pay, at 1,000/s
             results.append(asyncio.run(reconnect_latency(stack, loaded, others, run_dir)))
+            step("reconnect")
         if "sweep" in only:
             results.append(asyncio.run(dunning_sweep(stack, n_sweep)))
+            step("sweep")
         if "billing" in only:
             results.append(asyncio.run(billing_at_scale(stack, n_bill)))
+            step("billing")
     finally:
+        progress.close()
         sampler.stop.set()
         profiler.stop()
         stack.stop()

@@ -18,6 +18,12 @@ billing notify log C                 messages sent to a contract
 billing notify preview KIND --lang L one message rendered (text, HTML, SMS)
 billing audit log [C] [--json]       what operators did (exempt, lift, postpone, assign, load)
 billing migrate / topics             set-up steps `billing run` also does
+
+Commands that read (invoices, payments unmatched|show, clock show, dunning explain|preview,
+notify log|preview) print JSON with --json. Long commands show their progress on stderr when
+it is a terminal. Exit codes (services/runtime/errors.py): 0 done, 64 usage, 65 bad input,
+66 not found, 69 PostgreSQL or Kafka unavailable, 70 internal error, 74 I/O error, 75 try
+again, 78 bad configuration, 130 interrupted. --debug shows the traceback of a failure.
 """
 
 from __future__ import annotations
@@ -33,24 +39,33 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 
-from services.runtime import audit, db
+from services.runtime import audit, db, terminal
 from services.runtime.clock import (
     advance_clock,
     make_clock,
     read_clock,
     set_clock,
 )
+from services.runtime.errors import EX_USAGE, BadConfig, BadInput, Unavailable
 from services.runtime.settings import SERVICES, Settings, get_settings, get_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class CliError(Exception):
-    pass
+# The command line's own error before services/runtime/errors.py: refused input (65).
+CliError = BadInput
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's refusals exit 64 (EX_USAGE), as sysexits.h has it, rather than 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EX_USAGE, f"{self.prog}: {message}\n")
 
 
 @contextlib.asynccontextmanager
@@ -74,9 +89,10 @@ def cmd_contracts_load(args: argparse.Namespace) -> None:
 
     async def go() -> tuple[int, int]:
         async with _session("invoicing") as (conn, now), conn.transaction():
-            total, changed = await service.load_contracts_file(
-                conn, contracts_file.records(Path(args.file)), now
-            )
+            with terminal.Progress("contracts loaded") as progress:
+                total, changed = await service.load_contracts_file(
+                    conn, contracts_file.records(Path(args.file)), now, progress=progress.update
+                )
             details = {"file": str(path), "read": total, "changed": changed}
             await audit.record(conn, now, operator, "contracts-load", None, details)
             return total, changed
@@ -96,9 +112,11 @@ def cmd_invoicing_run(args: argparse.Namespace) -> None:
             # a second connection reads and invoices the next chunk while one is written
             reader = await db.connect(settings.database_url, "invoicing")
             try:
-                return await service.billing_run(
-                    conn, settings, args.period, issued_on, now, keep=LIST_AT_MOST, reader=reader
-                )
+                with terminal.Progress(f"invoices issued for {args.period}") as progress:
+                    return await service.billing_run(
+                        conn, settings, args.period, issued_on, now, keep=LIST_AT_MOST,
+                        reader=reader, progress=progress.update,
+                    )  # fmt: skip
             finally:
                 await reader.close()
 
@@ -127,7 +145,11 @@ def cmd_invoices(args: argparse.Namespace) -> None:
         finally:
             await conn.close()
 
-    for r in asyncio.run(go()):
+    rows = asyncio.run(go())
+    if args.json:
+        terminal.print_json([dict(r) for r in rows])
+        return
+    for r in rows:
         print(
             f"{r['invoice_number']}  {r['contract']}  VS {r['vs']}  SS {r['ss']}  "
             f"{r['amount_minor'] / 100:.2f} {r['currency']}  due {r['due_on']}  "
@@ -137,7 +159,7 @@ def cmd_invoices(args: argparse.Namespace) -> None:
 
 def parse_amount(text: str) -> int:
     if not re.fullmatch(r"-?[0-9]+([.,][0-9]{1,2})?", text):
-        raise CliError(f"amount must look like 499.00, got {text!r}")
+        raise BadInput(f"amount must look like 499.00, got {text!r}")
     whole, _, frac = text.replace(",", ".").partition(".")
     sign = -1 if whole.startswith("-") else 1
     return sign * (abs(int(whole)) * 100 + int((frac + "00")[:2]))
@@ -165,7 +187,9 @@ async def publish_payment(settings: Settings, data: dict[str, Any], when: dateti
             headers=[("content-type", b"application/cloudevents+json")],
         )
     except KafkaError as exc:
-        raise CliError(f"payment {payment.bank_tx_id} not published to {topic}: {exc!r}") from exc
+        raise Unavailable(
+            f"payment {payment.bank_tx_id} not published to {topic}: {exc!r}"
+        ) from exc
     finally:
         await producer.stop()
 
@@ -205,7 +229,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(d|day|days|h|hour|hours|m|min|minutes)?\s*
 def parse_duration(words: list[str]) -> timedelta:
     match = _DURATION.match(" ".join(words))
     if not match:
-        raise CliError(f"expected a duration like '10 days' or '6h', got {' '.join(words)!r}")
+        raise BadInput(f"expected a duration like '10 days' or '6h', got {' '.join(words)!r}")
     n, unit = int(match.group(1)), (match.group(2) or "d")[0]
     return {"d": timedelta(days=n), "h": timedelta(hours=n), "m": timedelta(minutes=n)}[unit]
 
@@ -238,7 +262,7 @@ async def advance(
 def cmd_clock(args: argparse.Namespace) -> None:
     settings = get_settings()
     if not settings.test_clock:
-        raise CliError("the test clock is off: set BILLING_TEST_CLOCK=true (never in production)")
+        raise BadConfig("the test clock is off: set BILLING_TEST_CLOCK=true (never in production)")
 
     async def go() -> None:
         conn = await db.connect(settings.database_url)
@@ -253,7 +277,10 @@ def cmd_clock(args: argparse.Namespace) -> None:
             await conn.close()
         if args.action == "advance":
             now = await advance(settings, parse_duration(args.value))
-        print(now.isoformat(timespec="seconds"))
+        if args.json:
+            terminal.print_json({"now": now.isoformat(timespec="seconds")})
+        else:
+            print(now.isoformat(timespec="seconds"))
 
     asyncio.run(go())
 
@@ -280,6 +307,9 @@ def cmd_notify_log(args: argparse.Namespace) -> None:
             await conn.close()
 
     rows = asyncio.run(go())
+    if args.json:
+        terminal.print_json([dict(r) for r in rows])
+        return
     if not rows:
         print(f"no notifications for contract {args.contract}")
         return
@@ -353,6 +383,11 @@ def cmd_notify_preview(args: argparse.Namespace) -> None:
         "html": msg.html,
         "sms": msg.sms,
     }
+    if args.json:
+        whole = {"kind": args.kind, "language": msg.language, "subject": msg.subject,
+                 "text": msg.text, "html": msg.html, "sms": msg.sms}  # fmt: skip
+        terminal.print_json(whole if args.part == "all" else {args.part: whole[args.part]})
+        return
     if args.part != "all":
         print(parts[args.part])
         return
@@ -449,9 +484,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="billing", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    p.add_argument("--debug", action="store_true", help="a failure shows its traceback")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the whole system on the embedded stack").set_defaults(
         fn=cmd_run
@@ -476,6 +512,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     inv = sub.add_parser("invoices", help="list invoices")
     inv.add_argument("--contract")
+    inv.add_argument("--json", action="store_true", help="a JSON array")
     inv.set_defaults(fn=cmd_invoices)
 
     payment = sub.add_parser("payment").add_subparsers(dest="sub", required=True)
@@ -492,6 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     clock = sub.add_parser("clock", help="the shared test clock")
     clock.add_argument("action", choices=["show", "set", "advance"])
     clock.add_argument("value", nargs="*")
+    clock.add_argument("--json", action="store_true", help='{"now": ...}')
     clock.set_defaults(fn=cmd_clock)
 
     from services.dunning import cli as dunning_cli
@@ -514,9 +552,11 @@ def build_parser() -> argparse.ArgumentParser:
     preview.add_argument("--lang", default="cs", help="cs, sk, hu or en (others fall back)")
     preview.add_argument("--part", choices=["all", "text", "html", "sms"], default="all")
     preview.add_argument("--currency", help="default: CZK for cs/en, EUR for sk, HUF for hu")
+    preview.add_argument("--json", action="store_true", help="subject, text, html, sms")
     preview.set_defaults(fn=cmd_notify_preview)
     nlog = notify.add_parser("log", help="messages for a contract")
     nlog.add_argument("contract")
+    nlog.add_argument("--json", action="store_true", help="a JSON array")
     nlog.set_defaults(fn=cmd_notify_log)
 
     audit_cmd = sub.add_parser("audit", help="the operators' audit trail").add_subparsers(
@@ -531,12 +571,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run one command; a failure exits with its code (services/runtime/errors.py) after
+    one line on stderr, its traceback only with ``--debug``."""
+    debug, argv = terminal.debug_flag(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     try:
         args.fn(args)
-    except (CliError, ValueError, OSError, RuntimeError, audit.UnknownContract) as exc:
-        print(f"billing: {exc}", file=sys.stderr)
-        sys.exit(2)
+    except SystemExit:
+        raise
+    except BaseException as exc:  # Ctrl-C too: 130, without a traceback
+        terminal.fail("billing", exc, debug)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Any
 from schemas.events import PaymentReceived
 from services.bank_import import importer
 from services.bank_import.formats import FORMATS, ImportOptions, parse_statement
-from services.runtime import audit, db
+from services.runtime import audit, db, terminal
 from services.runtime.settings import get_settings
 
 
@@ -48,9 +48,12 @@ def cmd_import_statement(args: argparse.Namespace) -> None:
         return
     fmt = args.format or "auto"
     operator = audit.operator_name(args.operator)
-    report = asyncio.run(
-        importer.import_movements(get_settings(), movements, path.name, fmt, operator)
-    )
+    with terminal.Progress(f"{path.name}: events published", len(movements)) as progress:
+        report = asyncio.run(
+            importer.import_movements(
+                get_settings(), movements, path.name, fmt, operator, progress=progress.update
+            )
+        )
     _emit(movements, False, report)
 
 
@@ -84,7 +87,10 @@ def cmd_fio_fetch(args: argparse.Namespace) -> None:
         if args.dry_run:
             _emit(movements, True)
             return
-        report = await importer.import_movements(settings, movements, name, "fio-json")
+        with terminal.Progress(f"{name}: events published", len(movements)) as progress:
+            report = await importer.import_movements(
+                settings, movements, name, "fio-json", progress=progress.update
+            )
         _emit(movements, False, report)
 
     async def go() -> None:

@@ -16,6 +16,7 @@ is harmless too.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,6 +26,7 @@ from aiokafka.errors import KafkaError
 from schemas.events import PaymentReceived
 from services.runtime import audit, db, sql
 from services.runtime.clock import make_clock
+from services.runtime.errors import Unavailable
 from services.runtime.kafka_client import BrokerUnavailable, start_producer
 from services.runtime.outbox import OutboxRelay, make_producer
 from services.runtime.settings import Settings, get_topics
@@ -35,8 +37,9 @@ SOURCE = "/importers/statement"
 Q = sql.load(__file__)
 
 
-class NotPublished(RuntimeError):
-    """The statement is recorded, its events wait in the outbox: the message says so."""
+class NotPublished(Unavailable):
+    """The statement is recorded, its events wait in the outbox: the message says so
+    (exit 69: Kafka did not answer; importing again publishes them)."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,11 @@ async def record(
     return len(new)
 
 
-async def publish_pending(settings: Settings, pool: asyncpg.Pool) -> int:
-    """Step 2: everything in the outbox, including what an earlier run left behind."""
+async def publish_pending(
+    settings: Settings, pool: asyncpg.Pool, progress: Callable[[int], None] | None = None
+) -> int:
+    """Step 2: everything in the outbox, including what an earlier run left behind.
+    ``progress`` hears the number of events published after each round."""
     async with pool.acquire() as conn:
         if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)"):
             return 0
@@ -103,6 +109,8 @@ async def publish_pending(settings: Settings, pool: asyncpg.Pool) -> int:
                 await asyncio.sleep(0.05)  # another importer holds the relay lock
                 continue
             total += sent
+            if progress is not None:
+                progress(total)
     finally:
         await producer.stop()
 
@@ -113,6 +121,7 @@ async def import_movements(
     file: str,
     fmt: str,
     operator: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Record, then publish; an ``operator``'s import goes into the audit trail with it."""
     await db.migrate(settings.database_url, SCHEMA)
@@ -127,7 +136,7 @@ async def import_movements(
                 details = {"file": file, "format": fmt, "movements": len(movements), "new": new}
                 await audit.record(conn, now, operator, "import-statement", None, details)
         try:
-            published = await publish_pending(settings, pool)
+            published = await publish_pending(settings, pool, progress)
         except (BrokerUnavailable, KafkaError) as exc:
             async with pool.acquire() as conn:
                 waiting = await conn.fetchval("SELECT count(*) FROM outbox")

@@ -11,8 +11,9 @@ from schemas import events as ev
 from schemas.envelope import envelope
 from services.dunning import domain
 from services.dunning.service import Dunning, Q
-from services.runtime import audit, db
+from services.runtime import audit, db, terminal
 from services.runtime.clock import make_clock
+from services.runtime.errors import NotFound
 from services.runtime.settings import get_settings, get_topics
 from services.runtime.unit import Unit
 
@@ -47,17 +48,51 @@ def _when(t: datetime, tz: Any) -> str:
     return f"{t.astimezone(tz):%Y-%m-%d %a %H:%M}"
 
 
+def _explained(
+    contract: str, facts: Any, policy: Any, now: Any, at: datetime, actions: Any, promises: Any
+) -> dict[str, Any]:
+    """``dunning explain --json``: the same facts as the text, times in UTC ISO 8601."""
+    return {
+        "contract": contract,
+        "stage": facts.stage,
+        "exempt": facts.exempt,
+        "policy": policy.name,
+        "now": at,
+        "why": now.why,
+        "timeline": [
+            {"at": a["decided_at"], "kind": a["kind"], "request_id": a["request_id"]}
+            for a in actions
+        ],
+        "acknowledged_at": facts.acknowledged_at,
+        "promises": [
+            {k: p[k] for k in ("made_at", "by", "until", "accepted", "note", "reason")}
+            for p in promises
+        ],
+        "due_now": [{"kind": a.kind, "step": a.step} for a in now.actions],
+        "held": now.held,
+        "upcoming": [{"at": u.at, "action": u.action, "step": u.step} for u in now.upcoming],
+        "next_check_at": now.next_check_at,
+    }
+
+
 def cmd_explain(args: argparse.Namespace) -> None:
     async def go(unit: Unit, d: Dunning) -> None:
         found = await d.facts(unit, args.contract)
         if found is None:
-            raise ValueError(f"dunning knows no contract {args.contract}")
+            raise NotFound(f"dunning knows no contract {args.contract}")
         facts, policy = found
         tz = domain.TIMEZONES.get(facts.country, domain.TIMEZONES["CZ"])
         tolerance = d.settings.rounding_tolerance.get(
             facts.invoices[0].currency if facts.invoices else "", 0
         )
         now = domain.decide(facts, policy, unit.now, tolerance)
+        if args.json:
+            actions = await unit.conn.fetch(Q.actions_of, args.contract)
+            promises = await unit.conn.fetch(Q.promises_of, args.contract)
+            terminal.print_json(
+                _explained(args.contract, facts, policy, now, unit.now, actions, promises)
+            )
+            return
         exempt = " (exempt)" if facts.exempt else ""
         print(f"contract {args.contract}: {facts.stage}{exempt}, policy {policy.name}")
         print(f"  now ({_when(unit.now, tz)}): {now.why}")
@@ -120,6 +155,16 @@ def cmd_preview(args: argparse.Namespace) -> None:
         return rows
 
     rows = asyncio.run(_in_unit(go, commit=False))
+    if args.json:
+        terminal.print_json(
+            {
+                "on": day,
+                "actions": [
+                    {"contract": c, "kind": k, "step": s, "policy": p} for c, k, s, p in rows
+                ],
+            }
+        )
+        return
     print(f"on {day} (decided at 12:00 local time, on the facts known now):")
     for contract, kind, step, policy in rows:
         print(f"  {contract:<12} {kind:<9} {step:<28} {policy}")
@@ -173,9 +218,11 @@ def register(sub: Any) -> None:
     dunning = sub.add_parser("dunning").add_subparsers(dest="sub", required=True)
     explain = dunning.add_parser("explain", help="a contract's timeline and what comes next")
     explain.add_argument("contract")
+    explain.add_argument("--json", action="store_true", help="one JSON object")
     explain.set_defaults(fn=cmd_explain)
     preview = dunning.add_parser("preview", help="who would be acted on, on a date")
     preview.add_argument("--on", required=True, help="YYYY-MM-DD")
+    preview.add_argument("--json", action="store_true", help="one JSON object")
     preview.set_defaults(fn=cmd_preview)
     postpone = dunning.add_parser("postpone", help="postpone suspension/restriction")
     postpone.add_argument("contract")

@@ -63,11 +63,16 @@ async def load_contracts(unit: Unit, records: list[ContractRecord]) -> tuple[int
 
 
 async def load_contracts_file(
-    conn: asyncpg.Connection, records: Iterable[ContractRecord], now: datetime, chunk: int = 5000
+    conn: asyncpg.Connection,
+    records: Iterable[ContractRecord],
+    now: datetime,
+    chunk: int = 5000,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[int, int]:
     """A contracts file in one transaction, ``chunk`` records a unit of work: the file is
     read as it is written (``contracts_file.records``), in the memory of a chunk, and a
-    bad record anywhere (the reader raises) rolls back every chunk before it."""
+    bad record anywhere (the reader raises) rolls back every chunk before it.
+    ``progress`` hears the number of records loaded after each chunk."""
     total = changed = 0
     records = iter(records)
     with collector.paused():
@@ -78,6 +83,8 @@ async def load_contracts_file(
                 await unit.flush()
                 total += loaded
                 changed += new
+                if progress is not None:
+                    progress(total)
     return total, changed
 
 
@@ -145,6 +152,7 @@ async def billing_run(
     now: datetime,
     keep: int | None = None,
     reader: asyncpg.Connection | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> BillingRun:
     """A billing run, one transaction per chunk of contracts (``BILLING_BILLING_CHUNK``):
     each chunk's invoices and events commit together and the relay publishes them while
@@ -157,7 +165,8 @@ async def billing_run(
     invoiced on ``reader`` while chunk *n* is written on ``conn``. A chunk is invoiced
     from the sequence the chunk before it leaves, and written only if the year's sequence,
     locked in its transaction, is still there; if another run took numbers meanwhile, the
-    chunk is invoiced again under the lock (``_Run.write_chunk``)."""
+    chunk is invoiced again under the lock (``_Run.write_chunk``). ``progress`` hears the
+    number of invoices issued so far after each chunk."""
     kept: list[domain.NewInvoice] = []
     issued = 0
 
@@ -165,6 +174,8 @@ async def billing_run(
         nonlocal issued, kept
         issued += len(invoices)
         kept += invoices if keep is None else invoices[: max(0, keep - len(kept))]
+        if progress is not None:
+            progress(issued)
 
     in_transaction = conn.is_in_transaction()
     await conn.execute(Q.hold_run_lock_in_transaction if in_transaction else Q.hold_run_lock)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from typing import Any
 
 from services.payments import queue
 from services.payments.service import Payments
-from services.runtime import audit, db
+from services.runtime import audit, db, terminal
 from services.runtime.clock import make_clock
 from services.runtime.settings import get_settings, get_topics
 from services.runtime.unit import Unit
@@ -31,7 +30,7 @@ async def _with_conn(fn: Any) -> Any:
 def cmd_unmatched(args: argparse.Namespace) -> None:
     rows = asyncio.run(_with_conn(lambda c: queue.unmatched(c, args.limit)))
     if args.json:
-        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        terminal.print_json(rows)
         return
     for r in rows:
         print(
@@ -49,7 +48,7 @@ def cmd_unmatched(args: argparse.Namespace) -> None:
 
 def cmd_show(args: argparse.Namespace) -> None:
     found = asyncio.run(_with_conn(lambda c: queue.explain(c, args.account, args.bank_tx_id)))
-    print(json.dumps(found, ensure_ascii=False, indent=2))
+    terminal.print_json(found)  # JSON with or without --json: there is no shorter form
 
 
 def cmd_assign(args: argparse.Namespace) -> None:
@@ -99,6 +98,7 @@ def register(sub: Any) -> None:
     show = payments.add_parser("show", help="one movement, its decision and rule")
     show.add_argument("account")
     show.add_argument("bank_tx_id")
+    show.add_argument("--json", action="store_true", help="the default: there is no other form")
     show.set_defaults(fn=cmd_show)
     asg = payments.add_parser("assign", help="pair an unmatched payment by hand")
     asg.add_argument("account")

@@ -10,11 +10,11 @@ from typing import Any
 
 import asyncpg
 
-from services.payments.service import AssignError, Payments, Q
+from services.payments.service import AssignError, Payments, Q, Unknown
 from services.runtime import audit
 from services.runtime.unit import Unit
 
-__all__ = ["AssignError", "assign", "explain", "unmatched"]
+__all__ = ["AssignError", "Unknown", "assign", "explain", "unmatched"]
 
 
 def _row(r: Any) -> dict[str, Any]:
@@ -34,7 +34,7 @@ async def explain(conn: asyncpg.Connection, account: str, bank_tx_id: str) -> di
     async with conn.transaction():
         row = await conn.fetchrow(Q.get_bank_tx, account, bank_tx_id)
         if row is None:
-            raise AssignError(f"no bank movement {bank_tx_id} on account {account}")
+            raise Unknown(f"no bank movement {bank_tx_id} on account {account}")
         out = _row(row)
         out["allocations"] = [
             _row(a) for a in await conn.fetch(Q.allocations_of, account, bank_tx_id)

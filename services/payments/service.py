@@ -18,14 +18,21 @@ from schemas.envelope import CloudEvent
 from services.payments import domain
 from services.runtime import sql
 from services.runtime.db import Jsonb
+from services.runtime.errors import EX_NOINPUT, BadInput, NotFound
 from services.runtime.settings import Settings, Topics
 from services.runtime.unit import Unit, columns
 
 Q = sql.load(__file__)
 
 
-class AssignError(ValueError):
-    """An operator's assignment that cannot be done, and why."""
+class AssignError(BadInput):
+    """An operator's assignment that cannot be done, and why (exit 65)."""
+
+
+class Unknown(AssignError, NotFound):
+    """The movement, contract or invoice named is not one payments knows (exit 66)."""
+
+    exit_code = EX_NOINPUT
 
 
 def _open_invoice(row: Any) -> domain.OpenInvoice:
@@ -628,14 +635,14 @@ class Payments:
         conn = unit.conn
         row = await conn.fetchrow(Q.get_bank_tx, account, bank_tx_id)
         if row is None:
-            raise AssignError(f"no bank movement {bank_tx_id} on account {account}")
+            raise Unknown(f"no bank movement {bank_tx_id} on account {account}")
         if row["status"] != "unmatched":
             raise AssignError(f"movement {bank_tx_id} is {row['status']}, not unmatched")
         if row["amount_minor"] <= 0:
             raise AssignError(f"movement {bank_tx_id} is a debit; only payments can be assigned")
         crow = await conn.fetchrow(Q.get_contract, contract)
         if crow is None:
-            raise AssignError(f"no contract {contract}")
+            raise Unknown(f"no contract {contract}")
         if crow["currency"] != row["currency"]:
             raise AssignError(
                 f"payment is in {row['currency']}, contract {contract} is billed in "
@@ -645,7 +652,7 @@ class Payments:
         if invoice_number is not None:
             irow = await conn.fetchrow(Q.get_invoice, invoice_number)
             if irow is None or irow["contract"] != contract:
-                raise AssignError(f"no invoice {invoice_number} of contract {contract}")
+                raise Unknown(f"no invoice {invoice_number} of contract {contract}")
             first = _open_invoice(irow)
         if remember_payer and not row["counterparty_account"]:
             raise AssignError("the statement gives no payer account to remember")

@@ -22,13 +22,14 @@ import asyncpg
 
 from schemas.contacts import plain_text
 from services.runtime import sql
+from services.runtime.errors import NotFound
 
 Q = sql.load(__file__, "audit.sql")
 OPERATOR_ENV = "BILLING_OPERATOR"
 OPERATOR_HELP = f"who acts (default: ${OPERATOR_ENV}, else the OS user); in the audit trail"
 
 
-class UnknownContract(LookupError):
+class UnknownContract(NotFound):
     """An operator named a contract the service does not know."""
 
     def __init__(self, contract: str, service: str | None = None) -> None:

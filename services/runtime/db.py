@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import TypeVar
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 
 from services.runtime.clock import ensure_clock_schema
+from services.runtime.errors import Unavailable
+
+T = TypeVar("T")
 
 RUNTIME_MIGRATIONS = Path(__file__).with_name("migrations")
 SERVICES_DIR = Path(__file__).parent.parent
@@ -65,22 +70,45 @@ def _session(schema: str | None) -> dict[str, str]:
     return settings
 
 
+def where(url: str) -> str:
+    """The server and database of ``url`` as a message may show them: no password."""
+    parts = urlsplit(url)
+    host = parts.hostname or ",".join(parse_qs(parts.query).get("host", [])) or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"PostgreSQL at {host}{port}, database {parts.path.lstrip('/') or '(default)'}"
+
+
+async def reaching(url: str, attempt: Awaitable[T]) -> T:
+    """``attempt`` (a connection or pool being made to ``url``), or ``Unavailable`` naming
+    the server when nothing answers there: refused, no such socket, a server starting up
+    or out of connections, a name that does not resolve, no answer in time. A command says
+    so in one line (exit 69); a worker stops and is started again."""
+    try:
+        return await attempt
+    except (OSError, TimeoutError, asyncpg.CannotConnectNowError,
+            asyncpg.TooManyConnectionsError) as exc:  # fmt: skip
+        raise Unavailable(f"{where(url)} is not reachable: {exc}") from exc
+
+
 async def create_pool(
     url: str, schema: str | None = None, *, min_size: int = 1, max_size: int = 5
 ) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
+    pool = await reaching(
         url,
-        min_size=min_size,
-        max_size=max_size,
-        server_settings=_session(schema),
-        init=_init_connection,
+        asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            server_settings=_session(schema),
+            init=_init_connection,
+        ),
     )
     assert pool is not None
     return pool
 
 
 async def connect(url: str, schema: str | None = None) -> asyncpg.Connection:
-    conn = await asyncpg.connect(url, server_settings=_session(schema))
+    conn = await reaching(url, asyncpg.connect(url, server_settings=_session(schema)))
     await _init_connection(conn)
     return conn
 
@@ -103,7 +131,7 @@ def migration_files(service: str) -> list[Path]:
 
 async def migrate(url: str, service: str) -> list[str]:
     """Apply the service's pending migrations in order; safe to run from many instances."""
-    conn = await asyncpg.connect(url)
+    conn = await reaching(url, asyncpg.connect(url))
     applied: list[str] = []
     try:
         # One instance migrates at a time; the others wait here and then find nothing to do.
@@ -152,7 +180,7 @@ async def ensure_database(url: str) -> None:
     name, admin_url = _split(url)
     if not name:
         return
-    conn = await asyncpg.connect(admin_url)
+    conn = await reaching(admin_url, asyncpg.connect(admin_url))
     try:
         exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
         if not exists:

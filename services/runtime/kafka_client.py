@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
+from services.runtime.errors import Unavailable
 from services.runtime.settings import Settings, env_name
 
 
@@ -81,8 +82,9 @@ async def partitions(
         await asyncio.sleep(0.05)
 
 
-class BrokerUnavailable(RuntimeError):
-    """The cluster did not answer a command-line client in time; the message names it."""
+class BrokerUnavailable(Unavailable):
+    """The cluster did not answer a command-line client in time; the message names it
+    (exit 69)."""
 
 
 async def start_producer(producer: AIOKafkaProducer, settings: Settings, who: str) -> None:

@@ -63,6 +63,16 @@ def configure(service: str, level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(lvl, logging.WARNING))
+    # Python's warnings and an exception nothing caught are lines of the log as well,
+    # not text on stderr between the JSON.
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: object) -> None:
+    structlog.get_logger("uncaught").critical(
+        "uncaught exception", exc_info=(kind, exc, tb), error=f"{kind.__name__}: {exc}"
+    )
 
 
 def get(name: str | None = None) -> structlog.typing.FilteringBoundLogger:

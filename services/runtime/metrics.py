@@ -60,12 +60,6 @@ async def _metrics(_: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def _health(_: web.Request) -> web.Response:
-    from aiohttp import web
-
-    return web.json_response({"status": "ok"})
-
-
 def add_routes(app: web.Application) -> None:
+    """``/metrics``; ``/healthz`` beside it is services/runtime/health.py's."""
     app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/healthz", _health)

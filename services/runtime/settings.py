@@ -8,8 +8,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.runtime.errors import BadConfig
 
 SERVICES = ("invoicing", "payments", "dunning", "provisioning", "notify")
 
@@ -143,6 +145,8 @@ class Settings(BaseSettings):
 
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    # /healthz: how long each check (a query, a Kafka metadata request) may take
+    health_timeout: float = Field(default=2.0, gt=0)
 
     notice_host: str = "127.0.0.1"
     notice_port: int = 8080
@@ -303,7 +307,15 @@ def _used_by(setting: str, protocol: str) -> bool:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings of this process; ``BadConfig`` (exit 78) names each variable refused."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        refused = "; ".join(
+            f"{env_name(str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}"
+            for e in exc.errors(include_input=False)
+        )
+        raise BadConfig(refused) from None
 
 
 @lru_cache(maxsize=1)

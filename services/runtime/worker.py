@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ import faust
 import faust.app.base
 from aiohttp import web
 
-from services.runtime import collector, db, logs, metrics
+from services.runtime import collector, db, errors, health, logs, metrics
 from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
 from services.runtime.consumer import BatchConsumer, Handler, run_inbox_pruner
 from services.runtime.outbox import OutboxRelay, make_producer
@@ -135,7 +136,11 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
             )
             tasks.append(rt.timer_loop.run())
         tasks.extend(bg(rt) for bg in spec.background)
-        runners = [await _serve_metrics(rt, spec)]
+        checks = health.Health(
+            {"database": health.database(rt.db), "kafka": health.kafka(source.consumer)},
+            settings.health_timeout,
+        )
+        runners = [await _serve_metrics(rt, spec, checks)]
         runners += [await server(rt) for server in spec.extra_servers]
         listener = await _listen_clock(rt)
         collector.freeze_startup()
@@ -152,9 +157,10 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     return app, rt
 
 
-async def _serve_metrics(rt: Runtime, spec: ServiceSpec) -> web.AppRunner:
+async def _serve_metrics(rt: Runtime, spec: ServiceSpec, checks: health.Health) -> web.AppRunner:
     webapp = web.Application()
     metrics.add_routes(webapp)
+    checks.add_routes(webapp)
     if spec.routes is not None:
         spec.routes(rt, webapp)
     runner = web.AppRunner(webapp, access_log=None)
@@ -182,14 +188,35 @@ async def _listen_clock(rt: Runtime) -> asyncpg.Connection:
 
 
 def run(spec: ServiceSpec) -> None:
-    """Entry point of ``python -m services.<name>.worker``: migrate, then run the worker."""
-    settings = get_settings()
-    logs.configure(spec.name, settings.log_level)
-    applied = asyncio.run(db.migrate(settings.database_url, spec.name))
-    if applied:
-        log.info("migrations applied", migrations=applied)
-    app, _ = build(spec)
+    """Entry point of ``python -m services.<name>.worker``: migrate, then run the worker.
+
+    Every line it writes is a JSON log line, from the first: the logs are configured
+    before the settings are read (so a refused setting is a line too), and Faust is told
+    to keep them (``override_logging=False``: by default its worker installs a coloured
+    text handler of its own until our ``start`` task configures them again). A worker
+    that cannot start logs why and exits with its code (services/runtime/errors.py): 78 for
+    a setting, which systemd does not restart (RestartPreventExitStatus), 69 when
+    PostgreSQL does not answer, which it does."""
+    logs.configure(spec.name, os.environ.get("BILLING_LOG_LEVEL", "info"))
+    try:
+        settings = get_settings()
+        logs.configure(spec.name, settings.log_level)
+        applied = asyncio.run(db.migrate(settings.database_url, spec.name))
+        if applied:
+            log.info("migrations applied", migrations=applied)
+        app, _ = build(spec)
+    except Exception as exc:
+        code, why = errors.classify(exc)
+        log.critical("worker cannot start", error=why, exit_code=code)
+        raise SystemExit(code) from None
     worker = faust.Worker(
-        app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False
+        app,
+        loglevel=settings.log_level.upper(),
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,
     )
+    # Its spinner writes a backspace and a show-cursor escape to stdout when the worker is
+    # ready, terminal or not, in front of the next JSON line.
+    worker.spinner = None
     worker.execute_from_commandline()

@@ -69,11 +69,12 @@ def fetch(url: str, schema: str, query: str, *args: Any) -> list[asyncpg.Record]
     return asyncio.run(go())
 
 
-def fails(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
-    """The command exits non-zero with one line on stderr and no traceback; that line."""
+def fails(capsys: pytest.CaptureFixture[str], *argv: str, code: int = 65) -> str:
+    """The command exits with ``code`` (65 bad input, 66 not found) and one line on stderr,
+    no traceback; that line."""
     with pytest.raises(SystemExit) as exit_:
         billing(list(argv))
-    assert exit_.value.code not in (0, None)
+    assert exit_.value.code == code
     out = capsys.readouterr()
     assert out.out == "" and "Traceback" not in out.err
     assert out.err.count("\n") == 1, out.err
@@ -174,14 +175,14 @@ def test_unknown_contracts_are_one_line_errors(
 ) -> None:
     """postpone printed a traceback, exempt reported success, notify log printed nothing."""
     assert (
-        fails(capsys, "dunning", "postpone", "9999", "--until", "2027-01-10", "--reason", "x")
+        fails(capsys, "dunning", "postpone", "9999", "--until", "2027-01-10", "--reason", "x", code=66)
         == "billing: no contract 9999 known to dunning"
     )
     assert (
-        fails(capsys, "dunning", "exempt", "9999", "--reason", "x")
+        fails(capsys, "dunning", "exempt", "9999", "--reason", "x", code=66)
         == "billing: no contract 9999 known to dunning"
     )
-    assert fails(capsys, "notify", "log", "9999") == "billing: no contract 9999 known to notify"
+    assert fails(capsys, "notify", "log", "9999", code=66) == "billing: no contract 9999 known to notify"
     assert fetch(cli, "dunning", "SELECT * FROM exemptions") == []
     assert fetch(cli, "dunning", "SELECT * FROM operator_actions") == []
     assert fetch(cli, "dunning", "SELECT * FROM promises") == []
@@ -298,7 +299,7 @@ def test_a_statement_import_is_in_the_trail_with_its_record(
     statement = Path(__file__).parents[1] / "fixtures" / "statements" / "kb.gpc"
     try:
         assert "6 new movements recorded" in fails(
-            capsys, "import-statement", str(statement), "--operator", "frank"
+            capsys, "import-statement", str(statement), "--operator", "frank", code=69
         )
     finally:
         silent.close()
