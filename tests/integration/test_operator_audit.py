@@ -175,14 +175,19 @@ def test_unknown_contracts_are_one_line_errors(
 ) -> None:
     """postpone printed a traceback, exempt reported success, notify log printed nothing."""
     assert (
-        fails(capsys, "dunning", "postpone", "9999", "--until", "2027-01-10", "--reason", "x", code=66)
+        fails(
+            capsys, "dunning", "postpone", "9999", "--until", "2027-01-10", "--reason", "x", code=66
+        )
         == "billing: no contract 9999 known to dunning"
     )
     assert (
         fails(capsys, "dunning", "exempt", "9999", "--reason", "x", code=66)
         == "billing: no contract 9999 known to dunning"
     )
-    assert fails(capsys, "notify", "log", "9999", code=66) == "billing: no contract 9999 known to notify"
+    assert (
+        fails(capsys, "notify", "log", "9999", code=66)
+        == "billing: no contract 9999 known to notify"
+    )
     assert fetch(cli, "dunning", "SELECT * FROM exemptions") == []
     assert fetch(cli, "dunning", "SELECT * FROM operator_actions") == []
     assert fetch(cli, "dunning", "SELECT * FROM promises") == []
