@@ -14,14 +14,14 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg
 import faust
 import faust.app.base
 from aiohttp import web
 
-from services.runtime import collector, db, logs, metrics
+from services.runtime import auth, collector, db, logs, metrics
 from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
 from services.runtime.consumer import BatchConsumer, Handler, run_inbox_pruner
 from services.runtime.outbox import OutboxRelay, make_producer
@@ -60,9 +60,21 @@ class ServiceSpec:
     timer: Callable[[Runtime], TimerHandler] | None = None
     # all due keys of a sweep at once; ``timer`` stays the one-by-one fallback
     timer_batch: Callable[[Runtime], BatchTimerHandler] | None = None
+    # operator endpoints on the metrics port: each needs an operator token (runtime/auth.py)
     routes: Callable[[Runtime, web.Application], None] | None = None
     background: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     extra_servers: list[Callable[[Runtime], Awaitable[web.AppRunner]]] = field(default_factory=list)
+    # settings the service cannot start without (each raises auth.ConfigError, one line)
+    startup_checks: list[Callable[[Settings], object]] = field(default_factory=list)
+
+
+def check_startup(spec: ServiceSpec, settings: Settings) -> auth.OperatorGuard | None:
+    """Refuse to start, naming the setting, where the service would run without what
+    protects it: operator tokens for its operator endpoints, its own checks."""
+    guard = auth.guard(settings) if spec.routes is not None else None
+    for check in spec.startup_checks:
+        check(settings)
+    return guard
 
 
 class _NoKafka(faust.app.base.BootStrategy):
@@ -92,6 +104,7 @@ def faust_app(app_id: str, state_dir: Path) -> faust.App:
 def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     settings = get_settings()
     topics = get_topics()
+    guard = check_startup(spec, settings)
     rt = Runtime(spec.name, settings, topics, make_clock(settings))
     app = faust_app(f"{settings.group_prefix}-{spec.name}", settings.state_path())
     subscriptions = spec.subscriptions(rt)
@@ -135,7 +148,7 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
             )
             tasks.append(rt.timer_loop.run())
         tasks.extend(bg(rt) for bg in spec.background)
-        runners = [await _serve_metrics(rt, spec)]
+        runners = [await _serve_metrics(rt, spec, guard)]
         runners += [await server(rt) for server in spec.extra_servers]
         listener = await _listen_clock(rt)
         collector.freeze_startup()
@@ -152,10 +165,14 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     return app, rt
 
 
-async def _serve_metrics(rt: Runtime, spec: ServiceSpec) -> web.AppRunner:
-    webapp = web.Application()
+async def _serve_metrics(
+    rt: Runtime, spec: ServiceSpec, guard: auth.OperatorGuard | None
+) -> web.AppRunner:
+    """/metrics and /healthz, open; the service's operator routes behind the guard."""
+    webapp = web.Application(middlewares=[guard.middleware] if guard is not None else [])
     metrics.add_routes(webapp)
     if spec.routes is not None:
+        assert guard is not None
         spec.routes(rt, webapp)
     runner = web.AppRunner(webapp, access_log=None)
     await runner.setup()
@@ -182,9 +199,18 @@ async def _listen_clock(rt: Runtime) -> asyncpg.Connection:
 
 
 def run(spec: ServiceSpec) -> None:
-    """Entry point of ``python -m services.<name>.worker``: migrate, then run the worker."""
-    settings = get_settings()
+    """Entry point of ``python -m services.<name>.worker``: migrate, then run the worker.
+    A setting that keeps it from starting is said in one line, exit status 78 (EX_CONFIG)."""
+    try:
+        settings = get_settings()
+    except ValueError as exc:  # pydantic's ValidationError
+        logs.configure(spec.name)
+        _refuse(exc)
     logs.configure(spec.name, settings.log_level)
+    try:
+        check_startup(spec, settings)
+    except ValueError as exc:  # auth.ConfigError, a settings check's
+        _refuse(exc)
     applied = asyncio.run(db.migrate(settings.database_url, spec.name))
     if applied:
         log.info("migrations applied", migrations=applied)
@@ -193,3 +219,8 @@ def run(spec: ServiceSpec) -> None:
         app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False
     )
     worker.execute_from_commandline()
+
+
+def _refuse(exc: Exception) -> NoReturn:
+    log.error("refusing to start", reason=auth.error_line(exc))
+    raise SystemExit(78) from None
