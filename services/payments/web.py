@@ -45,7 +45,7 @@ def routes(rt: Runtime, app: web.Application, payments: Payments) -> None:
         return web.json_response(found)
 
     async def assign(request: web.Request) -> web.Response:
-        operator: str = request[OPERATOR]
+        operator = request[OPERATOR]
         try:
             body: Any = await request.json()
         except ValueError:

@@ -34,7 +34,7 @@ MIN_TOKEN_LENGTH = 32
 MIN_SECRET_LENGTH = 32
 OPEN = frozenset({"/metrics", "/healthz"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-OPERATOR = "operator"  # request key: the name of the authenticated operator
+OPERATOR = web.RequestKey("operator", str)  # the name of the authenticated operator
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 TOKENS_SETTINGS = (
     f"{env_name('operator_tokens_file')} (lines name:token) or {env_name('operator_tokens')}"

@@ -165,15 +165,22 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     return app, rt
 
 
-async def _serve_metrics(
+def metrics_app(
     rt: Runtime, spec: ServiceSpec, guard: auth.OperatorGuard | None
-) -> web.AppRunner:
+) -> web.Application:
     """/metrics and /healthz, open; the service's operator routes behind the guard."""
     webapp = web.Application(middlewares=[guard.middleware] if guard is not None else [])
     metrics.add_routes(webapp)
     if spec.routes is not None:
         assert guard is not None
         spec.routes(rt, webapp)
+    return webapp
+
+
+async def _serve_metrics(
+    rt: Runtime, spec: ServiceSpec, guard: auth.OperatorGuard | None
+) -> web.AppRunner:
+    webapp = metrics_app(rt, spec, guard)
     runner = web.AppRunner(webapp, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, rt.settings.metrics_host, rt.settings.metrics_port_for(rt.service))

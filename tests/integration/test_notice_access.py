@@ -33,9 +33,7 @@ SECRET = "a-real-per-deployment-secret-of-40-chars!"
 # must still pick the longest prefix whatever it is given.
 CONTRACTS = {
     "5001": ev.Subscribers(ipv4_prefixes=["10.20.0.0/16"], ipv6_prefixes=["2001:db8:100::/48"]),
-    "5002": ev.Subscribers(
-        ipv4_prefixes=["10.20.30.0/24"], ipv6_prefixes=["2001:db8:100:7::/64"]
-    ),
+    "5002": ev.Subscribers(ipv4_prefixes=["10.20.30.0/24"], ipv6_prefixes=["2001:db8:100:7::/64"]),
     "5003": ev.Subscribers(ipv4=["192.0.2.7"], ipv6=["2001:db8:ffff::7"]),
 }
 IN_NOTICE = ("5001", "5002")
