@@ -736,7 +736,8 @@ async def reconnect_latency(
     for i in range(suspended):  # each suspended-to-be customer confirms from its address
         ip = f"127.2.{i >> 8}.{i & 255}"
         async with aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(local_addr=(ip, 0))
+            connector=aiohttp.TCPConnector(local_addr=(ip, 0)),
+            cookie_jar=aiohttp.CookieJar(unsafe=True),  # the form's session cookie
         ) as http:
             async with http.get(f"http://127.0.0.1:{port}/") as resp:
                 page = await resp.text()

@@ -7,7 +7,7 @@ billing invoicing run --period P     issue the month's invoices
 billing invoices [--contract C]      list invoices
 billing payment publish ...          publish one payments.received event (manual entry)
 billing import-statement FILE        import a bank statement (GPC, camt.053, MT940, Fio, CSV)
-billing fio fetch --token T          fetch and import from Fio banka's API
+billing fio fetch                    fetch and import from Fio banka's API (BILLING_FIO_TOKEN_FILE)
 billing payments unmatched|show|assign  the operators' queue of unmatched payments
 billing gear nftables ...            the reference network gear (Linux nftables)
 billing clock show|set|advance       the shared test clock (test/demo mode only)
@@ -456,6 +456,11 @@ def cmd_run(args: argparse.Namespace) -> None:
             )
         print(
             f"  access snapshot          http://127.0.0.1:{stack.metrics_port('provisioning')}/access"
+        )
+        token_file = cfg.run_dir / "operator-token"
+        print(
+            f"  operator token           {token_file}  (operator 'dev': curl -H"
+            f' "Authorization: Bearer $(cat {token_file})" ...)'
         )
         print(
             "  in another shell:        export BILLING_DATABASE_URL='"

@@ -227,7 +227,9 @@ class Scenario:
     async def confirm_notice(self, address: str) -> str:
         port = self.stack.cfg.notice_port
         conn = aiohttp.TCPConnector(local_addr=(address, 0))
-        async with aiohttp.ClientSession(connector=conn) as http:
+        # the page's session cookie (its forms' tokens are bound to it), for an IP host
+        jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(connector=conn, cookie_jar=jar) as http:
             async with http.get(f"http://127.0.0.1:{port}/") as resp:
                 page = await resp.text()
             token = page.split('name="csrf" value="')[1].split('"')[0]

@@ -61,9 +61,12 @@ def cmd_fio_fetch(args: argparse.Namespace) -> None:
     from services.bank_import import fio_api
 
     settings = get_settings()
-    token = args.token or settings.fio_token
+    # Never a command-line option: a process's arguments are every local user's to read.
+    token = settings.secret("fio_token")
     if not token:
-        raise ValueError("a Fio API token: --token or BILLING_FIO_TOKEN")
+        raise ValueError(
+            "a Fio API token: BILLING_FIO_TOKEN_FILE (a file holding it) or BILLING_FIO_TOKEN"
+        )
 
     async def once() -> None:
         await db.migrate(settings.database_url, importer.SCHEMA)
@@ -129,8 +132,10 @@ def register(sub: Any) -> None:
     imp.set_defaults(fn=cmd_import_statement)
 
     fio = sub.add_parser("fio", help="Fio banka API").add_subparsers(dest="sub", required=True)
-    fetch = fio.add_parser("fetch", help="fetch and import movements by API token")
-    fetch.add_argument("--token", help="API token (default BILLING_FIO_TOKEN)")
+    fetch = fio.add_parser(
+        "fetch",
+        help="fetch and import movements (the token: BILLING_FIO_TOKEN_FILE or _FIO_TOKEN)",
+    )
     fetch.add_argument("--days", type=int, default=7, help="window ending today (default 7)")
     fetch.add_argument("--from", dest="date_from", help="YYYY-MM-DD")
     fetch.add_argument("--to", dest="date_to", help="YYYY-MM-DD")

@@ -92,12 +92,22 @@ class NftGear:
         return [e for _, e in moves]
 
 
-async def fetch_snapshot(url: str) -> list[nft.Entry]:
+async def fetch_snapshot(url: str, token: str | None) -> list[nft.Entry]:
+    """Provisioning's desired state, paged; ``token``: an operator token (GET /access
+    needs one, services/runtime/auth.py)."""
     entries: list[nft.Entry] = []
     after = ""
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as http:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=30), headers=headers
+    ) as http:
         while True:
             async with http.get(url, params={"after": after, "limit": "5000"}) as resp:
+                if resp.status == 401:
+                    raise RuntimeError(
+                        f"snapshot {url}: HTTP 401, an operator token is needed:"
+                        " BILLING_GEAR_SNAPSHOT_TOKEN_FILE"
+                    )
                 if resp.status != 200:
                     raise RuntimeError(f"snapshot {url}: HTTP {resp.status}")
                 page = await resp.json()
@@ -137,7 +147,8 @@ class GearRunner:
         await asyncio.gather(*futures)
 
     async def full_resync(self, producer: AIOKafkaProducer) -> None:
-        entries = await fetch_snapshot(self.snapshot_url)
+        token = self.settings.secret("gear_snapshot_token")
+        entries = await fetch_snapshot(self.snapshot_url, token)
         # A record newer than the snapshot may already be applied: keep the newer one.
         merged = {e.contract: e for e in entries}
         for c, e in self.gear.applied.items():

@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from schemas.events import ContractUpserted
 from services.invoicing.domain import DueRule
+from services.runtime import networks
 
 READ_SIZE = 1 << 20  # characters of a JSON file read at a time
 
@@ -34,6 +35,9 @@ class ContractsFileError(ValueError):
 class ContractRecord:
     contract: ContractUpserted
     due_rule: DueRule
+    where: str = ""  # the file and record, for errors found later (overlapping addresses)
+    # the subscribers' addresses and prefixes, parsed: (field[i], network as cidr text)
+    networks: tuple[tuple[str, str], ...] = ()
 
 
 def read(path: Path) -> list[ContractRecord]:
@@ -285,4 +289,9 @@ def _record(item: Any, where: str) -> ContractRecord:
         raise ContractsFileError(
             f"{where}: field {field.lstrip('.')!r}{of}: {why} (got {err.get('input')!r})"
         ) from None
-    return ContractRecord(contract, rule)
+    try:
+        found = networks.subscriber_networks(contract.subscribers.model_dump())
+    except networks.NetworkError as exc:
+        entry, _, reason = str(exc).partition(": ")
+        raise ContractsFileError(f"{where}: field 'subscribers.{entry}': {reason}") from None
+    return ContractRecord(contract, rule, where, tuple(found))

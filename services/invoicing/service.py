@@ -18,6 +18,7 @@ from schemas import events as ev
 from schemas.envelope import CloudEvent
 from schemas.events import InvoiceIssued
 from services.invoicing import domain
+from services.invoicing.address_overlaps import AddressOverlaps
 from services.invoicing.contracts_file import ContractRecord
 from services.runtime import collector, sql
 from services.runtime.settings import Settings, get_topics
@@ -77,14 +78,18 @@ async def load_contracts_file(
     records = iter(records)
     with collector.paused():
         async with conn.transaction():
+            overlaps = AddressOverlaps(conn)
+            await overlaps.start()
             while part := list(islice(records, chunk)):
                 unit = Unit(conn, now, SOURCE)
                 loaded, new = await load_contracts(unit, part)
+                await overlaps.stage(part)
                 await unit.flush()
                 total += loaded
                 changed += new
                 if progress is not None:
                     progress(total)
+            await overlaps.check_and_store()  # before the commit: overlaps refuse the file
     return total, changed
 
 

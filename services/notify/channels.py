@@ -91,7 +91,7 @@ class Email:
                 hostname=self.s.smtp_host,
                 port=self.s.smtp_port,
                 username=self.s.smtp_username,
-                password=self.s.smtp_password,
+                password=self.s.secret("smtp_password"),
                 start_tls=True if self.s.smtp_starttls else None,
                 use_tls=self.s.smtp_tls,
                 tls_context=self.tls_context,
@@ -143,7 +143,8 @@ class SmsGateway:
         }
         auth = None
         if self.s.sms_gateway_username:
-            auth = aiohttp.BasicAuth(self.s.sms_gateway_username, self.s.sms_gateway_password or "")
+            password = self.s.secret("sms_gateway_password") or ""
+            auth = aiohttp.BasicAuth(self.s.sms_gateway_username, password)
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=15)) as http,

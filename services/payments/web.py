@@ -3,20 +3,20 @@
 GET  /unmatched                        the queue (JSON)
 GET  /movements/{account}/{bank_tx_id} one movement and the rule that decided it
 POST /unmatched/assign                 {"account", "bank_tx_id", "contract",
-                                        "invoice_number"?, "operator", "note"?,
-                                        "remember_payer"?}
-When ``BILLING_OPERATOR_TOKEN`` is set, POST needs ``Authorization: Bearer <token>``.
+                                        "invoice_number"?, "note"?, "remember_payer"?}
+Every one needs an operator token (services/runtime/auth.py, the worker's guard); the
+assignment is recorded as the token's operator's.
 """
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from aiohttp import web
 
 from services.payments import queue
 from services.payments.service import Payments
+from services.runtime.auth import OPERATOR
 from services.runtime.unit import Unit
 from services.runtime.worker import Runtime
 
@@ -45,20 +45,18 @@ def routes(rt: Runtime, app: web.Application, payments: Payments) -> None:
         return web.json_response(found)
 
     async def assign(request: web.Request) -> web.Response:
-        token = rt.settings.operator_token
-        if token:
-            given = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(given, f"Bearer {token}"):
-                return _bad("operator token required", 401)
+        operator = request[OPERATOR]
         try:
             body: Any = await request.json()
         except ValueError:
             return _bad("body: expected JSON")
         if not isinstance(body, dict):
             return _bad("body: expected a JSON object")
-        missing = [k for k in ("account", "bank_tx_id", "contract", "operator") if not body.get(k)]
+        missing = [k for k in ("account", "bank_tx_id", "contract") if not body.get(k)]
         if missing:
             return _bad(f"missing: {', '.join(missing)}")
+        if body.get("operator") not in (None, operator):
+            return _bad(f"operator: this token is {operator}'s, not {body['operator']!r}", 403)
         async with rt.db.acquire() as conn, conn.transaction():
             await rt.clock.refresh(conn)
             unit = Unit(conn, rt.clock.now(), f"/services/{rt.service}")
@@ -70,7 +68,7 @@ def routes(rt: Runtime, app: web.Application, payments: Payments) -> None:
                     str(body["bank_tx_id"]),
                     str(body["contract"]),
                     body.get("invoice_number"),
-                    str(body["operator"]),
+                    operator,
                     body.get("note"),
                     bool(body.get("remember_payer", False)),
                 )

@@ -62,9 +62,26 @@ def apply_requests(
     return now, changes
 
 
-def csrf_token(secret: str, contract: str, address: str, request_id: str) -> str:
+def form_token(key: bytes, contract: str, request_id: str, session: str) -> str:
+    """The notice page's form token: an HMAC under the deployment's notice secret of the
+    contract, the notice on screen and the browser's session cookie (SameSite=Strict, so a
+    page of another site cannot make the browser send it). Without the secret it cannot be
+    made; for another contract, an older notice or another browser it does not fit."""
     import hashlib
     import hmac
 
-    msg = f"{contract}|{address}|{request_id}".encode()
-    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+    msg = "\x00".join(("notice-form/v2", contract, request_id, session)).encode()
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def cross_site(origin: str | None, fetch_site: str | None, hosts: frozenset[str]) -> bool:
+    """Whether a form post comes from a page of another site: its ``Origin`` names a host
+    other than this page's own (``hosts``: the Host it was asked for, the public URL's), or
+    the browser's ``Sec-Fetch-Site`` says so. Browsers send ``Origin`` with every POST;
+    a client that sends neither header is no browser following another site's form."""
+    if fetch_site is not None and fetch_site not in ("same-origin", "none"):
+        return True
+    if origin is None:
+        return False
+    scheme, sep, host = origin.partition("://")
+    return not sep or scheme not in ("http", "https") or host.lower() not in hosts

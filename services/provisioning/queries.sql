@@ -13,8 +13,21 @@ WHERE a.contract = u.c;
 SELECT contract, language, state FROM access WHERE contract = $1;
 
 -- name: contract_by_address
-SELECT contract FROM access WHERE subscribers -> 'ipv4' ? $1 OR subscribers -> 'ipv6' ? $1
-LIMIT 1;
+-- The longest of the contracts' networks holding the address (loading refuses overlaps
+-- between contracts; were there any, the lowest contract number of the longest wins).
+SELECT contract FROM access_networks WHERE network >>= $1::inet
+ORDER BY masklen(network) DESC, contract LIMIT 1;
+
+-- name: replace_networks
+-- The networks of the contracts $1 become exactly those of ($2, $3).
+WITH new AS (SELECT * FROM unnest($2::text[], $3::cidr[]) AS u(contract, network)),
+gone AS (
+    DELETE FROM access_networks a
+    WHERE a.contract = ANY($1::text[])
+      AND NOT EXISTS (SELECT 1 FROM new WHERE new.contract = a.contract AND new.network = a.network)
+)
+INSERT INTO access_networks (contract, network) SELECT contract, network FROM new
+ON CONFLICT DO NOTHING;
 
 -- name: put_notices
 -- One row per contract (the caller keeps each contract's last notice of the run).

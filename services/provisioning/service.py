@@ -11,11 +11,12 @@ from pydantic import BaseModel
 from schemas import events as ev
 from schemas.envelope import CloudEvent
 from services.provisioning import domain
-from services.runtime import sql
+from services.runtime import logs, networks, sql
 from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
+log = logs.get(__name__)
 
 # Dunning's requests and what each asks of a contract's access.
 REQUESTS: dict[type[BaseModel], domain.Request] = {
@@ -24,6 +25,20 @@ REQUESTS: dict[type[BaseModel], domain.Request] = {
     ev.RestrictRequested: "restrict",
     ev.RestoreRequested: "restore",
 }
+
+
+def _networks(contract: str, subscribers: dict[str, Any]) -> list[str]:
+    """A contract's addresses and prefixes for the notice page's lookup. The contracts
+    loader refuses bad ones; one that still arrives (another producer) is logged and left
+    out rather than holding up the contract's access state."""
+    found = []
+    for field in networks.FIELDS:
+        for i, value in enumerate(subscribers.get(field) or ()):
+            try:
+                found.append(networks.parse(field, i, value))
+            except networks.NetworkError as exc:
+                log.warning("subscriber address ignored", contract=contract, error=str(exc))
+    return found
 
 
 class Provisioning:
@@ -79,6 +94,10 @@ class Provisioning:
         )
         changed = [c for c in contracts if before.get(c) != subs[c]]
         if changed:
+            found = [(c, n) for c in changed for n in _networks(c, subs[c])]
+            await unit.conn.execute(
+                Q.replace_networks, changed, [c for c, _ in found], [n for _, n in found]
+            )
             rows = {
                 r["contract"]: r for r in await unit.conn.fetch(Q.bump_versions, changed, unit.now)
             }

@@ -1,9 +1,18 @@
 """HTTP side of provisioning: the notice page customers see (by source address, never by
-an id in the URL), the RFC 8908 captive-portal API, and the access snapshot for gear."""
+an id in the URL), the RFC 8908 captive-portal API, and the access snapshot for gear.
+
+The page finds the customer by the longest of the contracts' addresses and prefixes that
+holds the request's address (``access_networks``); behind trusted proxies, by the rightmost
+X-Forwarded-For address that is not one of them (services/runtime/networks.py). Its forms
+(acknowledge, promise) carry a token bound to the contract, the notice and a SameSite
+session cookie, keyed by the deployment's notice secret; a post from another site's page
+is refused by its Origin before the token is looked at.
+"""
 
 from __future__ import annotations
 
 import hmac
+import secrets
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -15,7 +24,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.provisioning import domain
 from services.provisioning.service import Provisioning, Q
-from services.runtime import logs, payqr
+from services.runtime import auth, logs, networks, payqr
+from services.runtime.settings import Settings
 from services.runtime.unit import Unit
 from services.runtime.worker import Runtime
 
@@ -88,6 +98,7 @@ TEXTS: dict[str, dict[str, str]] = {
     },
 }
 LOCALES = {"cs": "cs_CZ", "sk": "sk_SK", "hu": "hu_HU", "en": "en_GB"}
+SESSION_COOKIE = "notice_session"
 
 
 def money(minor: int, currency: str, lang: str) -> str:
@@ -98,15 +109,20 @@ class NoticePages:
     def __init__(self, rt: Runtime, provisioning: Provisioning) -> None:
         self.rt = rt
         self.provisioning = provisioning
+        self.key = auth.notice_key(rt.settings)
+        self.trusted = networks.trusted_networks(rt.settings.notice_trusted_proxies)
+        public = rt.settings.notice_public_url.partition("://")[2].partition("/")[0]
+        self.public_host = public.lower()
 
-    def address(self, request: web.Request) -> str:
-        remote = request.remote or ""
-        forwarded = request.headers.get("X-Forwarded-For")
-        if forwarded and remote in self.rt.settings.notice_trusted_proxies:
-            return forwarded.split(",")[0].strip()
-        return remote
+    def address(self, request: web.Request) -> str | None:
+        found = networks.client_address(
+            request.remote, request.headers.getall("X-Forwarded-For", []), self.trusted
+        )
+        return None if found is None else str(found)
 
-    async def _lookup(self, address: str) -> tuple[Any, Any] | None:
+    async def _lookup(self, address: str | None) -> tuple[Any, Any] | None:
+        if address is None:
+            return None
         async with self.rt.db.acquire() as conn:
             contract = await conn.fetchval(Q.contract_by_address, address)
             if contract is None:
@@ -140,13 +156,12 @@ class NoticePages:
             }
             for i in data["invoices"]
         ]
-        csrf = domain.csrf_token(
-            self.rt.settings.notice_secret, access["contract"], address, notice["request_id"]
-        )
+        session = request.cookies.get(SESSION_COOKIE) or secrets.token_urlsafe(32)
+        csrf = domain.form_token(self.key, access["contract"], notice["request_id"], session)
         owed = money(data["overdue_minor"], data["currency"], lang)
         max_days = int(data.get("promise_max_days") or 0)
         can_promise = max_days > 0 and not promised and access["state"] != "suspended"
-        return self._render(
+        response = self._render(
             lang,
             data,
             status,
@@ -157,6 +172,16 @@ class NoticePages:
             promise_days=list(range(1, max_days + 1)) if can_promise else [],
             promise_note=t["promise_note"].format(days=max_days),
         )
+        if request.cookies.get(SESSION_COOKIE) != session:
+            response.set_cookie(
+                SESSION_COOKIE,
+                session,
+                httponly=True,
+                samesite="Strict",
+                secure=request.secure,
+                path="/",
+            )
+        return response
 
     async def promise(self, request: web.Request) -> web.Response:
         """The customer postpones the suspension (within the policy; dunning decides)."""
@@ -222,7 +247,13 @@ class NoticePages:
         )
 
     async def _form(self, request: web.Request, need_notice_state: bool) -> tuple[Any, ...]:
-        """The posted form of a customer's own notice, with its CSRF token checked."""
+        """The posted form of a customer's own notice: refused when it comes from another
+        site's page, or its token does not fit this contract, notice and browser session."""
+        hosts = frozenset({request.host.lower(), self.public_host})
+        origin, fetch_site = request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site")
+        if domain.cross_site(origin, fetch_site, hosts):
+            log.warning("cross-site notice form refused", origin=origin, fetch_site=fetch_site)
+            raise web.HTTPForbidden(text="this form must be sent from the notice page itself")
         address = self.address(request)
         form = await request.post()
         found = await self._lookup(address)
@@ -231,10 +262,9 @@ class NoticePages:
         access, notice = found
         if notice is None or (need_notice_state and access["state"] != "notice"):
             raise web.HTTPSeeOther("/?done=1")
-        expected = domain.csrf_token(
-            self.rt.settings.notice_secret, access["contract"], address, notice["request_id"]
-        )
-        if not hmac.compare_digest(str(form.get("csrf", "")), expected):
+        session = request.cookies.get(SESSION_COOKIE, "")
+        expected = domain.form_token(self.key, access["contract"], notice["request_id"], session)
+        if not session or not hmac.compare_digest(str(form.get("csrf", "")), expected):
             raise web.HTTPForbidden(text="invalid or expired form, reload the page")
         return address, form, access, notice
 
@@ -286,13 +316,28 @@ async def snapshot(rt: Runtime, request: web.Request) -> web.Response:
     return web.json_response({"items": items, "next_after": nxt})
 
 
-async def serve_notice(rt: Runtime, provisioning: Provisioning) -> web.AppRunner:
+def check_settings(settings: Settings) -> None:
+    """What the notice page cannot start without: its secret, readable trusted proxies."""
+    auth.notice_key(settings)
+    try:
+        networks.trusted_networks(settings.notice_trusted_proxies)
+    except networks.NetworkError as exc:
+        raise auth.ConfigError(str(exc)) from None
+
+
+def notice_app(rt: Runtime, provisioning: Provisioning) -> web.Application:
+    """The customers' side: authorised by the request's address, not an operator token."""
     pages = NoticePages(rt, provisioning)
     app = web.Application()
     app.router.add_get("/", pages.page)
     app.router.add_post("/acknowledge", pages.acknowledge)
     app.router.add_post("/promise", pages.promise)
     app.router.add_get("/captive-portal/api", pages.captive_portal)
+    return app
+
+
+async def serve_notice(rt: Runtime, provisioning: Provisioning) -> web.AppRunner:
+    app = notice_app(rt, provisioning)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, rt.settings.notice_host, rt.settings.notice_port).start()

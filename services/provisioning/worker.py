@@ -7,7 +7,7 @@ from aiohttp import web
 
 from services.provisioning import drift
 from services.provisioning.service import Provisioning
-from services.provisioning.web import serve_notice, snapshot
+from services.provisioning.web import check_settings, serve_notice, snapshot
 from services.runtime.consumer import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -47,6 +47,7 @@ SPEC = ServiceSpec(
     routes=routes,
     extra_servers=[notice_server],
     background=[drift.refresh_gauges],
+    startup_checks=[check_settings],
 )
 
 if __name__ == "__main__":

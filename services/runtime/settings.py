@@ -71,6 +71,26 @@ def env_name(setting: str) -> str:
     return f"{ENV_PREFIX}{setting.upper()}"
 
 
+# Secrets a deployment may set, each either in the environment (``BILLING_<NAME>``) or,
+# preferred, in a file (``BILLING_<NAME>_FILE``: a systemd credential, a mounted secret);
+# read through ``Settings.secret(name)``. Never a command-line option: every user of the
+# machine can read a process's arguments.
+SECRETS = (
+    "kafka_sasl_password",
+    "operator_tokens",
+    "notice_secret",
+    "smtp_password",
+    "sms_gateway_password",
+    "fio_token",
+    "gear_snapshot_token",
+)
+# A former single shared operator token; named tokens replaced it (services/runtime/auth.py).
+RETIRED = {
+    "operator_token": "set BILLING_OPERATOR_TOKENS_FILE (lines name:token) or "
+    "BILLING_OPERATOR_TOKENS instead: each operator's own named token",
+}
+
+
 def read_secret_file(setting: str, path: Path) -> str:
     """A secret kept in a file (a systemd credential, a mounted secret) rather than in the
     environment, which every process of the user can read: its content, without the
@@ -143,6 +163,11 @@ class Settings(BaseSettings):
     # moved by `billing clock advance`. Never enable in production.
     test_clock: bool = False
 
+    # production (the default) refuses to start a worker without operator tokens or with
+    # a missing notice secret; the dev stack, `make run`, the demo and the tests set
+    # development (services/runtime/auth.py).
+    environment: Literal["production", "development"] = "production"
+
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
     # /healthz: how long each check (a query, a Kafka metadata request) may take
@@ -151,14 +176,18 @@ class Settings(BaseSettings):
     notice_host: str = "127.0.0.1"
     notice_port: int = 8080
     notice_public_url: str = "http://127.0.0.1:8080/"
-    notice_secret: str = "change-me-in-production"
-    # Addresses of reverse proxies whose X-Forwarded-For the notice page believes.
+    # Keys the notice page's form tokens (at least 32 characters; required in production).
+    notice_secret: SecretStr | None = None
+    notice_secret_file: Path | None = None
+    # Addresses or prefixes of reverse proxies whose X-Forwarded-For the notice page
+    # believes (the rightmost address not among them is the customer's).
     notice_trusted_proxies: list[str] = Field(default_factory=list)
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 2525
     smtp_username: str | None = None
-    smtp_password: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = None
     smtp_starttls: bool = False
     smtp_tls: bool = False
     smtp_ca_file: str | None = None  # CA bundle to verify the server (default: system CAs)
@@ -171,7 +200,8 @@ class Settings(BaseSettings):
     sms_gateway_content_type: str = "application/json"
     sms_gateway_headers: dict[str, str] = Field(default_factory=dict)
     sms_gateway_username: str | None = None
-    sms_gateway_password: str | None = None
+    sms_gateway_password: SecretStr | None = None
+    sms_gateway_password_file: Path | None = None
     sms_gateway_body: str = (
         '{"to": {{ to|tojson }}, "text": {{ text|tojson }}, "sender": {{ sender|tojson }},'
         ' "id": {{ id|tojson }}}'
@@ -214,6 +244,9 @@ class Settings(BaseSettings):
     gear_restrict_rate: str = "1 mbytes/second"
     gear_nft_command: str = "nft"  # e.g. "ip netns exec gw nft", "ssh gw nft"
     gear_snapshot_url: str = "http://127.0.0.1:9104/access"
+    # an operator token (services/runtime/auth.py) the gear sends to GET /access
+    gear_snapshot_token: SecretStr | None = None
+    gear_snapshot_token_file: Path | None = None
     gear_resync_interval: float = 300.0
 
     # Dunning: the policy of a contract without one of its own; per contract group; a folder
@@ -222,11 +255,19 @@ class Settings(BaseSettings):
     dunning_group_policies: dict[str, str] = Field(default_factory=dict)
     dunning_policy_dir: str | None = None
 
-    # Bearer token for operators' write endpoints (payments /unmatched/assign); unset: none.
-    operator_token: str | None = None
+    # Named operator tokens for every operator endpoint (services/runtime/auth.py):
+    # ``name:token`` a line in the file, or comma-separated in the environment.
+    operator_tokens: SecretStr | None = None
+    operator_tokens_file: Path | None = None
+    # Origins (scheme://host[:port]) whose pages may send operators' state changes; a
+    # request with any other Origin header is refused (scripts send none).
+    operator_allowed_origins: list[str] = Field(default_factory=list)
+    # Retired (RETIRED above says what replaced it): refused when set.
+    operator_token: SecretStr | None = None
 
     # Fio banka API (billing fio fetch): token, and its one-request-per-30-s limit.
-    fio_token: str | None = None
+    fio_token: SecretStr | None = None
+    fio_token_file: Path | None = None
     fio_base_url: str = "https://fioapi.fio.cz/v1/rest"
     fio_min_interval: float = 30.0
 
@@ -237,6 +278,30 @@ class Settings(BaseSettings):
     # else a folder of the user's in the temporary directory. Never the working directory:
     # the shipped unit mounts that read-only.
     state_dir: Path | None = None
+
+    @model_validator(mode="after")
+    def _secrets_set_once(self) -> Settings:
+        for name, instead in RETIRED.items():
+            if getattr(self, name) is not None:
+                raise ValueError(f"{env_name(name)} is no longer read: {instead}")
+        for name in SECRETS[1:]:  # the Kafka password's own check names its protocol
+            if getattr(self, name) is not None and getattr(self, f"{name}_file") is not None:
+                raise ValueError(
+                    f"{env_name(name)} and {env_name(name + '_file')} are both set: keep one"
+                )
+        return self
+
+    def secret(self, name: str) -> str | None:
+        """A secret's value (``SECRETS``): from ``BILLING_<NAME>_FILE`` when that is set
+        (read anew on each call, so a rotated file counts from the next client made), else
+        from ``BILLING_<NAME>``; None when neither is set."""
+        if name not in SECRETS:
+            raise KeyError(f"{name} is not a secret setting")
+        path: Path | None = getattr(self, f"{name}_file")
+        if path is not None:
+            return read_secret_file(f"{name}_file", path)
+        value: SecretStr | None = getattr(self, name)
+        return None if value is None else value.get_secret_value()
 
     @model_validator(mode="after")
     def _kafka_security_fits_the_protocol(self) -> Settings:
@@ -280,11 +345,10 @@ class Settings(BaseSettings):
     def kafka_sasl_secret(self) -> str:
         """The SASL password, from the file when one is named (read anew by each client
         made, so a rotated file counts from the worker's next start)."""
-        if self.kafka_sasl_password_file is not None:
-            return read_secret_file("kafka_sasl_password_file", self.kafka_sasl_password_file)
-        if self.kafka_sasl_password is None:
+        secret = self.secret("kafka_sasl_password")
+        if secret is None:
             raise ValueError(f"{env_name('kafka_sasl_password')} is not set")
-        return self.kafka_sasl_password.get_secret_value()
+        return secret
 
     def metrics_port_for(self, service: str) -> int:
         return self.metrics_port or DEFAULT_METRICS_PORTS[service]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -190,6 +191,22 @@ class Workers:
                 proc.wait()
 
 
+DEV_OPERATOR = "dev"
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+
+
+def _kept_secret(path: Path) -> str:
+    """The secret in ``path``, made (64 random hex digits) when the file does not exist."""
+    if not path.exists():
+        _write_private(path, secrets.token_hex(32) + "\n")
+    return path.read_text().strip()
+
+
 def instance_name(service: str, n: int) -> str:
     return service if n == 1 else f"{service}#{n}"
 
@@ -232,6 +249,31 @@ class Stack:
         self._ports: dict[str, tuple[int, int]] = {}  # instance -> (metrics, notice)
         self.bootstrap = cfg.bootstrap or f"127.0.0.1:{cfg.broker_ports[0]}"
 
+    def dev_secrets(self) -> dict[str, str]:
+        """The development deployment's secrets, made once and kept in the run folder (so a
+        restart keeps them): an operator token, named ``dev``, in ``operator-token`` (for
+        ``curl -H "Authorization: Bearer $(cat .run/operator-token)"``) and as the workers'
+        tokens file, and the notice page's secret. Files only the user can read."""
+        run = self.cfg.run_dir
+        run.mkdir(parents=True, exist_ok=True)
+        token = _kept_secret(run / "operator-token")
+        tokens = run / "operator-tokens"
+        _write_private(tokens, f"{DEV_OPERATOR}:{token}\n")
+        notice = run / "notice-secret"
+        _kept_secret(notice)
+        return {
+            "BILLING_OPERATOR_TOKENS_FILE": str(tokens),
+            "BILLING_NOTICE_SECRET_FILE": str(notice),
+        }
+
+    @property
+    def operator_token(self) -> str:
+        """The development operator's token (``dev``)."""
+        return _kept_secret(self.cfg.run_dir / "operator-token")
+
+    def operator_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.operator_token}"}
+
     def settings(self) -> Settings:
         return Settings(
             kafka_bootstrap_servers=self.bootstrap,
@@ -243,8 +285,12 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
+        for name in ("BILLING_OPERATOR_TOKENS", "BILLING_NOTICE_SECRET"):
+            env.pop(name, None)  # the stack's own files name them
+        env.update(self.dev_secrets())
         env.update(
             {
+                "BILLING_ENVIRONMENT": "development",
                 "BILLING_KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
                 "BILLING_DATABASE_URL": self.database_url,
                 "BILLING_TEST_CLOCK": "true" if self.cfg.test_clock else "false",

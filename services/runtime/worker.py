@@ -22,7 +22,7 @@ import faust
 import faust.app.base
 from aiohttp import web
 
-from services.runtime import collector, db, errors, health, logs, metrics
+from services.runtime import auth, collector, db, errors, health, logs, metrics
 from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
 from services.runtime.consumer import BatchConsumer, Handler, run_inbox_pruner
 from services.runtime.outbox import OutboxRelay, make_producer
@@ -61,9 +61,21 @@ class ServiceSpec:
     timer: Callable[[Runtime], TimerHandler] | None = None
     # all due keys of a sweep at once; ``timer`` stays the one-by-one fallback
     timer_batch: Callable[[Runtime], BatchTimerHandler] | None = None
+    # operator endpoints on the metrics port: each needs an operator token (runtime/auth.py)
     routes: Callable[[Runtime, web.Application], None] | None = None
     background: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
     extra_servers: list[Callable[[Runtime], Awaitable[web.AppRunner]]] = field(default_factory=list)
+    # settings the service cannot start without (each raises auth.ConfigError, one line)
+    startup_checks: list[Callable[[Settings], object]] = field(default_factory=list)
+
+
+def check_startup(spec: ServiceSpec, settings: Settings) -> auth.OperatorGuard | None:
+    """Refuse to start, naming the setting, where the service would run without what
+    protects it: operator tokens for its operator endpoints, its own checks."""
+    guard = auth.guard(settings) if spec.routes is not None else None
+    for check in spec.startup_checks:
+        check(settings)
+    return guard
 
 
 class _NoKafka(faust.app.base.BootStrategy):
@@ -93,6 +105,7 @@ def faust_app(app_id: str, state_dir: Path) -> faust.App:
 def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     settings = get_settings()
     topics = get_topics()
+    guard = check_startup(spec, settings)
     rt = Runtime(spec.name, settings, topics, make_clock(settings))
     app = faust_app(f"{settings.group_prefix}-{spec.name}", settings.state_path())
     subscriptions = spec.subscriptions(rt)
@@ -140,7 +153,7 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
             {"database": health.database(rt.db), "kafka": health.kafka(source.consumer)},
             settings.health_timeout,
         )
-        runners = [await _serve_metrics(rt, spec, checks)]
+        runners = [await _serve_metrics(rt, spec, guard, checks)]
         runners += [await server(rt) for server in spec.extra_servers]
         listener = await _listen_clock(rt)
         collector.freeze_startup()
@@ -157,12 +170,27 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     return app, rt
 
 
-async def _serve_metrics(rt: Runtime, spec: ServiceSpec, checks: health.Health) -> web.AppRunner:
-    webapp = web.Application()
+def metrics_app(
+    rt: Runtime,
+    spec: ServiceSpec,
+    guard: auth.OperatorGuard | None,
+    checks: health.Health | None = None,
+) -> web.Application:
+    """/metrics and /healthz, open; the service's operator routes behind the guard."""
+    webapp = web.Application(middlewares=[guard.middleware] if guard is not None else [])
     metrics.add_routes(webapp)
-    checks.add_routes(webapp)
+    if checks is not None:
+        checks.add_routes(webapp)
     if spec.routes is not None:
+        assert guard is not None
         spec.routes(rt, webapp)
+    return webapp
+
+
+async def _serve_metrics(
+    rt: Runtime, spec: ServiceSpec, guard: auth.OperatorGuard | None, checks: health.Health
+) -> web.AppRunner:
+    webapp = metrics_app(rt, spec, guard, checks)
     runner = web.AppRunner(webapp, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, rt.settings.metrics_host, rt.settings.metrics_port_for(rt.service))
@@ -196,11 +224,13 @@ def run(spec: ServiceSpec) -> None:
     text handler of its own until our ``start`` task configures them again). A worker
     that cannot start logs why and exits with its code (services/runtime/errors.py): 78 for
     a setting, which systemd does not restart (RestartPreventExitStatus), 69 when
-    PostgreSQL does not answer, which it does."""
+    PostgreSQL does not answer, which it does. What protects the service (operator tokens,
+    the notice secret: ``check_startup``) is checked before the database is asked."""
     logs.configure(spec.name, os.environ.get("BILLING_LOG_LEVEL", "info"))
     try:
         settings = get_settings()
         logs.configure(spec.name, settings.log_level)
+        check_startup(spec, settings)
         applied = asyncio.run(db.migrate(settings.database_url, spec.name))
         if applied:
             log.info("migrations applied", migrations=applied)
@@ -220,3 +250,4 @@ def run(spec: ServiceSpec) -> None:
     # ready, terminal or not, in front of the next JSON line.
     worker.spinner = None
     worker.execute_from_commandline()
+

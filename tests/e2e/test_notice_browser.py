@@ -89,7 +89,10 @@ async def put_in_notice(stack: Stack) -> None:
 
 async def access_of(stack: Stack, contract: str) -> dict:  # type: ignore[type-arg]
     url = f"http://127.0.0.1:{stack.metrics_port('provisioning')}/access"
-    async with aiohttp.ClientSession() as http, http.get(url) as resp:
+    async with (
+        aiohttp.ClientSession(headers=stack.operator_headers()) as http,
+        http.get(url) as resp,
+    ):
         items = (await resp.json())["items"]
     return next(i for i in items if i["contract"] == contract)
 

@@ -102,13 +102,15 @@ async def _story(stack: Stack, tmp: Path) -> None:
     base = f"http://127.0.0.1:{stack.metrics_port('payments')}"
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{base}/unmatched") as resp:
+            assert resp.status == 401  # operators only, reads too
+    async with aiohttp.ClientSession(headers=stack.operator_headers()) as http:
+        async with http.get(f"{base}/unmatched") as resp:
             queue = await resp.json()
         assert [(q["bank_tx_id"], q["reason_code"]) for q in queue] == [("C", "no-symbols")]
         body = {
             "account": ACCOUNT,
             "bank_tx_id": "C",
             "contract": "1003",
-            "operator": "e2e",
             "note": "customer called",
             "remember_payer": True,
         }

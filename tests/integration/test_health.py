@@ -145,6 +145,8 @@ def test_healthz_names_the_stopped_dependency(
     proxy = Proxy(socket_of(database_url))
     proxy.start()
     port = free_port()
+    tokens = tmp_path / "operator-tokens"
+    tokens.write_text(f"ops:{'t' * 40}\n")
     env = {
         "PATH": "/usr/bin:/bin",
         "BILLING_DATABASE_URL": tcp_url(database_url, proxy),
@@ -152,6 +154,8 @@ def test_healthz_names_the_stopped_dependency(
         "BILLING_METRICS_PORT": str(port),
         "BILLING_HEALTH_TIMEOUT": "1",
         "BILLING_STATE_DIR": str(tmp_path / "state"),
+        # production, the default: payments refuses to start without its operators' tokens
+        "BILLING_OPERATOR_TOKENS_FILE": str(tokens),
     }
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("wb") as o, err.open("wb") as e:

@@ -175,6 +175,20 @@ def test_units_are_sandboxed_and_their_user_is_declared() -> None:
     assert "78" in one(worker, "RestartPreventExitStatus").split()
 
 
+def production_secrets(folder: Path) -> dict[str, str]:
+    """What /etc/billing/billing.env names in production (deploy/README.md, Secrets): the
+    operator tokens file and the notice page's secret, in files the workers' user can read
+    (outside /tmp, which the unit makes private)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    tokens, notice = folder / "operator-tokens", folder / "notice-secret"
+    tokens.write_text(f"ops:{os.urandom(24).hex()}\n")
+    notice.write_text(os.urandom(24).hex())
+    for path in (folder, tokens, notice):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return {"BILLING_OPERATOR_TOKENS_FILE": str(tokens), "BILLING_NOTICE_SECRET_FILE": str(notice)}
+
+
 def test_every_worker_starts_in_the_units_sandbox(
     database_url: str, broker: str, tmp_path: Path
 ) -> None:
@@ -191,6 +205,7 @@ def test_every_worker_starts_in_the_units_sandbox(
     proxy = Proxy(socket_of(database_url))
     proxy.start()
     keep = sys.base_prefix if _under_home(sys.base_prefix) else None
+    secrets = production_secrets(ROOT / ".run" / f"secrets-{os.getpid()}")
     workers: dict[str, tuple[Any, int, Path, Path]] = {}
     try:
         for name in SERVICES:
@@ -213,6 +228,7 @@ def test_every_worker_starts_in_the_units_sandbox(
                 "BILLING_KAFKA_BOOTSTRAP_SERVERS": broker,
                 "BILLING_METRICS_PORT": str(port),
                 "BILLING_NOTICE_PORT": str(free_port()),
+                **secrets,
             }
             out = tmp_path / f"{name}.out"
             with out.open("wb") as o:
@@ -237,6 +253,7 @@ def test_every_worker_starts_in_the_units_sandbox(
         for proc, *_ in workers.values():
             stop(proc)
         proxy.close()
+        shutil.rmtree(Path(secrets["BILLING_OPERATOR_TOKENS_FILE"]).parent)
     for name, (proc, _, out, _) in workers.items():
         lines = json_lines(out.read_text(), f"{name}'s output")
         assert "worker started" in [line.get("event") for line in lines], name
