@@ -17,7 +17,7 @@ from services.runtime.clock import set_clock
 from services.runtime.stack import Stack
 
 pytestmark = pytest.mark.e2e
-ACCOUNT = "CZ6520100000002001234567"
+ACCOUNT = "CZ1520100000002001234561"
 
 
 def camt(entries: list[str]) -> str:

@@ -23,7 +23,7 @@ from services.runtime.settings import Settings, Topics
 from services.runtime.unit import Unit
 
 NOW = datetime(2026, 11, 20, 10, tzinfo=UTC)
-ACCOUNT = "2001234567/2010"
+ACCOUNT = "2001234561/2010"
 CURRENCY = {"1001": "CZK", "1002": "CZK", "2001": "EUR"}
 
 
