@@ -35,7 +35,9 @@ def _col(tx: dict[str, Any], n: int) -> Any:
     if cell is None:
         return None
     if not isinstance(cell, dict) or "value" not in cell:
-        raise Bad(f"column{n}", "an object with 'value' or null", json.dumps(cell)[:60])
+        raise Bad(
+            f"column{n}", "an object with 'value' or null", json.dumps(cell, default=str)[:60]
+        )
     return cell["value"]
 
 

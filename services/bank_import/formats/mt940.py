@@ -46,11 +46,12 @@ from services.bank_import.formats.base import (
 
 _SUBFIELD = re.compile(r"\?(\d{2})")
 _TAG = re.compile(r":([0-9]{2}[A-Z]?|NS):", re.ASCII)
-# 6!n[4!n]2a[1!a]15d1!a3!c16x[//16x][34x] (some banks: spaces for the entry date and in
-# the type code, a longer bank reference, several supplementary lines)
+# 6!n[4!n]2a[1!a]15d1!a3!c16x[//16x][34x], the type code 1!a3!c required (some banks write
+# spaces for the entry date and in the type code, a longer bank reference, several
+# supplementary lines)
 _LINE61 = re.compile(
     r"(?P<value>[0-9]{6})(?P<entry>[0-9]{4}|\s{4})?(?P<mark>RC|RD|C|D)(?P<funds>[A-Z])?\n?"
-    r"(?P<amount>[0-9,]{1,15})(?P<id>[A-Z][A-Z0-9 ]{3})?"
+    r"(?P<amount>[0-9,]{1,15})(?P<id>[A-Z][A-Z0-9 ]{3})"
     r"(?P<cref>(?:(?!//)[^\n]){0,16})(?://(?P<bref>[^\n]{0,23}))?(?:\n(?P<extra>[\s\S]*))?",
     re.ASCII,
 )
@@ -108,6 +109,7 @@ class _Statement:
     opening: tuple[int, str, int] | None = None  # minor units, currency, line
     closing: tuple[int, str, int] | None = None
     sums: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # D/C: count, sum, line
+    broken: bool = False  # a tag did not parse: the file is rejected for that, not its totals
 
 
 def _tags(text: str, out: Collector) -> list[_Tag]:
@@ -139,7 +141,8 @@ def _amount(raw: str, currency: str, name: str) -> int:
     if raw.count(",") != 1 or raw.startswith(","):
         raise Bad(name, "an amount with a decimal comma such as 1234,50", raw)
     try:
-        return parse_minor(raw.replace(",", "."), EXPONENT.get(currency, 2), signed=False)
+        text = raw.replace(",", ".") + ("0" if raw.endswith(",") else "")  # "1000," is valid
+        return parse_minor(text, EXPONENT.get(currency, 2), signed=False)
     except AmountError as e:
         raise Bad(name, e.expected, raw) from None
 
@@ -247,6 +250,7 @@ def _statements(tags: list[_Tag], out: Collector) -> list[_Statement]:
                 st.sums[tag.name[-1]] = (int(m["count"]), total, tag.line)
         except Bad as bad:
             out.problem(tag.line, bad)
+            st.broken = True
     return stmts
 
 
@@ -259,7 +263,7 @@ def _check(st: _Statement, out: Collector) -> None:
     ):
         if not have:
             out.problem(st.line, Bad(f"{name} tag", "one in the statement opened here", None))
-    if st.opening is None or st.closing is None:
+    if st.opening is None or st.closing is None or st.broken:
         return
     if st.closing[1] != st.opening[1]:
         out.problem(st.closing[2], Bad(":62F: currency", st.opening[1], st.closing[1]))
