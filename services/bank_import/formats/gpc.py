@@ -199,7 +199,7 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
             if kind == "074":
                 finish()
                 header_bad = True  # until it parses: its items are still checked
-                stmt = None
+                stmt = None  # a broken header's items count for no earlier statement
                 stmt = parse_header(line)
                 stmt.line = n
                 stmts.append(stmt)
