@@ -53,7 +53,7 @@ from services.runtime.stack import KafkaBroker, Stack, StackConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Prague, a Tuesday
-OUR_ACCOUNT = "2001234567"  # the default CZK account, 2001234567/2010
+OUR_ACCOUNT = "2001234561"  # the default CZK account, 2001234561/2010
 FAULT_KINDS = ("worker_kill", "broker_kill", "broker_pause", "postgres_restart")
 # Errors a step meets while a fault is in progress; the step is tried again.
 RETRY = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)

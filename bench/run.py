@@ -76,14 +76,14 @@ START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
 
 def gpc_file(n: int) -> bytes:
     header = (
-        "0740000002001234567ISP Example s.r.o.  01122600000000012345+00000000062345+"
+        "0740000002001234561ISP Example s.r.o.  01122600000000012345+00000000062345+"
         "000000000000000000000000500000047011226"
     ).ljust(128)
     lines = [header]
     for i in range(n):
         contract = 100000 + i
         lines.append(
-            f"075{'2001234567':0>16}{'2000145399':0>16}{i + 1:013d}{49900:012d}2"
+            f"075{'2001234561':0>16}{'2000145399':0>16}{i + 1:013d}{49900:012d}2"
             f"{contract:010d}0008000308{2026000000 + i:010d}011226{'Platba':<20}00203011226"
         )
     return ("\r\n".join(lines) + "\r\n").encode("cp1250")
@@ -155,7 +155,7 @@ def camt_file(lines: int) -> tuple[bytes, int]:
         '<?xml version="1.0" encoding="UTF-8"?>\n<Document xmlns="urn:iso:std:iso:20022:tech:'
         'xsd:camt.053.001.02">\n<BkToCstmrStmt>\n<GrpHdr><MsgId>b</MsgId>'
         "<CreDtTm>2026-12-01T00:00:00</CreDtTm></GrpHdr>\n<Stmt>\n<Id>b</Id>\n"
-        "<Acct><Id><IBAN>CZ4720100000002001234567</IBAN></Id><Ccy>CZK</Ccy></Acct>\n"
+        "<Acct><Id><IBAN>CZ1520100000002001234561</IBAN></Id><Ccy>CZK</Ccy></Acct>\n"
         f"{entries}</Stmt>\n</BkToCstmrStmt>\n</Document>\n"
     ).encode()
     return data, n
@@ -590,7 +590,7 @@ async def run_stack_scenarios(
     events = []
     for i, inv in enumerate(invoices):
         data = PaymentReceived(
-            account="2001234567/2010", bank_tx_id=f"b{i}", booked_on=now.date(),
+            account="2001234561/2010", bank_tx_id=f"b{i}", booked_on=now.date(),
             value_on=now.date(), amount_minor=49900, currency="CZK", vs=inv["contract"],
             ss=inv["ss"], ks="0308", counterparty_account="19-2000145399/0800",
             counterparty_name="Bench", message="bench",
@@ -777,7 +777,7 @@ async def reconnect_latency(
 
     def event(contract: str, n: int) -> bytes:
         data = PaymentReceived(
-            account="2001234567/2010", bank_tx_id=f"r{contract}", booked_on=date(2027, 1, 5),
+            account="2001234561/2010", bank_tx_id=f"r{contract}", booked_on=date(2027, 1, 5),
             value_on=date(2027, 1, 5), amount_minor=49900, currency="CZK", vs=contract,
             ss=invoices[contract],
         )  # fmt: skip
@@ -938,7 +938,7 @@ class PaymentProbe:
             while not self.stop.is_set() and i < self.most:
                 vs = str(PROBE_BASE + i)
                 data = PaymentReceived(
-                    account="2001234567/2010", bank_tx_id=f"probe-{i}", booked_on=START.date(),
+                    account="2001234561/2010", bank_tx_id=f"probe-{i}", booked_on=START.date(),
                     value_on=START.date(), amount_minor=49900, currency="CZK", vs=vs, ss=None,
                     ks=None, counterparty_account="19-2000145399/0800",
                     counterparty_name="Probe", message="probe",

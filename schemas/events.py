@@ -7,11 +7,13 @@ unknown fields so a producer's typo is caught at the edge, not three services la
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from schemas import contacts as rules
+from schemas.accounts import account_problem
+from schemas.money import AmountMinor
 
 Currency = str  # ISO 4217 letters; validated by the pattern on each field
 CURRENCY = Field(pattern=r"^[A-Z]{3}$")
@@ -20,6 +22,27 @@ SYMBOL = Field(pattern=r"^[1-9][0-9]{0,9}$")
 
 class Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExternalData(Data):
+    """The data of an external contract (DESIGN section 3: other people's software writes
+    or reads it). Strict: a value of the wrong JSON type is refused, never coerced
+    (``"amount_minor": "499.00"``, ``499.0`` or ``true`` is not 499; a date is an ISO
+    string, not a number). Built in Python, dates and times are ``date`` / ``datetime``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def _checked_account(value: str) -> str:
+    problem = account_problem(value)
+    if problem is not None:
+        raise ValueError(f"expected {problem}")
+    return value
+
+
+# Our account: an IBAN or a Czech / Slovak domestic number must pass its check digits
+# (schemas.accounts); other forms (a foreign domestic number) are taken as they are.
+OurAccount = Annotated[str, Field(min_length=1), AfterValidator(_checked_account)]
 
 
 # --- contracts (invoicing) -------------------------------------------------------------
@@ -55,7 +78,7 @@ class Contact(Data):
         return None if value is None else rules.phone_number(value)
 
 
-class Subscribers(Data):
+class Subscribers(ExternalData):
     """How network gear recognises the customer."""
 
     ipv4: list[str] = Field(default_factory=list)
@@ -109,16 +132,18 @@ class InvoiceCancelled(Data):
 # --- payments (bank importers, external contract) ---------------------------------------
 
 
-class PaymentReceived(Data):
+class PaymentReceived(ExternalData):
     """External contract: bank statement importers (ours and third parties') publish this.
 
-    Exactly these fields; change only with a new version."""
+    Exactly these fields; change only with a new version. Validation may only tighten:
+    strict types, amounts within ``schemas.money.MAX_AMOUNT_MINOR``, our account's check
+    digits. The counterparty's account is taken as the bank printed it (the money came)."""
 
-    account: str = Field(min_length=1, description="Our account: IBAN or prefix-number/bank")
+    account: OurAccount = Field(description="Our account: IBAN or prefix-number/bank")
     bank_tx_id: str = Field(min_length=1, description="Bank's id of the movement, per account")
     booked_on: date
     value_on: date
-    amount_minor: int = Field(description="Signed minor units; credit > 0")
+    amount_minor: AmountMinor = Field(description="Signed minor units; credit > 0")
     currency: Currency = CURRENCY
     vs: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,9}$")
     ss: str | None = Field(default=None, pattern=r"^[1-9][0-9]{0,9}$")
@@ -160,6 +185,7 @@ UnmatchedReason = Literal[
     "unknown-invoice",
     "phone-number-vs",
     "ambiguous-message",
+    "credit-limit",
 ]
 
 
@@ -319,7 +345,7 @@ class NoticeAcknowledged(Data):
 AccessState = Literal["active", "notice", "restricted", "suspended"]
 
 
-class NetworkAccess(Data):
+class NetworkAccess(ExternalData):
     """External contract: read by network gear. Level-triggered full state per contract."""
 
     contract: str
@@ -330,7 +356,7 @@ class NetworkAccess(Data):
     effective_at: AwareDatetime
 
 
-class GearApplied(Data):
+class GearApplied(ExternalData):
     """Network gear reports the access state it has put in place (for the drift view)."""
 
     gear: str = Field(min_length=1, description="Which gear: a gateway's name")

@@ -158,22 +158,32 @@ def cmd_invoices(args: argparse.Namespace) -> None:
 
 
 def parse_amount(text: str) -> int:
-    if not re.fullmatch(r"-?[0-9]+([.,][0-9]{1,2})?", text):
+    """``499.00`` -> 49900: ASCII digits, at most two decimals, within what a bank can send
+    (``schemas.money.MAX_AMOUNT_MINOR``)."""
+    from schemas.money import AmountError, parse_minor
+
+    if not re.fullmatch(r"-?[0-9]+([.,][0-9]{1,2})?", text, re.ASCII):
         raise BadInput(f"amount must look like 499.00, got {text!r}")
-    whole, _, frac = text.replace(",", ".").partition(".")
-    sign = -1 if whole.startswith("-") else 1
-    return sign * (abs(int(whole)) * 100 + int((frac + "00")[:2]))
+    try:
+        return parse_minor(text.replace(",", "."), 2)
+    except AmountError as e:
+        raise BadInput(f"amount: expected {e.expected}, got {text!r}") from None
 
 
 async def publish_payment(settings: Settings, data: dict[str, Any], when: datetime) -> None:
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaError
+    from pydantic import ValidationError
 
     from schemas.envelope import envelope
     from schemas.events import PaymentReceived
+    from schemas.registry import brief
     from services.runtime.kafka_client import client_options, start_producer
 
-    payment = PaymentReceived.model_validate(data)
+    try:  # as JSON, as a consumer will read it: the contract is strict (ISO date strings)
+        payment = PaymentReceived.model_validate_json(json.dumps(data))
+    except ValidationError as exc:
+        raise CliError(f"payment refused: {brief(exc)}") from None
     event = envelope("payment.received.v1", "/importers/manual", payment.vs, payment, when)
     producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await start_producer(producer, settings, "payment publish")

@@ -205,7 +205,7 @@ class Scenario:
             "payment.received.v1",
             "/importers/demo",
             contract,
-            PaymentReceived.model_validate(data),
+            PaymentReceived.model_validate_json(json.dumps(data)),  # strict: ISO dates
             now,
         )
         producer = AIOKafkaProducer(**client_options(self.settings), acks="all")

@@ -12,7 +12,7 @@ from typing import Any
 
 from schemas.events import PaymentReceived
 from services.bank_import import importer
-from services.bank_import.formats import FORMATS, ImportOptions, parse_statement
+from services.bank_import.formats import FORMATS, ImportOptions, Statement, read_statement
 from services.runtime import audit, db, terminal
 from services.runtime.settings import get_settings
 
@@ -39,10 +39,18 @@ def _emit(movements: list[PaymentReceived], dry_run: bool, report: Any = None) -
         )
 
 
+def _notes(statement: Statement) -> list[PaymentReceived]:
+    """Print what is imported all the same but worth a look (a payer account whose check
+    digits fail: the payment is kept, its account as the bank printed it)."""
+    for note in statement.notes:
+        print(f"note: {note} (imported as printed)", file=sys.stderr)
+    return statement.movements
+
+
 def cmd_import_statement(args: argparse.Namespace) -> None:
     path = Path(args.file)
     data = path.read_bytes()
-    movements = parse_statement(data, str(path), args.format, _options(args), args.encoding)
+    movements = _notes(read_statement(data, str(path), args.format, _options(args), args.encoding))
     if args.dry_run:
         _emit(movements, True)
         return
@@ -86,7 +94,7 @@ def cmd_fio_fetch(args: argparse.Namespace) -> None:
         finally:
             await pool.close()
         name = f"fio-{start.isoformat()}-{end.isoformat()}.json"
-        movements = parse_statement(data, name, "fio-json", _options(args))
+        movements = _notes(read_statement(data, name, "fio-json", _options(args)))
         if args.dry_run:
             _emit(movements, True)
             return

@@ -20,14 +20,14 @@ import shlex
 import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
 from schemas.envelope import envelope
-from schemas.events import GearApplied, NetworkAccess
+from schemas.events import AccessState, GearApplied, NetworkAccess
 from schemas.registry import PoisonMessage, parse
 from services.gear import nft
 from services.runtime import logs
@@ -132,7 +132,8 @@ class GearRunner:
         futures = []
         for e in entries:
             data = GearApplied(
-                gear=self.gear_id, contract=e.contract, version=e.version, state=e.state,
+                gear=self.gear_id, contract=e.contract, version=e.version,
+                state=cast(AccessState, e.state),
                 applied_at=now,
             )  # fmt: skip
             event = envelope("gear.applied.v1", f"/gear/{self.gear_id}", e.contract, data, now)

@@ -17,6 +17,10 @@ when what is still open is within the currency's rounding tolerance (a customer 
 499.00 on a 499.40 invoice has paid).
 Reversal (``reverses``): a debit that returns a credit we booked (same account, currency
 and amount, and the same symbols or payer account) un-applies that payment.
+Credit limit (``within_credit_limit``): a payment whose leftover would lift the contract's
+credit over ``schemas.money.MAX_CREDIT_MINOR`` is not paired but queued (``credit-limit``)
+for an operator to refund or assign: the sum of a contract's credit lots always fits its
+bigint column, so later payments to the contract still apply.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import date
+
+from schemas.money import MAX_CREDIT_MINOR
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,21 @@ def match(
             continue
         available -= alloc.allocate(inv, available, how or "vs-oldest")
     return Matched(contract.contract, alloc.allocations, alloc.outcomes, available, rule)
+
+
+def within_credit_limit(
+    decision: Matched, balance_minor: int, limit: int = MAX_CREDIT_MINOR
+) -> Matched | Unmatched:
+    """``decision`` as it is, unless what it keeps as credit would lift the contract's
+    credit (``balance_minor`` before it) over ``limit``."""
+    after = balance_minor + decision.credit_minor
+    if decision.credit_minor <= 0 or after <= limit:
+        return decision
+    return Unmatched(
+        "credit-limit",
+        f"contract {decision.contract} would hold {after} minor units of credit, over the "
+        f"limit of {limit}: refund the payment or assign it by hand",
+    )
 
 
 def apply_credit_lots(

@@ -317,6 +317,9 @@ class Payments:
             _open_invoice(r) for r in await conn.fetch(Q.open_invoices, found.contract.contract)
         ]
         decision = self._match(mv, found, open_invoices)
+        if isinstance(decision, domain.Matched) and decision.credit_minor > 0:
+            balance = await conn.fetchval(Q.credit_balance, decision.contract)
+            decision = domain.within_credit_limit(decision, balance)
         if isinstance(decision, domain.Unmatched):  # currency checked by identify already
             await self._unmatched(unit, event, data, decision)
             return
@@ -500,6 +503,11 @@ class Payments:
         decision = self._match(mv, found, open_invoices)
         if isinstance(decision, domain.Unmatched):
             return False
+        if decision.credit_minor > 0 and isinstance(
+            domain.within_credit_limit(decision, b.balance.get(decision.contract, 0)),
+            domain.Unmatched,
+        ):
+            return False  # the one-by-one path queues it, saying why
         b.known.add((mv.account, mv.bank_tx_id))
         b.txs.append(_tx_args(unit, event, data, "matched", decision.contract, None, decision.rule))
         for a in decision.allocations:
@@ -677,6 +685,11 @@ class Payments:
             how="manual",
         )
         assert isinstance(decision, domain.Matched)  # contract and currency checked above
+        if decision.credit_minor > 0:
+            balance = await conn.fetchval(Q.credit_balance, contract)
+            capped = domain.within_credit_limit(decision, balance)
+            if isinstance(capped, domain.Unmatched):
+                raise AssignError(capped.reason)
         await conn.execute(Q.mark_assigned, account, bank_tx_id, contract, operator, note, unit.now)
         if remember_payer:
             await conn.execute(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel
 
@@ -62,7 +62,7 @@ class Provisioning:
             ev.NetworkAccess(
                 contract=contract,
                 subscribers=ev.Subscribers.model_validate(subscribers),
-                state=state,
+                state=cast(ev.AccessState, state),  # a strict model's init is typed so
                 reason=reason,
                 version=version,
                 effective_at=at,

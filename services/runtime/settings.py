@@ -220,8 +220,8 @@ class Settings(BaseSettings):
     billing_chunk: int = 20_000  # contracts per transaction of a billing run
     bank_accounts: dict[str, str] = Field(
         default_factory=lambda: {
-            "CZK": "2001234567/2010",
-            "EUR": "SK3111000000002612345678",
+            "CZK": "2001234561/2010",
+            "EUR": "SK3511000000002612345674",
             "HUF": "HU42117730161111101800000000",
         }
     )

@@ -68,7 +68,7 @@ async def put_in_notice(stack: Stack) -> None:
         policy="notice-then-suspend", overdue_minor=49900, currency="CZK",
         invoices=[OverdueInvoice(invoice_number="2026000099", vs="4001", ss="2026000099",
                                  due_on=date(2026, 12, 15), open_minor=49900, currency="CZK")],
-        account="2001234567/2010", decided_at=now, promise_max_days=5,
+        account="2001234561/2010", decided_at=now, promise_max_days=5,
     )  # fmt: skip
     producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
     await producer.start()
@@ -107,7 +107,7 @@ def test_customer_in_notice_sees_pays_confirms_and_gets_through(stack: Stack, dr
 
     driver.get(f"http://127.0.0.1:{stack.cfg.notice_port}/")
     assert driver.find_element(By.ID, "owed").text == "499,00 Kč"
-    assert driver.find_element(By.ID, "account").text == "2001234567/2010"
+    assert driver.find_element(By.ID, "account").text == "2001234561/2010"
     assert driver.find_element(By.CLASS_NAME, "vs").text == "4001"
     assert driver.find_element(By.CLASS_NAME, "ss").text == "2026000099"
     qr = driver.find_element(By.CSS_SELECTOR, "#qr svg")

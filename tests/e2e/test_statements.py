@@ -17,7 +17,7 @@ from services.runtime.clock import set_clock
 from services.runtime.stack import Stack
 
 pytestmark = pytest.mark.e2e
-ACCOUNT = "CZ6520100000002001234567"
+ACCOUNT = "CZ1520100000002001234561"
 
 
 def camt(entries: list[str]) -> str:
@@ -42,7 +42,7 @@ def entry(
 <CdtDbtInd>{sign}</CdtDbtInd><Sts>BOOK</Sts><BookgDt><Dt>2026-12-10</Dt></BookgDt>
 <NtryDtls><TxDtls><Refs><AcctSvcrRef>{ref}</AcctSvcrRef>
 <EndToEndId>{e2e or "NOTPROVIDED"}</EndToEndId></Refs>
-<RltdPties><DbtrAcct><Id><Othr><Id>{payer or "1-1"}</Id></Othr></Id></DbtrAcct></RltdPties>
+<RltdPties><DbtrAcct><Id><Othr><Id>{payer or "19-19"}</Id></Othr></Id></DbtrAcct></RltdPties>
 <RmtInf><Ustrd>{message}</Ustrd><Strd><CdtrRefInf><Ref>{refs}</Ref></CdtrRefInf></Strd></RmtInf>
 </TxDtls></NtryDtls></Ntry>"""
 
@@ -88,7 +88,7 @@ async def _story(stack: Stack, tmp: Path) -> None:
                 # 1002 types no symbols, but the invoice number into the message
                 entry("B", "499.00", "CRDT", message=f"faktura {ss['1002']}"),
                 # 1003's payer gives nothing usable: the operators' queue
-                entry("C", "499.00", "CRDT", payer="55-1234567/0100", message="internet"),
+                entry("C", "499.00", "CRDT", payer="51-1234562/0100", message="internet"),
             ]
         ),
         encoding="utf-8",

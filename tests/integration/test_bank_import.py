@@ -141,7 +141,7 @@ async def _fio(url: str) -> None:
         return web.json_response(
             {
                 "accountStatement": {
-                    "info": {"accountId": "2001234567", "bankId": "2010", "currency": "CZK"},
+                    "info": {"accountId": "2001234561", "bankId": "2010", "currency": "CZK"},
                     "transactionList": {
                         "transaction": [
                             {

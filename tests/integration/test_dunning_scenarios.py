@@ -73,7 +73,7 @@ class Sim:
         data = ev.InvoiceIssued(
             contract=contract, invoice_number=number, vs=contract, ss=number, period="2026-12",
             issued_on=date(2026, 12, 1), due_on=due, amount_minor=amount, currency="CZK",
-            account="2001234567/2010",
+            account="2001234561/2010",
         )  # fmt: skip
         await self.event(self.d.on_invoice_issued, "invoice.issued.v1", data)
 

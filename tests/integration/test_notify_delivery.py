@@ -142,7 +142,7 @@ class Harness:
         ]  # fmt: skip
         common = dict(
             contract="1001", request_id=f"1001:{step}", step=step, policy="notice-then-suspend",
-            overdue_minor=49900, currency="CZK", invoices=invoices, account="2001234567/2010",
+            overdue_minor=49900, currency="CZK", invoices=invoices, account="2001234561/2010",
             decided_at=at,
         )  # fmt: skip
         data: Any
@@ -250,7 +250,7 @@ async def _routing(url: str, settings: Settings, sink: SmtpSink, gw: Gateway) ->
         text = owner.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
         html = owner.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
         assert "499,00\u00a0Kč" in text and "VS 1001, SS 2026000001" in text
-        assert "2001234567/2010" in text and "<table" in html and "2026000001" in html
+        assert "2001234561/2010" in text and "<table" in html and "2026000001" in html
         assert by_to["ucto@example.sk"]["Subject"].startswith("Pripomienka neuhradenej faktúry")
         [(body, headers)] = gw.received
         assert body["to"] == "+420602000001" and "VS 1001" in body["text"]
@@ -399,7 +399,7 @@ def test_a_new_contract_and_its_reminder_in_one_batch(database_url: str) -> None
             reminder = ev.ReminderRequested(
                 contract="1009", request_id="1009:reminder-1", step="reminder-1",
                 policy="notice-then-suspend", overdue_minor=100, currency="CZK", invoices=[],
-                account="2001234567/2010", decided_at=MORNING, channels=["email"],
+                account="2001234561/2010", decided_at=MORNING, channels=["email"],
             )  # fmt: skip
             items = [
                 (h.notify.on_contract, _ev("contract.upserted.v1", contract), contract),
@@ -435,7 +435,7 @@ def test_a_run_of_requests_in_one_batch_equals_them_one_at_a_time(database_url: 
                 common: dict[str, Any] = dict(
                     contract=contract, request_id=f"{contract}:{step}", step=step,
                     policy="notice-then-suspend", overdue_minor=49900, currency="CZK",
-                    invoices=[], account="2001234567/2010", decided_at=MORNING,
+                    invoices=[], account="2001234561/2010", decided_at=MORNING,
                 )  # fmt: skip
                 data: Any
                 if kind == "reminder":

@@ -23,7 +23,7 @@ from services.runtime.settings import Settings, Topics
 from services.runtime.unit import Unit
 
 NOW = datetime(2026, 11, 20, 10, tzinfo=UTC)
-ACCOUNT = "2001234567/2010"
+ACCOUNT = "2001234561/2010"
 CURRENCY = {"1001": "CZK", "1002": "CZK", "2001": "EUR"}
 
 
@@ -210,6 +210,43 @@ async def _rules(url: str) -> None:
         assert (await h.tx("v2"))["status"] == "reversed"
         # redelivery of a payment changes nothing
         assert await h.receive(pay("m1", 49900, message=f"szamla {b} november")) == []
+        await _conserved(conn)
+    finally:
+        await conn.close()
+
+
+def test_a_contracts_credit_stays_under_its_limit(database_url: str) -> None:
+    """Payments of the largest amount a bank can send, eleven of them: the eleventh would
+    lift the credit over MAX_CREDIT_MINOR and is queued (credit-limit), in a batch and one
+    by one, and the contract still takes payments after (before the limit, the credit sum
+    overflowed bigint and every later payment to the contract dead-lettered)."""
+    asyncio.run(_credit_limit(database_url))
+
+
+async def _credit_limit(url: str) -> None:
+    from schemas.money import MAX_AMOUNT_MINOR, MAX_CREDIT_MINOR
+
+    h, conn = await harness(url)
+    try:
+        big = [pay(f"big{i}", MAX_AMOUNT_MINOR, vs="1001") for i in range(11)]
+        out = await h.receive_many(big[:10])  # the batch path
+        assert [t for t, _ in out] == ["payment.matched.v1"] * 10
+        assert await h.receive(big[10]) == ["payment.unmatched.v1"]  # one by one
+        assert (await h.tx("big10"))["reason_code"] == "credit-limit"
+        credit = await conn.fetchval("SELECT sum(remaining_minor) FROM credit_lots")
+        assert credit == 10 * MAX_AMOUNT_MINOR <= MAX_CREDIT_MINOR
+        # the credit pays the next invoice, and a payment that fits under the limit applies
+        a = await h.invoice("1001", 49900)
+        assert await h.invoice_state(a) == (49900, True)
+        assert await h.receive(pay("small", 49000, vs="1001")) == ["payment.matched.v1"]
+        credit = await conn.fetchval("SELECT sum(remaining_minor) FROM credit_lots")
+        assert credit == 10 * MAX_AMOUNT_MINOR - 900
+        over = [pay("over1", 1000, vs="1001"), pay("over2", MAX_AMOUNT_MINOR, vs="1001")]
+        out = await h.receive_many(over)  # in one batch, each seen against the limit
+        assert [t for t, _ in out] == ["payment.unmatched.v1", "payment.unmatched.v1"]
+        assert (await h.tx("over2"))["reason_code"] == "credit-limit"
+        with pytest.raises(AssignError, match="over the limit"):
+            await h.assign("big10", "1001")
         await _conserved(conn)
     finally:
         await conn.close()

@@ -25,7 +25,7 @@ def _request(kind: str, contract: str, step: str) -> tuple[str, Any]:
     common: dict[str, Any] = {
         "contract": contract, "request_id": f"{contract}-{step}", "step": step,
         "policy": "notice-then-suspend", "overdue_minor": 49900, "currency": "CZK", "invoices": [],
-        "account": "2001234567/2010", "decided_at": NOW,
+        "account": "2001234561/2010", "decided_at": NOW,
     }  # fmt: skip
     if kind == "notice":
         return "notice.requested.v1", ev.NoticeRequested(**common, promise_max_days=5)

@@ -3,6 +3,7 @@ and the real bank files in ../shared/data/statements parse to what SOURCES.md li
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,38 @@ def real(rel: str, encoding: str | None = None) -> list[PaymentReceived]:
     return parse_statement((REAL / rel).read_bytes(), rel, encoding=encoding)
 
 
+SIGNS = {"kb": {b"1": -1, b"2": 1, b"4": 1, b"5": -1}, "cs": {b"1": -1, b"2": 1, b"4": -1, b"5": 1}}
+
+
+def balanced_gpc(data: bytes, variant: str = "kb") -> bytes:
+    """``data`` with each 074 header's new balance and turnovers set to what its 075
+    items add up to (amount at positions 49-60, posting code at 61): for tests that take
+    items out of a file or put some in."""
+    lines = data.splitlines()
+    header = -1
+    totals: dict[int, list[int]] = {}
+    for i, line in enumerate(lines):
+        if line.startswith(b"074"):
+            header, totals[i] = i, [0, 0]
+        elif line.startswith(b"075") and header >= 0:
+            amount = SIGNS[variant][line[60:61]] * int(line[48:60])
+            totals[header][amount > 0] += abs(amount)
+
+    def put(h: bytearray, start: int, value: int) -> None:
+        h[start - 1 : start + 14] = str(abs(value)).rjust(14, "0").encode() + (
+            b"-" if value < 0 else b"+"
+        )
+
+    for i, (debits, credits) in totals.items():
+        h = bytearray(lines[i])
+        old = (-1 if h[59:60] == b"-" else 1) * int(h[45:59])
+        put(h, 61, old + credits - debits)
+        put(h, 76, debits)
+        put(h, 91, credits)
+        lines[i] = bytes(h)
+    return b"\r\n".join(lines) + b"\r\n"
+
+
 def rejected(data: bytes, name: str, **opts: object) -> str:
     with pytest.raises(StatementRejected) as exc:
         parse_statement(data, name, opts=ImportOptions(**opts))  # type: ignore[arg-type]
@@ -76,7 +109,12 @@ def test_gpc_kb_layout_codes_messages_and_bank_code_in_ks() -> None:
 
 
 def test_gpc_ceska_sporitelna_swaps_reversal_codes() -> None:
-    by_id = {m.bank_tx_id: m for m in parse("kb.gpc", gpc_variant="cs")}
+    # kb.gpc's header adds up with KB's codes only; the message says which variant fits
+    msg = rejected((FIX / "kb.gpc").read_bytes(), "kb.gpc", gpc_variant="cs")
+    assert "(it adds up with --gpc-variant kb)" in msg
+    data = balanced_gpc((FIX / "kb.gpc").read_bytes(), "cs")
+    ms = parse_statement(data, "cs.gpc", opts=ImportOptions(gpc_variant="cs"))
+    by_id = {m.bank_tx_id: m for m in ms}
     assert by_id["3004"].amount_minor == 30000  # 5 = reversal of a debit at ČS
     assert by_id["3005"].amount_minor == -10000  # 4 = reversal of a credit at ČS
     assert by_id["3001"].amount_minor == 49900
@@ -85,8 +123,8 @@ def test_gpc_ceska_sporitelna_swaps_reversal_codes() -> None:
 def test_gpc_air_bank_short_header_and_default_currency() -> None:
     [m] = parse("airbank.gpc", currency="CZK")
     assert (m.account, m.bank_tx_id, m.vs, m.amount_minor) == ("1234567890", "9001", "1001", 49900)
-    [eur] = parse("airbank.gpc", currency="EUR", account="SK3111000000002612345678")
-    assert eur.currency == "EUR" and eur.account == "SK3111000000002612345678"
+    [eur] = parse("airbank.gpc", currency="EUR", account="SK3511000000002612345674")
+    assert eur.currency == "EUR" and eur.account == "SK3511000000002612345674"
 
 
 def test_gpc_broken_line_rejects_whole_file_naming_line_and_field() -> None:
@@ -104,7 +142,16 @@ def test_gpc_item_before_header_and_unknown_record() -> None:
 
 @needs_real
 def test_real_fio_gpc() -> None:
-    [m] = real("gpc/fio__k3a-ago__fio.gpc")
+    # The file was cut down to one movement; its header still says what the whole
+    # statement held, so it does not add up and is refused, naming both figures.
+    msg = rejected((REAL / "gpc/fio__k3a-ago__fio.gpc").read_bytes(), "fio.gpc")
+    assert (
+        "fio.gpc:1: new balance (positions 61-75): expected 310454.19 CZK as the bank wrote "
+        "it, got '311940.21 CZK = opening 313174.77 CZK + 0 credit(s) 0.00 CZK - 1 debit(s) "
+        "1234.56 CZK'"
+    ) in msg
+    data = balanced_gpc((REAL / "gpc/fio__k3a-ago__fio.gpc").read_bytes())
+    [m] = parse_statement(data, "fio.gpc")
     assert m.amount_minor == -123456 and m.currency == "CZK"  # ISO 0203 at 119-122
     assert (m.vs, m.ks, m.ss) == ("1446556401", "0308", "7815392681")
     assert m.counterparty_account is not None and m.counterparty_account.endswith("/0100")
@@ -130,18 +177,18 @@ def test_real_synthetic_gpc_items_have_the_documented_layout() -> None:
     """The SYNTH files' 075 records are well formed: read them under a valid header."""
     header = (FIX / "kb.gpc").read_bytes().split(b"\r\n")[0]
     items = (REAL / "gpc/spojenet__basic_format.abo").read_bytes().splitlines()[1:]
-    ms = parse_statement(b"\n".join([header, *items]), "basic.abo")
+    ms = parse_statement(balanced_gpc(b"\n".join([header, *items])), "basic.abo")
     assert [(m.vs, m.ks, m.ss, m.amount_minor) for m in ms] == [
         ("1746581670", "0558", "9999", -110001),  # posting code 5: credit reversal
         ("1746581670", "0558", "9999", -133001),
     ]
     items = (REAL / "gpc/stancl__fio_sample.gpc").read_bytes().splitlines()[1:]
-    ms = parse_statement(b"\n".join([header, *items]), "stancl.gpc")
+    ms = parse_statement(balanced_gpc(b"\n".join([header, *items])), "stancl.gpc")
     assert len(ms) == 5 and ms[0].counterparty_name == "Objednávka č. 1234"
     assert [m.vs for m in ms] == ["1234", "1235", "12", "1236", "12"]
     # two identical card payments without an id get distinct, stable ids
     assert ms[2].bank_tx_id != ms[4].bank_tx_id
-    again = parse_statement(b"\n".join([header, *items]), "stancl.gpc")
+    again = parse_statement(balanced_gpc(b"\n".join([header, *items])), "stancl.gpc")
     assert [m.bank_tx_id for m in again] == [m.bank_tx_id for m in ms]
 
 
@@ -182,7 +229,8 @@ def test_camt_hungarian_has_no_symbols_and_keeps_the_remittance_text() -> None:
 
 def test_camt_broken_amount_names_line() -> None:
     msg = rejected((FIX / "camt053_broken.xml").read_bytes(), "camt053_broken.xml")
-    assert "camt053_broken.xml:24: Amt: expected a decimal amount, got '10O0.00'" in msg
+    assert "camt053_broken.xml:24: Amt: expected a decimal amount of digits" in msg
+    assert "got '10O0.00'" in msg
 
 
 def test_camt_not_xml() -> None:
@@ -208,12 +256,24 @@ def test_real_raiffeisen_cz_camt() -> None:
 
 @needs_real
 def test_real_unicredit_hu_camt() -> None:
-    ms = real("camt053/unicredit_hu__STATEMENT_12345678_20171130.xml")
+    # anonymised: balances and summaries no longer match the entries, so it is refused
+    rel = "camt053/unicredit_hu__STATEMENT_12345678_20171130.xml"
+    data = (REAL / rel).read_bytes()
+    msg = rejected(data, "uc.xml")
+    assert (
+        "uc.xml:55: Bal CLBD (closing booked balance): expected 123457.14 HUF as the bank "
+        "wrote it, got '-173910.86 HUF = opening 123456.14 HUF + 2 credit(s) 125456.00 HUF"
+    ) in msg
+    assert "uc.xml:71: TxsSummry/TtlCdtNtries/Sum: expected 123456.00 HUF" in msg
+    # without the figures (optional in camt.053) its entries read as before
+    bare = re.sub(rb"<(Bal|TxsSummry)>.*?</\1>", b"", data, flags=re.S)
+    ms = parse_statement(bare, rel)
     assert len(ms) == 9 and all(m.currency == "HUF" for m in ms)
     assert all(m.vs is None and m.ss is None for m in ms)
     assert ms[1].counterparty_name == "Acme Inc." and ms[1].message == "Acme Inc. payroll"
     assert len({m.bank_tx_id for m in ms}) == 9
-    assert real("camt053/unicredit_hu__STATEMENT_12345678_20171130_multi_stmt.xml") == []
+    multi = "camt053/unicredit_hu__STATEMENT_12345678_20171130_multi_stmt.xml"
+    assert "0 debit(s)" in rejected((REAL / multi).read_bytes(), multi)  # no entries, 1.00 apart
 
 
 # --- MT940 ---------------------------------------------------------------------------------
@@ -236,15 +296,23 @@ def test_mt940_regex_fallback_and_stable_ids_for_twins() -> None:
 
 
 def test_mt940_garbage_is_rejected() -> None:
-    assert "MT940" in rejected(
-        b":20:X\n:25:ACC\n:61:garbage\n",
-        "x.sta",
-    )
+    msg = rejected(b":20:X\n:25:ACC\n:61:garbage\n", "x.sta")
+    assert "x.sta:3: :61: statement line: expected date YYMMDD" in msg
+    assert "x.sta:1: :62F: tag: expected one in the statement opened here" in msg
 
 
 @needs_real
 def test_real_hungarian_mt940() -> None:
-    raiff = real("mt940/raiffeisen_hu__cmi.sta", encoding="cp852")
+    # Raiffeisen's file was anonymised: its closing balance is not what its movements give
+    data = (REAL / "mt940/raiffeisen_hu__cmi.sta").read_bytes()
+    msg = rejected(data, "cmi.sta")
+    assert (
+        "cmi.sta:40: :62F: closing balance: expected 25281687.60 HUF as the bank wrote it, "
+        "got '24158423.60 HUF = opening 25170637.10 HUF + 1 credit(s) 2066637.00 HUF - "
+        "6 debit(s) 3078850.50 HUF'"
+    ) in msg
+    data = data.replace(b":62F:C180417HUF25281687,60", b":62F:C180417HUF24158423,60")
+    raiff = parse_statement(data, "cmi.sta", encoding="cp852")
     assert len(raiff) == 7 and raiff[0].amount_minor == 206663700
     assert raiff[0].counterparty_account == "109876543210000012345678"
     assert raiff[0].counterparty_name == "HUNGARY KFT."
@@ -269,9 +337,22 @@ def test_real_fio_json() -> None:
     assert tagged.counterparty_account == "2000242017/2010"
     assert {m.ks for m in ms} >= {"0558", "0308"}
     assert ms[0].amount_minor == 139  # 1.39 read as a decimal, not a float
-    cards = real("fio_json/honzajavorek-fiobank__transactions.json")
+    # its ids and our account are masked: 1234567890/2010 fails the mod-11 check
+    cards_file = "fio_json/honzajavorek-fiobank__transactions.json"
+    assert "account: expected an account number whose prefix and number pass the mod-11" in (
+        rejected((REAL / cards_file).read_bytes(), cards_file)
+    )
+    cards = parse_statement(
+        (REAL / cards_file).read_bytes(), cards_file, opts=ImportOptions(account="2000282668/2010")
+    )
     assert [m.vs for m in cards] == ["5678", "1234"] and cards[1].amount_minor == -35329
-    example = real("fio_json/mhujer__example-response.json")
+    example_file = "fio_json/mhujer__example-response.json"  # a documentation example
+    data = (REAL / example_file).read_bytes()
+    assert "closingBalance: expected 1000.00 CZK as the bank wrote it, got '1627.00 CZK" in (
+        rejected(data, example_file)
+    )
+    data = data.replace(b'"closingBalance": 1000', b'"closingBalance": 1627')
+    example = parse_statement(data, example_file)
     assert [m.vs for m in example] == [None, "123456789", "123456789"]  # VS "0" is none
     assert example[0].counterparty_account == "214498596"  # bank code 0000 dropped
 
@@ -355,7 +436,7 @@ def test_symbols_money_and_ids() -> None:
 def test_duplicate_movement_ids_in_one_file_are_rejected() -> None:
     data = (FIX / "kb.gpc").read_bytes()
     line = data.split(b"\r\n")[4]
-    assert "unique per account" in rejected(data + line + b"\r\n", "dup.gpc")
+    assert "unique per account" in rejected(balanced_gpc(data + line + b"\r\n"), "dup.gpc")
 
 
 def test_gpc_fast_path_agrees_with_the_field_by_field_parser() -> None:

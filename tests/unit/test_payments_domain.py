@@ -18,7 +18,7 @@ NEW = OpenInvoice("2026000009", "1002", "2026000009", date(2026, 12, 15), 49900,
 
 
 def mv(amount: int, vs: str | None = "1002", ss: str | None = None, cur: str = "CZK") -> Movement:
-    return Movement("2001234567/2010", "tx1", date(2026, 12, 20), amount, cur, vs, ss)
+    return Movement("2001234561/2010", "tx1", date(2026, 12, 20), amount, cur, vs, ss)
 
 
 def test_ss_names_the_invoice_first() -> None:

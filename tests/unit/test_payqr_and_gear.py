@@ -13,18 +13,18 @@ from services.runtime import payqr
 
 def test_czech_account_to_iban() -> None:
     assert payqr.iban("19-2000145399/0800") == "CZ6508000000192000145399"
-    assert payqr.iban("2001234567/2010") == "CZ4720100000002001234567"
-    assert payqr.iban("SK31 1100 0000 0026 1234 5678") == "SK3111000000002612345678"
+    assert payqr.iban("2001234561/2010") == "CZ1520100000002001234561"
+    assert payqr.iban("SK35 1100 0000 0026 1234 5674") == "SK3511000000002612345674"
     with pytest.raises(ValueError, match="expected an IBAN"):
         payqr.iban("12/3")
 
 
 def test_spayd_carries_account_amount_and_symbols() -> None:
     code = payqr.spayd(
-        "2001234567/2010", 49900, "CZK", "1001", "2026000001", date(2026, 12, 15), "Fa *1", "Síť"
+        "2001234561/2010", 49900, "CZK", "1001", "2026000001", date(2026, 12, 15), "Fa *1", "Síť"
     )
     assert code == (
-        "SPD*1.0*ACC:CZ4720100000002001234567*AM:499.00*CC:CZK*DT:20261215*MSG:FA  1*RN:SIT"
+        "SPD*1.0*ACC:CZ1520100000002001234561*AM:499.00*CC:CZK*DT:20261215*MSG:FA  1*RN:SIT"
         "*X-VS:1001*X-SS:2026000001"
     )
 
@@ -37,11 +37,11 @@ def test_pay_by_square_matches_the_reference_vector_and_round_trips() -> None:
     )
     fields = payqr.decode_pay_by_square(
         payqr.pay_by_square(
-            "SK3111000000002612345678", 1990, "EUR", "1001", "2026000001", date(2026, 12, 15)
+            "SK3511000000002612345674", 1990, "EUR", "1001", "2026000001", date(2026, 12, 15)
         )
     )
     assert fields[3:9] == ["19.90", "EUR", "20261215", "1001", "", "2026000001"]
-    assert fields[12] == "SK3111000000002612345678"
+    assert fields[12] == "SK3511000000002612345674"
     assert payqr.svg("SPD*1.0").startswith("<svg")
 
 

@@ -30,7 +30,7 @@ PAYMENT = {
     "subject": "1002",
     "datacontenttype": "application/json",
     "data": {
-        "account": "2001234567/2010",
+        "account": "2001234561/2010",
         "bank_tx_id": "123",
         "booked_on": "2026-12-10",
         "value_on": "2026-12-10",
@@ -81,7 +81,7 @@ _SAMPLES: list[dict[str, object]] = [
             "policy": "notice-then-suspend", "overdue_minor": 49900, "currency": "CZK",
             "invoices": [{"invoice_number": "2026000002", "vs": "1002", "ss": "2026000002",
                           "due_on": "2026-12-15", "open_minor": 49900, "currency": "CZK"}],
-            "account": "2001234567/2010", "decided_at": "2027-01-04T08:00:00+01:00",
+            "account": "2001234561/2010", "decided_at": "2027-01-04T08:00:00+01:00",
             "acknowledged_at": None,
         },
     },

@@ -20,7 +20,7 @@ DATA = [
     ev.InvoiceIssued(
         contract="1001", invoice_number="2026000001", vs="1001", ss="2026000001",
         period="2026-12", issued_on=date(2026, 12, 1), due_on=date(2026, 12, 15),
-        amount_minor=49900, currency="CZK", account="2001234567/2010",
+        amount_minor=49900, currency="CZK", account="2001234561/2010",
     ),
     ev.ContractUpserted(
         contract="1002", customer_name='Žluťoučký "kůň" \\ \u2028 <b>', currency="HUF",

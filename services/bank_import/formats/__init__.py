@@ -1,14 +1,19 @@
 """Bank statement importers: one file in, ``payments.received`` movements out.
 
 ``parse_statement(data, name, fmt, opts)`` detects the format when not given, validates
-the whole file and returns every movement, or raises ``StatementRejected`` naming each
-broken place. Pure: no I/O besides reading a CSV mapping file named in the options.
+the whole file (every field, and the file's own totals where its format carries them)
+and returns every movement, or raises ``StatementRejected`` naming each broken place.
+``read_statement`` also returns the notes on what is imported all the same (a payer's
+account whose check digits fail). Pure: no I/O besides reading a CSV mapping file named
+in the options.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
+from schemas.accounts import account_problem
 from schemas.events import PaymentReceived
 from services.bank_import.formats import camt053, csv_mapped, fio_json, gpc, mt940
 from services.bank_import.formats.base import (
@@ -26,10 +31,18 @@ __all__ = [
     "FORMATS",
     "Format",
     "ImportOptions",
+    "Statement",
     "StatementRejected",
     "detect",
     "parse_statement",
+    "read_statement",
 ]
+
+
+@dataclass(frozen=True)
+class Statement:
+    movements: list[PaymentReceived]
+    notes: list[str]  # "file:line: field: ..." for each thing imported but worth a look
 
 
 def detect(data: bytes, name: str) -> Format:
@@ -65,15 +78,30 @@ def parse_statement(
     opts: ImportOptions | None = None,
     encoding: str | None = None,
 ) -> list[PaymentReceived]:
+    return read_statement(data, name, fmt, opts, encoding).movements
+
+
+def read_statement(
+    data: bytes,
+    name: str,
+    fmt: Format | None = None,
+    opts: ImportOptions | None = None,
+    encoding: str | None = None,
+) -> Statement:
     opts = opts or ImportOptions()
+    if opts.account is not None and (problem := account_problem(opts.account)) is not None:
+        raise StatementRejected(name, [Problem(None, "--account", problem, opts.account)])
     fmt = fmt or detect(data, name)
     with collector.paused():  # the movements pile up (a third of a large file's parse)
-        return _parse(data, name, fmt, opts, encoding)
+        parsed = _parse(data, name, fmt, opts, encoding)
+        movements = parsed.result()
+        parsed.flag_accounts()
+    return Statement(movements, [note.render(name) for note in parsed.notes])
 
 
 def _parse(
     data: bytes, name: str, fmt: Format, opts: ImportOptions, encoding: str | None
-) -> list[PaymentReceived]:
+) -> Collector:
     parsed: Collector
     if fmt == "gpc":
         parsed = gpc.parse(data, name, opts)
@@ -87,4 +115,4 @@ def _parse(
         parsed = csv_mapped.parse(data, name, opts)
     else:
         raise StatementRejected(name, [Problem(None, "--format", "|".join(FORMATS), fmt)])
-    return parsed.result()
+    return parsed

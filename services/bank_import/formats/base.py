@@ -14,12 +14,14 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from schemas.accounts import account_problem
 from schemas.events import PaymentReceived
+from schemas.money import AmountError, minor_of_decimal, parse_minor
 
 Country = Literal["CZ", "SK", "HU"]
 _CURRENCY = re.compile(r"[A-Z]{3}")
@@ -93,6 +95,9 @@ class Collector:
     file: str
     movements: list[PaymentReceived] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # what is imported all the same but an operator should know (see ``flag_accounts``)
+    notes: list[Problem] = field(default_factory=list)
+    lines: list[int | None] = field(default_factory=list)  # of each movement, in order
 
     def problem(self, line: int | None, bad: Bad) -> None:
         self.problems.append(Problem(line, bad.field, bad.expected, bad.got))
@@ -102,16 +107,19 @@ class Collector:
         known currency): skip pydantic's per-field validation (a third of the time)."""
         if data["account"] and _CURRENCY.fullmatch(str(data["currency"])):
             self.movements.append(construct_checked(data))
+            self.lines.append(line)
         else:
             self.add(line, **data)
 
     def add(self, line: int | None, **data: Any) -> None:
         try:
             self.movements.append(PaymentReceived(**data))
+            self.lines.append(line)
         except ValidationError as e:
             for err in e.errors():
                 loc = ".".join(str(x) for x in err["loc"])
-                self.problems.append(Problem(line, loc, err["msg"], repr(err.get("input"))))
+                msg = err["msg"].removeprefix("Value error, ").removeprefix("expected ")
+                self.problems.append(Problem(line, loc, msg, repr(err.get("input"))[:80]))
 
     def result(self) -> list[PaymentReceived]:
         if self.problems:
@@ -126,6 +134,20 @@ class Collector:
                 )
             seen.add(k)
         return self.movements
+
+    def flag_accounts(self) -> None:
+        """A counterparty account that fails its check digits is kept as the bank printed
+        it (the money came all the same: the movement is imported) and noted."""
+        checked: dict[str, str | None] = {}
+        for m, line in zip(self.movements, self.lines, strict=True):
+            acc = m.counterparty_account
+            if acc is None:
+                continue
+            if acc not in checked:
+                checked[acc] = account_problem(acc)
+            problem = checked[acc]
+            if problem is not None:
+                self.notes.append(Problem(line, "counterparty_account", problem, acc))
 
 
 _ALL_FIELDS = frozenset(PaymentReceived.model_fields)
@@ -158,7 +180,7 @@ def symbol(raw: str | None, name: str, strict: bool = True) -> str | None:
     text = raw.strip()
     if not text:
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         if strict:
             raise Bad(name, "digits", raw)
         return None
@@ -179,7 +201,7 @@ def constant_symbol(raw: str | None, strict: bool = True) -> str | None:
     text = raw.strip()
     if not text or set(text) == {"0"}:
         return None
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         if strict:
             raise Bad("ks", "digits", raw)
         return None
@@ -218,22 +240,46 @@ def symbols_in_text(text: str | None) -> dict[str, str | None]:
 
 
 def minor_units(amount: Decimal | str, currency: str, name: str = "amount") -> int:
-    """Exact conversion of a decimal amount to integer minor units; never via float."""
-    try:
-        value = amount if isinstance(amount, Decimal) else Decimal(amount.replace(",", "."))
-    except InvalidOperation:
-        raise Bad(name, "a decimal amount", str(amount)) from None
-    if not value.is_finite():
-        raise Bad(name, "a decimal amount", str(amount))
+    """Exact conversion of a decimal amount to integer minor units; never via float, never
+    beyond ``schemas.money.MAX_AMOUNT_MINOR``. A text is plain ASCII digits with one
+    decimal point or comma and an optional sign: no exponent, "_" or full-width digits."""
     exp = EXPONENT.get(currency, 2)
-    scaled = value.scaleb(exp)
-    if scaled != scaled.to_integral_value():
-        raise Bad(name, f"at most {exp} decimal places for {currency}", str(amount))
-    return int(scaled)
+    try:
+        if isinstance(amount, Decimal):
+            return minor_of_decimal(amount, exp)
+        return parse_minor(amount.replace(",", ".", 1), exp)
+    except AmountError as e:
+        raise Bad(name, f"{e.expected} for {currency}", str(amount)[:40]) from None
+
+
+def money(minor: int, currency: str) -> str:
+    """Minor units as a person reads them: 101490, "EUR" -> "1014.90 EUR"."""
+    exp = EXPONENT.get(currency, 2)
+    sign, digits = ("-" if minor < 0 else ""), str(abs(minor)).rjust(exp + 1, "0")
+    whole, frac = (digits[:-exp], digits[-exp:]) if exp else (digits, "")
+    return f"{sign}{whole}{'.' if exp else ''}{frac} {currency}"
+
+
+def reconcile(
+    opening: int, amounts: list[int], closing: int, currency: str
+) -> tuple[str, str] | None:
+    """Does the statement add up: opening balance + its movements = closing balance? Else
+    (expected, found) naming the figures, for a ``Bad`` on the closing balance."""
+    credits = sum(a for a in amounts if a > 0)
+    debits = -sum(a for a in amounts if a < 0)
+    found = opening + credits - debits
+    if found == closing:
+        return None
+    n_cr, n_dr = sum(1 for a in amounts if a > 0), sum(1 for a in amounts if a < 0)
+    return (
+        f"{money(closing, currency)} as the bank wrote it",
+        f"{money(found, currency)} = opening {money(opening, currency)} + {n_cr} credit(s) "
+        f"{money(credits, currency)} - {n_dr} debit(s) {money(debits, currency)}",
+    )
 
 
 def ddmmyy(raw: str, name: str) -> date:
-    if len(raw) != 6 or not raw.isdigit():
+    if len(raw) != 6 or not (raw.isascii() and raw.isdigit()):
         raise Bad(name, "a date DDMMYY", raw)
     try:
         return date(2000 + int(raw[4:6]), int(raw[2:4]), int(raw[0:2]))

@@ -13,10 +13,17 @@ BIC, or the currency):
 - SK: ``/VS123/SS456/KS0308`` in ``EndToEndId`` (also accepted in the references).
 - HU: no symbols; the invoice number travels in the remittance text (``Ustrd``), which
   pairing reads (rule 3).
+
+Each statement is checked against itself where the bank gives the figures: opening
+(``OPBD``, else ``PRCD``) plus the booked entries = closing (``CLBD``); the counts and sums
+of ``TxsSummry`` (all entries, credits, debits, net); a batch entry's transactions sum to
+the entry. Amounts are ISO 20022 decimals: digits, up to 5 decimals, no sign (the sign is
+``CdtDbtInd``), at most 18 digits.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -31,9 +38,13 @@ from services.bank_import.formats.base import (
     country_of,
     iso_date,
     minor_units,
+    money,
+    reconcile,
     symbol,
     symbols_in_text,
 )
+
+_AMOUNT = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,5})?", re.ASCII)
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
 
@@ -85,6 +96,9 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
     except etree.XMLSyntaxError as e:
         out.problem(e.lineno, Bad("XML", "well-formed XML", str(e.msg)))
         return out
+    except (ValueError, LookupError) as e:  # e.g. an encoding lxml does not know
+        out.problem(1, Bad("XML", "a well-formed XML document", str(e)[:80]))
+        return out
     _strip_namespaces(root)
     doc = _X(root)
     if _local(root.tag) != "Document" or doc.one("BkToCstmrStmt") is None:
@@ -108,11 +122,91 @@ def _statement(stmt: _X, out: Collector, opts: ImportOptions) -> None:
     acct_ccy = stmt.text("Acct/Ccy")
     bic = stmt.text("Acct/Svcr/FinInstnId/BIC") or stmt.text("Acct/Svcr/FinInstnId/BICFI")
     country = opts.country or country_of(iban or bic, acct_ccy)
+    problems = len(out.problems)
+    booked: list[tuple[int, str]] = []  # each booked entry's signed minor units, currency
     for entry in stmt.all("Ntry"):
         try:
-            _entry(entry, account, acct_ccy, country, out)
+            found = _entry(entry, account, acct_ccy, country, out)
+            if found is not None:
+                booked.append(found)
         except Bad as bad:
             out.problem(entry.line, bad)
+    if len(out.problems) == problems:
+        _check(stmt, booked, out)
+
+
+def _signed(node: _X, path: str) -> tuple[int, str]:
+    amount, ccy = _amount(node, path)
+    indicator = node.text("CdtDbtInd")
+    if indicator not in ("CRDT", "DBIT"):
+        raise Bad(f"{path}/../CdtDbtInd", "CRDT or DBIT", indicator)
+    minor = minor_units(amount, ccy, path)
+    return (minor if indicator == "CRDT" else -minor), ccy
+
+
+def _check(stmt: _X, booked: list[tuple[int, str]], out: Collector) -> None:
+    """The statement's own figures, where it gives them, against its booked entries."""
+    balances: dict[str, tuple[int, str, int | None]] = {}
+    try:
+        for bal in stmt.all("Bal"):
+            code = bal.text("Tp/CdOrPrtry/Cd") or bal.text("Tp/CdOrPrtry/Prtry")
+            if code in ("OPBD", "PRCD", "CLBD") and code not in balances:
+                balances[code] = (*_signed(bal, "Amt"), bal.line)
+    except Bad as bad:
+        out.problem(stmt.line, Bad(f"Bal/{bad.field}", bad.expected, bad.got))
+        return
+    opening = balances.get("OPBD") or balances.get("PRCD")
+    closing = balances.get("CLBD")
+    amounts = [minor for minor, _ in booked]
+    if opening is not None and closing is not None:
+        ccy = opening[1]
+        if closing[1] != ccy or any(c != ccy for _, c in booked):
+            out.problem(closing[2], Bad("Bal/Amt/@Ccy", f"every amount in {ccy}", closing[1]))
+            return
+        problem = reconcile(opening[0], amounts, closing[0], ccy)
+        if problem is not None:
+            out.problem(closing[2], Bad("Bal CLBD (closing booked balance)", *problem))
+    summary = stmt.one("TxsSummry")
+    if summary is None:
+        return
+    ccy = booked[0][1] if booked else (opening or closing or (0, "CZK", None))[1]
+    for path, picked in (
+        ("TtlNtries", amounts),
+        ("TtlCdtNtries", [a for a in amounts if a > 0]),
+        ("TtlDbtNtries", [a for a in amounts if a < 0]),
+    ):
+        node = summary.one(path)
+        if node is None:
+            continue
+        count, total = node.text("NbOfNtries"), node.text("Sum")
+        found_total = sum(abs(a) for a in picked)
+        if count is not None and count != str(len(picked)):
+            out.problem(
+                node.line,
+                Bad(f"TxsSummry/{path}/NbOfNtries", count, f"{len(picked)} booked entries"),
+            )
+        if total is not None and _minor(total, ccy, f"TxsSummry/{path}/Sum", out) not in (
+            None,
+            found_total,
+        ):
+            out.problem(
+                node.line,
+                Bad(
+                    f"TxsSummry/{path}/Sum",
+                    f"{total} {ccy} as the bank wrote",
+                    f"{money(found_total, ccy)} in the entries",
+                ),
+            )
+
+
+def _minor(text: str, ccy: str, name: str, out: Collector) -> int | None:
+    try:
+        if not _AMOUNT.fullmatch(text):
+            raise Bad(name, "an unsigned decimal amount", text[:40])
+        return minor_units(text, ccy, name)
+    except Bad as bad:
+        out.problem(None, bad)
+        return None
 
 
 def _date(node: _X | None, path: str) -> date:
@@ -128,23 +222,32 @@ def _amount(node: _X, path: str) -> tuple[Decimal, str]:
     ccy = amt.el.get("Ccy")
     if not ccy:
         raise Bad(f"{path}/@Ccy", "a currency", None)
-    try:
-        return Decimal(amt.el.text.strip()), ccy
-    except ArithmeticError:
-        raise Bad(path, "a decimal amount", amt.el.text) from None
+    text = amt.el.text.strip()
+    if not _AMOUNT.fullmatch(text):
+        raise Bad(
+            path,
+            "a decimal amount of digits, no sign (CdtDbtInd says which way), at most 18 "
+            "digits and 5 decimals",
+            text[:40],
+        )
+    return Decimal(text), ccy
 
 
-def _entry(entry: _X, account: str, acct_ccy: str | None, country: Country, out: Collector) -> None:
+def _entry(
+    entry: _X, account: str, acct_ccy: str | None, country: Country, out: Collector
+) -> tuple[int, str] | None:
+    """Adds a booked entry's movements; returns its signed minor units and currency."""
     status = entry.text("Sts") or entry.text("Sts/Cd")
     if status is None:
         raise Bad("Ntry/Sts", "BOOK, PDNG or INFO", None)
     if status != "BOOK":
-        return
+        return None
     indicator = entry.text("CdtDbtInd")
     if indicator not in ("CRDT", "DBIT"):
         raise Bad("Ntry/CdtDbtInd", "CRDT or DBIT", indicator)
     sign = 1 if indicator == "CRDT" else -1
     amount, ccy = _amount(entry, "Amt")
+    entry_minor = sign * minor_units(amount, ccy, "Ntry/Amt")
     booked_on = _date(entry.one("BookgDt"), "Ntry/BookgDt")
     value_node = entry.one("ValDt")
     value_on = _date(value_node, "Ntry/ValDt") if value_node is not None else booked_on
@@ -157,7 +260,8 @@ def _entry(entry: _X, account: str, acct_ccy: str | None, country: Country, out:
             entry.line,
             **_movement(None, account, entry_ref, booked_on, value_on, sign, amount, ccy, country),
         )
-        return
+        return entry_minor, ccy
+    parts = 0
     for i, tx in enumerate(txs, start=1):
         tx_amount, tx_ccy = amount, ccy
         if len(txs) > 1:
@@ -165,6 +269,9 @@ def _entry(entry: _X, account: str, acct_ccy: str | None, country: Country, out:
             if found is None:
                 raise Bad("TxDtls/AmtDtls/TxAmt/Amt", "each transaction's amount", None)
             tx_amount, tx_ccy = _amount(tx, "AmtDtls/TxAmt/Amt" if tx.one("AmtDtls") else "Amt")
+            if tx_ccy != ccy:
+                raise Bad("TxDtls/AmtDtls/TxAmt/Amt/@Ccy", f"the entry's currency {ccy}", tx_ccy)
+        parts += minor_units(tx_amount, tx_ccy, "TxDtls/Amt")
         ref = tx.text("Refs/AcctSvcrRef")
         if ref is None:
             if entry_ref is None:
@@ -177,6 +284,13 @@ def _entry(entry: _X, account: str, acct_ccy: str | None, country: Country, out:
             out.add(tx.line, **data)
         except Bad as bad:
             out.problem(tx.line, bad)
+    if parts != abs(entry_minor):
+        raise Bad(
+            "Ntry/Amt",
+            f"the sum of its transactions, {money(parts, ccy)}",
+            money(abs(entry_minor), ccy),
+        )
+    return entry_minor, ccy
 
 
 def _movement(
@@ -210,7 +324,7 @@ def _movement(
         "bank_tx_id": ref,
         "booked_on": booked_on,
         "value_on": value_on,
-        "amount_minor": sign * minor_units(amount, ccy),
+        "amount_minor": sign * minor_units(amount, ccy, "Amt"),
         "currency": ccy,
         "vs": vs,
         "ss": ss,

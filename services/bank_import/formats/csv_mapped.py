@@ -24,9 +24,11 @@ import csv
 import io
 import re
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 from services.bank_import.formats.base import (
     Bad,
@@ -146,6 +148,9 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
     except StopIteration:
         out.problem(m.skip_lines + 1, Bad("header", "a header row", "end of file"))
         return out
+    except csv.Error as e:  # a field over csv's limit (128 kB), a NUL byte
+        out.problem(m.skip_lines + reader.line_num, Bad("header", "a CSV header row", str(e)))
+        return out
     index: dict[str, int] = {}
     for fld, col in m.columns.items():
         if col not in header:
@@ -155,7 +160,7 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
     if out.problems:
         return out
     ids = StableIds()
-    for row in reader:
+    for row in _rows(reader, m, out):
         line = m.skip_lines + reader.line_num
         if not any(cell.strip() for cell in row):
             continue
@@ -168,11 +173,26 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
     return out
 
 
-def _amount(raw: str, currency: str, m: Mapping, name: str) -> int:
+def _rows(reader: Any, m: Mapping, out: Collector) -> Iterator[list[str]]:
+    """The rows, until one csv cannot read (the file is rejected there, naming the line)."""
+    while True:
+        try:
+            row: list[str] = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            out.problem(m.skip_lines + reader.line_num, Bad("row", "a CSV row", str(e)))
+            return
+        yield row
+
+
+def _amount(raw: str, currency: str, m: Mapping, name: str, signed: bool = True) -> int:
     text = raw.strip().replace("\u00a0", "").replace(" ", "")
+    if not signed and text[:1] in ("+", "-"):
+        raise Bad(name, "an amount without a sign (the column says credit or debit)", raw)
     if m.decimal_comma:
         text = text.replace(".", "").replace(",", ".")
-    if not re.fullmatch(r"[+-]?[0-9]+(\.[0-9]+)?", text):
+    if not re.fullmatch(r"[+-]?[0-9]+(\.[0-9]+)?", text, re.ASCII):
         raise Bad(name, "an amount such as " + ("1 234,50" if m.decimal_comma else "1234.50"), raw)
     return minor_units(text, currency, name)
 
@@ -210,9 +230,9 @@ def _movement(
         if (credit is None) == (debit is None):
             raise Bad(f"{col('credit')}/{col('debit')}", "exactly one of them filled", None)
         amount = (
-            _amount(credit, currency, m, col("credit"))
+            _amount(credit, currency, m, col("credit"), signed=False)
             if credit is not None
-            else -abs(_amount(debit or "", currency, m, col("debit")))
+            else -_amount(debit or "", currency, m, col("debit"), signed=False)
         )
     booked = get("booked_on")
     if booked is None:

@@ -16,6 +16,14 @@ Posting codes. Komerční banka and most banks: 1 debit, 2 credit, 4 reversal of
 (money back to us), 5 reversal of a credit (money taken back). Česká spořitelna's
 description swaps the reversals: 4 reversal of a credit, 5 reversal of a debit. The
 variant is a property of the bank, not the file, so it is an import option.
+
+Each statement is checked against its 074 header: old balance + its movements = new
+balance, and the debit and credit turnovers (46-60 old, 61-75 new balance, 76-90 debit
+and 91-105 credit turnover, each 14 digits and a sign) are the sums of its movements.
+The formats' descriptions let a reversal either lower the turnover of the side it
+reverses (hence the turnovers' signs) or count on the side its money moves; both are
+taken. A file that does not add up is rejected, naming both figures; when it would add up
+under the other posting-code variant, the message says so.
 """
 
 from __future__ import annotations
@@ -32,6 +40,8 @@ from services.bank_import.formats.base import (
     StableIds,
     constant_symbol,
     ddmmyy,
+    money,
+    reconcile,
     symbol,
 )
 
@@ -45,8 +55,9 @@ ITEM_MIN = 97  # through the value date
 
 
 def decode(data: bytes) -> str:
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
+    """UTF-8 when the file is (a BOM only says which text follows if the rest agrees: some
+    exports put one before windows-1250), else windows-1250."""
+    data = data.removeprefix(b"\xef\xbb\xbf")
     try:
         return data.decode("utf-8") if _looks_utf8(data) else data.decode("cp1250")
     except UnicodeDecodeError:
@@ -69,15 +80,30 @@ def account_number(digits: str) -> str:
 
 def _digits(line: str, start: int, end: int, name: str) -> str:
     raw = line[start - 1 : end]
-    if len(raw) != end - start + 1 or not raw.isdigit():
+    if len(raw) != end - start + 1 or not (raw.isascii() and raw.isdigit()):
         raise Bad(f"{name} (positions {start}-{end})", f"{end - start + 1} digits", raw)
     return raw
 
 
 class _Statement:
-    def __init__(self, account: str, booked_on: date | None) -> None:
+    def __init__(
+        self,
+        account: str,
+        booked_on: date | None,
+        figures: tuple[int, int, int, int] = (0, 0, 0, 0),
+        line: int | None = None,
+    ) -> None:
         self.account = account
         self.booked_on = booked_on
+        # old balance, new balance, debit turnover, credit turnover (signed minor units)
+        self.figures = figures
+        self.line = line
+        self.items: list[tuple[str, int]] = []  # posting code, amount (unsigned)
+        self.broken = False  # an item did not parse: the file is rejected for that
+
+
+def _signed(line: str, start: int, sign_at: int) -> int:
+    return (-1 if line[sign_at - 1] == "-" else 1) * int(line[start - 1 : start + 13])
 
 
 def parse_header(line: str) -> _Statement:
@@ -96,7 +122,50 @@ def parse_header(line: str) -> _Statement:
     booked_on = None
     if len(line) >= 114 and line[108:114].strip():
         booked_on = ddmmyy(line[108:114], "statement date (positions 109-114)")
-    return _Statement(account_number(account), booked_on)
+    figures = (
+        _signed(line, 46, 60),
+        _signed(line, 61, 75),
+        _signed(line, 76, 90),
+        _signed(line, 91, 105),
+    )
+    return _Statement(account_number(account), booked_on, figures)
+
+
+def check(stmt: _Statement, signs: dict[str, int], variant: str, out: Collector, ccy: str) -> None:
+    """The statement against its header: balances and turnovers (see the module's doc)."""
+    if stmt.broken:
+        return
+    old, new, debit_t, credit_t = stmt.figures
+    amounts = [signs[code] * amount for code, amount in stmt.items]
+    problem = reconcile(old, amounts, new, ccy)
+    if problem is not None:
+        other = "cs" if variant == "kb" else "kb"
+        flipped = [SIGNS[other][code] * amount for code, amount in stmt.items]
+        hint = (
+            f" (it adds up with --gpc-variant {other})"
+            if reconcile(old, flipped, new, ccy) is None
+            else ""
+        )
+        out.problem(stmt.line, Bad("new balance (positions 61-75)", problem[0] + hint, problem[1]))
+        return
+    by_side = (-sum(a for a in amounts if a < 0), sum(a for a in amounts if a > 0))
+    back_to_us = next(code for code in ("4", "5") if signs[code] > 0)  # reverses a debit
+
+    def total(codes: tuple[str, ...]) -> int:
+        return sum(a for c, a in stmt.items if c in codes)
+
+    taken_back = "5" if back_to_us == "4" else "4"  # reverses a credit
+    by_code = (total(("1",)) - total((back_to_us,)), total(("2",)) - total((taken_back,)))
+    if (debit_t, credit_t) not in (by_side, by_code):
+        out.problem(
+            stmt.line,
+            Bad(
+                "turnovers (positions 76-105)",
+                f"debits {money(debit_t, ccy)} and credits {money(credit_t, ccy)} as written",
+                f"debits {money(by_side[0], ccy)} and credits {money(by_side[1], ccy)} in "
+                f"{len(amounts)} movement(s)",
+            ),
+        )
 
 
 def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
@@ -104,6 +173,7 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
     ids = StableIds()
     signs = SIGNS[opts.gpc_variant]
     stmt: _Statement | None = None
+    stmts: list[_Statement] = []
     pending: dict[str, object] | None = None
     pending_line = 0
     messages: list[str] = []
@@ -129,7 +199,10 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
             if kind == "074":
                 finish()
                 header_bad = True  # until it parses: its items are still checked
+                stmt = None  # a broken header's items count for no earlier statement
                 stmt = parse_header(line)
+                stmt.line = n
+                stmts.append(stmt)
                 header_bad = False
             elif kind == "075":
                 finish()
@@ -139,6 +212,8 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
                 pending = fast or _item(line, stmt or _Statement("", None), signs, opts, ids)
                 trusted = fast is not None
                 pending_line = n
+                if stmt is not None:
+                    stmt.items.append((line[60], abs(int(str(pending["amount_minor"])))))
             elif kind in ("078", "079"):
                 if pending is None:
                     raise Bad("record", f"{kind} only after a 075 item", kind)
@@ -153,16 +228,23 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
             out.problem(n, bad)
             if kind == "075":
                 pending, messages = None, []
+                if stmt is not None:
+                    stmt.broken = True
     finish()
     if stmt is None and not header_bad:
         out.problem(None, Bad("file", "a 074 statement header", "no 074 record"))
+    if not out.problems:
+        ccy = out.movements[0].currency if out.movements else opts.currency or "CZK"
+        for st in stmts:
+            check(st, signs, opts.gpc_variant, out, ccy)
     return out
 
 
 # A well-formed 075 in one regular expression: the common case costs one C call. Anything it
 # does not match goes through ``_item`` field by field, which names what is wrong.
 _FAST = re.compile(
-    r"075(\d{16})(\d{16})(\d{13})(\d{12})([1245])(\d{10})\d\d(\d{4})(\d{4})(\d{10})(\d{6})"
+    r"075(\d{16})(\d{16})(\d{13})(\d{12})([1245])(\d{10})\d\d(\d{4})(\d{4})(\d{10})(\d{6})",
+    re.ASCII,  # \d: 0-9 only, not every script's digits (int() would read those too)
 )
 
 
@@ -184,7 +266,7 @@ def _fast_item(
         return None
     own, counter, tx_id, amount, code, vs, bank, ks, ss, value = m.groups()
     name, ccy, posted = line[97:117], line[118:122], line[122:128]
-    if posted and not (posted.isdigit() or posted.isspace()):
+    if posted and not ((posted.isascii() and posted.isdigit()) or posted.isspace()):
         return None
     try:
         value_on = _date(value, "value date (positions 92-97)")
