@@ -16,7 +16,7 @@ billing dunning preview --on DATE    who would be reminded, noticed, suspended .
 billing dunning postpone|exempt C    an operator's postponement or exemption, with a reason
 billing notify log C                 messages sent to a contract
 billing notify preview KIND --lang L one message rendered (text, HTML, SMS)
-billing audit log [C] [--json]       what operators did (exempt, lift, postpone, assign, load)
+billing audit log [C] [--json]       what operators did (exempt, lift, postpone, assign, load, run)
 billing migrate / topics             set-up steps `billing run` also does
 
 Commands that read (invoices, payments unmatched|show, clock show, dunning explain|preview,
@@ -105,20 +105,30 @@ def cmd_invoicing_run(args: argparse.Namespace) -> None:
     from services.invoicing import service
 
     settings = get_settings()
+    operator = audit.operator_name(args.operator)
 
     async def go() -> service.BillingRun:
         async with _session("invoicing") as (conn, now):
             issued_on = date.fromisoformat(args.issued_on) if args.issued_on else now.date()
+            asked = {"period": args.period, "issued_on": issued_on.isoformat()}
+            # the run commits chunk by chunk: the trail says it was started, then its result
+            # (a run that stops half way leaves the first row, and the next run completes it)
+            async with conn.transaction():
+                await audit.record(conn, now, operator, "billing-run-started", None, asked)
             # a second connection reads and invoices the next chunk while one is written
             reader = await db.connect(settings.database_url, "invoicing")
             try:
                 with terminal.Progress(f"invoices issued for {args.period}") as progress:
-                    return await service.billing_run(
+                    run = await service.billing_run(
                         conn, settings, args.period, issued_on, now, keep=LIST_AT_MOST,
                         reader=reader, progress=progress.update,
                     )  # fmt: skip
             finally:
                 await reader.close()
+            async with conn.transaction():
+                done = {**asked, "issued": run.issued}
+                await audit.record(conn, now, operator, "billing-run", None, done)
+            return run
 
     run = asyncio.run(go())
     if run.issued <= LIST_AT_MOST:
@@ -523,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = invoicing.add_parser("run", help="billing run: issue a month's invoices")
     run.add_argument("--period", required=True, help="YYYY-MM")
     run.add_argument("--issued-on", help="issue date (default: today on the clock)")
+    run.add_argument("--operator", help=audit.OPERATOR_HELP)
     run.set_defaults(fn=cmd_invoicing_run)
 
     inv = sub.add_parser("invoices", help="list invoices")

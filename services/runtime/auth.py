@@ -136,6 +136,16 @@ def require_operator_tokens(settings: Settings) -> OperatorTokens:
     return tokens
 
 
+def refuse_test_clock_in_production(settings: Settings) -> None:
+    """A test clock (``billing clock set|advance`` moves every worker's time, and with it
+    due dates, reminders and suspensions) is for development and tests only."""
+    if settings.test_clock and settings.environment == "production":
+        raise ConfigError(
+            f"{env_name('test_clock')}=true lets anyone who can write the database move time"
+            f" for every customer: refused with {env_name('environment')}=production"
+        )
+
+
 def notice_key(settings: Settings) -> bytes:
     """The key of the notice page's form tokens: ``BILLING_NOTICE_SECRET_FILE`` (or
     ``BILLING_NOTICE_SECRET``), at least 32 characters, never a published default; in

@@ -71,7 +71,9 @@ class ServiceSpec:
 
 def check_startup(spec: ServiceSpec, settings: Settings) -> auth.OperatorGuard | None:
     """Refuse to start, naming the setting, where the service would run without what
-    protects it: operator tokens for its operator endpoints, its own checks."""
+    protects it: operator tokens for its operator endpoints, its own checks; and where it
+    would run on a test clock in production."""
+    auth.refuse_test_clock_in_production(settings)
     guard = auth.guard(settings) if spec.routes is not None else None
     for check in spec.startup_checks:
         check(settings)
@@ -250,4 +252,3 @@ def run(spec: ServiceSpec) -> None:
     # ready, terminal or not, in front of the next JSON line.
     worker.spinner = None
     worker.execute_from_commandline()
-

@@ -84,7 +84,7 @@ def test_each_kind_of_failure_has_its_exit_code_and_one_line(
     assert code == 66 and "no-such.gpc: No such file or directory" in one_line(err)
     code, _, err = billing(capsys, "dunning", "explain", "4242")
     assert code == 66 and "dunning knows no contract 4242" in one_line(err)
-    code, _, err = billing(capsys, "payments", "show", "2001234567/2010", "nope")
+    code, _, err = billing(capsys, "payments", "show", "2001234561/2010", "nope")
     assert code == 66 and "no bank movement nope" in one_line(err)
 
     monkeypatch.setenv("BILLING_BATCH_SIZE", "many")

@@ -45,7 +45,7 @@ def _notice(contract: str) -> ev.NoticeRequested:
         policy="notice-then-suspend", overdue_minor=49900, currency="CZK",
         invoices=[ev.OverdueInvoice(invoice_number="2026000099", vs=contract, ss="2026000099",
                                     due_on=date(2026, 12, 15), open_minor=49900, currency="CZK")],
-        account="2001234567/2010", decided_at=NOW, promise_max_days=5,
+        account="2001234561/2010", decided_at=NOW, promise_max_days=5,
     )  # fmt: skip
 
 

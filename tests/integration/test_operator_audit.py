@@ -275,7 +275,7 @@ def test_contracts_load_and_a_manual_assignment_are_in_the_trail(
 
     asyncio.run(unmatched())
     capsys.readouterr()
-    billing(["payments", "assign", "2001234567/2010", "u1", "--contract", "1001",
+    billing(["payments", "assign", "2001234561/2010", "u1", "--contract", "1001",
              "--operator", "erik", "--note", "phoned in"])  # fmt: skip
     assert "assigned to contract 1001" in capsys.readouterr().out
     [row] = fetch(cli, "payments", "SELECT * FROM operator_actions")
@@ -313,3 +313,20 @@ def test_a_statement_import_is_in_the_trail_with_its_record(
     )
     assert (row["operator"], row["action"], row["contract"]) == ("frank", "import-statement", None)
     assert row["details"] == {"file": "kb.gpc", "format": "auto", "movements": 6, "new": 6}
+
+
+def test_a_billing_run_is_in_the_trail_when_started_and_with_its_result(
+    cli: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    demo = Path(__file__).parents[2] / "services" / "demo_data" / "contracts.json"
+    billing(["contracts", "load", str(demo), "--operator", "dana"])
+    billing(["invoicing", "run", "--period", "2027-01", "--operator", "olga"])
+    assert capsys.readouterr().out.splitlines()[-1] == "3 invoices issued for 2027-01"
+    rows = fetch(
+        cli, "invoicing", "SELECT operator, action, details FROM operator_actions ORDER BY id"
+    )
+    asked = {"period": "2027-01", "issued_on": NOW.date().isoformat()}
+    assert [(r["operator"], r["action"], r["details"]) for r in rows[1:]] == [
+        ("olga", "billing-run-started", asked),
+        ("olga", "billing-run", {**asked, "issued": 3}),
+    ]

@@ -209,3 +209,12 @@ def test_state_changes_need_json_and_an_allowed_origin() -> None:
                 assert r.status == 401
 
     asyncio.run(go())
+
+
+def test_a_test_clock_is_refused_in_production_by_every_worker() -> None:
+    """A test clock moves due dates, reminders and suspensions for every customer: only in
+    development (the dev stack, the tests), never in production, whichever worker."""
+    for service in ("invoicing", "payments", "dunning", "provisioning", "notify"):
+        with pytest.raises(auth.ConfigError, match="BILLING_TEST_CLOCK=true"):
+            check_startup(_spec(service), _settings(test_clock=True))
+        check_startup(_spec(service), _settings(environment="development", test_clock=True))
