@@ -273,7 +273,8 @@ class Dunning:
         if found is None:
             raise LookupError(f"promise for unknown contract {data.contract}")
         facts, policy = found
-        last = await self.last_customer_promises(unit, {data.contract: policy})
+        asking = {data.contract: policy} if data.by == "customer" else {}
+        last = await self.last_customer_promises(unit, asking)
         verdict = domain.judge_promise(
             facts,
             policy,
