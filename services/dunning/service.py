@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -177,6 +180,11 @@ class Dunning:
     async def recompute(self, unit: Unit, contract: str) -> domain.Decision | None:
         return (await self.recompute_many(unit, [contract])).get(contract)
 
+    def tolerance(self, facts: domain.Facts) -> int:
+        """The rounding rest below which an invoice counts as paid, in its currency."""
+        currency = facts.invoices[0].currency if facts.invoices else ""
+        return self.settings.rounding_tolerance.get(currency, 0)
+
     async def recompute_many(self, unit: Unit, contracts: list[str]) -> dict[str, domain.Decision]:
         """Lock the contracts, run the staged facts, decide each and act: actions recorded
         once (their request id is the key), events emitted, state and timers saved."""
@@ -185,32 +193,11 @@ class Dunning:
         await conn.fetchval(Q.lock_contracts, contracts)
         await unit.drain()
         found = await self.facts_many(unit, contracts)
-        decided: dict[str, tuple[domain.Decision, Policy]] = {}
-        for contract, (facts, policy) in found.items():
-            tolerance = self.settings.rounding_tolerance.get(
-                facts.invoices[0].currency if facts.invoices else "", 0
-            )
-            decided[contract] = domain.decide(facts, policy, unit.now, tolerance), policy
-        wanted = [(c, a) for c, (d, _) in decided.items() for a in d.actions]
-        if wanted:
-            new = {
-                (r["contract"], r["request_id"])
-                for r in await conn.fetch(
-                    Q.insert_actions,
-                    [c for c, _ in wanted],
-                    [a.request_id for _, a in wanted],
-                    [a.kind for _, a in wanted],
-                    [a.step for _, a in wanted],
-                    unit.now,
-                )
-            }
-            noticed = [c for c, a in wanted if a.kind == "notice" and (c, a.request_id) in new]
-            allowance = await self.promise_allowances(unit, {c: decided[c][1] for c in noticed})
-            for contract, action in wanted:
-                if (contract, action.request_id) in new:
-                    decision, policy = decided[contract]
-                    days = allowance.get(contract, 0) if action.kind == "notice" else 0
-                    self._emit(unit, contract, policy, decision, action, days)
+        decided = {
+            contract: (domain.decide(facts, policy, unit.now, self.tolerance(facts)), policy)
+            for contract, (facts, policy) in found.items()
+        }
+        await self._act(unit, decided)
         if decided:
             ds = [d for d, _ in decided.values()]
             await conn.execute(
@@ -226,30 +213,59 @@ class Dunning:
             await timers.schedule_many(conn, list(decided), [d.next_check_at for d in ds])
         return {c: d for c, (d, _) in decided.items()}
 
-    async def promise_allowances(self, unit: Unit, policies: dict[str, Policy]) -> dict[str, int]:
-        """How many days each customer may still postpone, in one query: 0 when the
-        policy allows no promise, or one was made within ``once_per_days``."""
-        asking = [c for c, policy in policies.items() if policy.promise.max_days]
-        last = (
-            {
-                r["contract"]: r["made_at"]
-                for r in await unit.conn.fetch(Q.last_customer_promises, asking)
-            }
-            if asking
-            else {}
+    async def _act(self, unit: Unit, decided: dict[str, tuple[domain.Decision, Policy]]) -> None:
+        """Emit an event for each action recorded now; a notice carries how far the
+        customer may postpone, asked for all the batch's notices in one query."""
+        new = await self._record_actions(unit, decided)
+        noticed = {c: decided[c][1] for c, a in new if a.kind == "notice"}
+        allowance = await self.promise_allowances(unit, noticed)
+        for contract, action in new:
+            decision, policy = decided[contract]
+            days = allowance.get(contract, 0) if action.kind == "notice" else 0
+            self._emit(unit, contract, policy, decision, action, days)
+
+    async def _record_actions(
+        self, unit: Unit, decided: dict[str, tuple[domain.Decision, Policy]]
+    ) -> list[tuple[str, domain.Action]]:
+        """Record the decisions' actions; those recorded before (their request id is the
+        key: a redelivery, a second timer) were acted on then and are left out."""
+        wanted = [(c, a) for c, (d, _) in decided.items() for a in d.actions]
+        if not wanted:
+            return []
+        rows = await unit.conn.fetch(
+            Q.insert_actions,
+            [c for c, _ in wanted],
+            [a.request_id for _, a in wanted],
+            [a.kind for _, a in wanted],
+            [a.step for _, a in wanted],
+            unit.now,
         )
-        out = {}
-        for c, policy in policies.items():
-            made = last.get(c)
-            recent = made is not None and unit.now - made < timedelta(
-                days=policy.promise.once_per_days
-            )
-            out[c] = 0 if recent or not policy.promise.max_days else policy.promise.max_days
-        return out
+        recorded = {(r["contract"], r["request_id"]) for r in rows}
+        return [(c, a) for c, a in wanted if (c, a.request_id) in recorded]
+
+    async def last_customer_promises(
+        self, unit: Unit, policies: dict[str, Policy]
+    ) -> dict[str, datetime]:
+        """When each customer last made an accepted promise, in one query; asked only of
+        the contracts whose policy allows promises at all."""
+        asking = [c for c, policy in policies.items() if policy.promise.max_days]
+        if not asking:
+            return {}
+        rows = await unit.conn.fetch(Q.last_customer_promises, asking)
+        return {r["contract"]: r["made_at"] for r in rows}
+
+    async def promise_allowances(self, unit: Unit, policies: dict[str, Policy]) -> dict[str, int]:
+        """How many days each customer may still postpone (``domain.promise_allowance``)."""
+        last = await self.last_customer_promises(unit, policies)
+        return {
+            c: domain.promise_allowance(policy.promise, last.get(c), unit.now)
+            for c, policy in policies.items()
+        }
 
     async def on_promise(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
         """A promise to pay: the customer's within the policy's limits, an operator's as
-        given. Either way the suspension (and restriction) waits until then."""
+        given (``domain.judge_promise``). Either way the suspension (and restriction) waits
+        until then; a refused promise is recorded too, with why."""
         assert isinstance(data, ev.PromiseMade)
         await unit.settle()
         await lock_contract(unit, data.contract)
@@ -257,39 +273,36 @@ class Dunning:
         if found is None:
             raise LookupError(f"promise for unknown contract {data.contract}")
         facts, policy = found
-        # The postponement counts from when the suspension (or restriction) would come.
-        tolerance = self.settings.rounding_tolerance.get(
-            facts.invoices[0].currency if facts.invoices else "", 0
+        asking = {data.contract: policy} if data.by == "customer" else {}
+        last = await self.last_customer_promises(unit, asking)
+        verdict = domain.judge_promise(
+            facts,
+            policy,
+            unit.now,
+            self.tolerance(facts),
+            by=data.by,
+            days=data.days,
+            until=data.until,
+            last_customer_promise=last.get(data.contract),
         )
-        planned = domain.decide(facts, policy, unit.now, tolerance).upcoming
-        base = next((u.at for u in planned if u.action in ("suspend", "restrict")), unit.now)
-        base = max(base, facts.promised_until or base)
-        accepted, note = True, ""
-        if data.by == "customer":
-            allowed = (await self.promise_allowances(unit, {data.contract: policy}))[data.contract]
-            days = min(data.days or allowed, allowed)
-            until = base + timedelta(days=days)
-            if not allowed:
-                accepted, note = False, "no promise allowed now by the policy"
-            elif facts.stage not in ("notice", "suspended", "restricted"):
-                accepted, note = False, "nothing to postpone"
-            elif (data.days or 0) > allowed:
-                note = f"shortened to the policy's {allowed} days"
-        else:
-            until = data.until or base
         await unit.conn.execute(
             Q.insert_promise,
             data.contract,
-            until,
+            verdict.until,
             data.by,
             data.reason,
             data.address,
             data.user_agent,
             data.made_at,
-            accepted,
-            note,
+            verdict.accepted,
+            verdict.note,
         )
-        log.info("promise", contract=data.contract, accepted=accepted, until=until.isoformat())
+        log.info(
+            "promise",
+            contract=data.contract,
+            accepted=verdict.accepted,
+            until=verdict.until.isoformat(),
+        )
         await self.recompute(unit, data.contract)
 
     async def on_unmatched(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
@@ -354,85 +367,113 @@ class Dunning:
         a: domain.Action,
         promise_days: int = 0,
     ) -> None:
+        """The event of one new action, built by its row in ``EVENTS``; a step overtaken
+        by a later one emits nothing and is only logged."""
         if a.kind == "skip":
             log.info("step overtaken, skipped", step=a.step, request_id=a.request_id)
             return
-        if a.kind == "fee":
-            unit.emit(
-                self.topics.dunning,
-                "fee.charged.v1",
-                contract,
-                ev.FeeCharged(
-                    contract=contract,
-                    request_id=a.request_id,
-                    invoice_number=a.invoice or "",
-                    amount_minor=a.amount_minor,
-                    currency=d.currency or "CZK",
-                    step=a.step,
-                    policy=policy.name,
-                ),
-            )
-            return
-        if a.kind == "restore":
-            unit.emit(
-                self.topics.dunning,
-                "restore.requested.v1",
-                contract,
-                ev.RestoreRequested(
-                    contract=contract,
-                    request_id=a.request_id,
-                    reason="overdue balance settled",
-                    decided_at=unit.now,
-                ),
-            )
-            return
+        type_, build = EVENTS[a.kind]
         currency = d.currency or "CZK"
-        common = dict(
+        acting = Acting(
             contract=contract,
-            request_id=a.request_id,
-            step=a.step,
-            policy=policy.name,
-            overdue_minor=d.overdue_minor,
+            policy=policy,
+            decision=d,
+            action=a,
             currency=currency,
-            invoices=[
-                ev.OverdueInvoice(
-                    invoice_number=i.invoice_number,
-                    vs=i.vs,
-                    ss=i.ss,
-                    due_on=i.due_on,
-                    open_minor=i.open_minor,
-                    currency=i.currency,
-                )
-                for i in d.overdue
-            ],
             account=self.settings.bank_accounts.get(currency, ""),
-            decided_at=unit.now,
+            promise_days=promise_days,
+            now=unit.now,
         )
-        if a.kind == "reminder":
-            unit.emit(
-                self.topics.dunning,
-                "reminder.requested.v1",
-                contract,
-                ev.ReminderRequested(**common, channels=list(a.channels)),
+        unit.emit(self.topics.dunning, type_, contract, build(acting))
+
+
+# --- the event of each action kind -----------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Acting:
+    """One new action of a contract's decision, with all its event may carry."""
+
+    contract: str
+    policy: Policy
+    decision: domain.Decision
+    action: domain.Action
+    currency: str  # the decision's, CZK when it has none
+    account: str  # our bank account in that currency, for the payment instructions
+    promise_days: int  # notices: how far the customer may postpone
+    now: datetime
+
+
+def _request(c: Acting) -> dict[str, Any]:
+    """What every request to act carries (``ev.DunningRequest``): which step of which
+    policy, what is owed and where to pay it."""
+    return dict(
+        contract=c.contract,
+        request_id=c.action.request_id,
+        step=c.action.step,
+        policy=c.policy.name,
+        overdue_minor=c.decision.overdue_minor,
+        currency=c.currency,
+        invoices=[
+            ev.OverdueInvoice(
+                invoice_number=i.invoice_number,
+                vs=i.vs,
+                ss=i.ss,
+                due_on=i.due_on,
+                open_minor=i.open_minor,
+                currency=i.currency,
             )
-        elif a.kind == "notice":
-            unit.emit(
-                self.topics.dunning,
-                "notice.requested.v1",
-                contract,
-                ev.NoticeRequested(**common, promise_max_days=promise_days),
-            )
-        elif a.kind == "restrict":
-            unit.emit(
-                self.topics.dunning,
-                "restrict.requested.v1",
-                contract,
-                ev.RestrictRequested(**common),
-            )
-        elif a.kind == "suspend":
-            unit.emit(
-                self.topics.dunning,
-                "suspend.requested.v1",
-                contract,
-                ev.SuspendRequested(**common, acknowledged_at=d.acknowledged_at),
-            )
+            for i in c.decision.overdue
+        ],
+        account=c.account,
+        decided_at=c.now,
+    )
+
+
+def _reminder(c: Acting) -> BaseModel:
+    return ev.ReminderRequested(**_request(c), channels=list(c.action.channels))
+
+
+def _notice(c: Acting) -> BaseModel:
+    return ev.NoticeRequested(**_request(c), promise_max_days=c.promise_days)
+
+
+def _restrict(c: Acting) -> BaseModel:
+    return ev.RestrictRequested(**_request(c))
+
+
+def _suspend(c: Acting) -> BaseModel:
+    return ev.SuspendRequested(**_request(c), acknowledged_at=c.decision.acknowledged_at)
+
+
+def _fee(c: Acting) -> BaseModel:
+    return ev.FeeCharged(
+        contract=c.contract,
+        request_id=c.action.request_id,
+        invoice_number=c.action.invoice or "",
+        amount_minor=c.action.amount_minor,
+        currency=c.currency,
+        step=c.action.step,
+        policy=c.policy.name,
+    )
+
+
+def _restore(c: Acting) -> BaseModel:
+    return ev.RestoreRequested(
+        contract=c.contract,
+        request_id=c.action.request_id,
+        reason="overdue balance settled",
+        decided_at=c.now,
+    )
+
+
+# Action kind -> (event type, its data). Every kind but "skip" has a row
+# (tests/unit/test_dunning_domain.py holds them in step).
+EVENTS: dict[domain.ActionKind, tuple[str, Callable[[Acting], BaseModel]]] = {
+    "reminder": ("reminder.requested.v1", _reminder),
+    "notice": ("notice.requested.v1", _notice),
+    "restrict": ("restrict.requested.v1", _restrict),
+    "suspend": ("suspend.requested.v1", _suspend),
+    "fee": ("fee.charged.v1", _fee),
+    "restore": ("restore.requested.v1", _restore),
+}
