@@ -146,7 +146,7 @@ class Notify:
         }
         queued = [self._request(unit, e or event, d, rows.get(d.contract)) for e, d in run]
         if any(queued):
-            unit.stage("SELECT pg_notify('notify_deliveries', '')")
+            unit.stage(Q.wake_sender)
 
     def _request(self, unit: Unit, event: CloudEvent, data: BaseModel, row: Any) -> bool:
         """Queue the deliveries of one request (False: nobody to tell, said as an event)."""
