@@ -1,6 +1,7 @@
 -- name: upsert_contract
 -- A run of contracts as loaded, their billing terms in columns (the latest wins).
 -- No contract twice in one run: Unit.stage_row starts another execution there.
+-- $1-$8 are the fields of ``ContractRow`` (services/invoicing/service.py), in its order.
 INSERT INTO contracts (contract, data, active, monthly_fee_minor, currency, due_kind, due_value,
                        updated_at)
 SELECT u.c, u.d::jsonb, u.a, u.f, u.cu, u.k, u.v, u.t

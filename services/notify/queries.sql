@@ -13,6 +13,7 @@ FROM contacts WHERE contract = ANY($1::text[]);
 
 -- name: insert_delivery
 -- One message to one recipient on one channel; a repeat of the request adds nothing.
+-- $1-$12 are the fields of ``NewDelivery`` (services/notify/service.py), in its order.
 INSERT INTO deliveries (contract, request_id, kind, channel, recipient, language, subject, body,
                         html, request, next_attempt_at, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)

@@ -54,6 +54,7 @@ SET contract = EXCLUDED.contract, confirmed_by = EXCLUDED.confirmed_by,
 
 -- name: insert_bank_tx
 -- A movement, paired or queued; returns its id unless (account, bank_tx_id) was stored.
+-- $1-$18 are the fields of ``BankTx`` (services/payments/service.py), in its order.
 INSERT INTO bank_transactions (account, bank_tx_id, event_id, booked_on, amount_minor, currency,
                                vs, ss, data, contract, status, reason_code, reason, received_at,
                                counterparty_account, counterparty_name, message, rule)
@@ -215,7 +216,7 @@ SELECT
           GROUP BY contract) AS balances;
 
 -- name: insert_matched_txs
--- The movements a batch paired, one array a column ($1-$18 as insert_bank_tx's).
+-- The movements a batch paired, one array a ``BankTx`` field ($1-$18 as insert_bank_tx's).
 -- Their absence was checked under the batch's facts, so a conflict here is a bug to
 -- surface, not a repeat to skip.
 INSERT INTO bank_transactions (account, bank_tx_id, event_id, booked_on, amount_minor, currency,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -244,7 +244,7 @@ def packed(outbox: list[OutboxRow]) -> list[PackedRow]:
     return out
 
 
-def columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     """Rows as one list per column: the parameters of an ``unnest`` statement."""
     return [list(column) for column in zip(*rows, strict=True)]
 

@@ -8,11 +8,15 @@ Uses are found in the code's syntax: ``Q.<name>`` where ``Q`` is bound to a file
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
+from services.invoicing import service as invoicing
+from services.notify import service as notify
+from services.payments import service as payments
 from services.runtime import sql
 from services.runtime.sql import Queries, QueryFileError
 
@@ -173,3 +177,31 @@ def test_a_broken_query_file_is_refused_naming_its_line(
 def test_an_unknown_query_names_the_file() -> None:
     with pytest.raises(AttributeError, match=r"runtime/queries.sql: no query named 'nope'"):
         _ = sql.load(str(SERVICES / "runtime" / "sql.py")).nope
+
+
+def _insert_columns(query: str) -> list[str]:
+    found = re.search(r"INSERT INTO \w+\s*\(([^)]*)\)", query)
+    assert found, query
+    return [c.strip() for c in found.group(1).split(",")]
+
+
+@pytest.mark.parametrize(
+    ("queries", "name", "row"),
+    [
+        (payments.Q, "insert_bank_tx", payments.BankTx),
+        (payments.Q, "insert_matched_txs", payments.BankTx),
+        (notify.Q, "insert_delivery", notify.NewDelivery),
+        (invoicing.Q, "upsert_contract", invoicing.ContractRow),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_a_typed_row_is_its_statements_columns_in_order(
+    queries: Queries, name: str, row: type[tuple[object, ...]]
+) -> None:
+    """A row built by name goes in by position: its fields must be the statement's columns
+    ($1..$n) in their order, so no value lands in its neighbour's column."""
+    query = getattr(queries, name)
+    fields = list(row._fields)  # type: ignore[attr-defined]
+    assert _insert_columns(query) == fields
+    assert {int(n) for n in re.findall(r"\$(\d+)", query)} == set(range(1, len(fields) + 1))
+
