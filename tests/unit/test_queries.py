@@ -205,3 +205,38 @@ def test_a_typed_row_is_its_statements_columns_in_order(
     assert _insert_columns(query) == fields
     assert {int(n) for n in re.findall(r"\$(\d+)", query)} == set(range(1, len(fields) + 1))
 
+
+_STATEMENT = re.compile(
+    r"^\s*(SELECT\s|INSERT\s+INTO\s|UPDATE\s+\w+\s.*\bSET\s|DELETE\s+FROM\s|WITH\s+\w+\s+AS\b"
+    r"|CREATE\s|DROP\s|ALTER\s|TRUNCATE\s|LOCK\s|NOTIFY\s|LISTEN\s|COPY\s|SET\s+\w+\s+TO\s)",
+    re.DOTALL,
+)
+# DDL takes no parameters: these name what they create or drop, formatted in (db.py says why)
+DYNAMIC_DDL = {
+    ("services/runtime/db.py", 'CREATE SCHEMA IF NOT EXISTS "{}"'),
+    ("services/runtime/db.py", 'DROP DATABASE IF EXISTS "{}" WITH (FORCE)'),
+    ("services/runtime/db.py", 'CREATE DATABASE "{}"'),
+}
+
+
+def _literal(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    if isinstance(node, ast.JoinedStr):
+        return "".join(str(v.value) if isinstance(v, ast.Constant) else "{}" for v in node.values)
+    return None
+
+
+def test_no_sql_statement_is_written_in_the_services_python() -> None:
+    """Statements live in the .sql files, runtime's too; what must be formatted (DDL naming
+    a schema or database) is listed above."""
+    found = []
+    for path in sorted(SERVICES.rglob("*.py")):
+        where = str(path.relative_to(ROOT))
+        nodes = list(ast.walk(ast.parse(path.read_text("utf-8"), where)))
+        parts = {id(v) for n in nodes if isinstance(n, ast.JoinedStr) for v in n.values}
+        for node in nodes:
+            text = None if id(node) in parts else _literal(node)
+            if text and _STATEMENT.match(text) and (where, text.strip()) not in DYNAMIC_DDL:
+                found.append(f"{where}:{getattr(node, 'lineno', '?')}: {text.strip()[:60]!r}")
+    assert not found, "\n".join(found)
