@@ -71,7 +71,7 @@ class FioClient:
                     last: datetime | None = await conn.fetchval(
                         Q.fio_last_request, digest(self.token)
                     )
-                    now: datetime = await conn.fetchval("SELECT clock_timestamp()")
+                    now: datetime = await conn.fetchval(Q.server_time)
                     if last is not None:
                         wait = self.min_interval - (now - last).total_seconds()
                         if wait > 0:
@@ -82,7 +82,7 @@ class FioClient:
                         await conn.execute(
                             Q.fio_mark_request,
                             digest(self.token),
-                            await conn.fetchval("SELECT clock_timestamp()"),
+                            await conn.fetchval(Q.server_time),
                         )
                         status = resp.status
                 if status == 200:

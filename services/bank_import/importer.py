@@ -93,7 +93,7 @@ async def publish_pending(
     """Step 2: everything in the outbox, including what an earlier run left behind.
     ``progress`` hears the number of events published after each round."""
     async with pool.acquire() as conn:
-        if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)"):
+        if not await conn.fetchval(Q.outbox_has_events):
             return 0
     producer = make_producer(settings)
     await start_producer(producer, settings, "import")
@@ -104,7 +104,7 @@ async def publish_pending(
             sent = await relay.publish_once()
             if not sent:
                 async with pool.acquire() as conn:
-                    if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM outbox)"):
+                    if not await conn.fetchval(Q.outbox_has_events):
                         return total
                 await asyncio.sleep(0.05)  # another importer holds the relay lock
                 continue
@@ -139,7 +139,7 @@ async def import_movements(
             published = await publish_pending(settings, pool, progress)
         except (BrokerUnavailable, KafkaError) as exc:
             async with pool.acquire() as conn:
-                waiting = await conn.fetchval("SELECT count(*) FROM outbox")
+                waiting = await conn.fetchval(Q.outbox_rows)
             raise NotPublished(
                 f"{file}: {new} new movements recorded, {waiting} events wait in the"
                 f" importer's outbox and were not published ({exc}); import again (any"

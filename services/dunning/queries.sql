@@ -1,4 +1,5 @@
 -- name: upsert_contracts
+-- A run of contracts' country, currency, policy, exemption flag and group (the latest wins).
 -- Rows staged one per event (``Unit.stage_row``), written by one statement: one array a
 -- column. Likewise the invoice facts below.
 INSERT INTO contracts (contract, country, currency, policy, exempt, grp)
@@ -8,7 +9,8 @@ SET country = EXCLUDED.country, currency = EXCLUDED.currency, policy = EXCLUDED.
     exempt = EXCLUDED.exempt, grp = EXCLUDED.grp;
 
 -- name: get_contract
--- The contract and the facts kept beside it, in one round trip (it runs on every event).
+-- Contract $1 with its exemption, promise and unmatched payment, if dunning knows it.
+-- One round trip for the contract and the facts kept beside it.
 SELECT c.contract, c.country, c.currency, c.policy, c.grp,
        c.exempt OR e.contract IS NOT NULL AS exempt, e.reason AS exempt_reason,
        (SELECT max(until) FROM promises p WHERE p.contract = c.contract AND p.accepted)
@@ -20,42 +22,48 @@ LEFT JOIN unmatched_payments u ON u.contract = c.contract
 WHERE c.contract = $1;
 
 -- name: all_contracts
+-- Every contract dunning knows, in contract order (an operator's sweep of them all).
 SELECT contract FROM contracts ORDER BY contract;
 
--- name: noticed_at
-SELECT max(decided_at) FROM actions WHERE contract = $1 AND kind = 'notice';
-
 -- name: insert_promise
+-- A promise to pay by $2, accepted or refused, with who made it and from where.
 INSERT INTO promises (contract, until, by, reason, address, user_agent, made_at, accepted, note)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9);
 
 -- name: promises_of
+-- Contract $1's promises to pay, accepted or not, in the order made.
 SELECT until, by, reason, address, made_at, accepted, note
 FROM promises WHERE contract = $1 ORDER BY made_at, id;
 
 -- name: set_exemption
+-- Exempt contract $1 from dunning for reason $2, by $3, from $4.
 -- After lift_exemption (one in force at a time): a new exemption replaces the old one,
 -- which stays, lifted.
 INSERT INTO exemptions (contract, reason, by, since) VALUES ($1, $2, $3, $4);
 
 -- name: lift_exemption
--- The exemption in force, if any, lifted at $2 by $3 for reason $4 (kept, never deleted).
+-- Lift contract $1's exemption in force, if any, at $2 by $3 for reason $4.
+-- The row is kept, never deleted: the history says who exempted and who lifted.
 UPDATE exemptions SET lifted_at = $2, lifted_by = $3, lift_reason = $4
 WHERE contract = $1 AND lifted_at IS NULL
 RETURNING reason, by, since;
 
 -- name: exemptions_of
+-- Contract $1's exemptions, lifted or in force, in the order set.
 SELECT reason, by, since, lifted_at, lifted_by, lift_reason
 FROM exemptions WHERE contract = $1 ORDER BY since, id;
 
 -- name: mark_unmatched
+-- A payment of contract $1 waits unmatched since $2: the guard holds suspension off for a while.
 INSERT INTO unmatched_payments (contract, since, bank_tx_id) VALUES ($1, $2, $3)
 ON CONFLICT (contract) DO NOTHING;
 
 -- name: clear_unmatched
+-- Contract $1's unmatched payment was sorted out: the guard holding suspension off is lifted.
 DELETE FROM unmatched_payments WHERE contract = $1;
 
 -- name: invoices_issued
+-- A run of issued invoices as dunning's facts; a repeat keeps what is still open.
 INSERT INTO invoices (invoice_number, contract, vs, ss, due_on, amount_minor, open_minor, currency)
 SELECT u.n, u.c, u.vs, u.ss, u.d, u.a, u.a, u.cur
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::bigint[],
@@ -66,59 +74,42 @@ SET vs = EXCLUDED.vs, ss = EXCLUDED.ss, due_on = EXCLUDED.due_on,
     open_minor = COALESCE(invoices.open_minor, EXCLUDED.open_minor);
 
 -- name: invoices_settled
+-- A run of settled invoices: nothing open (a row is made if the issue is not here yet).
 INSERT INTO invoices (invoice_number, contract, open_minor, settled)
 SELECT u.n, u.c, 0, true FROM unnest($1::text[], $2::text[]) AS u(n, c)
 ON CONFLICT (invoice_number) DO UPDATE SET open_minor = 0, settled = true;
 
 -- name: invoices_partially_paid
+-- A run of partly paid invoices' open amounts; a settled invoice stays settled.
 INSERT INTO invoices (invoice_number, contract, open_minor)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
 ON CONFLICT (invoice_number) DO UPDATE SET open_minor = EXCLUDED.open_minor
 WHERE NOT invoices.settled;
 
 -- name: invoice_reopened
+-- Invoice $1 of contract $2 open again for $3, after a payment was taken back.
 UPDATE invoices SET open_minor = $3, settled = false
 WHERE invoice_number = $1 AND contract = $2;
 
--- name: unpaid_invoices
-SELECT invoice_number, vs, ss, due_on, open_minor, currency
-FROM invoices WHERE contract = $1 AND NOT settled AND due_on IS NOT NULL;
-
--- name: get_state
-SELECT stage, episode, acknowledged_at FROM state WHERE contract = $1 FOR UPDATE;
-
--- name: save_state
-INSERT INTO state (contract, stage, episode, acknowledged_at, why, next_check_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (contract) DO UPDATE
-SET stage = EXCLUDED.stage, episode = EXCLUDED.episode,
-    acknowledged_at = EXCLUDED.acknowledged_at, why = EXCLUDED.why,
-    next_check_at = EXCLUDED.next_check_at, updated_at = EXCLUDED.updated_at;
-
 -- name: acknowledge
--- Only a notice on screen can be confirmed; the first confirmation counts.
+-- The customer confirmed contract $1's notice at $2 (the first confirmation counts).
+-- Only a notice on screen can be confirmed.
 UPDATE state SET acknowledged_at = COALESCE(acknowledged_at, $2), updated_at = $3
 WHERE contract = $1 AND stage = 'notice';
 
--- name: done_actions
-SELECT request_id FROM actions WHERE contract = $1;
-
--- name: insert_action
-INSERT INTO actions (contract, request_id, kind, step, decided_at) VALUES ($1, $2, $3, $4, $5)
-ON CONFLICT DO NOTHING
-RETURNING request_id;
-
 -- name: actions_of
+-- The actions taken on contract $1, in the order decided (for an operator).
 SELECT request_id, kind, step, decided_at FROM actions WHERE contract = $1 ORDER BY decided_at;
 
 -- name: lock_contracts
--- The per-contract advisory locks of many contracts; pass them sorted, so that two
--- transactions locking overlapping sets take them in the same order.
+-- Take the advisory locks of contracts $1 for this transaction, in the order given.
+-- Pass them sorted, so that two transactions locking overlapping sets take them in the
+-- same order.
 SELECT count(pg_advisory_xact_lock(hashtext('dunning:' || c))) FROM unnest($1::text[]) AS c;
 
 -- name: facts_of
--- Everything decide() needs for many contracts, in one round trip instead of three
--- (under load each round trip is a wait for PostgreSQL on busy CPUs). Each column is an
+-- Everything decide() needs for contracts $1, in one round trip instead of three.
+-- Under load each round trip is a wait for PostgreSQL on busy CPUs. Each column is an
 -- array of rows:
 -- contracts: (contract, country, policy, grp, exempt, promised_until, unmatched_since,
 --   stage, episode, acknowledged_at, noticed_at) of the contracts dunning knows;
@@ -170,6 +161,7 @@ SELECT
     ) AS done;
 
 -- name: insert_actions
+-- The actions a run decided, at $5; returns the new ones (a repeat request is not).
 INSERT INTO actions (contract, request_id, kind, step, decided_at)
 SELECT u.c, u.r, u.k, u.s, $5
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u(c, r, k, s)
@@ -177,11 +169,13 @@ ON CONFLICT DO NOTHING
 RETURNING contract, request_id;
 
 -- name: last_customer_promises
+-- When each of contracts $1 last made an accepted promise itself: a policy allows one so often.
 SELECT contract, max(made_at) AS made_at
 FROM promises WHERE contract = ANY($1::text[]) AND accepted AND by = 'customer'
 GROUP BY contract;
 
 -- name: save_states
+-- A run of contracts' dunning states, all updated at $7 (one row per contract).
 INSERT INTO state (contract, stage, episode, acknowledged_at, why, next_check_at, updated_at)
 SELECT u.c, u.st, u.ep, u.ack, u.why, u.nxt, $7
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],

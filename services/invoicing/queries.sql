@@ -1,5 +1,7 @@
 -- name: upsert_contract
--- A run of contracts (no contract twice: Unit.stage_row splits there).
+-- A run of contracts as loaded, their billing terms in columns (the latest wins).
+-- No contract twice in one run: Unit.stage_row starts another execution there.
+-- $1-$8 are the fields of ``ContractRow`` (services/invoicing/service.py), in its order.
 INSERT INTO contracts (contract, data, active, monthly_fee_minor, currency, due_kind, due_value,
                        updated_at)
 SELECT u.c, u.d::jsonb, u.a, u.f, u.cu, u.k, u.v, u.t
@@ -11,50 +13,59 @@ SET data = EXCLUDED.data, active = EXCLUDED.active,
     due_kind = EXCLUDED.due_kind, due_value = EXCLUDED.due_value, updated_at = EXCLUDED.updated_at;
 
 -- name: billable_contracts
--- One chunk of a billing run, in contract order (byte order, as the domain sorts).
+-- One chunk of a billing run: the $2 contracts after $1, in contract order.
+-- Byte order (COLLATE "C"), as the domain sorts, so chunks neither skip nor repeat.
 SELECT contract, active, monthly_fee_minor, currency, due_kind, due_value FROM contracts
 WHERE contract COLLATE "C" > $1
 ORDER BY contract COLLATE "C"
 LIMIT $2;
 
 -- name: invoiced_in_period
+-- The contracts among $2 already invoiced for period $1: a run repeated skips them.
 SELECT contract FROM invoices WHERE period = $1 AND contract = ANY($2::text[]);
 
 -- name: lock_sequence
+-- Year $1's last invoice number, its row locked: runs of one year number one at a time.
 INSERT INTO invoice_sequences (year, last) VALUES ($1, 0)
 ON CONFLICT (year) DO UPDATE SET last = invoice_sequences.last
 RETURNING last;
 
 -- name: hold_run_lock
--- Held by every billing run from its start to its end, shared: a contract is deleted or
--- renumbered only once no run is in flight (migration 005 takes it exclusively).
+-- Hold the billing-run lock, shared, from a run's start to its end (a session lock).
+-- A contract is deleted or renumbered only once no run is in flight (migration 005
+-- takes it exclusively).
 SELECT pg_advisory_lock_shared(7091318301304122880);
 
 -- name: hold_run_lock_in_transaction
+-- The billing-run lock for a run inside a caller's transaction: released when it ends.
 -- The same, for a run inside a caller's transaction: released when it ends.
 SELECT pg_advisory_xact_lock_shared(7091318301304122880);
 
 -- name: release_run_lock
+-- Release hold_run_lock at the end of a run.
 SELECT pg_advisory_unlock_shared(7091318301304122880);
 
 -- name: sequence_now
--- Where a pipelined run starts numbering from; each chunk checks it under lock_sequence.
+-- Year $1's last invoice number, unlocked: where a pipelined run starts numbering from.
+-- Each chunk checks it under lock_sequence.
 SELECT last FROM invoice_sequences WHERE year = $1;
 
 -- name: set_sequence
+-- Year $1's last invoice number is now $2 (under lock_sequence, in the chunk's transaction).
 UPDATE invoice_sequences SET last = $2 WHERE year = $1;
 
 -- name: record_fee
+-- A late fee dunning charged, waiting for the next invoice; a repeated charge is skipped.
 INSERT INTO pending_fees (contract, request_id, late_invoice, amount_minor, currency, charged_at)
 VALUES ($1, $2, $3, $4, $5, $6)
 ON CONFLICT DO NOTHING;
 
 -- name: unbilled_fees
--- Fees waiting, in each contract's billing currency (others stay for an operator), with
--- the fees summed: those, and no fee charged since, are marked billed (mark_fees_billed).
--- Locked as read: inside a run's transaction, no other run (of another year: another
--- sequence row) can bill them before this one does; one that is billing them now is
--- waited for, and what it billed is left out.
+-- The fees waiting for contracts $1 in their billing currency, summed, locked as read.
+-- Fees in another currency stay for an operator. Those summed, and no fee charged since,
+-- are marked billed (mark_fees_billed). Locked as read: inside a run's transaction, no
+-- other run (of another year: another sequence row) can bill them before this one does;
+-- one that is billing them now is waited for, and what it billed is left out.
 SELECT contract, sum(amount_minor)::bigint AS amount_minor, array_agg(request_id) AS request_ids
 FROM (SELECT f.contract, f.amount_minor, f.request_id
       FROM pending_fees f JOIN contracts c USING (contract)
@@ -63,37 +74,44 @@ FROM (SELECT f.contract, f.amount_minor, f.request_id
 GROUP BY contract;
 
 -- name: mark_fees_billed
+-- Exactly the fees an invoice summed, marked billed by it: one row per fee.
 -- Exactly the fees an invoice summed: one row per fee.
 UPDATE pending_fees f SET billed_on = i.invoice_number
 FROM unnest($1::text[], $2::text[], $3::text[]) AS i(contract, request_id, invoice_number)
 WHERE f.contract = i.contract AND f.request_id = i.request_id AND f.billed_on IS NULL;
 
 -- name: record_run
+-- A billing run done: its period, issue date, invoices issued and when it ran.
 INSERT INTO billing_runs (period, issued_on, issued, run_at) VALUES ($1, $2, $3, $4);
 
 -- name: mark_paid
+-- A run of settled invoices marked paid, with the amount and the day.
 -- Rows staged one per event (``Unit.stage_row``), written by one statement.
 UPDATE invoices i SET status = 'paid', paid_minor = u.p, settled_on = u.d
 FROM unnest($1::text[], $2::bigint[], $3::date[]) AS u(n, p, d)
 WHERE i.invoice_number = u.n;
 
 -- name: mark_partially_paid
+-- A run of partly paid invoices' paid amounts (a paid invoice stays paid).
 UPDATE invoices i SET status = 'partially_paid', paid_minor = u.p
 FROM unnest($1::text[], $2::bigint[]) AS u(n, p)
 WHERE i.invoice_number = u.n AND i.status <> 'paid';
 
 -- name: mark_reopened
+-- Invoice $1 open again after a payment was taken back: $2 still paid of it.
 UPDATE invoices
 SET status = CASE WHEN $2 > 0 THEN 'partially_paid' ELSE 'issued' END, paid_minor = $2,
     settled_on = NULL
 WHERE invoice_number = $1;
 
 -- name: list_invoices
+-- The invoices of contract $1 (NULL: all), in number order, for an operator.
 SELECT invoice_number, contract, vs, ss, period, issued_on, due_on, amount_minor, currency,
        status, paid_minor
 FROM invoices WHERE ($1::text IS NULL OR contract = $1) ORDER BY invoice_number;
 
 -- name: get_contracts
+-- The stored contracts among $1, to tell a load's new or changed ones from repeats.
 SELECT contract, data FROM contracts WHERE contract = ANY($1::text[]);
 
 -- name: networks_incoming
@@ -114,8 +132,8 @@ CREATE TEMPORARY TABLE incoming_networks (
 LOCK TABLE contract_networks IN SHARE ROW EXCLUSIVE MODE;
 
 -- name: networks_inside_another
--- Every network inside another contract's, in one sort instead of an index probe each (a
--- GiST probe on inet costs about 0.15 ms: half a minute for 200,000 networks). Two
+-- Every network inside another contract's, in one sort instead of an index probe each.
+-- A GiST probe on inet costs about 0.15 ms: half a minute for 200,000 networks. Two
 -- networks overlap only when one holds the other, and a holder sorts before what it holds
 -- (same first address: the shorter prefix first). So after each contract's networks inside
 -- another of its own are set aside (``maximal``: what is left of a contract is disjoint),
@@ -149,11 +167,11 @@ SELECT contract, network::text AS network, entry, place FROM maximal WHERE befor
 ORDER BY place NULLS LAST, entry, contract, network;
 
 -- name: networks_holding
--- The other contracts' networks that overlap $1 (not contract $2): the file's (a scan, only
--- when networks_inside_another found some), and those stored for contracts the file does
--- not replace, by the btree on network: $1's supernets (one per prefix length) and the
--- range of networks inside it (a prefix sorts just before what it holds, and the last
--- address of it, as a /32 or /128, last).
+-- The other contracts' networks that overlap $1 (not contract $2), file's and stored.
+-- The file's by a scan (only when networks_inside_another found some); those stored for
+-- contracts the file does not replace by the btree on network: $1's supernets (one per
+-- prefix length) and the range of networks inside it (a prefix sorts just before what it
+-- holds, and the last address of it, as a /32 or /128, last).
 SELECT contract, network::text AS network, entry, place
 FROM incoming_networks WHERE network && $1::cidr AND contract <> $2
 UNION ALL
@@ -172,6 +190,7 @@ WHERE (
 ORDER BY place NULLS LAST, entry, contract, network;
 
 -- name: networks_replace
+-- The networks of the contracts loaded become the file's.
 -- Two statements: the insert must see the deletion (an address a contract keeps).
 DELETE FROM contract_networks s USING incoming_contracts i WHERE s.contract = i.contract;
 INSERT INTO contract_networks (contract, network)

@@ -1,4 +1,5 @@
 -- name: upsert_contacts
+-- Contract $1's customer name, language, contacts and country, as contract events say.
 INSERT INTO contacts (contract, customer_name, language, contacts, country)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (contract) DO UPDATE
@@ -6,19 +7,23 @@ SET customer_name = EXCLUDED.customer_name, language = EXCLUDED.language,
     contacts = EXCLUDED.contacts, country = EXCLUDED.country;
 
 -- name: get_contacts_of
+-- The contacts of contracts $1 notify knows, to address a run of requests.
 SELECT contract, customer_name, language, contacts, country
 FROM contacts WHERE contract = ANY($1::text[]);
 
 -- name: insert_delivery
+-- One message to one recipient on one channel; a repeat of the request adds nothing.
+-- $1-$12 are the fields of ``NewDelivery`` (services/notify/service.py), in its order.
 INSERT INTO deliveries (contract, request_id, kind, channel, recipient, language, subject, body,
                         html, request, next_attempt_at, created_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT (contract, request_id, channel, recipient) DO NOTHING;
 
 -- name: claim_due
--- The next $2 due deliveries, each leased for $3 seconds of real time in this statement,
--- which commits before anything is sent: no other sender takes them meanwhile, and a
--- sender that dies while sending leaves them to be sent when the lease runs out.
+-- The next $2 deliveries due by $1, each leased for $3 seconds, with the contract's country.
+-- The lease is real time, set in this statement, which commits before anything is sent:
+-- no other sender takes them meanwhile, and a sender that dies while sending leaves them
+-- to be sent when the lease runs out.
 UPDATE deliveries d SET leased_until = clock_timestamp() + make_interval(secs => $3)
 FROM (SELECT id FROM deliveries
       WHERE status = 'pending' AND next_attempt_at <= $1
@@ -32,30 +37,40 @@ RETURNING d.id, d.contract, d.request_id, d.kind, d.channel, d.recipient, d.subj
               AS country;
 
 -- name: postpone
+-- Delivery $1 postponed to $2 (the recipient's quiet hours), its lease given up.
 UPDATE deliveries SET next_attempt_at = $2, leased_until = NULL WHERE id = $1;
 
 -- name: mark_sent
--- The server took the message. Pending only: a repeat of the record (after a commit that
--- failed) must not count or announce the delivery twice.
+-- Delivery $1 sent at $2: the server took the message.
+-- Pending only: a repeat of the record (after a commit that failed) must not count or
+-- announce the delivery twice.
 UPDATE deliveries SET status = 'sent', attempts = attempts + 1, sent_at = $2, last_error = NULL,
                       failure_reason = NULL
 WHERE id = $1 AND status = 'pending';
 
 -- name: mark_retry
+-- Delivery $1 failed for now: another attempt at $2, the error and its reason kept.
 UPDATE deliveries SET attempts = attempts + 1, next_attempt_at = $2, last_error = $3,
                       failure_reason = $4, leased_until = NULL
 WHERE id = $1;
 
 -- name: mark_failed
+-- Delivery $1 failed for good, the error and its reason kept.
 UPDATE deliveries SET status = 'failed', attempts = attempts + 1, last_error = $2,
                       failure_reason = $3
 WHERE id = $1;
 
 -- name: log_for_contract
+-- Contract $1's deliveries, oldest first, with their attempts and errors (for an operator).
 SELECT request_id, kind, channel, recipient, status, attempts, last_error, failure_reason,
        created_at, sent_at
 FROM deliveries WHERE contract = $1 ORDER BY created_at, id;
 
 -- name: contract_known
+-- Whether notify knows contract $1 at all (contacts or deliveries): an empty log or a typo.
 SELECT EXISTS (SELECT 1 FROM contacts WHERE contract = $1)
     OR EXISTS (SELECT 1 FROM deliveries WHERE contract = $1);
+
+-- name: wake_sender
+-- Wake the sender (it listens on notify_deliveries) when the transaction commits: new mail.
+SELECT pg_notify('notify_deliveries', '');

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from prometheus_client import Counter
 from pydantic import BaseModel
@@ -95,6 +95,23 @@ def _outcome(row: Any, attempts: int) -> dict[str, Any]:
     }
 
 
+class NewDelivery(NamedTuple):
+    """A ``deliveries`` row as ``insert_delivery`` takes it ($1-$12 in this order)."""
+
+    contract: str
+    request_id: str
+    kind: str
+    channel: str  # email, sms
+    recipient: str
+    language: str
+    subject: str  # "" for an SMS
+    body: str
+    html: str | None  # an e-mail's HTML part
+    request: bytes  # the request event, for the dead letter if the delivery fails for good
+    next_attempt_at: datetime
+    created_at: datetime
+
+
 class QuietHoursPolicy:
     """Validated at start: a wrong setting fails the worker, naming the setting."""
 
@@ -146,7 +163,7 @@ class Notify:
         }
         queued = [self._request(unit, e or event, d, rows.get(d.contract)) for e, d in run]
         if any(queued):
-            unit.stage("SELECT pg_notify('notify_deliveries', '')")
+            unit.stage(Q.wake_sender)
 
     def _request(self, unit: Unit, event: CloudEvent, data: BaseModel, row: Any) -> bool:
         """Queue the deliveries of one request (False: nobody to tell, said as an event)."""
@@ -183,21 +200,21 @@ class Notify:
             else:
                 body, subject, html = msg.text, msg.subject, msg.html
                 due = unit.now
-            unit.stage(
-                Q.insert_delivery,
-                contract,
-                payload["request_id"],
-                kind,
-                r.channel,
-                r.address,
-                msg.language,
-                subject,
-                body,
-                html,
-                request,
-                due,
-                unit.now,
+            delivery = NewDelivery(
+                contract=contract,
+                request_id=payload["request_id"],
+                kind=kind,
+                channel=r.channel,
+                recipient=r.address,
+                language=msg.language,
+                subject=subject,
+                body=body,
+                html=html,
+                request=request,
+                next_attempt_at=due,
+                created_at=unit.now,
             )
+            unit.stage(Q.insert_delivery, *delivery)
         return True
 
 

@@ -1,43 +1,51 @@
 -- name: get_contract
+-- Contract $1 and its billing currency, if payments knows it.
 SELECT contract, currency FROM contracts WHERE contract = $1;
 
 -- name: contracts_named
+-- The contracts among $1 payments knows, with their currencies, in contract order.
 SELECT contract, currency FROM contracts WHERE contract = ANY($1::text[]) ORDER BY contract;
 
 -- name: open_invoices
+-- Contract $1's unpaid invoices, locked, oldest due first: the order a payment pays them.
 SELECT invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency
 FROM invoices WHERE contract = $1 AND NOT settled
 ORDER BY due_on, invoice_number
 FOR UPDATE;
 
 -- name: open_invoice_by_ss
+-- The unpaid invoice whose specific symbol is $1, locked for the payment that names it.
 SELECT invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency
 FROM invoices WHERE ss = $1 AND NOT settled
 FOR UPDATE;
 
 -- name: invoices_named
--- Invoices a payment message names by number or SS (settled ones too: they still say
--- whose the payment is).
+-- Invoices a payment's message names by number or SS, settled ones too.
+-- Settled ones still say whose the payment is; they count as fully paid.
 SELECT invoice_number, contract, ss, due_on, amount_minor,
        CASE WHEN settled THEN amount_minor ELSE paid_minor END AS paid_minor, currency
 FROM invoices WHERE invoice_number = ANY($1::text[]) OR ss = ANY($1::text[])
 ORDER BY due_on, invoice_number;
 
 -- name: get_invoice
+-- Invoice $1 and what is paid of it, locked: for credit, a reversal or an assignment.
 SELECT invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency
 FROM invoices WHERE invoice_number = $1
 FOR UPDATE;
 
 -- name: update_invoice_paid
+-- Invoice $1's paid amount, whether it is settled, and what the tolerance forgave.
 UPDATE invoices SET paid_minor = $2, settled = $3, forgiven_minor = $4
 WHERE invoice_number = $1;
 
 -- name: payer_contract
+-- The contract an operator confirmed counterparty account $1 pays for.
 SELECT p.contract, c.currency
 FROM payer_accounts p JOIN contracts c USING (contract)
 WHERE p.counterparty_account = $1;
 
 -- name: confirm_payer
+-- Counterparty account $1 pays contract $2, as an operator confirmed (the latest wins).
 INSERT INTO payer_accounts (counterparty_account, contract, confirmed_by, confirmed_at, note)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (counterparty_account) DO UPDATE
@@ -45,6 +53,8 @@ SET contract = EXCLUDED.contract, confirmed_by = EXCLUDED.confirmed_by,
     confirmed_at = EXCLUDED.confirmed_at, note = EXCLUDED.note;
 
 -- name: insert_bank_tx
+-- A movement, paired or queued; returns its id unless (account, bank_tx_id) was stored.
+-- $1-$18 are the fields of ``BankTx`` (services/payments/service.py), in its order.
 INSERT INTO bank_transactions (account, bank_tx_id, event_id, booked_on, amount_minor, currency,
                                vs, ss, data, contract, status, reason_code, reason, received_at,
                                counterparty_account, counterparty_name, message, rule)
@@ -53,6 +63,7 @@ ON CONFLICT (account, bank_tx_id) DO NOTHING
 RETURNING bank_tx_id;
 
 -- name: get_bank_tx
+-- Movement ($1, $2) as stored, its value date from the event, locked for a change.
 SELECT account, bank_tx_id, booked_on, value_on, amount_minor, currency, vs, ss, contract,
        status, reason_code, reason, rule, counterparty_account, counterparty_name, message,
        reversal_of, reversed_by, assigned_by, note, received_at, resolved_at
@@ -77,22 +88,26 @@ ORDER BY booked_on, bank_tx_id
 FOR UPDATE;
 
 -- name: mark_reversed
+-- Credit ($1, $2) taken back by debit $3 at $4.
 UPDATE bank_transactions SET status = 'reversed', reversed_by = $3, resolved_at = $4
 WHERE account = $1 AND bank_tx_id = $2;
 
 -- name: mark_reversal
+-- Debit ($1, $2) stored as the return of credit $3 (of contract $5), out of the queue.
 UPDATE bank_transactions
 SET status = 'reversal', reversal_of = $3, reason_code = NULL, reason = NULL, resolved_at = $4,
     contract = $5
 WHERE account = $1 AND bank_tx_id = $2;
 
 -- name: mark_assigned
+-- Movement ($1, $2) paired by hand to contract $3 by operator $4, out of the queue.
 UPDATE bank_transactions
 SET status = 'matched', contract = $3, rule = 'manual', assigned_by = $4, note = $5,
     resolved_at = $6, reason_code = NULL, reason = NULL
 WHERE account = $1 AND bank_tx_id = $2;
 
 -- name: insert_allocation
+-- What one payment (or credit lot) paid to one invoice, and the rule that paired them.
 INSERT INTO allocations (account, bank_tx_id, invoice_number, amount_minor, rule)
 VALUES ($1, $2, $3, $4, $5);
 
@@ -105,24 +120,29 @@ ORDER BY a.id
 FOR UPDATE;
 
 -- name: reverse_allocations
+-- Allocations $1 taken back; the rows stay, so what they paid is still on record.
 UPDATE allocations SET reversed = true WHERE id = ANY($1::bigint[]);
 
 -- name: credit_lots
+-- Contract $1's unspent credit lots, locked, oldest first: the order they are spent in.
 SELECT id, account, bank_tx_id, remaining_minor
 FROM credit_lots WHERE contract = $1 AND remaining_minor > 0
 ORDER BY id
 FOR UPDATE;
 
 -- name: credit_balance
+-- Contract $1's unspent credit in total.
 SELECT coalesce(sum(remaining_minor), 0)::bigint FROM credit_lots WHERE contract = $1;
 
 -- name: add_credit_lot
+-- A payment's overpayment kept as credit of contract $3; a second one adds to its lot.
 INSERT INTO credit_lots (account, bank_tx_id, contract, currency, remaining_minor)
 VALUES ($1, $2, $3, $4, $5)
 ON CONFLICT (account, bank_tx_id)
 DO UPDATE SET remaining_minor = credit_lots.remaining_minor + EXCLUDED.remaining_minor;
 
 -- name: spend_credit_lot
+-- Take $2 from credit lot $1, paid to an invoice.
 UPDATE credit_lots SET remaining_minor = remaining_minor - $2 WHERE id = $1;
 
 -- name: drop_credit_lot
@@ -134,6 +154,7 @@ WHERE l.id = old.id
 RETURNING old.remaining_minor;
 
 -- name: list_unmatched
+-- The unmatched queue for operators: credits no rule paired, oldest first, $1 at most.
 SELECT account, bank_tx_id, booked_on, amount_minor, currency, vs, ss, counterparty_account,
        counterparty_name, message, reason_code, reason, received_at
 FROM bank_transactions WHERE status = 'unmatched' AND amount_minor > 0
@@ -141,30 +162,16 @@ ORDER BY received_at, account, bank_tx_id
 LIMIT $1;
 
 -- name: allocations_of
+-- All movement ($1, $2) paid, taken back or not, in the order it was paid.
 SELECT invoice_number, amount_minor, rule, reversed FROM allocations
 WHERE account = $1 AND bank_tx_id = $2 ORDER BY id;
-
--- name: ledger
--- Money conservation, per currency: every credit received is allocated, kept as credit,
--- waiting unmatched, or was reversed.
-SELECT t.currency,
-       sum(t.amount_minor) AS received,
-       coalesce(sum(t.amount_minor) FILTER (WHERE t.status = 'unmatched'), 0) AS unmatched,
-       coalesce(sum(t.amount_minor) FILTER (WHERE t.status = 'reversed'), 0) AS reversed,
-       (SELECT coalesce(sum(a.amount_minor), 0) FROM allocations a
-          JOIN invoices i USING (invoice_number)
-         WHERE NOT a.reversed AND i.currency = t.currency) AS allocated,
-       (SELECT coalesce(sum(l.remaining_minor), 0) FROM credit_lots l
-         WHERE l.currency = t.currency) AS credit
-FROM bank_transactions t WHERE t.amount_minor > 0
-GROUP BY t.currency ORDER BY t.currency;
 
 -- Set-based pairing of a batch's payments (``Payments._fetch_batch``): the facts of many
 -- payments in one statement, and their writes as one statement per table.
 
 -- name: batch_facts
--- Everything pairing a run of plain payments needs, in one round trip instead of five
--- (under load each round trip is a wait for PostgreSQL on busy CPUs).
+-- Everything pairing a run of plain payments needs, in one round trip instead of five.
+-- Under load each round trip is a wait for PostgreSQL on busy CPUs.
 -- $1 the VSs, $2 the SSs; $3-$6 each payment's account, bank_tx_id, currency, amount.
 -- Each column is an array of rows:
 -- contracts: (contract, currency) named by a VS;
@@ -209,8 +216,9 @@ SELECT
           GROUP BY contract) AS balances;
 
 -- name: insert_matched_txs
--- The payments a batch paired, one array a column; their absence was checked under the
--- batch's facts, so a conflict here is a bug to surface, not a repeat to skip.
+-- The movements a batch paired, one array a ``BankTx`` field ($1-$18 as insert_bank_tx's).
+-- Their absence was checked under the batch's facts, so a conflict here is a bug to
+-- surface, not a repeat to skip.
 INSERT INTO bank_transactions (account, bank_tx_id, event_id, booked_on, amount_minor, currency,
                                vs, ss, data, contract, status, reason_code, reason, received_at,
                                counterparty_account, counterparty_name, message, rule)
@@ -230,12 +238,14 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])
 ORDER BY u.i;
 
 -- name: update_invoices_paid
--- One row per invoice (the batch keeps each invoice's last figures).
+-- A batch's paid figures, one array a column, one row per invoice.
+-- The batch keeps each invoice's last figures: UPDATE cannot touch a row twice.
 UPDATE invoices i SET paid_minor = u.p, settled = u.s, forgiven_minor = u.f
 FROM unnest($1::text[], $2::bigint[], $3::boolean[], $4::bigint[]) AS u(n, p, s, f)
 WHERE i.invoice_number = u.n;
 
 -- name: upsert_contracts
+-- A run of contracts and their billing currencies, as contract events say (the latest wins).
 INSERT INTO contracts (contract, currency)
 SELECT * FROM unnest($1::text[], $2::text[])
 ON CONFLICT (contract) DO UPDATE SET currency = EXCLUDED.currency;
@@ -248,5 +258,6 @@ ON CONFLICT (invoice_number) DO NOTHING
 RETURNING invoice_number;
 
 -- name: contracts_with_credit
+-- Those of contracts $1 with unspent credit, to pay their newly issued invoices with.
 SELECT DISTINCT contract FROM credit_lots
 WHERE contract = ANY($1::text[]) AND remaining_minor > 0;

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel
 
@@ -74,7 +75,32 @@ def _movement(data: ev.PaymentReceived) -> domain.Movement:
     )
 
 
-def _tx_args(
+class BankTx(NamedTuple):
+    """A ``bank_transactions`` row as ``insert_bank_tx`` takes it ($1-$18 in this order) and
+    ``insert_matched_txs`` a batch of them (one array a field). A tuple, so it goes to
+    asyncpg as it is; built by name, so no field lands in another's column."""
+
+    account: str
+    bank_tx_id: str
+    event_id: uuid.UUID
+    booked_on: date
+    amount_minor: int
+    currency: str
+    vs: str | None
+    ss: str | None
+    data: Jsonb  # the event's data as received
+    contract: str | None
+    status: str  # matched, unmatched (reversed and reversal come later, by update)
+    reason_code: str | None  # why unmatched
+    reason: str | None
+    received_at: datetime
+    counterparty_account: str | None
+    counterparty_name: str | None
+    message: str | None
+    rule: str | None  # the rule that paired it
+
+
+def _bank_tx(
     unit: Unit,
     event: CloudEvent,
     data: ev.PaymentReceived,
@@ -82,26 +108,26 @@ def _tx_args(
     contract: str | None = None,
     unmatched: domain.Unmatched | None = None,
     rule: str | None = None,
-) -> tuple[Any, ...]:
-    return (
-        data.account,
-        data.bank_tx_id,
-        event.id,
-        data.booked_on,
-        data.amount_minor,
-        data.currency,
-        data.vs,
-        data.ss,
-        Jsonb(data.model_dump_json()),
-        contract,
-        status,
-        unmatched.code if unmatched else None,
-        unmatched.reason if unmatched else None,
-        unit.now,
-        data.counterparty_account,
-        data.counterparty_name,
-        data.message,
-        rule,
+) -> BankTx:
+    return BankTx(
+        account=data.account,
+        bank_tx_id=data.bank_tx_id,
+        event_id=event.id,
+        booked_on=data.booked_on,
+        amount_minor=data.amount_minor,
+        currency=data.currency,
+        vs=data.vs,
+        ss=data.ss,
+        data=Jsonb(data.model_dump_json()),
+        contract=contract,
+        status=status,
+        reason_code=unmatched.code if unmatched else None,
+        reason=unmatched.reason if unmatched else None,
+        received_at=unit.now,
+        counterparty_account=data.counterparty_account,
+        counterparty_name=data.counterparty_name,
+        message=data.message,
+        rule=rule,
     )
 
 
@@ -122,7 +148,7 @@ class _Batch:
     known: set[tuple[str, str]]  # (account, bank_tx_id) stored before or in this batch
     waiting: set[tuple[str, str, int]]  # (account, currency, amount) a reversal may return
     balance: dict[str, int]
-    txs: list[tuple[Any, ...]] = field(default_factory=list)
+    txs: list[BankTx] = field(default_factory=list)
     allocations: list[tuple[Any, ...]] = field(default_factory=list)
     lots: list[tuple[Any, ...]] = field(default_factory=list)
     paid: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # final state per invoice
@@ -248,7 +274,7 @@ class Payments:
         rule: str | None = None,
     ) -> bool:
         stored = await unit.conn.fetchval(
-            Q.insert_bank_tx, *_tx_args(unit, event, data, status, contract, unmatched, rule)
+            Q.insert_bank_tx, *_bank_tx(unit, event, data, status, contract, unmatched, rule)
         )
         return stored is not None  # None: the same bank movement again, already handled
 
@@ -509,7 +535,7 @@ class Payments:
         ):
             return False  # the one-by-one path queues it, saying why
         b.known.add((mv.account, mv.bank_tx_id))
-        b.txs.append(_tx_args(unit, event, data, "matched", decision.contract, None, decision.rule))
+        b.txs.append(_bank_tx(unit, event, data, "matched", decision.contract, None, decision.rule))
         for a in decision.allocations:
             b.allocations.append(
                 (mv.account, mv.bank_tx_id, a.invoice.invoice_number, a.amount_minor, a.rule)

@@ -24,7 +24,7 @@ from schemas.contacts import plain_text
 from services.runtime import sql
 from services.runtime.errors import NotFound
 
-Q = sql.load(__file__, "audit.sql")
+Q = sql.load(__file__)
 OPERATOR_ENV = "BILLING_OPERATOR"
 OPERATOR_HELP = f"who acts (default: ${OPERATOR_ENV}, else the OS user); in the audit trail"
 

@@ -12,18 +12,14 @@ from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
+from services.runtime import sql
+
 if TYPE_CHECKING:
     from services.runtime.settings import Settings
 
+Q = sql.load(__file__)
 CLOCK_CHANNEL = "billing_clock"
 
-CLOCK_DDL = """
-CREATE SCHEMA IF NOT EXISTS billing_clock;
-CREATE TABLE IF NOT EXISTS billing_clock.offset (
-    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-    offset_seconds double precision NOT NULL
-);
-"""
 
 
 class Clock(Protocol):
@@ -48,12 +44,12 @@ class SharedTestClock:
         return datetime.now(UTC) + self.offset
 
     async def refresh(self, conn: asyncpg.Connection) -> None:
-        value = await conn.fetchval("SELECT offset_seconds FROM billing_clock.offset")
+        value = await conn.fetchval(Q.clock_offset)
         self.offset = timedelta(seconds=value or 0.0)
 
 
 async def ensure_clock_schema(conn: asyncpg.Connection) -> None:
-    await conn.execute(CLOCK_DDL)
+    await conn.execute(Q.create_clock)
 
 
 async def set_clock(conn: asyncpg.Connection, target: datetime) -> None:
@@ -62,25 +58,21 @@ async def set_clock(conn: asyncpg.Connection, target: datetime) -> None:
 
 
 async def advance_clock(conn: asyncpg.Connection, by: timedelta) -> datetime:
-    current = await conn.fetchval("SELECT offset_seconds FROM billing_clock.offset") or 0.0
+    current = await conn.fetchval(Q.clock_offset) or 0.0
     offset = current + by.total_seconds()
     await _store(conn, offset)
     return datetime.now(UTC) + timedelta(seconds=offset)
 
 
 async def read_clock(conn: asyncpg.Connection) -> datetime:
-    offset = await conn.fetchval("SELECT offset_seconds FROM billing_clock.offset") or 0.0
+    offset = await conn.fetchval(Q.clock_offset) or 0.0
     return datetime.now(UTC) + timedelta(seconds=offset)
 
 
 async def _store(conn: asyncpg.Connection, offset: float) -> None:
     async with conn.transaction():
-        await conn.execute(
-            """INSERT INTO billing_clock.offset (singleton, offset_seconds) VALUES (true, $1)
-               ON CONFLICT (singleton) DO UPDATE SET offset_seconds = EXCLUDED.offset_seconds""",
-            offset,
-        )
-        await conn.execute(f"NOTIFY {CLOCK_CHANNEL}")
+        await conn.execute(Q.store_clock_offset, offset)
+        await conn.execute(Q.notify_clock, CLOCK_CHANNEL)
 
 
 def make_clock(settings: Settings) -> Clock:

@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from schemas.envelope import CloudEvent
 from schemas.registry import EVENT_TYPES, PoisonMessage, parse
-from services.runtime import db, logs
+from services.runtime import db, logs, sql
 from services.runtime.clock import Clock
 from services.runtime.metrics import (
     DLQ,
@@ -44,6 +44,7 @@ from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 
 log = logs.get(__name__)
+Q = sql.load(__file__)
 
 Handler = Callable[[Unit, CloudEvent, BaseModel], Awaitable[None]]
 
@@ -162,12 +163,7 @@ class BatchConsumer:
         if ids:
             new.update(
                 r["event_id"]
-                for r in await conn.fetch(
-                    "INSERT INTO inbox (consumer, event_id) SELECT $1, unnest($2::uuid[])"
-                    " ON CONFLICT DO NOTHING RETURNING event_id",
-                    self.consumer,
-                    ids,
-                )
+                for r in await conn.fetch(Q.claim_inbox, self.consumer, ids)
             )
         fresh = []
         for item in parsed:  # keep order; a repeat inside one batch counts once
@@ -213,8 +209,7 @@ class BatchConsumer:
                 reason=reason,
             )
             await unit.conn.execute(
-                """INSERT INTO dead_letters (topic, partition, "offset", key, value, reason)
-                   VALUES ($1, $2, $3, $4, $5, $6)""",
+                Q.insert_dead_letter,
                 record.topic,
                 record.partition,
                 record.offset,
@@ -237,14 +232,6 @@ class BatchConsumer:
             DLQ.labels(self.service, record.topic).inc()
 
 
-# One chunk of expired inbox rows, found by a scan (no index on processed_at: it would cost
-# every insert, to save one scan an hour) and deleted by their row addresses.
-_PRUNE = """
-    DELETE FROM inbox WHERE ctid = ANY(ARRAY(
-        SELECT ctid FROM inbox
-        WHERE processed_at < now() - make_interval(days => $1) LIMIT $2))"""
-
-
 async def prune_inbox(
     pool: asyncpg.Pool, service: str, retention_days: int, chunk: int = 10_000
 ) -> int:
@@ -256,7 +243,7 @@ async def prune_inbox(
         async with pool.acquire() as conn, conn.transaction():
             if not await db.try_schema_lock(conn, "inbox"):
                 return pruned
-            status = await conn.execute(_PRUNE, retention_days, chunk)
+            status = await conn.execute(Q.prune_inbox, retention_days, chunk)
         deleted = int(status.split()[-1])
         pruned += deleted
         INBOX_PRUNED.labels(service).inc(deleted)

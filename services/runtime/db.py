@@ -10,10 +10,12 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 
+from services.runtime import sql
 from services.runtime.clock import ensure_clock_schema
 from services.runtime.errors import Unavailable
 
 T = TypeVar("T")
+Q = sql.load(__file__)
 
 RUNTIME_MIGRATIONS = Path(__file__).with_name("migrations")
 SERVICES_DIR = Path(__file__).parent.parent
@@ -117,9 +119,7 @@ async def try_schema_lock(conn: asyncpg.Connection, name: str) -> bool:
     """Take the transaction-scoped advisory lock ``<schema>.<name>`` if it is free: one
     instance of a service does that work at a time, the others skip the round."""
     return bool(
-        await conn.fetchval(
-            "SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.' || $1))", name
-        )
+        await conn.fetchval(Q.try_schema_lock, name)
     )
 
 
@@ -135,25 +135,24 @@ async def migrate(url: str, service: str) -> list[str]:
     applied: list[str] = []
     try:
         # One instance migrates at a time; the others wait here and then find nothing to do.
-        await conn.execute("SELECT pg_advisory_lock(hashtext('billing-migrate'))")
+        await conn.execute(Q.lock_migrations)
         await ensure_clock_schema(conn)
+        # DDL takes no parameters: the schema's name is formatted in, quoted, as the one
+        # statement here that must be (the name is a service's folder, never user input)
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{service}"')
-        await conn.execute(f'SET search_path TO "{service}"')
-        await conn.execute(
-            """CREATE TABLE IF NOT EXISTS schema_migrations (
-                   name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"""
-        )
-        done = {r["name"] for r in await conn.fetch("SELECT name FROM schema_migrations")}
+        await conn.execute(Q.use_schema, service)
+        await conn.execute(Q.create_schema_migrations)
+        done = {r["name"] for r in await conn.fetch(Q.applied_migrations)}
         for path in migration_files(service):
             name = f"{path.parent.parent.name}/{path.name}"
             if name in done:
                 continue
             async with conn.transaction():
                 await conn.execute(path.read_text(encoding="utf-8"))
-                await conn.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+                await conn.execute(Q.record_migration, name)
             applied.append(name)
     finally:
-        await conn.execute("SELECT pg_advisory_unlock(hashtext('billing-migrate'))")
+        await conn.execute(Q.unlock_migrations)
         await conn.close()
     return applied
 
@@ -170,6 +169,7 @@ async def drop_database(url: str) -> None:
     name, admin_url = _split(url)
     conn = await asyncpg.connect(admin_url)
     try:
+        # DDL takes no parameters: the database's name (from the URL) is formatted in
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
@@ -182,8 +182,8 @@ async def ensure_database(url: str) -> None:
         return
     conn = await reaching(admin_url, asyncpg.connect(admin_url))
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
+        exists = await conn.fetchval(Q.database_exists, name)
+        if not exists:  # DDL takes no parameters: the name (from the URL) is formatted in
             await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()

@@ -25,16 +25,17 @@ from aiokafka.client import ConnectionGroup
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
 
-from services.runtime import errors
+from services.runtime import errors, sql
 from services.runtime.errors import Unavailable
 
+Q = sql.load(__file__)
 Probe = Callable[[], Awaitable[dict[str, Any]]]
 
 
 def database(pool: asyncpg.Pool) -> Probe:
     async def probe() -> dict[str, Any]:
         async with pool.acquire() as conn:
-            await conn.fetchval("SELECT 1")
+            await conn.fetchval(Q.ping)
         return {}
 
     return probe

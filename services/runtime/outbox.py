@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from services.runtime import db, logs
+from services.runtime import db, logs, sql
 from services.runtime.metrics import EVENTS_OUT, OUTBOX_BACKLOG
 
 if TYPE_CHECKING:  # loaded by make_producer: a command that only writes rows goes without
@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # loaded by make_producer: a command that only writes rows go
     from services.runtime.settings import Settings
 
 log = logs.get(__name__)
+Q = sql.load(__file__)
 
 
 # Every event's record names its type in this header, beside the CloudEvent in the value: a
@@ -55,21 +56,6 @@ def _headers(text: str, event_type: str | None) -> list[tuple[str, bytes]]:
         headers.append((EVENT_TYPE_HEADER, event_type.encode()))
     return headers
 
-
-# A round's rows, oldest first, taken and deleted in one statement: a primary-key probe per
-# id, whatever the outbox's size or statistics (tests/integration/test_query_plans.py).
-# Written as `id IN (subquery)`, the planner may hash the ids and scan the whole outbox
-# instead: it did on an analyzed outbox of 200,000 short rows. A round takes rows while
-# fewer than $1 events come before them, so a packed row counts as its events (and the
-# first row is always taken, however many it packs).
-TAKE = """
-    DELETE FROM outbox WHERE id = ANY(ARRAY(
-        SELECT id FROM (
-            SELECT id, sum(coalesce(records, 1)) OVER (ORDER BY id) - coalesce(records, 1)
-                   AS before
-            FROM (SELECT id, records FROM outbox ORDER BY id LIMIT $1) head) counted
-        WHERE before < $1))
-    RETURNING id, topic, key, value, headers::text AS headers, event_type, records"""
 
 _LENGTH = struct.Struct(">i")
 _NO_KEY = _LENGTH.pack(-1)
@@ -192,7 +178,7 @@ class OutboxRelay:
         async with self.pool.acquire() as conn, conn.transaction():
             if not await db.try_schema_lock(conn, "outbox"):
                 return 0
-            rows = sorted(await conn.fetch(TAKE, self.batch), key=lambda r: r["id"])
+            rows = sorted(await conn.fetch(Q.take_outbox, self.batch), key=lambda r: r["id"])
             if not rows:
                 OUTBOX_BACKLOG.labels(self.service).set(0)
                 return 0
@@ -210,9 +196,7 @@ class OutboxRelay:
             # row counts once).
             backlog = 0
             if taken >= self.batch:
-                backlog = await conn.fetchval(
-                    "SELECT coalesce(max(id) - $1, 0) FROM outbox", rows[-1]["id"]
-                )
+                backlog = await conn.fetchval(Q.outbox_backlog, rows[-1]["id"])
             OUTBOX_BACKLOG.labels(self.service).set(max(0, backlog))
             return taken
 

@@ -18,11 +18,14 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.protocol.fetch import FetchRequest
 
+from services.runtime import sql
 from services.runtime.clock import SystemClock, read_clock
 from services.runtime.kafka_client import client_options, partitions
 from services.runtime.settings import SERVICES, Settings, Topics
 from services.runtime.source import group_id
 from services.runtime.worker import Runtime
+
+Q = sql.load(__file__)
 
 
 def subscribed_topics(settings: Settings, topics: Topics) -> dict[str, list[str]]:
@@ -131,16 +134,12 @@ class Quiescence:
                     lag += max(0, end - done)
         now = await read_clock(conn)
         outbox = timers = 0
-        for service in SERVICES:
-            outbox += await conn.fetchval(f'SELECT count(*) FROM "{service}".outbox')
-            timers += await conn.fetchval(
-                f'SELECT count(*) FROM "{service}".timers WHERE due_at <= $1', now
-            )
-        deliveries = await conn.fetchval(
-            "SELECT count(*) FROM notify.deliveries WHERE status = 'pending'"
-            " AND next_attempt_at <= $1",
-            now,
-        )
+        async with conn.transaction():  # each service's schema in turn, for its counts
+            for service in SERVICES:
+                await conn.execute(Q.use_schema_in_transaction, service)
+                outbox += await conn.fetchval(Q.outbox_rows)
+                timers += await conn.fetchval(Q.due_timer_count, now)
+        deliveries = await conn.fetchval(Q.due_deliveries, now)
         return Snapshot(lag, outbox, timers, deliveries, sum(ends.values()))
 
     async def wait(

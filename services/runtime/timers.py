@@ -17,13 +17,14 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from services.runtime import logs
+from services.runtime import logs, sql
 from services.runtime.clock import Clock
 from services.runtime.consumer import TRANSIENT
 from services.runtime.metrics import TIMERS_FIRED
 from services.runtime.unit import Unit
 
 log = logs.get(__name__)
+Q = sql.load(__file__)
 
 TimerHandler = Callable[[Unit, str], Awaitable[None]]
 BatchTimerHandler = Callable[[Unit, list[str]], Awaitable[None]]
@@ -42,16 +43,10 @@ async def schedule_many(
     """``schedule`` for many keys in two statements."""
     clear = [k for k, d in zip(keys, due, strict=True) if d is None]
     if clear:
-        await conn.execute("DELETE FROM timers WHERE key = ANY($1::text[])", clear)
+        await conn.execute(Q.clear_timers, clear)
     keep = [(k, d) for k, d in zip(keys, due, strict=True) if d is not None]
     if keep:
-        await conn.execute(
-            "INSERT INTO timers (key, due_at)"
-            " SELECT * FROM unnest($1::text[], $2::timestamptz[])"
-            " ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at",
-            [k for k, _ in keep],
-            [d for _, d in keep],
-        )
+        await conn.execute(Q.set_timers, [k for k, _ in keep], [d for _, d in keep])
 
 
 class TimerLoop:
@@ -80,20 +75,13 @@ class TimerLoop:
             await self.clock.refresh(conn)
             now = self.clock.now()
             async with conn.transaction():
-                rows = await conn.fetch(
-                    "SELECT key FROM timers WHERE due_at <= $1 ORDER BY due_at LIMIT $2"
-                    " FOR UPDATE SKIP LOCKED",
-                    now,
-                    self.batch,
-                )
+                rows = await conn.fetch(Q.claim_due_timers, now, self.batch)
                 unit = Unit(conn, now, self.source)
                 keys = [row["key"] for row in rows]
                 if keys and self.batch_handler is not None:
                     try:
                         async with conn.transaction():
-                            await conn.execute(
-                                "DELETE FROM timers WHERE key = ANY($1::text[])", keys
-                            )
+                            await conn.execute(Q.clear_timers, keys)
                             await self.batch_handler(unit, keys)
                             await unit.settle()
                         rows = []  # all done
@@ -107,7 +95,7 @@ class TimerLoop:
                     queued = len(unit.outbox)
                     try:
                         async with conn.transaction():
-                            await conn.execute("DELETE FROM timers WHERE key = $1", key)
+                            await conn.execute(Q.clear_timer, key)
                             with logs.bound(contract=key):
                                 await self.handler(unit, key)
                                 await unit.settle()

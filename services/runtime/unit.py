@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,7 +30,7 @@ import asyncpg
 from pydantic import BaseModel, TypeAdapter
 
 from schemas.envelope import CONTENT_TYPE, event_id_text
-from services.runtime import logs
+from services.runtime import logs, sql
 from services.runtime.db import Jsonb
 from services.runtime.outbox import DEAD_LETTER, pack
 
@@ -41,17 +41,7 @@ COPY_AT_LEAST = 1000  # events a flush writes by COPY from, not by one INSERT of
 # least PACK_AT_LEAST goes as packed rows of at most PACK_MAX (migration 002_outbox_packed)
 PACK_AT_LEAST = 100
 PACK_MAX = 1000
-_WAKE_RELAY = "pg_notify(current_schema() || '_outbox', '')"  # sent on commit (outbox.run)
-_WAKE_ALONE = f"SELECT {_WAKE_RELAY}"  # after a COPY, which cannot carry it
-# the rows in emit order, and the relay's wake-up in the same statement (a round trip less)
-_WRITE_OUTBOX = f"""
-    WITH written AS (
-        INSERT INTO outbox (topic, key, value, headers, event_type)
-        SELECT t, k, v, h::jsonb, ty
-        FROM unnest($1::text[], $2::bytea[], $3::bytea[], $4::text[], $5::text[])
-             WITH ORDINALITY AS u(t, k, v, h, ty, n)
-        ORDER BY n)
-    SELECT {_WAKE_RELAY}"""
+Q = sql.load(__file__)
 # an outbox row as emitted: topic, key, value, headers, event type; and as written, with
 # the number of events it packs (None: one)
 OutboxRow = tuple[str, bytes | None, bytes, Jsonb, str]
@@ -214,11 +204,11 @@ class Unit:
                 records=packed(self.outbox),  # headers are Jsonb: written as they are
                 columns=["topic", "key", "value", "headers", "event_type", "records"],
             )
-            await self.conn.execute(_WAKE_ALONE)
+            await self.conn.execute(Q.wake_relay)
             return len(self.outbox)
         topics, keys, values, headers, types = zip(*self.outbox, strict=True)
         await self.conn.execute(
-            _WRITE_OUTBOX,
+            Q.write_outbox,
             topics,
             keys,
             values,
@@ -254,7 +244,7 @@ def packed(outbox: list[OutboxRow]) -> list[PackedRow]:
     return out
 
 
-def columns(rows: list[tuple[Any, ...]]) -> list[list[Any]]:
+def columns(rows: Sequence[tuple[Any, ...]]) -> list[list[Any]]:
     """Rows as one list per column: the parameters of an ``unnest`` statement."""
     return [list(column) for column in zip(*rows, strict=True)]
 

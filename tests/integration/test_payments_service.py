@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from schemas import events as ev
 from schemas.envelope import envelope
-from services.payments.service import AssignError, Payments, Q
+from services.payments.service import AssignError, Payments
 from services.runtime import db
 from services.runtime.settings import Settings, Topics
 from services.runtime.unit import Unit
@@ -253,7 +253,24 @@ async def _credit_limit(url: str) -> None:
 
 
 async def _conserved(conn: asyncpg.Connection) -> None:
-    for row in await conn.fetch(Q.ledger):
+    # Money conservation, per currency: every credit received is allocated, kept as credit,
+    # waiting unmatched, or was reversed.
+    ledger = await conn.fetch(
+        """SELECT t.currency,
+                  sum(t.amount_minor) AS received,
+                  coalesce(sum(t.amount_minor) FILTER (WHERE t.status = 'unmatched'), 0)
+                      AS unmatched,
+                  coalesce(sum(t.amount_minor) FILTER (WHERE t.status = 'reversed'), 0)
+                      AS reversed,
+                  (SELECT coalesce(sum(a.amount_minor), 0) FROM allocations a
+                     JOIN invoices i USING (invoice_number)
+                    WHERE NOT a.reversed AND i.currency = t.currency) AS allocated,
+                  (SELECT coalesce(sum(l.remaining_minor), 0) FROM credit_lots l
+                    WHERE l.currency = t.currency) AS credit
+           FROM bank_transactions t WHERE t.amount_minor > 0
+           GROUP BY t.currency ORDER BY t.currency"""
+    )
+    for row in ledger:
         assert row["received"] == (
             row["allocated"] + row["credit"] + row["unmatched"] + row["reversed"]
         ), dict(row)

@@ -13,7 +13,7 @@ import asyncpg
 from services.dunning.service import Q as DQ
 from services.payments.service import Q
 from services.runtime import db
-from services.runtime.outbox import TAKE
+from services.runtime.outbox import Q as RQ
 
 
 @contextlib.asynccontextmanager
@@ -154,6 +154,6 @@ async def _relay_plan(url: str) -> None:
         for analyze in (False, True):
             if analyze:
                 await conn.execute("ANALYZE outbox")
-            plan = await _explain(conn, TAKE, 5000)
+            plan = await _explain(conn, RQ.take_outbox, 5000)
             assert "Index Scan using outbox_pkey on outbox" in plan, plan
             assert "Seq Scan" not in plan, plan
