@@ -30,6 +30,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -229,8 +230,21 @@ def restart_postgres(stack: Stack) -> None:
 
     pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009
     server: Any = stack.pg_server
-    pg_ctl(["-w", "-m", "immediate", "restart"], pgdata=server.pgdata, user=server.system_user,
-           timeout=60)  # fmt: skip
+    log = Path(server.pgdata) / "chaos-restart.log"  # the new postmaster's own words
+    try:
+        pg_ctl(["-w", "-m", "immediate", "-l", str(log), "restart"], pgdata=server.pgdata,
+               user=server.system_user, timeout=60)  # fmt: skip
+    except subprocess.CalledProcessError:
+        # Seen once in a loaded `make test`: the restart's start failed. A fault injector
+        # must not end the run over its own fault: start it again (the system under test
+        # sees a longer outage), and if that fails too, say what PostgreSQL said.
+        time.sleep(2)
+        try:
+            pg_ctl(["-w", "-l", str(log), "start"], pgdata=server.pgdata,
+                   user=server.system_user, timeout=60)  # fmt: skip
+        except subprocess.CalledProcessError:
+            said = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+            raise RuntimeError(f"PostgreSQL did not come back after a restart:\n{said}") from None
     # the wrapper holds the old postmaster's pid: read the new one, or it stops nothing
     server.ensure_postgres_running()
 
