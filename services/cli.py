@@ -51,7 +51,8 @@ from services.runtime.clock import (
     set_clock,
 )
 from services.runtime.errors import EX_USAGE, BadConfig, BadInput, Unavailable
-from services.runtime.settings import SERVICES, Settings, get_settings, get_topics
+from services.runtime.settings import Settings, get_settings, get_topics
+from services.workers import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -259,7 +260,7 @@ async def advance(
 ) -> datetime:
     """Move the shared clock ahead in steps (a day by default), waiting after each until the
     system is quiet, as if that time had really passed with the workers running."""
-    from services.runtime.quiesce import Quiescence
+    from services.devstack.quiesce import Quiescence
 
     conn = await db.connect(settings.database_url)
     try:
@@ -429,7 +430,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_topics(args: argparse.Namespace) -> None:
-    from services.runtime.stack import create_topics
+    from services.devstack.stack import create_topics
 
     created = asyncio.run(create_topics(get_settings(), get_topics()))
     print(f"{len(created)} topics created")
@@ -438,7 +439,7 @@ def cmd_topics(args: argparse.Namespace) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     import os
 
-    from services.runtime.stack import Stack, StackConfig
+    from services.devstack.stack import Stack, StackConfig
 
     settings = get_settings()
     cfg = StackConfig(
@@ -503,7 +504,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    from services.demo import main as demo_main
+    from services.devstack.demo import main as demo_main
 
     sys.exit(demo_main())
 

@@ -23,12 +23,13 @@ from typing import Any
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from services.devstack.quiesce import Quiescence
+from services.devstack.stack import Stack, StackConfig, free_port
 from services.runtime import db
 from services.runtime.clock import read_clock, set_clock
 from services.runtime.kafka_client import client_options, partitions
-from services.runtime.quiesce import Quiescence
-from services.runtime.settings import SERVICES, Settings, Topics
-from services.runtime.stack import Stack, StackConfig, free_port
+from services.runtime.settings import Settings, Topics
+from services.workers import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = Path(__file__).with_name("demo_data") / "contracts.json"

@@ -21,7 +21,8 @@ import pytest
 from bench.run import contracts_json
 from services import cli
 from services.runtime import db
-from services.runtime.settings import SERVICES, get_settings
+from services.runtime.settings import get_settings
+from services.workers import SERVICES
 from tests.integration.test_dunning_scenarios import Sim, at
 from tests.integration.test_dunning_scenarios import run as dunning_run
 from tests.integration.test_payments_service import harness, pay
