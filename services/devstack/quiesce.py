@@ -15,15 +15,17 @@ import asyncio
 import importlib
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.protocol.fetch import FetchRequest
 
-from services.runtime import sql
-from services.runtime.clock import SystemClock, read_clock
+from services.runtime import db, sql
+from services.runtime.clock import SystemClock, advance_clock, read_clock
 from services.runtime.kafka_client import client_options, partitions
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import Settings, Topics, get_topics
 from services.runtime.source import group_id
 from services.runtime.worker import Runtime, ServiceSpec
 from services.workers import SERVICES
@@ -170,3 +172,26 @@ class Quiescence:
                 raise TimeoutError(f"system not quiet after {timeout}s: {snap}")
             previous = snap
             await asyncio.sleep(interval)
+
+
+async def advance(
+    settings: Settings, by: timedelta, step: timedelta = timedelta(days=1), on_step: Any = None
+) -> datetime:
+    """Move the shared clock ahead in steps (a day by default), waiting after each until the
+    system is quiet, as if that time had really passed with the workers running."""
+    conn = await db.connect(settings.database_url)
+    try:
+        async with Quiescence(settings, get_topics()) as q:
+            await q.wait(conn)
+            remaining = by
+            now = await read_clock(conn)
+            while remaining > timedelta(0):
+                delta = min(step, remaining)
+                now = await advance_clock(conn, delta)
+                remaining -= delta
+                await q.wait(conn)
+                if on_step is not None:
+                    await on_step(now)
+            return now
+    finally:
+        await conn.close()
