@@ -19,7 +19,7 @@ def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
     }
 
 
-SPEC = ServiceSpec(name="invoicing", subscriptions=subscriptions)
+SPEC = ServiceSpec(name="invoicing", metrics_port=9101, subscriptions=subscriptions)
 
 if __name__ == "__main__":
     run(SPEC)
