@@ -148,6 +148,8 @@ def cmd_run(args: argparse.Namespace) -> None:
     import os
 
     from services.devstack.stack import Stack, StackConfig
+    from services.notify.settings import NotifySettings
+    from services.provisioning.settings import ProvisioningSettings
 
     settings = get_settings()
     cfg = StackConfig(
@@ -155,8 +157,8 @@ def cmd_run(args: argparse.Namespace) -> None:
         database_url=os.environ.get("BILLING_DATABASE_URL"),
         bootstrap=os.environ.get("BILLING_KAFKA_BOOTSTRAP_SERVERS"),
         test_clock=settings.test_clock,
-        smtp_port=settings.smtp_port,
-        notice_port=settings.notice_port,
+        smtp_port=get_settings(NotifySettings).smtp_port,
+        notice_port=get_settings(ProvisioningSettings).notice_port,
         mail_folder=ROOT / ".run" / "mail",
         log_level=settings.log_level,
     )

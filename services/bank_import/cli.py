@@ -17,6 +17,7 @@ from typing import Any
 from schemas.events import PaymentReceived
 from services.bank_import import importer
 from services.bank_import.formats import FORMATS, ImportOptions, Statement, read_statement
+from services.bank_import.settings import BankImportSettings
 from services.runtime import audit, db, terminal
 from services.runtime.errors import BadInput
 from services.runtime.settings import get_settings
@@ -76,7 +77,7 @@ def cmd_import_statement(args: argparse.Namespace) -> None:
 def cmd_fio_fetch(args: argparse.Namespace) -> None:
     from services.bank_import import fio_api
 
-    settings = get_settings()
+    settings = get_settings(BankImportSettings)
     # Never a command-line option: a process's arguments are every local user's to read.
     token = settings.secret("fio_token")
     if not token:

@@ -41,7 +41,7 @@ def specs() -> dict[str, ServiceSpec]:
 def subscribed_topics(settings: Settings, topics: Topics) -> dict[str, list[str]]:
     out = {}
     for service, spec in specs().items():
-        rt = Runtime(service, settings, topics, SystemClock())
+        rt = Runtime(service, settings.for_service(spec.settings), topics, SystemClock())
         out[service] = list(spec.subscriptions(rt).keys())
     return out
 

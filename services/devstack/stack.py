@@ -276,12 +276,12 @@ class Stack:
         return {"Authorization": f"Bearer {self.operator_token}"}
 
     def settings(self) -> Settings:
+        """The runtime's settings of this stack (its mail sink's and notice page's ports
+        are ``cfg``'s, passed to the workers in ``env``)."""
         return Settings(
             kafka_bootstrap_servers=self.bootstrap,
             database_url=self.database_url,
             test_clock=self.cfg.test_clock,
-            smtp_port=self.cfg.smtp_port,
-            notice_port=self.cfg.notice_port,
         )
 
     def env(self) -> dict[str, str]:

@@ -11,6 +11,7 @@ from schemas import events as ev
 from schemas.envelope import envelope
 from services.dunning import domain
 from services.dunning.service import Dunning, Q
+from services.dunning.settings import DunningSettings
 from services.runtime import audit, db, terminal
 from services.runtime.clock import make_clock
 from services.runtime.errors import NotFound
@@ -21,7 +22,7 @@ from services.runtime.unit import Unit
 async def _in_unit(fn: Any, commit: bool) -> Any:
     """Run ``fn(unit, dunning)`` in one transaction of the dunning schema; roll it back
     unless ``commit`` (explain and preview change nothing)."""
-    settings = get_settings()
+    settings = get_settings(DunningSettings)
     conn = await db.connect(settings.database_url, "dunning")
     try:
         clock = make_clock(settings)

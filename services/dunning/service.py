@@ -13,8 +13,9 @@ from schemas import events as ev
 from schemas.envelope import CloudEvent
 from services.dunning import domain
 from services.dunning.policy import Policy, load_all
+from services.dunning.settings import DunningSettings
 from services.runtime import audit, logs, sql, timers
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
@@ -32,7 +33,7 @@ async def lock_contract(unit: Unit, contract: str) -> None:
 
 
 class Dunning:
-    def __init__(self, settings: Settings, topics: Topics) -> None:
+    def __init__(self, settings: DunningSettings, topics: Topics) -> None:
         self.settings = settings
         self.topics = topics
         self.policies: dict[str, Policy] = load_all(settings.dunning_policy_dir)

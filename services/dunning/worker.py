@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.dunning.service import Dunning
+from services.dunning.settings import DunningSettings
 from services.runtime.consumer import Handler
 from services.runtime.timers import BatchTimerHandler, TimerHandler
 from services.runtime.worker import Runtime, ServiceSpec, run
@@ -44,6 +45,7 @@ def timer_batch(rt: Runtime) -> BatchTimerHandler:
 SPEC = ServiceSpec(
     name="dunning",
     metrics_port=9103,
+    settings=DunningSettings,
     subscriptions=subscriptions,
     timer=timer,
     timer_batch=timer_batch,

@@ -30,9 +30,10 @@ from schemas.envelope import envelope
 from schemas.events import AccessState, GearApplied, NetworkAccess
 from schemas.registry import PoisonMessage, parse
 from services.gear import nft
+from services.gear.settings import GearSettings
 from services.runtime import logs
 from services.runtime.kafka_client import client_options
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import Topics
 
 log = logs.get(__name__)
 
@@ -119,7 +120,7 @@ async def fetch_snapshot(url: str, token: str | None) -> list[nft.Entry]:
 
 @dataclass
 class GearRunner:
-    settings: Settings
+    settings: GearSettings
     topics: Topics
     gear: NftGear
     gear_id: str
@@ -229,7 +230,7 @@ def nft_command(text: str) -> list[str]:
     return parts
 
 
-def config_from(settings: Settings, **overrides: Any) -> nft.GearConfig:
+def config_from(settings: GearSettings, **overrides: Any) -> nft.GearConfig:
     notice4 = overrides.get("notice4") or settings.gear_notice4
     notice6 = overrides.get("notice6") or settings.gear_notice6
     return nft.GearConfig(

@@ -7,12 +7,13 @@ import asyncio
 from typing import Any
 
 from services.gear import adapter
+from services.gear.settings import GearSettings
 from services.runtime import logs
 from services.runtime.settings import get_settings, get_topics
 
 
 def cmd_nftables(args: argparse.Namespace) -> None:
-    settings = get_settings()
+    settings = get_settings(GearSettings)
     logs.configure("gear", settings.log_level)
     cfg = adapter.config_from(
         settings,

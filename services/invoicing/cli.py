@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from services.invoicing.settings import InvoicingSettings
 from services.runtime import audit, db, terminal
 from services.runtime.settings import get_settings
 
@@ -38,7 +39,7 @@ def cmd_contracts_load(args: argparse.Namespace) -> None:
 def cmd_invoicing_run(args: argparse.Namespace) -> None:
     from services.invoicing import service
 
-    settings = get_settings()
+    settings = get_settings(InvoicingSettings)
     operator = audit.operator_name(args.operator)
 
     async def go() -> service.BillingRun:

@@ -21,8 +21,9 @@ from schemas.events import InvoiceIssued
 from services.invoicing import domain
 from services.invoicing.address_overlaps import AddressOverlaps
 from services.invoicing.contracts_file import ContractRecord
+from services.invoicing.settings import InvoicingSettings
 from services.runtime import collector, sql
-from services.runtime.settings import Settings, get_topics
+from services.runtime.settings import get_topics
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
@@ -164,7 +165,7 @@ class BillingRun:
 
 async def billing_run(
     conn: asyncpg.Connection,
-    settings: Settings,
+    settings: InvoicingSettings,
     period: str,
     issued_on: date,
     now: datetime,
@@ -231,7 +232,7 @@ class _Chunk:
 class _Run:
     """One billing run: what it invoices, and its chunks' steps."""
 
-    settings: Settings
+    settings: InvoicingSettings
     period: str
     issued_on: date
     now: datetime

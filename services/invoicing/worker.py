@@ -4,6 +4,7 @@ the worker publishes what they commit (outbox relay) and serves metrics."""
 from __future__ import annotations
 
 from services.invoicing.service import on_fee_charged, on_partially_paid, on_reopened, on_settled
+from services.invoicing.settings import InvoicingSettings
 from services.runtime.consumer import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -19,7 +20,12 @@ def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
     }
 
 
-SPEC = ServiceSpec(name="invoicing", metrics_port=9101, subscriptions=subscriptions)
+SPEC = ServiceSpec(
+    name="invoicing",
+    metrics_port=9101,
+    settings=InvoicingSettings,
+    subscriptions=subscriptions,
+)
 
 if __name__ == "__main__":
     run(SPEC)

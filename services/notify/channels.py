@@ -23,7 +23,7 @@ from jinja2 import Environment, StrictUndefined
 
 from schemas import contacts
 from services.notify import domain
-from services.runtime.settings import Settings
+from services.notify.settings import NotifySettings
 
 # DeliveryError.reason, one of:
 #   header-injection   the address holds CR or LF (never sent)
@@ -60,7 +60,7 @@ def message_id(key: str) -> str:
 
 
 class Email:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: NotifySettings) -> None:
         self.s = settings
         self.tls_context: ssl.SSLContext | None = None
         if settings.smtp_ca_file:
@@ -117,7 +117,7 @@ class Email:
 
 
 class SmsGateway:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: NotifySettings) -> None:
         self.s = settings
         env = Environment(undefined=StrictUndefined, autoescape=False)
         self.body = env.from_string(settings.sms_gateway_body)

@@ -39,10 +39,11 @@ from schemas.envelope import CloudEvent
 from schemas.registry import EVENT_TYPES
 from services.notify import domain, templates
 from services.notify.channels import DeliveryError, Email, SmsGateway
+from services.notify.settings import NotifySettings
 from services.runtime import logs, sql
 from services.runtime.clock import Clock
 from services.runtime.consumer import TRANSIENT
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
@@ -115,7 +116,7 @@ class NewDelivery(NamedTuple):
 class QuietHoursPolicy:
     """Validated at start: a wrong setting fails the worker, naming the setting."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: NotifySettings) -> None:
         try:
             self.default = domain.QuietHours.parse(settings.sms_quiet_hours)
         except ValueError as e:
@@ -133,7 +134,7 @@ class QuietHoursPolicy:
 
 
 class Notify:
-    def __init__(self, settings: Settings, topics: Topics) -> None:
+    def __init__(self, settings: NotifySettings, topics: Topics) -> None:
         self.settings = settings
         self.topics = topics
         self.quiet = QuietHoursPolicy(settings)
@@ -225,7 +226,7 @@ def _key(row: Any) -> str:
 
 
 class Sender:
-    def __init__(self, settings: Settings, topics: Topics, pool: Any, clock: Clock) -> None:
+    def __init__(self, settings: NotifySettings, topics: Topics, pool: Any, clock: Clock) -> None:
         self.settings = settings
         self.topics = topics
         self.pool = pool

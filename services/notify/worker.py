@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from services.notify.service import KINDS, Notify, Q, Sender
+from services.notify.settings import NotifySettings
 from services.runtime.consumer import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -22,6 +23,7 @@ async def sender(rt: Runtime) -> None:
 SPEC = ServiceSpec(
     name="notify",
     metrics_port=9105,
+    settings=NotifySettings,
     subscriptions=subscriptions,
     background=[sender],
     pending=Q.due_deliveries,

@@ -8,6 +8,7 @@ from typing import Any
 
 from services.payments import queue
 from services.payments.service import Payments
+from services.payments.settings import PaymentsSettings
 from services.runtime import audit, db, terminal
 from services.runtime.clock import make_clock
 from services.runtime.settings import get_settings, get_topics
@@ -52,7 +53,7 @@ def cmd_show(args: argparse.Namespace) -> None:
 
 
 def cmd_assign(args: argparse.Namespace) -> None:
-    settings = get_settings()
+    settings = get_settings(PaymentsSettings)
     payments = Payments(settings, get_topics())
 
     async def go() -> dict[str, Any]:

@@ -17,10 +17,11 @@ from pydantic import BaseModel
 from schemas import events as ev
 from schemas.envelope import CloudEvent
 from services.payments import domain
+from services.payments.settings import PaymentsSettings
 from services.runtime import sql
 from services.runtime.db import Jsonb
 from services.runtime.errors import EX_NOINPUT, BadInput, NotFound
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import Topics
 from services.runtime.unit import Unit, columns
 
 Q = sql.load(__file__)
@@ -167,7 +168,7 @@ def _plain(data: BaseModel) -> bool:
 
 
 class Payments:
-    def __init__(self, settings: Settings, topics: Topics) -> None:
+    def __init__(self, settings: PaymentsSettings, topics: Topics) -> None:
         self.settings = settings
         self.topics = topics
         self.phone_vs = settings.phone_vs_pattern

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from services.payments import web as payments_web
 from services.payments.service import Payments
+from services.payments.settings import PaymentsSettings
 from services.runtime.consumer import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -27,6 +28,7 @@ def routes(rt: Runtime, app: web.Application) -> None:
 SPEC = ServiceSpec(
     name="payments",
     metrics_port=9102,
+    settings=PaymentsSettings,
     subscriptions=subscriptions,
     routes=routes,
     # an insert on the invoice number that skips one already known, and credit spent only

@@ -24,8 +24,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.provisioning import domain
 from services.provisioning.service import Provisioning, Q
+from services.provisioning.settings import ProvisioningSettings, notice_key
 from services.runtime import auth, logs, networks, payqr
-from services.runtime.settings import Settings
 from services.runtime.unit import Unit
 from services.runtime.worker import Runtime
 
@@ -106,10 +106,10 @@ def money(minor: int, currency: str, lang: str) -> str:
 
 
 class NoticePages:
-    def __init__(self, rt: Runtime, provisioning: Provisioning) -> None:
+    def __init__(self, rt: Runtime[ProvisioningSettings], provisioning: Provisioning) -> None:
         self.rt = rt
         self.provisioning = provisioning
-        self.key = auth.notice_key(rt.settings)
+        self.key = notice_key(rt.settings)
         self.trusted = networks.trusted_networks(rt.settings.notice_trusted_proxies)
         public = rt.settings.notice_public_url.partition("://")[2].partition("/")[0]
         self.public_host = public.lower()
@@ -316,16 +316,16 @@ async def snapshot(rt: Runtime, request: web.Request) -> web.Response:
     return web.json_response({"items": items, "next_after": nxt})
 
 
-def check_settings(settings: Settings) -> None:
+def check_settings(settings: ProvisioningSettings) -> None:
     """What the notice page cannot start without: its secret, readable trusted proxies."""
-    auth.notice_key(settings)
+    notice_key(settings)
     try:
         networks.trusted_networks(settings.notice_trusted_proxies)
     except networks.NetworkError as exc:
         raise auth.ConfigError(str(exc)) from None
 
 
-def notice_app(rt: Runtime, provisioning: Provisioning) -> web.Application:
+def notice_app(rt: Runtime[ProvisioningSettings], provisioning: Provisioning) -> web.Application:
     """The customers' side: authorised by the request's address, not an operator token."""
     pages = NoticePages(rt, provisioning)
     app = web.Application()
@@ -336,7 +336,9 @@ def notice_app(rt: Runtime, provisioning: Provisioning) -> web.Application:
     return app
 
 
-async def serve_notice(rt: Runtime, provisioning: Provisioning) -> web.AppRunner:
+async def serve_notice(
+    rt: Runtime[ProvisioningSettings], provisioning: Provisioning
+) -> web.AppRunner:
     app = notice_app(rt, provisioning)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

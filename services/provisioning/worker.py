@@ -7,6 +7,7 @@ from aiohttp import web
 
 from services.provisioning import drift
 from services.provisioning.service import Provisioning
+from services.provisioning.settings import ProvisioningSettings
 from services.provisioning.web import check_settings, serve_notice, snapshot
 from services.runtime.consumer import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
@@ -44,6 +45,7 @@ async def notice_server(rt: Runtime) -> web.AppRunner:
 SPEC = ServiceSpec(
     name="provisioning",
     metrics_port=9104,
+    settings=ProvisioningSettings,
     subscriptions=subscriptions,
     routes=routes,
     extra_servers=[notice_server],

@@ -14,8 +14,9 @@ CORS preflight, which these endpoints never grant) and, when it carries an ``Ori
 header, come from an origin in ``BILLING_OPERATOR_ALLOWED_ORIGINS`` (scripts send none).
 
 Start-up. In production (``BILLING_ENVIRONMENT=production``, the default) a worker that
-serves operator endpoints refuses to start without operator tokens, and provisioning
-without a notice secret; the development stack sets ``development``.
+serves operator endpoints refuses to start without operator tokens (a service's own
+start-up checks, such as provisioning's notice secret, live with the service: its
+``ServiceSpec.startup_checks``); the development stack sets ``development``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from services.runtime.errors import BadConfig
 from services.runtime.settings import Settings, env_name
 
 MIN_TOKEN_LENGTH = 32
-MIN_SECRET_LENGTH = 32
 OPEN = frozenset({"/metrics", "/healthz"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPERATOR = web.RequestKey("operator", str)  # the name of the authenticated operator
@@ -40,11 +40,6 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 TOKENS_SETTINGS = (
     f"{env_name('operator_tokens_file')} (lines name:token) or {env_name('operator_tokens')}"
 )
-# The notice page's key outside production when none is set: known to everybody, so a
-# development stack's forms are as forgeable as they are anywhere nobody cares.
-DEVELOPMENT_NOTICE_SECRET = "development notice secret, never for production use"
-# The former built-in default, refused wherever it turns up.
-RETIRED_NOTICE_DEFAULTS = frozenset({"change-me-in-production", DEVELOPMENT_NOTICE_SECRET})
 
 
 class ConfigError(BadConfig):
@@ -144,29 +139,6 @@ def refuse_test_clock_in_production(settings: Settings) -> None:
             f"{env_name('test_clock')}=true lets anyone who can write the database move time"
             f" for every customer: refused with {env_name('environment')}=production"
         )
-
-
-def notice_key(settings: Settings) -> bytes:
-    """The key of the notice page's form tokens: ``BILLING_NOTICE_SECRET_FILE`` (or
-    ``BILLING_NOTICE_SECRET``), at least 32 characters, never a published default; in
-    development only, a missing one falls back to a fixed development key."""
-    try:
-        secret = settings.secret("notice_secret")
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    name = env_name("notice_secret_file")
-    if secret is None:
-        if settings.environment == "development":
-            return DEVELOPMENT_NOTICE_SECRET.encode()
-        raise ConfigError(
-            f"no notice secret: {env_name('environment')}=production needs {name}"
-            f" (at least {MIN_SECRET_LENGTH} random characters, e.g. `openssl rand -hex 32`)"
-        )
-    if secret in RETIRED_NOTICE_DEFAULTS:
-        raise ConfigError(f"{name}: the published default secret; set a random one of your own")
-    if len(secret) < MIN_SECRET_LENGTH:
-        raise ConfigError(f"{name}: the secret must be at least {MIN_SECRET_LENGTH} characters")
-    return secret.encode()
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

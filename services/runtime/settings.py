@@ -1,4 +1,11 @@
-"""Settings every worker and command reads from the environment (prefix ``BILLING_``)."""
+"""Settings every worker and command reads from the environment (prefix ``BILLING_``).
+
+``Settings`` holds what every worker runs on (Kafka, the database, the consumer, the outbox,
+metrics, logs, the clock) and the company's own facts several services show or apply (its
+name, bank accounts, rounding tolerance). A service's own settings are a subclass in its
+``services/<name>/settings.py`` reading the same ``BILLING_*`` names; the worker builds the
+class its ``ServiceSpec`` names, and ``get_settings(cls)`` loads any of them once.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import os
 import tempfile
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal, TypeVar, overload
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,19 +68,6 @@ def env_name(setting: str) -> str:
     return f"{ENV_PREFIX}{setting.upper()}"
 
 
-# Secrets a deployment may set, each either in the environment (``BILLING_<NAME>``) or,
-# preferred, in a file (``BILLING_<NAME>_FILE``: a systemd credential, a mounted secret);
-# read through ``Settings.secret(name)``. Never a command-line option: every user of the
-# machine can read a process's arguments.
-SECRETS = (
-    "kafka_sasl_password",
-    "operator_tokens",
-    "notice_secret",
-    "smtp_password",
-    "sms_gateway_password",
-    "fio_token",
-    "gear_snapshot_token",
-)
 # A former single shared operator token; named tokens replaced it (services/runtime/auth.py).
 RETIRED = {
     "operator_token": "set BILLING_OPERATOR_TOKENS_FILE (lines name:token) or "
@@ -95,10 +89,19 @@ def read_secret_file(setting: str, path: Path) -> str:
 
 
 class Settings(BaseSettings):
-    # A refused value is not repeated in the error: it may be a password from the environment.
+    # A refused value is not repeated in the error: it may be a password from the
+    # environment. A keyword that names no setting of the class is refused (a service's
+    # setting given to the runtime's class would otherwise be dropped without a word);
+    # the environment is read by field, so another service's variables are not seen.
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="ignore", hide_input_in_errors=True
+        env_prefix=ENV_PREFIX, extra="forbid", hide_input_in_errors=True
     )
+
+    # Secrets a deployment may set, each either in the environment (``BILLING_<NAME>``) or,
+    # preferred, in a file (``BILLING_<NAME>_FILE``: a systemd credential, a mounted
+    # secret); read through ``secret(name)``. A service's class adds its own. Never a
+    # command-line option: every user of the machine can read a process's arguments.
+    SECRETS: ClassVar[tuple[str, ...]] = ("kafka_sasl_password", "operator_tokens")
 
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     # How every Kafka client connects (services/runtime/kafka_client.py client_options).
@@ -163,51 +166,8 @@ class Settings(BaseSettings):
     # /healthz: how long each check (a query, a Kafka metadata request) may take
     health_timeout: float = Field(default=2.0, gt=0)
 
-    notice_host: str = "127.0.0.1"
-    notice_port: int = 8080
-    notice_public_url: str = "http://127.0.0.1:8080/"
-    # Keys the notice page's form tokens (at least 32 characters; required in production).
-    notice_secret: SecretStr | None = None
-    notice_secret_file: Path | None = None
-    # Addresses or prefixes of reverse proxies whose X-Forwarded-For the notice page
-    # believes (the rightmost address not among them is the customer's).
-    notice_trusted_proxies: list[str] = Field(default_factory=list)
-
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 2525
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_password_file: Path | None = None
-    smtp_starttls: bool = False
-    smtp_tls: bool = False
-    smtp_ca_file: str | None = None  # CA bundle to verify the server (default: system CAs)
-    smtp_timeout: float = 15.0
-    company_name: str = "ISP"  # signs e-mails and SMS
-
-    # SMS over an HTTP gateway: the body is a Jinja2 template with to, text, sender, id.
-    sms_gateway_url: str | None = None
-    sms_gateway_method: str = "POST"
-    sms_gateway_content_type: str = "application/json"
-    sms_gateway_headers: dict[str, str] = Field(default_factory=dict)
-    sms_gateway_username: str | None = None
-    sms_gateway_password: SecretStr | None = None
-    sms_gateway_password_file: Path | None = None
-    sms_gateway_body: str = (
-        '{"to": {{ to|tojson }}, "text": {{ text|tojson }}, "sender": {{ sender|tojson }},'
-        ' "id": {{ id|tojson }}}'
-    )
-    sms_sender: str = "ISP"
-    # No SMS in these local hours (the customer's country's time zone); e-mail any time.
-    sms_quiet_hours: str = "20:00-08:00"
-    sms_quiet_hours_by_country: dict[str, str] = Field(default_factory=dict)
-    mail_from: str = "billing@isp.example"
-    notify_max_attempts: int = 6
-    notify_retry_base: float = 2.0
-
+    company_name: str = "ISP"  # signs e-mails, SMS and the notice page
     # Our bank account shown on invoices, notices and reminders, per currency.
-    # invoice numbers: YYYY + 6 digits, or YY + 8 digits past 999,999 invoices a year
-    invoice_number_style: Literal["yyyy6", "yy8"] = "yyyy6"
-    billing_chunk: int = 20_000  # contracts per transaction of a billing run
     bank_accounts: dict[str, str] = Field(
         default_factory=lambda: {
             "CZK": "2001234561/2010",
@@ -221,30 +181,6 @@ class Settings(BaseSettings):
         default_factory=lambda: {"CZK": 99, "EUR": 0, "HUF": 0}
     )
 
-    # A VS naming no contract that matches this is an old phone-number VS (VoIP credit):
-    # unmatched, never guessed by message or payer account.
-    phone_vs_pattern: str = r"(?:420|421)?[679][0-9]{8}"
-
-    # Reference gear (billing gear nftables): where HTTP of customers in notice goes, what
-    # stays reachable when suspended, how fast restricted customers may go.
-    gear_table: str = "billing"
-    gear_notice4: str | None = None  # "192.0.2.1:8080"
-    gear_notice6: str | None = None  # "[2001:db8::1]:8080"
-    gear_walled_garden: list[str] = Field(default_factory=list)  # addresses or prefixes
-    gear_restrict_rate: str = "1 mbytes/second"
-    gear_nft_command: str = "nft"  # e.g. "ip netns exec gw nft", "ssh gw nft"
-    gear_snapshot_url: str = "http://127.0.0.1:9104/access"
-    # an operator token (services/runtime/auth.py) the gear sends to GET /access
-    gear_snapshot_token: SecretStr | None = None
-    gear_snapshot_token_file: Path | None = None
-    gear_resync_interval: float = 300.0
-
-    # Dunning: the policy of a contract without one of its own; per contract group; a folder
-    # of the operator's own policy files (TOML) beside the presets.
-    dunning_default_policy: str = "notice-then-suspend"
-    dunning_group_policies: dict[str, str] = Field(default_factory=dict)
-    dunning_policy_dir: str | None = None
-
     # Named operator tokens for every operator endpoint (services/runtime/auth.py):
     # ``name:token`` a line in the file, or comma-separated in the environment.
     operator_tokens: SecretStr | None = None
@@ -254,12 +190,6 @@ class Settings(BaseSettings):
     operator_allowed_origins: list[str] = Field(default_factory=list)
     # Retired (RETIRED above says what replaced it): refused when set.
     operator_token: SecretStr | None = None
-
-    # Fio banka API (billing fio fetch): token, and its one-request-per-30-s limit.
-    fio_token: SecretStr | None = None
-    fio_token_file: Path | None = None
-    fio_base_url: str = "https://fioapi.fio.cz/v1/rest"
-    fio_min_interval: float = 30.0
 
     log_level: str = "info"
 
@@ -274,7 +204,7 @@ class Settings(BaseSettings):
         for name, instead in RETIRED.items():
             if getattr(self, name) is not None:
                 raise ValueError(f"{env_name(name)} is no longer read: {instead}")
-        for name in SECRETS[1:]:  # the Kafka password's own check names its protocol
+        for name in self.SECRETS[1:]:  # the Kafka password's own check names its protocol
             if getattr(self, name) is not None and getattr(self, f"{name}_file") is not None:
                 raise ValueError(
                     f"{env_name(name)} and {env_name(name + '_file')} are both set: keep one"
@@ -285,7 +215,7 @@ class Settings(BaseSettings):
         """A secret's value (``SECRETS``): from ``BILLING_<NAME>_FILE`` when that is set
         (read anew on each call, so a rotated file counts from the next client made), else
         from ``BILLING_<NAME>``; None when neither is set."""
-        if name not in SECRETS:
+        if name not in self.SECRETS:
             raise KeyError(f"{name} is not a secret setting")
         path: Path | None = getattr(self, f"{name}_file")
         if path is not None:
@@ -340,6 +270,12 @@ class Settings(BaseSettings):
             raise ValueError(f"{env_name('kafka_sasl_password')} is not set")
         return secret
 
+    def for_service(self, cls: type[S]) -> S:
+        """These settings as a service's class ``cls``: each value here that ``cls`` has
+        kept, the rest of its own read from the environment (the dev stack asks each
+        worker's ``SPEC`` what it reads without starting it)."""
+        return cls(**{name: value for name, value in self if name in cls.model_fields})
+
     def state_path(self) -> Path:
         if self.state_dir is not None:
             return self.state_dir
@@ -349,6 +285,9 @@ class Settings(BaseSettings):
         return Path(tempfile.gettempdir()) / f"isp-billing-{os.getuid()}"
 
 
+S = TypeVar("S", bound=Settings)
+
+
 def _used_by(setting: str, protocol: str) -> bool:
     """Whether a Kafka security setting takes part in connections of ``protocol``."""
     if setting.startswith("kafka_sasl_"):
@@ -356,17 +295,43 @@ def _used_by(setting: str, protocol: str) -> bool:
     return protocol.endswith("SSL")
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The settings of this process; ``BadConfig`` (exit 78) names each variable refused."""
+def load(cls: type[S]) -> S:
+    """``cls`` read from the environment; ``BadConfig`` (exit 78) names each variable
+    refused."""
     try:
-        return Settings()
+        return cls()
     except ValidationError as exc:
         refused = "; ".join(
             f"{env_name(str(e['loc'][0])) if e['loc'] else 'settings'}: {e['msg']}"
             for e in exc.errors(include_input=False)
         )
         raise BadConfig(refused) from None
+
+
+class _Loaded:
+    """``get_settings()``: the runtime's settings of this process; ``get_settings(cls)``: a
+    service's class. Each is read once; ``cache_clear`` forgets them all (tests that change
+    the environment)."""
+
+    def __init__(self) -> None:
+        self._by_class: dict[type[Settings], Settings] = {}
+
+    @overload
+    def __call__(self) -> Settings: ...
+
+    @overload
+    def __call__(self, cls: type[S]) -> S: ...
+
+    def __call__(self, cls: type[Settings] = Settings) -> Settings:
+        if cls not in self._by_class:
+            self._by_class[cls] = load(cls)
+        return self._by_class[cls]
+
+    def cache_clear(self) -> None:
+        self._by_class.clear()
+
+
+get_settings = _Loaded()
 
 
 @lru_cache(maxsize=1)

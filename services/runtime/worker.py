@@ -15,12 +15,13 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic
 
 import asyncpg
 import faust
 import faust.app.base
 from aiohttp import web
+from typing_extensions import TypeVar
 
 from services.runtime import auth, collector, db, errors, health, logs, metrics
 from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
@@ -32,13 +33,18 @@ from services.runtime.timers import BatchTimerHandler, TimerHandler, TimerLoop
 
 log = logs.get(__name__)
 
+# A service's settings class: the runtime's ``Settings`` or the service's subclass of it.
+# A bare ``Runtime`` (a worker module's glue) leaves it open; code reading a service's own
+# settings names the class: ``Runtime[ProvisioningSettings]``.
+S = TypeVar("S", bound=Settings, default=Any)
+
 
 @dataclass
-class Runtime:
+class Runtime(Generic[S]):
     """What a running service's handlers and pages may use."""
 
     service: str
-    settings: Settings
+    settings: S
     topics: Topics
     clock: Clock
     pool: asyncpg.Pool | None = None
@@ -56,30 +62,34 @@ class Runtime:
 
 
 @dataclass
-class ServiceSpec:
+class ServiceSpec(Generic[S]):
     name: str
     # where /metrics, /healthz and the operator routes listen unless BILLING_METRICS_PORT says
     metrics_port: int
+    # the service's settings (services/<name>/settings.py), read from the environment at start
+    settings: type[S]
     # topic name -> {event type -> handler}
-    subscriptions: Callable[[Runtime], dict[str, dict[str, Handler]]]
+    subscriptions: Callable[[Runtime[S]], dict[str, dict[str, Handler]]]
     # event types whose handlers are idempotent by the event's own key (an upsert on the
     # invoice number): applied without an inbox row each (docs/decisions.md#departures)
     keyed: frozenset[str] = frozenset()
-    timer: Callable[[Runtime], TimerHandler] | None = None
+    timer: Callable[[Runtime[S]], TimerHandler] | None = None
     # all due keys of a sweep at once; ``timer`` stays the one-by-one fallback
-    timer_batch: Callable[[Runtime], BatchTimerHandler] | None = None
+    timer_batch: Callable[[Runtime[S]], BatchTimerHandler] | None = None
     # operator endpoints on the metrics port: each needs an operator token (runtime/auth.py)
-    routes: Callable[[Runtime, web.Application], None] | None = None
-    background: list[Callable[[Runtime], Awaitable[None]]] = field(default_factory=list)
-    extra_servers: list[Callable[[Runtime], Awaitable[web.AppRunner]]] = field(default_factory=list)
+    routes: Callable[[Runtime[S], web.Application], None] | None = None
+    background: list[Callable[[Runtime[S]], Awaitable[None]]] = field(default_factory=list)
+    extra_servers: list[Callable[[Runtime[S]], Awaitable[web.AppRunner]]] = field(
+        default_factory=list
+    )
     # settings the service cannot start without (each raises auth.ConfigError, one line)
-    startup_checks: list[Callable[[Settings], object]] = field(default_factory=list)
+    startup_checks: list[Callable[[S], object]] = field(default_factory=list)
     # a query of the service's counting work it does on its own and has due at $1 (notify's
     # deliveries), besides its outbox and timers: the dev stack's quiescence waits for 0
     pending: str | None = None
 
 
-def check_startup(spec: ServiceSpec, settings: Settings) -> auth.OperatorGuard | None:
+def check_startup(spec: ServiceSpec[S], settings: S) -> auth.OperatorGuard | None:
     """Refuse to start, naming the setting, where the service would run without what
     protects it: operator tokens for its operator endpoints, its own checks; and where it
     would run on a test clock in production."""
@@ -114,8 +124,8 @@ def faust_app(app_id: str, state_dir: Path) -> faust.App:
     )
 
 
-def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
-    settings = get_settings()
+def build(spec: ServiceSpec[S]) -> tuple[faust.App, Runtime[S]]:
+    settings = get_settings(spec.settings)
     topics = get_topics()
     guard = check_startup(spec, settings)
     rt = Runtime(
@@ -185,8 +195,8 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
 
 
 def metrics_app(
-    rt: Runtime,
-    spec: ServiceSpec,
+    rt: Runtime[S],
+    spec: ServiceSpec[S],
     guard: auth.OperatorGuard | None,
     checks: health.Health | None = None,
 ) -> web.Application:
@@ -202,7 +212,7 @@ def metrics_app(
 
 
 async def _serve_metrics(
-    rt: Runtime, spec: ServiceSpec, guard: auth.OperatorGuard | None, checks: health.Health
+    rt: Runtime[S], spec: ServiceSpec[S], guard: auth.OperatorGuard | None, checks: health.Health
 ) -> web.AppRunner:
     webapp = metrics_app(rt, spec, guard, checks)
     runner = web.AppRunner(webapp, access_log=None)
@@ -212,7 +222,7 @@ async def _serve_metrics(
     return runner
 
 
-async def _listen_clock(rt: Runtime) -> asyncpg.Connection:
+async def _listen_clock(rt: Runtime[Any]) -> asyncpg.Connection:
     """Re-read the shared test clock when it moves, and wake the timers at once."""
     conn = await asyncpg.connect(rt.settings.database_url)
 
@@ -229,7 +239,7 @@ async def _listen_clock(rt: Runtime) -> asyncpg.Connection:
     return conn
 
 
-def run(spec: ServiceSpec) -> None:
+def run(spec: ServiceSpec[Any]) -> None:
     """Entry point of ``python -m services.<name>.worker``: migrate, then run the worker.
 
     Every line it writes is a JSON log line, from the first: the logs are configured
@@ -242,7 +252,7 @@ def run(spec: ServiceSpec) -> None:
     the notice secret: ``check_startup``) is checked before the database is asked."""
     logs.configure(spec.name, os.environ.get("BILLING_LOG_LEVEL", "info"))
     try:
-        settings = get_settings()
+        settings = get_settings(spec.settings)
         logs.configure(spec.name, settings.log_level)
         check_startup(spec, settings)
         applied = asyncio.run(db.migrate(settings.database_url, spec.name))

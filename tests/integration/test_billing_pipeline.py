@@ -18,8 +18,8 @@ import pytest
 from schemas import events as ev
 from schemas.envelope import envelope
 from services.invoicing import contracts_file, service
+from services.invoicing.settings import InvoicingSettings
 from services.runtime import db
-from services.runtime.settings import Settings
 from services.runtime.unit import Unit
 
 NOW = datetime(2027, 1, 1, 7, tzinfo=UTC)
@@ -92,7 +92,7 @@ def test_pipelined_run_issues_what_a_chunked_run_does(database_url: str, tmp_pat
 
 async def _same(url: str, tmp: Path) -> None:
     conn, reader = await _setup(url, tmp)
-    seven = Settings(database_url=url, billing_chunk=7)
+    seven = InvoicingSettings(database_url=url, billing_chunk=7)
     try:
         serial = await service.billing_run(conn, seven, "2027-01", date(2027, 1, 1), NOW)
         piped = await service.billing_run(
@@ -132,7 +132,7 @@ async def _taken(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     chunk after it, planned from the chunk before."""
     conn, reader = await _setup(url, tmp)
     other = await db.connect(url, "invoicing")
-    seven = Settings(database_url=url, billing_chunk=7)
+    seven = InvoicingSettings(database_url=url, billing_chunk=7)
 
     async def interfere() -> None:  # a whole run of another period, on its own connection
         await service.billing_run(other, seven, "2027-09", date(2027, 9, 1), NOW)
@@ -163,7 +163,7 @@ def test_concurrent_pipelined_runs_stay_gapless(database_url: str, tmp_path: Pat
 async def _concurrent(url: str, tmp: Path) -> None:
     conn, reader = await _setup(url, tmp)
     more = [await db.connect(url, "invoicing") for _ in range(2)]
-    three = Settings(database_url=url, billing_chunk=3)
+    three = InvoicingSettings(database_url=url, billing_chunk=3)
     try:
         runs = await asyncio.gather(
             service.billing_run(conn, three, "2027-03", date(2027, 3, 1), NOW, reader=reader),
@@ -195,7 +195,7 @@ async def _delete_during_run(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatc
     of a contract that is not there (migration 005)."""
     conn, reader = await _setup(url, tmp)
     plain = await asyncpg.connect(url)  # an operator's psql
-    seven = Settings(database_url=url, billing_chunk=7)
+    seven = InvoicingSettings(database_url=url, billing_chunk=7)
     deleting: list[asyncio.Task[str]] = []
 
     async def delete() -> None:  # 5002 is in the first chunk, read and not yet written
@@ -234,7 +234,7 @@ async def _fee_taken(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> No
     conn, reader = await _setup(url, tmp)
     await _fee(conn, "5002", "fee@2", 700)  # 5002 is in the first chunk
     other = await db.connect(url, "invoicing")
-    seven = Settings(database_url=url, billing_chunk=7)
+    seven = InvoicingSettings(database_url=url, billing_chunk=7)
 
     async def interfere() -> None:
         await service.billing_run(other, seven, "2028-01", date(2028, 1, 1), NOW)
@@ -266,7 +266,7 @@ async def _fee_in_flight(url: str, tmp: Path) -> None:
     billed and not yet committed: it waits for that run and leaves the fee out."""
     conn, reader = await _setup(url, tmp)
     other = await db.connect(url, "invoicing")
-    seven = Settings(database_url=url, billing_chunk=7)
+    seven = InvoicingSettings(database_url=url, billing_chunk=7)
     try:
         billing = other.transaction()
         await billing.start()  # the other run's chunk, marking 5011's fee, not committed

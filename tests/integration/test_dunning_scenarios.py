@@ -19,9 +19,10 @@ import asyncpg
 from schemas import events as ev
 from schemas.envelope import envelope
 from services.dunning.service import Dunning
+from services.dunning.settings import DunningSettings
 from services.runtime import db
 from services.runtime.clock import set_clock
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 
 START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Prague
@@ -31,7 +32,7 @@ PRAGUE = ZoneInfo("Europe/Prague")
 class Sim:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-        self.d = Dunning(Settings(), Topics())
+        self.d = Dunning(DunningSettings(), Topics())
         self.now = START
         self.log: list[tuple[str, str, dict[str, Any]]] = []  # (day, type, data)
         self.pending: list[tuple[Any, Any, Any]] | None = None

@@ -13,8 +13,8 @@ import pytest
 from schemas import events as ev
 from schemas.envelope import envelope
 from services.invoicing import contracts_file, service
+from services.invoicing.settings import InvoicingSettings
 from services.runtime import db
-from services.runtime.settings import Settings
 from services.runtime.unit import Unit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ async def _fees(url: str) -> None:
         eur = fee.model_copy(update={"request_id": "fee@eur", "currency": "EUR"})
         eur_event = envelope("fee.charged.v1", "/test", "1002", eur, NOW)
         await unit(lambda u: service.on_fee_charged(u, eur_event, eur))
-        settings = Settings(database_url=url)
+        settings = InvoicingSettings(database_url=url)
         jan = (await service.billing_run(conn, settings, "2027-01", date(2027, 1, 1), NOW)).invoices
         amounts = {i.contract: (i.amount_minor, i.fees_minor) for i in jan}
         assert amounts == {"1001": (49900, 0), "1002": (54900, 5000), "1003": (49900, 0)}
@@ -61,7 +61,7 @@ async def _fees(url: str) -> None:
         billed = dict(await conn.fetch("SELECT request_id, billed_on FROM pending_fees"))
         assert billed == {"fee@2026000002": amounts_numbers(jan)["1002"], "fee@eur": None}
         # a run in chunks of one contract: each contract once, numbers gapless, in order
-        one = Settings(database_url=url, billing_chunk=1)
+        one = InvoicingSettings(database_url=url, billing_chunk=1)
         run = await service.billing_run(conn, one, "2027-03", date(2027, 3, 1), NOW, keep=2)
         assert run.issued == 3 and [i.contract for i in run.invoices] == ["1001", "1002"]
         mar = (await service.billing_run(conn, one, "2027-04", date(2027, 4, 1), NOW)).invoices
@@ -101,7 +101,7 @@ async def _keep_invoiced(url: str) -> None:
             await service.load_contracts(u, records)
             await u.flush()
         await service.billing_run(
-            conn, Settings(database_url=url), "2027-01", date(2027, 1, 1), NOW
+            conn, InvoicingSettings(database_url=url), "2027-01", date(2027, 1, 1), NOW
         )
         await conn.execute("DELETE FROM invoices WHERE contract = '1003'")
         for sql in (

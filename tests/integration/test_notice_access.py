@@ -19,10 +19,11 @@ from schemas import events as ev
 from schemas.envelope import envelope
 from services.provisioning import domain
 from services.provisioning.service import Provisioning
+from services.provisioning.settings import ProvisioningSettings
 from services.provisioning.web import SESSION_COOKIE, NoticePages, notice_app
 from services.runtime import db
 from services.runtime.clock import make_clock
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 from services.runtime.worker import Runtime
 
@@ -54,7 +55,7 @@ async def notice_site(url: str, tmp: Path) -> AsyncIterator[tuple[TestClient, No
     await db.migrate(url, "provisioning")
     secret = tmp / "notice-secret"
     secret.write_text(SECRET + "\n")
-    settings = Settings(
+    settings = ProvisioningSettings(
         database_url=url,
         environment="production",
         notice_secret_file=secret,

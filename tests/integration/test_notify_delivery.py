@@ -28,8 +28,9 @@ from schemas import events as ev
 from schemas.envelope import envelope
 from services.devstack.stack import free_port
 from services.notify.service import Notify, Sender
+from services.notify.settings import NotifySettings
 from services.runtime import db
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 
 MORNING = datetime(2026, 12, 18, 8, 0, tzinfo=UTC)  # 09:00 in Prague
@@ -101,7 +102,9 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 class Harness:
-    def __init__(self, conn: asyncpg.Connection, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(
+        self, conn: asyncpg.Connection, pool: asyncpg.Pool, settings: NotifySettings
+    ) -> None:
         self.conn = conn
         self.settings = settings
         self.notify = Notify(settings, Topics())
@@ -178,7 +181,9 @@ def _ev(type_: str, data: Any) -> Any:
     return envelope(type_, "/test", "1001", data, MORNING)
 
 
-async def harness(url: str, settings: Settings) -> tuple[Harness, asyncpg.Connection, asyncpg.Pool]:
+async def harness(
+    url: str, settings: NotifySettings
+) -> tuple[Harness, asyncpg.Connection, asyncpg.Pool]:
     await db.migrate(url, "notify")
     conn = await db.connect(url, "notify")
     pool = await db.create_pool(url, "notify", max_size=2)
@@ -204,8 +209,8 @@ def gateway() -> Iterator[tuple[Gateway, str]]:
     thread.join(5)
 
 
-def settings_for(url: str, smtp_port: int, gateway_url: str, **kw: Any) -> Settings:
-    return Settings(
+def settings_for(url: str, smtp_port: int, gateway_url: str, **kw: Any) -> NotifySettings:
+    return NotifySettings(
         database_url=url, smtp_port=smtp_port, sms_gateway_url=gateway_url,
         sms_gateway_headers={"Authorization": "Bearer sms-token"}, company_name="NetISP",
         notify_retry_base=60.0, notify_max_attempts=3, **kw,
@@ -227,7 +232,7 @@ def test_routing_languages_html_sms_quiet_hours_and_dedupe(
         controller.stop()
 
 
-async def _routing(url: str, settings: Settings, sink: SmtpSink, gw: Gateway) -> None:
+async def _routing(url: str, settings: NotifySettings, sink: SmtpSink, gw: Gateway) -> None:
     h, conn, pool = await harness(url, settings)
     try:
         event = await h.request("reminder", "reminder-1", MORNING, ["email", "sms"])
@@ -286,7 +291,7 @@ def test_retries_then_final_failure_to_the_dlq(
         controller.stop()
 
 
-async def _failures(url: str, settings: Settings, sink: SmtpSink, gw: Gateway) -> None:
+async def _failures(url: str, settings: NotifySettings, sink: SmtpSink, gw: Gateway) -> None:
     h, conn, pool = await harness(url, settings)
     try:
         gw.statuses = [503, 503, 503]  # the gateway is down for all 3 attempts
@@ -371,7 +376,7 @@ def test_starttls_with_auth_and_implicit_tls(
         implicit.stop()
 
 
-async def _one_mail(url: str, settings: Settings, expect: str) -> None:
+async def _one_mail(url: str, settings: NotifySettings, expect: str) -> None:
     h, conn, pool = await harness(url, settings)
     try:
         await conn.execute("TRUNCATE deliveries, outbox")
@@ -389,7 +394,7 @@ def test_a_new_contract_and_its_reminder_in_one_batch(database_url: str) -> None
     the contract that arrived just before it (contracts and dunning share one agent)."""
 
     async def go() -> None:
-        settings = Settings(database_url=database_url)
+        settings = NotifySettings(database_url=database_url)
         h, conn, pool = await harness(database_url, settings)
         try:
             contract = ev.ContractUpserted(
@@ -420,7 +425,7 @@ def test_a_run_of_requests_in_one_batch_equals_them_one_at_a_time(database_url: 
     the same deliveries, in the same order, and the same events as one at a time."""
 
     async def go() -> None:
-        h, conn, pool = await harness(database_url, Settings(database_url=database_url))
+        h, conn, pool = await harness(database_url, NotifySettings(database_url=database_url))
         try:
             techie = ev.ContractUpserted(
                 contract="1002", customer_name="Petr", currency="CZK", monthly_fee_minor=1,
@@ -514,7 +519,7 @@ def test_a_commit_lost_after_the_server_took_the_mail_sends_it_once(
 
 
 async def _commit_lost(
-    url: str, settings: Settings, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+    url: str, settings: NotifySettings, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import services.notify.service as notify_service
 
@@ -557,7 +562,7 @@ def test_a_claimed_delivery_is_no_other_senders_until_its_lease_runs_out(
     asyncio.run(_lease(database_url, settings_for(database_url, free_port(), gw_url)))
 
 
-async def _lease(url: str, settings: Settings) -> None:
+async def _lease(url: str, settings: NotifySettings) -> None:
     import services.notify.service as notify_service
 
     h, conn, pool = await harness(url, settings)
@@ -620,7 +625,7 @@ def test_one_undeliverable_message_fails_alone(
         controller.stop()
 
 
-async def _fails_alone(url: str, settings: Settings, sink: PickySink) -> None:
+async def _fails_alone(url: str, settings: NotifySettings, sink: PickySink) -> None:
     h, conn, pool = await harness(url, settings)
     injected = "evil@example.com\r\nBcc: victim@example.com"
     people = ["first@example.com", "gone@example.com", injected, "full@example.com",

@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 from schemas import events as ev
 from schemas.envelope import envelope
 from services.payments.service import AssignError, Payments
+from services.payments.settings import PaymentsSettings
 from services.runtime import db
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 
 NOW = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -30,7 +31,7 @@ CURRENCY = {"1001": "CZK", "1002": "CZK", "2001": "EUR"}
 class Harness:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-        self.payments = Payments(Settings(), Topics())
+        self.payments = Payments(PaymentsSettings(), Topics())
         self.issued = 0
 
     async def _unit(self, fn: Any) -> list[tuple[str, Any]]:

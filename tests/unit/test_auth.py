@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from services.provisioning.settings import ProvisioningSettings, notice_key
 from services.runtime import auth
 from services.runtime.clock import make_clock
 from services.runtime.settings import Settings, Topics
@@ -35,7 +36,7 @@ def _spec(service: str) -> ServiceSpec:
 def _settings(**values: object) -> Settings:
     base: dict[str, object] = {"environment": "production", "operator_tokens": f"alice:{ALICE}"}
     base.update(values)
-    return Settings(**base)  # type: ignore[arg-type]
+    return ProvisioningSettings(**base)  # type: ignore[arg-type]
 
 
 def test_tokens_are_named_long_and_compared_in_full() -> None:
@@ -89,7 +90,7 @@ def test_production_refuses_to_start_without_operator_tokens_or_notice_secret(
 ) -> None:
     for service in ("payments", "provisioning"):
         with pytest.raises(auth.ConfigError, match="no operator tokens"):
-            check_startup(_spec(service), Settings(environment="production"))
+            check_startup(_spec(service), ProvisioningSettings(environment="production"))
     secret = tmp_path / "notice-secret"
     with pytest.raises(auth.ConfigError, match=r"no notice secret.*BILLING_NOTICE_SECRET_FILE"):
         check_startup(_spec("provisioning"), _settings())
@@ -100,8 +101,8 @@ def test_production_refuses_to_start_without_operator_tokens_or_notice_secret(
     secret.write_text("s" * 32 + "\n")
     assert check_startup(_spec("provisioning"), _settings(notice_secret_file=secret))
     # development: no tokens (every operator request refused), a development notice key
-    assert check_startup(_spec("provisioning"), Settings(environment="development"))
-    assert auth.notice_key(Settings(environment="development"))
+    assert check_startup(_spec("provisioning"), ProvisioningSettings(environment="development"))
+    assert notice_key(ProvisioningSettings(environment="development"))
 
 
 def test_a_worker_process_refuses_to_start_in_one_json_line() -> None:
@@ -139,7 +140,8 @@ def test_every_operator_endpoint_of_every_worker_needs_a_token() -> None:
         checked = []
         for service in SERVICES:
             spec = _spec(service)
-            rt = Runtime(service, settings, Topics(), make_clock(settings))
+            own = settings.for_service(spec.settings)
+            rt = Runtime(service, own, Topics(), make_clock(settings))
             guard = check_startup(spec, settings)
             app = metrics_app(rt, spec, guard)
             routes = [
