@@ -156,9 +156,10 @@ class Settings(BaseSettings):
     # moved by `billing clock advance`. Never enable in production.
     test_clock: bool = False
 
-    # production (the default) refuses to start a worker without operator tokens or with
-    # a missing notice secret; the dev stack, `make run`, the demo and the tests set
-    # development (services/runtime/auth.py).
+    # production (the default) refuses to start a worker without operator tokens
+    # (services/runtime/auth.py), provisioning without its notice secret
+    # (services/provisioning/settings.py); the dev stack, `make run`, the demo and the
+    # tests set development.
     environment: Literal["production", "development"] = "production"
 
     metrics_host: str = "127.0.0.1"
