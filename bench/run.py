@@ -229,7 +229,9 @@ async def import_and_publish(
             parsed = time.perf_counter()
             async with pool.acquire() as conn, conn.transaction():
                 now = await importer.now_for(settings, conn)
-                new = await importer.record(conn, movements, f"bench.{fmt}", fmt, now, topic)
+                new = await importer.record(
+                    conn, movements, f"bench.{fmt}", fmt, now, Topics(payments_received=topic)
+                )
             recorded = time.perf_counter()
             published = await importer.publish_pending(settings, pool)
             seconds = time.perf_counter() - started

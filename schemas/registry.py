@@ -63,6 +63,29 @@ TOPIC_EVENTS: dict[str, list[str]] = {
 }
 
 
+# Each event model's type and the topic (its ``Topics`` setting name) it travels on: what
+# ``Unit.emit(key, model)`` writes, and how handlers are registered (by model). Built from
+# the two tables above, and refused at import if a model has two types or a type no topic
+# or two.
+def _routes() -> dict[type[BaseModel], tuple[str, str]]:
+    topic_of = {t: topic for topic, types in TOPIC_EVENTS.items() for t in types}
+    if sorted(topic_of) != sorted(t for types in TOPIC_EVENTS.values() for t in types):
+        raise AssertionError("an event type is listed on two topics in TOPIC_EVENTS")
+    if set(topic_of) != set(EVENT_TYPES):
+        raise AssertionError(f"types without a topic: {sorted(set(EVENT_TYPES) - set(topic_of))}")
+    if len(set(EVENT_TYPES.values())) != len(EVENT_TYPES):
+        raise AssertionError("a model is the data of two event types in EVENT_TYPES")
+    return {model: (t, topic_of[t]) for t, model in EVENT_TYPES.items()}
+
+
+ROUTES: dict[type[BaseModel], tuple[str, str]] = _routes()
+
+
+def type_of(model: type[BaseModel]) -> str:
+    """The event type whose data ``model`` is (``ContractUpserted``: contract.upserted.v1)."""
+    return ROUTES[model][0]
+
+
 class PoisonMessage(ValueError):
     """A record that can never be processed; it goes to the topic's DLQ with this reason."""
 

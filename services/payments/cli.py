@@ -10,7 +10,7 @@ from services.payments import queue
 from services.payments.service import Payments
 from services.runtime import audit, db, terminal
 from services.runtime.clock import make_clock
-from services.runtime.settings import get_settings, get_topics
+from services.runtime.settings import get_settings
 from services.runtime.unit import Unit
 
 
@@ -53,7 +53,7 @@ def cmd_show(args: argparse.Namespace) -> None:
 
 def cmd_assign(args: argparse.Namespace) -> None:
     settings = get_settings()
-    payments = Payments(settings, get_topics())
+    payments = Payments(settings)
 
     async def go() -> dict[str, Any]:
         pool = await db.create_pool(settings.database_url, "payments", max_size=1)

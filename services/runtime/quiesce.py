@@ -23,7 +23,7 @@ from services.runtime.clock import SystemClock, read_clock
 from services.runtime.kafka_client import client_options, partitions
 from services.runtime.settings import SERVICES, Settings, Topics
 from services.runtime.source import group_id
-from services.runtime.worker import Runtime
+from services.runtime.worker import Runtime, topics_of
 
 Q = sql.load(__file__)
 
@@ -33,7 +33,7 @@ def subscribed_topics(settings: Settings, topics: Topics) -> dict[str, list[str]
     for service in SERVICES:
         spec = importlib.import_module(f"services.{service}.worker").SPEC
         rt = Runtime(service, settings, topics, SystemClock())
-        out[service] = list(spec.subscriptions(rt).keys())
+        out[service] = topics_of(spec.subscriptions(rt), topics)
     return out
 
 

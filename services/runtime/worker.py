@@ -21,11 +21,14 @@ import asyncpg
 import faust
 import faust.app.base
 from aiohttp import web
+from pydantic import BaseModel
 
+from schemas.registry import ROUTES
 from services.runtime import auth, collector, db, errors, health, logs, metrics
 from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
-from services.runtime.consumer import BatchConsumer, Handler, run_inbox_pruner
+from services.runtime.consumer import BatchConsumer, run_inbox_pruner
 from services.runtime.outbox import OutboxRelay, make_producer
+from services.runtime.runs import Handler
 from services.runtime.settings import Settings, Topics, get_settings, get_topics
 from services.runtime.source import BatchSource
 from services.runtime.timers import BatchTimerHandler, TimerHandler, TimerLoop
@@ -53,11 +56,11 @@ class Runtime:
 @dataclass
 class ServiceSpec:
     name: str
-    # topic name -> {event type -> handler}
-    subscriptions: Callable[[Runtime], dict[str, dict[str, Handler]]]
-    # event types whose handlers are idempotent by the event's own key (an upsert on the
+    # event model -> its handler; the service reads the topics these models travel on
+    subscriptions: Callable[[Runtime], dict[type[BaseModel], Handler]]
+    # models whose handlers are idempotent by the event's own key (an upsert on the
     # invoice number): applied without an inbox row each (docs/decisions.md#departures)
-    keyed: frozenset[str] = frozenset()
+    keyed: frozenset[type[BaseModel]] = frozenset()
     timer: Callable[[Runtime], TimerHandler] | None = None
     # all due keys of a sweep at once; ``timer`` stays the one-by-one fallback
     timer_batch: Callable[[Runtime], BatchTimerHandler] | None = None
@@ -110,10 +113,7 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     guard = check_startup(spec, settings)
     rt = Runtime(spec.name, settings, topics, make_clock(settings))
     app = faust_app(f"{settings.group_prefix}-{spec.name}", settings.state_path())
-    subscriptions = spec.subscriptions(rt)
-    handlers: dict[str, Handler] = {}
-    for by_type in subscriptions.values():
-        handlers.update(by_type)
+    handlers = spec.subscriptions(rt)
 
     @app.task  # type: ignore[untyped-decorator]
     async def start() -> None:
@@ -125,7 +125,7 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
         # whose events wait unread (a payment behind a suspension).
         consumer = BatchConsumer(spec.name, rt.db, rt.clock, handlers, spec.keyed)
         source = BatchSource(
-            spec.name, list(subscriptions), settings, consumer.apply, bulk=rt.topics.bulk()
+            spec.name, topics_of(handlers, topics), settings, consumer.apply, bulk=topics.bulk()
         )
         await source.start()
         producer = make_producer(settings)
@@ -170,6 +170,11 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
             await producer.stop()
 
     return app, rt
+
+
+def topics_of(handlers: dict[type[BaseModel], Handler], topics: Topics) -> list[str]:
+    """The topics the handled models travel on (``schemas.registry.ROUTES``), sorted."""
+    return sorted({getattr(topics, ROUTES[model][1]) for model in handlers})
 
 
 def metrics_app(

@@ -21,7 +21,8 @@ from schemas.envelope import envelope
 from services.dunning.service import Dunning
 from services.runtime import db
 from services.runtime.clock import set_clock
-from services.runtime.settings import Settings, Topics
+from services.runtime.runs import Run, handle
+from services.runtime.settings import Settings
 from services.runtime.unit import Unit
 
 START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Prague
@@ -31,7 +32,7 @@ PRAGUE = ZoneInfo("Europe/Prague")
 class Sim:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-        self.d = Dunning(Settings(), Topics())
+        self.d = Dunning(Settings())
         self.now = START
         self.log: list[tuple[str, str, dict[str, Any]]] = []  # (day, type, data)
         self.pending: list[tuple[Any, Any, Any]] | None = None
@@ -51,7 +52,7 @@ class Sim:
         if self.pending is not None:
             self.pending.append((handler, e, data))
         else:
-            await self._unit(lambda u: handler(u, e, data))
+            await self._unit(lambda u: handler(u, Run.of(e, data)))
 
     @contextlib.asynccontextmanager
     async def one_batch(self) -> AsyncIterator[None]:
@@ -60,7 +61,7 @@ class Sim:
         yield
         pending, self.pending = self.pending, None
 
-        await self._unit(lambda u: u.handle(pending))
+        await self._unit(lambda u: handle(u, pending))
 
     async def contract(self, contract: str, policy: str | None = None, **kw: Any) -> None:
         data = ev.ContractUpserted(
