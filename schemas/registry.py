@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
 
 from schemas import events as ev
-from schemas.envelope import CloudEvent
+from schemas.envelope import CloudEvent, envelope
 
 EVENT_TYPES: dict[str, type[BaseModel]] = {
     "contract.upserted.v1": ev.ContractUpserted,
@@ -84,6 +85,12 @@ ROUTES: dict[type[BaseModel], tuple[str, str]] = _routes()
 def type_of(model: type[BaseModel]) -> str:
     """The event type whose data ``model`` is (``ContractUpserted``: contract.upserted.v1)."""
     return ROUTES[model][0]
+
+
+def event_of(source: str, subject: str | None, data: BaseModel, time: datetime) -> CloudEvent:
+    """The envelope of ``data``, its type its model's: for a producer that writes to Kafka
+    itself (a command, gear, the bench); services emit through ``Unit.emit``."""
+    return envelope(type_of(type(data)), source, subject, data, time)
 
 
 class PoisonMessage(ValueError):

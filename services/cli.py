@@ -185,16 +185,15 @@ async def publish_payment(settings: Settings, data: dict[str, Any], when: dateti
     from aiokafka.errors import KafkaError
     from pydantic import ValidationError
 
-    from schemas.envelope import envelope
     from schemas.events import PaymentReceived
-    from schemas.registry import brief
+    from schemas.registry import brief, event_of
     from services.runtime.kafka_client import client_options, start_producer
 
     try:  # as JSON, as a consumer will read it: the contract is strict (ISO date strings)
         payment = PaymentReceived.model_validate_json(json.dumps(data))
     except ValidationError as exc:
         raise CliError(f"payment refused: {brief(exc)}") from None
-    event = envelope("payment.received.v1", "/importers/manual", payment.vs, payment, when)
+    event = event_of("/importers/manual", payment.vs, payment, when)
     producer = AIOKafkaProducer(**client_options(settings), acks="all")
     await start_producer(producer, settings, "payment publish")
     topic = get_topics().payments_received

@@ -198,11 +198,10 @@ class Scenario:
             "counterparty_name": "Customer",
             "message": "platba",
         }
-        from schemas.envelope import envelope
         from schemas.events import PaymentReceived
+        from schemas.registry import event_of
 
-        event = envelope(
-            "payment.received.v1",
+        event = event_of(
             "/importers/demo",
             contract,
             PaymentReceived.model_validate_json(json.dumps(data)),  # strict: ISO dates
