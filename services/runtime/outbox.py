@@ -99,6 +99,8 @@ class Outbox(list[OutboxRow]):
         self.source = source
         self.topics = topics or get_topics()
         self._head: tuple[datetime, bytes, bytes] | None = None
+        # model -> (topic, type, type as JSON): a billing run emits a million of one model
+        self._routes: dict[type[BaseModel], tuple[str, str, bytes]] = {}
 
     def add(self, now: datetime, key: str, data: BaseModel) -> None:
         self.add_json(now, type(data), key, data.model_dump_json().encode())
@@ -107,7 +109,12 @@ class Outbox(list[OutboxRow]):
         """``add`` of an event whose data is already JSON: the caller vouches that it is
         what ``model``'s ``model_dump_json()`` gives (a billing run's invoices, written
         from a checked template; see ``invoicing.service.IssuedJson``)."""
-        type_, topic = ROUTES[model]
+        route = self._routes.get(model)
+        if route is None:
+            type_, setting = ROUTES[model]
+            topic = getattr(self.topics, setting)
+            route = self._routes[model] = (topic, type_, _json_string(type_))
+        topic, type_, type_json = route
         if self._head is None or self._head[0] != now:
             self._head = (
                 now,
@@ -120,7 +127,7 @@ class Outbox(list[OutboxRow]):
                 b'{"specversion":"1.0","id":"',
                 event_id_text(),
                 source,
-                _type_json(type_),
+                type_json,
                 time,
                 _json_string(key),
                 b',"datacontenttype":"application/json","data":',
@@ -128,7 +135,7 @@ class Outbox(list[OutboxRow]):
                 b"}",
             )
         )
-        self.append((getattr(self.topics, topic), key.encode(), value, HEADERS, type_))
+        self.append((topic, key.encode(), value, HEADERS, type_))
 
     def dead_letter(self, topic: str, key: bytes | None, value: bytes | None, reason: str) -> None:
         """A record that cannot be applied, to ``topic`` (a ``.dlq``) as it came, with why."""
@@ -193,9 +200,6 @@ def _json_string(text: str) -> bytes:
         return b'"' + text.encode() + b'"'  # nothing to escape
     return _STR.dump_json(text)
 
-
-# event types as JSON strings: a handful, each emitted millions of times
-_type_json = functools.cache(_json_string)
 
 
 # --- publishing: the relay ---------------------------------------------------------------
