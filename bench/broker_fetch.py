@@ -20,7 +20,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.devstack import kafka
-from services.runtime.stack import start_broker
+from services.devstack.stack import start_broker
 
 TOPIC = "fetch-cost"
 CHECKPOINTS = (1_000, 3_000, 5_000, 6_000, 7_000, 8_000)

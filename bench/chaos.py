@@ -45,12 +45,13 @@ from aiokafka import AIOKafkaConsumer
 from bench.run import contracts_json
 from services.devstack import kafka
 from services.devstack.procs import free_port
+from services.devstack.quiesce import Quiescence
+from services.devstack.stack import KafkaBroker, Stack, StackConfig
 from services.runtime import db
 from services.runtime.clock import advance_clock, read_clock, set_clock
 from services.runtime.kafka_client import partitions
-from services.runtime.quiesce import Quiescence
-from services.runtime.settings import SERVICES, Settings, Topics
-from services.runtime.stack import KafkaBroker, Stack, StackConfig
+from services.runtime.settings import Settings, Topics
+from services.workers import SERVICES
 
 ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Prague, a Tuesday

@@ -58,13 +58,14 @@ from schemas.events import PaymentReceived
 from schemas.registry import event_of
 from services.bank_import import importer
 from services.bank_import.formats import parse_statement
-from services.demo import Scenario, isolated_stack
+from services.devstack.demo import Scenario, isolated_stack
+from services.devstack.quiesce import end_offsets
+from services.devstack.stack import Stack
 from services.runtime import db, terminal
 from services.runtime.clock import set_clock
 from services.runtime.kafka_client import client_options, partitions
-from services.runtime.quiesce import end_offsets
-from services.runtime.settings import SERVICES, Settings, Topics
-from services.runtime.stack import Stack
+from services.runtime.settings import Settings, Topics
+from services.workers import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"

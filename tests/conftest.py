@@ -83,7 +83,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """An Apache Kafka node of this module's own (the embedded stack's, without the
     workers), its data in a fresh folder."""
     from services.devstack import kafka
-    from services.runtime.stack import start_broker
+    from services.devstack.stack import start_broker
 
     b = start_broker(tmp_path_factory.mktemp("kafka"), kafka.free_ports(1)[0])
     yield b.bootstrap

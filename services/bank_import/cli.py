@@ -1,11 +1,15 @@
-"""``billing import-statement`` and ``billing fio fetch``."""
+"""``billing import-statement``, ``billing fio fetch`` and ``billing payment publish``: every
+way a payment enters the system goes through ``importer.import_movements`` (recorded once,
+then published from the importer's outbox)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import re
 import sys
+import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,7 +18,11 @@ from schemas.events import PaymentReceived
 from services.bank_import import importer
 from services.bank_import.formats import FORMATS, ImportOptions, Statement, read_statement
 from services.runtime import audit, db, terminal
+from services.runtime.errors import BadInput
 from services.runtime.settings import get_settings
+
+# What a manual entry's movement is recorded as in ``bank_import.imported``.
+MANUAL = "manual entry"
 
 
 def _options(args: argparse.Namespace) -> ImportOptions:
@@ -112,6 +120,74 @@ def cmd_fio_fetch(args: argparse.Namespace) -> None:
             await asyncio.sleep(args.watch)
 
     asyncio.run(go())
+
+
+def parse_amount(text: str) -> int:
+    """``499.00`` -> 49900: ASCII digits, at most two decimals, within what a bank can send
+    (``schemas.money.MAX_AMOUNT_MINOR``)."""
+    from schemas.money import AmountError, parse_minor
+
+    if not re.fullmatch(r"-?[0-9]+([.,][0-9]{1,2})?", text, re.ASCII):
+        raise BadInput(f"amount must look like 499.00, got {text!r}")
+    try:
+        return parse_minor(text.replace(",", "."), 2)
+    except AmountError as e:
+        raise BadInput(f"amount: expected {e.expected}, got {text!r}") from None
+
+
+def payment(data: dict[str, Any]) -> PaymentReceived:
+    """A movement as the contract has it, checked as a consumer will read it: from JSON,
+    strictly (ISO date strings); refused with the fields named (exit 65)."""
+    from pydantic import ValidationError
+
+    from schemas.registry import brief
+
+    try:
+        return PaymentReceived.model_validate_json(json.dumps(data))
+    except ValidationError as exc:
+        raise BadInput(f"payment refused: {brief(exc)}") from None
+
+
+def cmd_payment_publish(args: argparse.Namespace) -> None:
+    settings = get_settings()
+
+    async def go() -> None:
+        conn = await db.connect(settings.database_url)
+        try:
+            now = await importer.now_for(settings, conn)
+        finally:
+            await conn.close()
+        data = {
+            "account": args.account or settings.bank_accounts.get(args.currency, ""),
+            "bank_tx_id": args.bank_tx_id or uuid.uuid4().hex[:16],
+            "booked_on": now.date().isoformat(),
+            "value_on": now.date().isoformat(),
+            "amount_minor": parse_amount(args.amount),
+            "currency": args.currency,
+            "vs": args.vs,
+            "ss": args.ss,
+            "ks": None,
+            "counterparty_account": None,
+            "counterparty_name": None,
+            "message": args.message,
+        }
+        await importer.import_movements(settings, [payment(data)], MANUAL, MANUAL)
+        print(json.dumps(data))
+
+    asyncio.run(go())
+
+
+def register_payment(sub: Any) -> None:
+    payment_cmd = sub.add_parser("payment").add_subparsers(dest="sub", required=True)
+    pub = payment_cmd.add_parser("publish", help="publish one incoming payment (manual entry)")
+    pub.add_argument("--vs")
+    pub.add_argument("--ss")
+    pub.add_argument("--amount", required=True, help="e.g. 499.00")
+    pub.add_argument("--currency", default="CZK")
+    pub.add_argument("--account")
+    pub.add_argument("--bank-tx-id")
+    pub.add_argument("--message")
+    pub.set_defaults(fn=cmd_payment_publish)
 
 
 def _common(p: argparse.ArgumentParser) -> None:

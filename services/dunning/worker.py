@@ -42,6 +42,7 @@ def timer_batch(rt: Runtime) -> BatchTimerHandler:
 
 SPEC = ServiceSpec(
     name="dunning",
+    metrics_port=9103,
     subscriptions=subscriptions,
     timer=timer,
     timer_batch=timer_batch,

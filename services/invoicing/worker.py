@@ -20,7 +20,7 @@ def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
     }
 
 
-SPEC = ServiceSpec(name="invoicing", subscriptions=subscriptions)
+SPEC = ServiceSpec(name="invoicing", metrics_port=9101, subscriptions=subscriptions)
 
 if __name__ == "__main__":
     run(SPEC)

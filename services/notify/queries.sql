@@ -74,3 +74,8 @@ SELECT EXISTS (SELECT 1 FROM contacts WHERE contract = $1)
 -- name: wake_sender
 -- Wake the sender (it listens on notify_deliveries) when the transaction commits: new mail.
 SELECT pg_notify('notify_deliveries', '');
+
+-- name: due_deliveries
+-- Deliveries due by $1, not yet sent or failed: the sender's own work (devstack quiescence).
+-- Notify's ServiceSpec.pending: the dev stack waits for 0 (services/devstack/quiesce.py).
+SELECT count(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1;

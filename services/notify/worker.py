@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from schemas import events as ev
-from services.notify.service import KINDS, Notify, Sender
+from services.notify.service import KINDS, Notify, Q, Sender
 from services.runtime.runs import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -19,7 +19,13 @@ async def sender(rt: Runtime) -> None:
     await Sender(rt.settings, rt.topics, rt.db, rt.clock).run(rt.settings.timer_poll_interval)
 
 
-SPEC = ServiceSpec(name="notify", subscriptions=subscriptions, background=[sender])
+SPEC = ServiceSpec(
+    name="notify",
+    metrics_port=9105,
+    subscriptions=subscriptions,
+    background=[sender],
+    pending=Q.due_deliveries,
+)
 
 if __name__ == "__main__":
     run(SPEC)

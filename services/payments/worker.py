@@ -28,6 +28,7 @@ def routes(rt: Runtime, app: web.Application) -> None:
 
 SPEC = ServiceSpec(
     name="payments",
+    metrics_port=9102,
     subscriptions=subscriptions,
     routes=routes,
     # an insert on the invoice number that skips one already known, and credit spent only

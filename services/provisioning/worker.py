@@ -40,6 +40,7 @@ async def notice_server(rt: Runtime) -> web.AppRunner:
 
 SPEC = ServiceSpec(
     name="provisioning",
+    metrics_port=9104,
     subscriptions=subscriptions,
     routes=routes,
     extra_servers=[notice_server],

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
 
 from services.runtime import sql
-from services.runtime.clock import ensure_clock_schema
+from services.runtime.clock import ensure_clock_schema, make_clock
 from services.runtime.errors import Unavailable
+
+if TYPE_CHECKING:
+    from services.runtime.settings import Settings
 
 T = TypeVar("T")
 Q = sql.load(__file__)
@@ -113,6 +118,21 @@ async def connect(url: str, schema: str | None = None) -> asyncpg.Connection:
     conn = await reaching(url, asyncpg.connect(url, server_settings=_session(schema)))
     await _init_connection(conn)
     return conn
+
+
+@contextlib.asynccontextmanager
+async def command_session(
+    settings: Settings, schema: str
+) -> AsyncIterator[tuple[asyncpg.Connection, datetime]]:
+    """A command's connection to ``schema`` and the time it is now (the shared test clock's,
+    where on)."""
+    conn = await connect(settings.database_url, schema)
+    try:
+        clock = make_clock(settings)
+        await clock.refresh(conn)
+        yield conn, clock.now()
+    finally:
+        await conn.close()
 
 
 async def try_schema_lock(conn: asyncpg.Connection, name: str) -> bool:

@@ -29,10 +29,6 @@ INSERT INTO schema_migrations (name) VALUES ($1);
 -- Make schema $1 the session's search_path (quoted here, never formatted into the SQL).
 SELECT set_config('search_path', quote_ident($1), false);
 
--- name: use_schema_in_transaction
--- Schema $1 as search_path until the transaction ends, for a connection that visits several.
-SELECT set_config('search_path', quote_ident($1), true);
-
 -- name: try_schema_lock
 -- The transaction's advisory lock "<schema>.$1" if free: one instance does that work, others skip.
 SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.' || $1));
@@ -165,17 +161,3 @@ SELECT * FROM (
     WHERE $1::text IS NULL OR contract = $1
     ORDER BY id DESC LIMIT $2
 ) latest ORDER BY id;
-
--- Quiescence of the dev stack (quiesce.py: `billing advance` waits for it) -----------------
-
--- name: outbox_rows
--- Events the service whose schema is the search_path has yet to publish.
-SELECT count(*) FROM outbox;
-
--- name: due_timer_count
--- Timers of the service whose schema is the search_path due by $1 and not yet fired.
-SELECT count(*) FROM timers WHERE due_at <= $1;
-
--- name: due_deliveries
--- Notify's deliveries due by $1 and not yet sent or failed (only notify sends on its own).
-SELECT count(*) FROM notify.deliveries WHERE status = 'pending' AND next_attempt_at <= $1;

@@ -13,16 +13,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.runtime.errors import BadConfig
 
-SERVICES = ("invoicing", "payments", "dunning", "provisioning", "notify")
-
-DEFAULT_METRICS_PORTS = {
-    "invoicing": 9101,
-    "payments": 9102,
-    "dunning": 9103,
-    "provisioning": 9104,
-    "notify": 9105,
-}
-
 
 class Topics(BaseSettings):
     """Kafka topic names. ``payments_received`` and ``network_access`` are external contracts."""
@@ -349,9 +339,6 @@ class Settings(BaseSettings):
         if secret is None:
             raise ValueError(f"{env_name('kafka_sasl_password')} is not set")
         return secret
-
-    def metrics_port_for(self, service: str) -> int:
-        return self.metrics_port or DEFAULT_METRICS_PORTS[service]
 
     def state_path(self) -> Path:
         if self.state_dir is not None:

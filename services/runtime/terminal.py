@@ -120,3 +120,9 @@ def debug_flag(argv: list[str]) -> tuple[bool, list[str]]:
     if "--debug" not in argv[:end]:
         return False, argv
     return True, [a for i, a in enumerate(argv) if not (i < end and a == "--debug")]
+
+
+def shown(text: str) -> str:
+    """Text as printed on one line: as it is, or quoted with escapes when it holds a
+    control character (an address stored before the contact rules)."""
+    return text if text.isprintable() else repr(text)

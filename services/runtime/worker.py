@@ -46,6 +46,11 @@ class Runtime:
     clock: Clock
     pool: asyncpg.Pool | None = None
     timer_loop: TimerLoop | None = None
+    default_metrics_port: int = 0
+
+    @property
+    def metrics_port(self) -> int:
+        return self.settings.metrics_port or self.default_metrics_port
 
     @property
     def db(self) -> asyncpg.Pool:
@@ -56,6 +61,8 @@ class Runtime:
 @dataclass
 class ServiceSpec:
     name: str
+    # where /metrics, /healthz and the operator routes listen unless BILLING_METRICS_PORT says
+    metrics_port: int
     # event model -> its handler; the service reads the topics these models travel on
     subscriptions: Callable[[Runtime], dict[type[BaseModel], Handler]]
     # models whose handlers are idempotent by the event's own key (an upsert on the
@@ -70,6 +77,9 @@ class ServiceSpec:
     extra_servers: list[Callable[[Runtime], Awaitable[web.AppRunner]]] = field(default_factory=list)
     # settings the service cannot start without (each raises auth.ConfigError, one line)
     startup_checks: list[Callable[[Settings], object]] = field(default_factory=list)
+    # a query of the service's counting work it does on its own and has due at $1 (notify's
+    # deliveries), besides its outbox and timers: the dev stack's quiescence waits for 0
+    pending: str | None = None
 
 
 def check_startup(spec: ServiceSpec, settings: Settings) -> auth.OperatorGuard | None:
@@ -111,7 +121,9 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
     settings = get_settings()
     topics = get_topics()
     guard = check_startup(spec, settings)
-    rt = Runtime(spec.name, settings, topics, make_clock(settings))
+    rt = Runtime(
+        spec.name, settings, topics, make_clock(settings), default_metrics_port=spec.metrics_port
+    )
     app = faust_app(f"{settings.group_prefix}-{spec.name}", settings.state_path())
     handlers = spec.subscriptions(rt)
 
@@ -159,7 +171,7 @@ def build(spec: ServiceSpec) -> tuple[faust.App, Runtime]:
         runners += [await server(rt) for server in spec.extra_servers]
         listener = await _listen_clock(rt)
         collector.freeze_startup()
-        log.info("worker started", metrics_port=settings.metrics_port_for(spec.name))
+        log.info("worker started", metrics_port=rt.metrics_port)
         try:
             await asyncio.gather(*tasks)
         finally:
@@ -200,7 +212,7 @@ async def _serve_metrics(
     webapp = metrics_app(rt, spec, guard, checks)
     runner = web.AppRunner(webapp, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, rt.settings.metrics_host, rt.settings.metrics_port_for(rt.service))
+    site = web.TCPSite(runner, rt.settings.metrics_host, rt.metrics_port)
     await site.start()
     return runner
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from services.demo import isolated_stack
-from services.runtime.stack import Stack
+from services.devstack.demo import isolated_stack
+from services.devstack.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 

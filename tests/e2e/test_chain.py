@@ -13,11 +13,11 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from services.demo import Scenario
+from services.devstack.demo import Scenario
+from services.devstack.quiesce import end_offsets
+from services.devstack.stack import Stack
 from services.runtime.kafka_client import partitions
-from services.runtime.quiesce import end_offsets
 from services.runtime.settings import Topics
-from services.runtime.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from services.demo import START, Scenario
+from services.devstack.demo import START, Scenario
+from services.devstack.stack import Stack
 from services.runtime import db
 from services.runtime.clock import set_clock
-from services.runtime.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaProducer
 
 from schemas.envelope import envelope
 from schemas.events import ContractUpserted, NoticeRequested, OverdueInvoice, Subscribers
-from services.demo import Scenario
+from services.devstack.demo import Scenario
+from services.devstack.stack import Stack
 from services.runtime.settings import Topics
-from services.runtime.stack import Stack
 from tests.conftest import unavailable
 
 pytestmark = pytest.mark.e2e

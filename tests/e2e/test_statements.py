@@ -11,10 +11,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from services.demo import CONTRACTS, START, Scenario
+from services.devstack.demo import CONTRACTS, START, Scenario
+from services.devstack.stack import Stack
 from services.runtime import db
 from services.runtime.clock import set_clock
-from services.runtime.stack import Stack
 
 pytestmark = pytest.mark.e2e
 ACCOUNT = "CZ1520100000002001234561"

@@ -17,12 +17,12 @@ import asyncpg
 import pytest
 
 from bench.chaos import Movement, contracts_file, gpc_statement
-from services.demo import isolated_stack
+from services.devstack.demo import isolated_stack
+from services.devstack.quiesce import Quiescence
+from services.devstack.stack import Stack
 from services.runtime import db
 from services.runtime.clock import set_clock
-from services.runtime.quiesce import Quiescence
 from services.runtime.settings import Topics
-from services.runtime.stack import Stack
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

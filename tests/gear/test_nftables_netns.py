@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from schemas.envelope import envelope
 from schemas.events import NetworkAccess, Subscribers
 from services.devstack import kafka
+from services.devstack.stack import create_topics, free_port, start_broker
 from services.runtime.settings import Settings, Topics
-from services.runtime.stack import create_topics, free_port, start_broker
 from tests.conftest import unavailable
 from tests.gear.netns import BANK, CUSTOMER_NET, NOTICE, SITE, Net, missing
 

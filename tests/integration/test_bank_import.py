@@ -18,9 +18,9 @@ from aiokafka import AIOKafkaConsumer
 from services.bank_import import fio_api, importer
 from services.bank_import.formats import parse_statement
 from services.cli import main as billing
+from services.devstack.stack import create_topics, free_port
 from services.runtime import db
 from services.runtime.settings import Settings, Topics, get_settings, get_topics
-from services.runtime.stack import create_topics, free_port
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "statements"
 

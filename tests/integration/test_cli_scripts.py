@@ -20,8 +20,10 @@ import pytest
 
 from bench.run import contracts_json
 from services import cli
+from services.invoicing import cli as invoicing_cli
 from services.runtime import db
-from services.runtime.settings import SERVICES, get_settings
+from services.runtime.settings import get_settings
+from services.workers import SERVICES
 from tests.integration.test_dunning_scenarios import Sim, at
 from tests.integration.test_dunning_scenarios import run as dunning_run
 from tests.integration.test_payments_service import harness, pay
@@ -121,7 +123,7 @@ def test_a_bug_exits_70_naming_debug_and_debug_shows_the_traceback(
     def broken(_: Any) -> None:
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(cli, "cmd_invoices", broken)
+    monkeypatch.setattr(invoicing_cli, "cmd_invoices", broken)
     code, _, err = billing(capsys, "invoices")
     assert code == 70
     assert one_line(err) == (
@@ -138,7 +140,7 @@ def test_ctrl_c_exits_130_without_a_traceback(
     def interrupted(_: Any) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_invoices", interrupted)
+    monkeypatch.setattr(invoicing_cli, "cmd_invoices", interrupted)
     code, _, err = billing(capsys, "invoices")
     assert code == 130 and one_line(err) == "billing: interrupted"
 

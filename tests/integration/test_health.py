@@ -24,8 +24,8 @@ import pytest
 
 from services.devstack import kafka
 from services.devstack.procs import free_port
+from services.devstack.stack import create_topics, start_broker, stop
 from services.runtime.settings import Settings, Topics
-from services.runtime.stack import create_topics, start_broker, stop
 from tests.conftest import ROOT
 
 

@@ -38,7 +38,9 @@ async def _fees(url: str) -> None:
             return result
 
     try:
-        records = contracts_file.read(ROOT / "services" / "demo_data" / "contracts.json")
+        records = contracts_file.read(
+            ROOT / "services" / "devstack" / "demo_data" / "contracts.json"
+        )
         await unit(lambda u: service.load_contracts(u, records))
         fee = ev.FeeCharged(
             contract="1002", request_id="fee@2026000002", invoice_number="2026000002",
@@ -92,7 +94,9 @@ async def _keep_invoiced(url: str) -> None:
     conn = await db.connect(url, "invoicing")
     plain = await asyncpg.connect(url)  # no search path: what an operator's psql has
     try:
-        records = contracts_file.read(ROOT / "services" / "demo_data" / "contracts.json")
+        records = contracts_file.read(
+            ROOT / "services" / "devstack" / "demo_data" / "contracts.json"
+        )
         async with conn.transaction():
             u = Unit(conn, NOW, "/test")
             await service.load_contracts(u, records)

@@ -25,13 +25,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError
 
-from services.demo import CONTRACTS, START, Scenario, isolated_stack
 from services.devstack import kafka
+from services.devstack.demo import CONTRACTS, START, Scenario, isolated_stack
+from services.devstack.stack import Stack
 from services.runtime import db
 from services.runtime.clock import set_clock
 from services.runtime.kafka_client import client_options
 from services.runtime.settings import Settings
-from services.runtime.stack import Stack
 from tests.conftest import unavailable
 
 USER = "billing"

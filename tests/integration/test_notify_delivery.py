@@ -26,11 +26,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from schemas import events as ev
 from schemas.envelope import envelope
+from services.devstack.stack import free_port
 from services.notify.service import Notify, Sender
 from services.runtime import db
 from services.runtime.runs import Run, handle
 from services.runtime.settings import Settings, Topics
-from services.runtime.stack import free_port
 from services.runtime.unit import Unit
 
 MORNING = datetime(2026, 12, 18, 8, 0, tzinfo=UTC)  # 09:00 in Prague

@@ -246,7 +246,7 @@ def test_notify_preview_knows_every_kind_with_templates(
 def test_contracts_load_and_a_manual_assignment_are_in_the_trail(
     cli: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    demo = Path(__file__).parents[2] / "services" / "demo_data" / "contracts.json"
+    demo = Path(__file__).parents[2] / "services" / "devstack" / "demo_data" / "contracts.json"
     billing(["contracts", "load", str(demo), "--operator", "dana"])
     assert capsys.readouterr().out == "3 contracts read, 3 new or changed\n"
     bad = tmp_path / "bad.json"
@@ -318,7 +318,7 @@ def test_a_statement_import_is_in_the_trail_with_its_record(
 def test_a_billing_run_is_in_the_trail_when_started_and_with_its_result(
     cli: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    demo = Path(__file__).parents[2] / "services" / "demo_data" / "contracts.json"
+    demo = Path(__file__).parents[2] / "services" / "devstack" / "demo_data" / "contracts.json"
     billing(["contracts", "load", str(demo), "--operator", "dana"])
     billing(["invoicing", "run", "--period", "2027-01", "--operator", "olga"])
     assert capsys.readouterr().out.splitlines()[-1] == "3 invoices issued for 2027-01"

@@ -13,10 +13,10 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaTimeoutError
 from prometheus_client import REGISTRY
 
+from services.devstack.stack import create_topics
 from services.runtime import db
 from services.runtime.outbox import OutboxRelay, make_producer, pack, unpack
 from services.runtime.settings import Settings, Topics
-from services.runtime.stack import create_topics
 
 
 @pytest.mark.parametrize("packed", [False, True], ids=["a-row-an-event", "packed"])

@@ -9,11 +9,12 @@ import asyncio
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from services.devstack.quiesce import Quiescence
+from services.devstack.stack import create_topics
 from services.runtime import db
-from services.runtime.quiesce import Quiescence
-from services.runtime.settings import SERVICES, Settings, Topics
+from services.runtime.settings import Settings, Topics
 from services.runtime.source import group_id
-from services.runtime.stack import create_topics
+from services.workers import SERVICES
 
 
 def test_a_consumer_inside_the_last_batch_is_not_caught_up(

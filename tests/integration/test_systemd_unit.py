@@ -27,8 +27,9 @@ from typing import Any
 
 import pytest
 
-from services.runtime.settings import SERVICES, Settings, Topics
-from services.runtime.stack import create_topics, free_port, stop
+from services.devstack.stack import create_topics, free_port, stop
+from services.runtime.settings import Settings, Topics
+from services.workers import SERVICES
 from tests.conftest import ROOT, unavailable
 from tests.integration.test_health import Proxy, json_lines, socket_of, tcp_url, wait_health
 

@@ -18,8 +18,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from services.runtime import auth
 from services.runtime.clock import make_clock
-from services.runtime.settings import SERVICES, Settings, Topics
+from services.runtime.settings import Settings, Topics
 from services.runtime.worker import Runtime, ServiceSpec, check_startup, metrics_app
+from services.workers import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = "a" * 40

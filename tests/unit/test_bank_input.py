@@ -147,7 +147,8 @@ def test_payment_received_bounds_the_amount() -> None:
 
 
 def test_cli_payment_publish_bounds_the_amount() -> None:
-    from services.cli import CliError, parse_amount
+    from services.bank_import.cli import parse_amount
+    from services.runtime.errors import BadInput as CliError
 
     assert parse_amount("499.00") == 49900 and parse_amount("-1,5") == -150
     for bad in ("92233720368547758.07", "1e308", "1_000", "４９９"):

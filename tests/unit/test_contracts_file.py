@@ -6,7 +6,7 @@ import pytest
 from services.invoicing import contracts_file
 from services.invoicing.contracts_file import ContractsFileError, read, records
 
-DEMO = Path(__file__).parents[2] / "services" / "demo_data" / "contracts.json"
+DEMO = Path(__file__).parents[2] / "services" / "devstack" / "demo_data" / "contracts.json"
 
 
 def test_demo_contracts_read() -> None:

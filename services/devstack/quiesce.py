@@ -2,9 +2,11 @@
 
 Quiet means, twice in a row with nothing published in between: every consumer group has
 committed up to the end of every partition it reads, no service has outbox rows waiting,
-no durable timer is due, and notify has no delivery due. A consumer commits its offsets
-only after its transaction, so a committed offset implies the effects (and the outbox rows
-they queued) are already visible.
+no durable timer is due, and no service has other work of its own due (each worker's
+``SPEC.pending``: notify's deliveries). A consumer commits its offsets only after its
+transaction, so a committed offset implies the effects (and the outbox rows they queued)
+are already visible. What each service reads and has pending, its ``SPEC`` says: no
+worker runs this module, so the runtime need not know the services.
 """
 
 from __future__ import annotations
@@ -13,25 +15,32 @@ import asyncio
 import importlib
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.protocol.fetch import FetchRequest
 
-from services.runtime import sql
-from services.runtime.clock import SystemClock, read_clock
+from services.runtime import db, sql
+from services.runtime.clock import SystemClock, advance_clock, read_clock
 from services.runtime.kafka_client import client_options, partitions
-from services.runtime.settings import SERVICES, Settings, Topics
+from services.runtime.settings import Settings, Topics, get_topics
 from services.runtime.source import group_id
-from services.runtime.worker import Runtime, topics_of
+from services.runtime.worker import Runtime, ServiceSpec, topics_of
+from services.workers import SERVICES
 
 Q = sql.load(__file__)
 
 
+def specs() -> dict[str, ServiceSpec]:
+    """Each worker's ``SPEC``, by service."""
+    return {s: importlib.import_module(f"services.{s}.worker").SPEC for s in SERVICES}
+
+
 def subscribed_topics(settings: Settings, topics: Topics) -> dict[str, list[str]]:
     out = {}
-    for service in SERVICES:
-        spec = importlib.import_module(f"services.{service}.worker").SPEC
+    for service, spec in specs().items():
         rt = Runtime(service, settings, topics, SystemClock())
         out[service] = topics_of(spec.subscriptions(rt), topics)
     return out
@@ -77,7 +86,7 @@ class Snapshot:
     lag: int
     outbox: int
     timers_due: int
-    deliveries_due: int
+    pending: int  # the services' own work due (SPEC.pending: notify's deliveries)
     end_offsets: int
 
     @property
@@ -86,7 +95,7 @@ class Snapshot:
             self.lag == 0
             and self.outbox == 0
             and self.timers_due == 0
-            and (self.deliveries_due == 0)
+            and self.pending == 0
         )
 
 
@@ -94,6 +103,7 @@ class Quiescence:
     def __init__(self, settings: Settings, topics: Topics) -> None:
         self.settings = settings
         self.subscriptions = subscribed_topics(settings, topics)
+        self.pending = {s: spec.pending for s, spec in specs().items() if spec.pending}
         self.groups: dict[str, AIOKafkaConsumer] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.partitions: list[TopicPartition] = []
@@ -133,14 +143,15 @@ class Quiescence:
                     done = await group.committed(tp) or 0
                     lag += max(0, end - done)
         now = await read_clock(conn)
-        outbox = timers = 0
+        outbox = timers = pending = 0
         async with conn.transaction():  # each service's schema in turn, for its counts
             for service in SERVICES:
                 await conn.execute(Q.use_schema_in_transaction, service)
                 outbox += await conn.fetchval(Q.outbox_rows)
                 timers += await conn.fetchval(Q.due_timer_count, now)
-        deliveries = await conn.fetchval(Q.due_deliveries, now)
-        return Snapshot(lag, outbox, timers, deliveries, sum(ends.values()))
+                if service in self.pending:
+                    pending += await conn.fetchval(self.pending[service], now)
+        return Snapshot(lag, outbox, timers, pending, sum(ends.values()))
 
     async def wait(
         self, conn: asyncpg.Connection, timeout: float = 60.0, interval: float = 0.1
@@ -161,3 +172,26 @@ class Quiescence:
                 raise TimeoutError(f"system not quiet after {timeout}s: {snap}")
             previous = snap
             await asyncio.sleep(interval)
+
+
+async def advance(
+    settings: Settings, by: timedelta, step: timedelta = timedelta(days=1), on_step: Any = None
+) -> datetime:
+    """Move the shared clock ahead in steps (a day by default), waiting after each until the
+    system is quiet, as if that time had really passed with the workers running."""
+    conn = await db.connect(settings.database_url)
+    try:
+        async with Quiescence(settings, get_topics()) as q:
+            await q.wait(conn)
+            remaining = by
+            now = await read_clock(conn)
+            while remaining > timedelta(0):
+                delta = min(step, remaining)
+                now = await advance_clock(conn, delta)
+                remaining -= delta
+                await q.wait(conn)
+                if on_step is not None:
+                    await on_step(now)
+            return now
+    finally:
+        await conn.close()

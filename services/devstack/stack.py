@@ -23,7 +23,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from services.devstack import kafka
 from services.devstack.procs import free_port, spawn, stop, wait_port
 from services.runtime.kafka_client import client_options
-from services.runtime.settings import SERVICES, Settings, Topics
+from services.runtime.settings import Settings, Topics
+from services.workers import SERVICES
 
 __all__ = ["free_port", "spawn", "stop", "wait_port"]  # where the tests import them from
 
@@ -314,8 +315,8 @@ class Stack:
         return self.cfg.metrics_base + SERVICES.index(name)
 
     def start_infrastructure(self) -> None:
+        from services.devstack.mailsink import MailSink
         from services.runtime import db
-        from services.runtime.mailsink import MailSink
 
         self.cfg.run_dir.mkdir(parents=True, exist_ok=True)
         logs_dir = self.cfg.run_dir / "logs"

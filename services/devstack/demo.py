@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 
+from services.devstack.quiesce import Quiescence
+from services.devstack.stack import Stack, StackConfig, free_port
 from services.runtime import db
 from services.runtime.clock import read_clock, set_clock
 from services.runtime.kafka_client import client_options, partitions
-from services.runtime.quiesce import Quiescence
-from services.runtime.settings import SERVICES, Settings, Topics
-from services.runtime.stack import Stack, StackConfig, free_port
+from services.runtime.settings import Settings, Topics
+from services.workers import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACTS = Path(__file__).with_name("demo_data") / "contracts.json"
@@ -160,7 +161,7 @@ class Scenario:
         return out.decode()
 
     async def advance_to(self, day: date) -> None:
-        from services.cli import advance
+        from services.devstack.quiesce import advance
 
         while (today := (await self.now()).astimezone(_PRAGUE).date()) < day:
             self.chaos((today + timedelta(days=1)).isoformat())
@@ -183,6 +184,8 @@ class Scenario:
         asyncio.get_running_loop().create_task(kill())
 
     async def pay(self, contract: str, amount_minor: int, ss: str | None) -> float:
+        """The bank reports a payment: one movement imported as a statement's would be
+        (services/bank_import/importer.py); returns when it was handed to the importer."""
         now = await self.now()
         data = {
             "account": self.settings.bank_accounts["CZK"],
@@ -198,26 +201,13 @@ class Scenario:
             "counterparty_name": "Customer",
             "message": "platba",
         }
-        from schemas.events import PaymentReceived
-        from schemas.registry import event_of
+        from services.bank_import import cli as bank_import_cli
+        from services.bank_import import importer
 
-        event = event_of(
-            "/importers/demo",
-            contract,
-            PaymentReceived.model_validate_json(json.dumps(data)),  # strict: ISO dates
-            now,
+        sent_at = time.time()
+        await importer.import_movements(
+            self.settings, [bank_import_cli.payment(data)], "demo", "demo"
         )
-        producer = AIOKafkaProducer(**client_options(self.settings), acks="all")
-        await producer.start()
-        try:
-            sent_at = time.time()
-            await producer.send_and_wait(
-                self.topics.payments_received,
-                event.model_dump_json().encode(),
-                key=contract.encode(),
-            )
-        finally:
-            await producer.stop()
         await self.log(
             f"bank: {contract} pays {amount_minor / 100:.2f} CZK (VS {contract}, SS {ss})"
         )
