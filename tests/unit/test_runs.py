@@ -25,9 +25,10 @@ from schemas.registry import EVENT_TYPES, ROUTES, TOPIC_EVENTS, type_of
 from services.runtime.clock import make_clock
 from services.runtime.outbox import Outbox
 from services.runtime.runs import Run, handle, runs
-from services.runtime.settings import SERVICES, Settings, Topics
+from services.runtime.settings import Settings, Topics
 from services.runtime.unit import Unit
 from services.runtime.worker import Runtime, topics_of
+from services.workers import SERVICES
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
