@@ -54,8 +54,8 @@ import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from schemas.envelope import envelope
 from schemas.events import PaymentReceived
+from schemas.registry import event_of
 from services.bank_import import importer
 from services.bank_import.formats import parse_statement
 from services.devstack.demo import Scenario, isolated_stack
@@ -230,7 +230,9 @@ async def import_and_publish(
             parsed = time.perf_counter()
             async with pool.acquire() as conn, conn.transaction():
                 now = await importer.now_for(settings, conn)
-                new = await importer.record(conn, movements, f"bench.{fmt}", fmt, now, topic)
+                new = await importer.record(
+                    conn, movements, f"bench.{fmt}", fmt, now, Topics(payments_received=topic)
+                )
             recorded = time.perf_counter()
             published = await importer.publish_pending(settings, pool)
             seconds = time.perf_counter() - started
@@ -596,10 +598,8 @@ async def run_stack_scenarios(
             ss=inv["ss"], ks="0308", counterparty_account="19-2000145399/0800",
             counterparty_name="Bench", message="bench",
         )  # fmt: skip
-        events.append(
-            (inv["contract"].encode(), envelope("payment.received.v1", "/bench", inv["contract"],
-                                                data, now).model_dump_json().encode())
-        )  # fmt: skip
+        value = event_of("/bench", inv["contract"], data, now).model_dump_json().encode()
+        events.append((inv["contract"].encode(), value))
     size = sum(len(v) for _, v in events) // len(events)
     producer = AIOKafkaProducer(**client_options(stack.settings()), acks="all", linger_ms=5)
     await producer.start()
@@ -783,7 +783,7 @@ async def reconnect_latency(
             ss=invoices[contract],
         )  # fmt: skip
         return (
-            envelope("payment.received.v1", "/bench", contract, data, datetime.now(UTC))
+            event_of("/bench", contract, data, datetime.now(UTC))
             .model_dump_json()
             .encode()
         )
@@ -944,7 +944,7 @@ class PaymentProbe:
                     ks=None, counterparty_account="19-2000145399/0800",
                     counterparty_name="Probe", message="probe",
                 )  # fmt: skip
-                value = envelope("payment.received.v1", "/bench", vs, data, START)
+                value = event_of("/bench", vs, data, START)
                 self.sent[data.bank_tx_id] = time.time()
                 await producer.send_and_wait(
                     Topics().payments_received, value.model_dump_json().encode(), key=vs.encode()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, create_model
 
 from schemas import events as ev
-from schemas.envelope import CloudEvent
+from schemas.envelope import CloudEvent, envelope
 
 EVENT_TYPES: dict[str, type[BaseModel]] = {
     "contract.upserted.v1": ev.ContractUpserted,
@@ -61,6 +62,35 @@ TOPIC_EVENTS: dict[str, list[str]] = {
     "network_applied": ["gear.applied.v1"],
     "notifications": ["notification.sent.v1", "notification.failed.v1"],
 }
+
+
+# Each event model's type and the topic (its ``Topics`` setting name) it travels on: what
+# ``Unit.emit(key, model)`` writes, and how handlers are registered (by model). Built from
+# the two tables above, and refused at import if a model has two types or a type no topic
+# or two.
+def _routes() -> dict[type[BaseModel], tuple[str, str]]:
+    topic_of = {t: topic for topic, types in TOPIC_EVENTS.items() for t in types}
+    if sorted(topic_of) != sorted(t for types in TOPIC_EVENTS.values() for t in types):
+        raise AssertionError("an event type is listed on two topics in TOPIC_EVENTS")
+    if set(topic_of) != set(EVENT_TYPES):
+        raise AssertionError(f"types without a topic: {sorted(set(EVENT_TYPES) - set(topic_of))}")
+    if len(set(EVENT_TYPES.values())) != len(EVENT_TYPES):
+        raise AssertionError("a model is the data of two event types in EVENT_TYPES")
+    return {model: (t, topic_of[t]) for t, model in EVENT_TYPES.items()}
+
+
+ROUTES: dict[type[BaseModel], tuple[str, str]] = _routes()
+
+
+def type_of(model: type[BaseModel]) -> str:
+    """The event type whose data ``model`` is (``ContractUpserted``: contract.upserted.v1)."""
+    return ROUTES[model][0]
+
+
+def event_of(source: str, subject: str | None, data: BaseModel, time: datetime) -> CloudEvent:
+    """The envelope of ``data``, its type its model's: for a producer that writes to Kafka
+    itself (a command, gear, the bench); services emit through ``Unit.emit``."""
+    return envelope(type_of(type(data)), source, subject, data, time)
 
 
 class PoisonMessage(ValueError):

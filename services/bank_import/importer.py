@@ -29,7 +29,7 @@ from services.runtime.clock import make_clock
 from services.runtime.errors import Unavailable
 from services.runtime.kafka_client import BrokerUnavailable, start_producer
 from services.runtime.outbox import OutboxRelay, make_producer
-from services.runtime.settings import Settings, get_topics
+from services.runtime.settings import Settings, Topics
 from services.runtime.unit import Unit
 
 SCHEMA = "bank_import"
@@ -65,10 +65,11 @@ async def record(
     file: str,
     fmt: str,
     now: datetime,
-    topic: str,
+    topics: Topics | None = None,
 ) -> int:
-    """Step 1, inside the caller's transaction. Returns how many were new."""
-    unit = Unit(conn, now, SOURCE)
+    """Step 1, inside the caller's transaction. Returns how many were new. ``topics``:
+    where the events go, when not to the settings' topics (the bench's, one a format)."""
+    unit = Unit(conn, now, SOURCE, topics)
     rows = await conn.fetch(
         Q.insert_new,
         [m.account for m in movements],
@@ -82,7 +83,7 @@ async def record(
     new = {(r["account"], r["bank_tx_id"]) for r in rows}
     for m in movements:
         if (m.account, m.bank_tx_id) in new:
-            unit.emit(topic, "payment.received.v1", m.vs or m.bank_tx_id, m)
+            unit.emit(m.vs or m.bank_tx_id, m)
     await unit.flush()
     return len(new)
 
@@ -131,7 +132,7 @@ async def import_movements(
         # in its order, an interrupted run's events before this statement's.
         async with pool.acquire() as conn, conn.transaction():
             now = await now_for(settings, conn)
-            new = await record(conn, movements, file, fmt, now, get_topics().payments_received)
+            new = await record(conn, movements, file, fmt, now)
             if operator is not None:
                 details = {"file": file, "format": fmt, "movements": len(movements), "new": new}
                 await audit.record(conn, now, operator, "import-statement", None, details)

@@ -27,7 +27,7 @@ from services.runtime.clock import SystemClock, advance_clock, read_clock
 from services.runtime.kafka_client import client_options, partitions
 from services.runtime.settings import Settings, Topics, get_topics
 from services.runtime.source import group_id
-from services.runtime.worker import Runtime, ServiceSpec
+from services.runtime.worker import Runtime, ServiceSpec, topics_of
 from services.workers import SERVICES
 
 Q = sql.load(__file__)
@@ -42,7 +42,7 @@ def subscribed_topics(settings: Settings, topics: Topics) -> dict[str, list[str]
     out = {}
     for service, spec in specs().items():
         rt = Runtime(service, settings.for_service(spec.settings), topics, SystemClock())
-        out[service] = list(spec.subscriptions(rt).keys())
+        out[service] = topics_of(spec.subscriptions(rt), topics)
     return out
 
 
@@ -91,12 +91,7 @@ class Snapshot:
 
     @property
     def idle(self) -> bool:
-        return (
-            self.lag == 0
-            and self.outbox == 0
-            and self.timers_due == 0
-            and self.pending == 0
-        )
+        return self.lag == 0 and self.outbox == 0 and self.timers_due == 0 and self.pending == 0
 
 
 class Quiescence:

@@ -8,14 +8,13 @@ from datetime import date, datetime, time
 from typing import Any
 
 from schemas import events as ev
-from schemas.envelope import envelope
 from services.dunning import domain
 from services.dunning.service import Dunning, Q
 from services.dunning.settings import DunningSettings
 from services.runtime import audit, db, terminal
 from services.runtime.clock import make_clock
 from services.runtime.errors import NotFound
-from services.runtime.settings import get_settings, get_topics
+from services.runtime.settings import get_settings
 from services.runtime.unit import Unit
 
 
@@ -31,7 +30,7 @@ async def _in_unit(fn: Any, commit: bool) -> Any:
         await tx.start()
         try:
             unit = Unit(conn, clock.now(), "/services/dunning")
-            result = await fn(unit, Dunning(settings, get_topics()))
+            result = await fn(unit, Dunning(settings))
             if commit:
                 await unit.flush()
                 await tx.commit()
@@ -189,8 +188,7 @@ def cmd_postpone(args: argparse.Namespace) -> None:
             contract=args.contract, until=until, by="operator",
             reason=f"{operator}: {args.reason}", made_at=unit.now,
         )  # fmt: skip
-        event = envelope("promise.made.v1", "/operators", args.contract, data, unit.now)
-        await d.on_promise(unit, event, data)
+        await d.promise(unit, data)
         await audit.record(
             unit.conn, unit.now, operator, "postpone", args.contract,
             {"until": until.isoformat()}, args.reason,

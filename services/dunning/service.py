@@ -10,12 +10,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from schemas import events as ev
-from schemas.envelope import CloudEvent
 from services.dunning import domain
 from services.dunning.policy import Policy, load_all
 from services.dunning.settings import DunningSettings
 from services.runtime import audit, logs, sql, timers
-from services.runtime.settings import Topics
+from services.runtime.runs import Run
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
@@ -33,9 +32,8 @@ async def lock_contract(unit: Unit, contract: str) -> None:
 
 
 class Dunning:
-    def __init__(self, settings: DunningSettings, topics: Topics) -> None:
+    def __init__(self, settings: DunningSettings) -> None:
         self.settings = settings
-        self.topics = topics
         self.policies: dict[str, Policy] = load_all(settings.dunning_policy_dir)
         for group, name in settings.dunning_group_policies.items():
             if name not in self.policies:
@@ -70,62 +68,64 @@ class Dunning:
     async def _recompute_deferred(self, unit: Unit, contracts: list[str]) -> None:
         await self.recompute_many(unit, contracts)
 
-    async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.ContractUpserted)
-        unit.stage_row(
-            Q.upsert_contracts,
-            data.contract,
-            data.contract,
-            data.country,
-            data.currency,
-            data.policy,
-            data.exempt,
-            data.group,
-        )
-        self._touched(unit, data.contract)
+    async def on_contract(self, unit: Unit, run: Run[ev.ContractUpserted]) -> None:
+        for data in run:
+            unit.stage_row(
+                Q.upsert_contracts,
+                data.contract,
+                data.contract,
+                data.country,
+                data.currency,
+                data.policy,
+                data.exempt,
+                data.group,
+            )
+            self._touched(unit, data.contract)
 
-    async def on_invoice_issued(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.InvoiceIssued)
-        unit.stage_row(
-            Q.invoices_issued,
-            data.invoice_number,
-            data.invoice_number,
-            data.contract,
-            data.vs,
-            data.ss,
-            data.due_on,
-            data.amount_minor,
-            data.currency,
-        )
-        self._touched(unit, data.contract)
+    async def on_invoice_issued(self, unit: Unit, run: Run[ev.InvoiceIssued]) -> None:
+        for data in run:
+            unit.stage_row(
+                Q.invoices_issued,
+                data.invoice_number,
+                data.invoice_number,
+                data.contract,
+                data.vs,
+                data.ss,
+                data.due_on,
+                data.amount_minor,
+                data.currency,
+            )
+            self._touched(unit, data.contract)
 
-    async def on_invoice_settled(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.InvoiceSettled)
-        unit.stage_row(Q.invoices_settled, data.invoice_number, data.invoice_number, data.contract)
-        self._touched(unit, data.contract)
+    async def on_invoice_settled(self, unit: Unit, run: Run[ev.InvoiceSettled]) -> None:
+        for data in run:
+            unit.stage_row(
+                Q.invoices_settled, data.invoice_number, data.invoice_number, data.contract
+            )
+            self._touched(unit, data.contract)
 
-    async def on_partially_paid(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.InvoicePartiallyPaid)
-        unit.stage_row(
-            Q.invoices_partially_paid,
-            data.invoice_number,
-            data.invoice_number,
-            data.contract,
-            data.remaining_minor,
-        )
-        self._touched(unit, data.contract)
+    async def on_partially_paid(self, unit: Unit, run: Run[ev.InvoicePartiallyPaid]) -> None:
+        for data in run:
+            unit.stage_row(
+                Q.invoices_partially_paid,
+                data.invoice_number,
+                data.invoice_number,
+                data.contract,
+                data.remaining_minor,
+            )
+            self._touched(unit, data.contract)
 
-    async def on_reopened(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+    async def on_reopened(self, unit: Unit, run: Run[ev.InvoiceReopened]) -> None:
         """A reversed payment: the invoice owes again, and dunning goes back to wherever
         the facts now place the contract (deadlines stay anchored on the due date)."""
-        assert isinstance(data, ev.InvoiceReopened)
-        unit.stage(Q.invoice_reopened, data.invoice_number, data.contract, data.remaining_minor)
-        self._touched(unit, data.contract)
+        for data in run:
+            unit.stage(Q.invoice_reopened, data.invoice_number, data.contract, data.remaining_minor)
+            self._touched(unit, data.contract)
 
-    async def on_acknowledged(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.NoticeAcknowledged)
-        unit.stage(Q.acknowledge, data.contract, data.acknowledged_at, unit.now)
-        self._touched(unit, data.contract)
+    async def on_acknowledged(self, unit: Unit, run: Run[ev.NoticeAcknowledged]) -> None:
+        for data in run:
+            unit.stage(Q.acknowledge, data.contract, data.acknowledged_at, unit.now)
+            self._touched(unit, data.contract)
 
     async def on_timer(self, unit: Unit, contract: str) -> None:
         await self.recompute_many(unit, [contract])
@@ -263,11 +263,14 @@ class Dunning:
             for c, policy in policies.items()
         }
 
-    async def on_promise(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+    async def on_promise(self, unit: Unit, run: Run[ev.PromiseMade]) -> None:
+        for data in run:
+            await self.promise(unit, data)
+
+    async def promise(self, unit: Unit, data: ev.PromiseMade) -> None:
         """A promise to pay: the customer's within the policy's limits, an operator's as
         given (``domain.judge_promise``). Either way the suspension (and restriction) waits
         until then; a refused promise is recorded too, with why."""
-        assert isinstance(data, ev.PromiseMade)
         await unit.settle()
         await lock_contract(unit, data.contract)
         found = await self.facts(unit, data.contract)
@@ -306,27 +309,29 @@ class Dunning:
         )
         await self.recompute(unit, data.contract)
 
-    async def on_unmatched(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+    async def on_unmatched(self, unit: Unit, run: Run[ev.PaymentUnmatched]) -> None:
         """A payment with the contract's VS that payments could not pair (another currency,
         say): hold suspension until an operator sorts it out (or the hold runs out)."""
-        assert isinstance(data, ev.PaymentUnmatched)
-        if data.vs is None or data.amount_minor <= 0:
-            return
-        await unit.settle()
-        await lock_contract(unit, data.vs)
-        if await unit.conn.fetchrow(Q.get_contract, data.vs) is None:
-            return
-        await unit.conn.execute(Q.mark_unmatched, data.vs, unit.now, data.bank_tx_id)
-        await self.recompute(unit, data.vs)
+        for data in run:
+            if data.vs is None or data.amount_minor <= 0:
+                continue
+            await unit.settle()
+            await lock_contract(unit, data.vs)
+            if await unit.conn.fetchrow(Q.get_contract, data.vs) is None:
+                continue
+            await unit.conn.execute(Q.mark_unmatched, data.vs, unit.now, data.bank_tx_id)
+            await self.recompute(unit, data.vs)
 
-    async def on_matched(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.PaymentMatched)
-        if data.rule != "manual":
-            return
-        await unit.settle()
-        await lock_contract(unit, data.contract)
-        await unit.conn.execute(Q.clear_unmatched, data.contract)
-        await self.recompute(unit, data.contract)
+    async def on_matched(self, unit: Unit, run: Run[ev.PaymentMatched]) -> None:
+        """An operator paired a payment by hand: the hold its being unmatched put on the
+        contract goes."""
+        for data in run:
+            if data.rule != "manual":
+                continue
+            await unit.settle()
+            await lock_contract(unit, data.contract)
+            await unit.conn.execute(Q.clear_unmatched, data.contract)
+            await self.recompute(unit, data.contract)
 
     async def set_exempt(
         self,
@@ -373,7 +378,7 @@ class Dunning:
         if a.kind == "skip":
             log.info("step overtaken, skipped", step=a.step, request_id=a.request_id)
             return
-        type_, build = EVENTS[a.kind]
+        build = EVENTS[a.kind]
         currency = d.currency or "CZK"
         acting = Acting(
             contract=contract,
@@ -385,7 +390,7 @@ class Dunning:
             promise_days=promise_days,
             now=unit.now,
         )
-        unit.emit(self.topics.dunning, type_, contract, build(acting))
+        unit.emit(contract, build(acting))
 
 
 # --- the event of each action kind -----------------------------------------------------------
@@ -468,13 +473,13 @@ def _restore(c: Acting) -> BaseModel:
     )
 
 
-# Action kind -> (event type, its data). Every kind but "skip" has a row
-# (tests/unit/test_dunning_domain.py holds them in step).
-EVENTS: dict[domain.ActionKind, tuple[str, Callable[[Acting], BaseModel]]] = {
-    "reminder": ("reminder.requested.v1", _reminder),
-    "notice": ("notice.requested.v1", _notice),
-    "restrict": ("restrict.requested.v1", _restrict),
-    "suspend": ("suspend.requested.v1", _suspend),
-    "fee": ("fee.charged.v1", _fee),
-    "restore": ("restore.requested.v1", _restore),
+# Action kind -> its event's data (its type and topic are the model's). Every kind but
+# "skip" has a row (tests/unit/test_dunning_events.py holds them in step).
+EVENTS: dict[domain.ActionKind, Callable[[Acting], BaseModel]] = {
+    "reminder": _reminder,
+    "notice": _notice,
+    "restrict": _restrict,
+    "suspend": _suspend,
+    "fee": _fee,
+    "restore": _restore,
 }

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
+from schemas import events as ev
 from services.dunning.service import Dunning
 from services.dunning.settings import DunningSettings
-from services.runtime.consumer import Handler
+from services.runtime.runs import Handler
 from services.runtime.timers import BatchTimerHandler, TimerHandler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -12,25 +15,21 @@ _instances: dict[int, Dunning] = {}
 
 
 def _dunning(rt: Runtime) -> Dunning:
-    return _instances.setdefault(id(rt), Dunning(rt.settings, rt.topics))
+    return _instances.setdefault(id(rt), Dunning(rt.settings))
 
 
-def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
+def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
     d = _dunning(rt)
     return {
-        rt.topics.contracts: {"contract.upserted.v1": d.on_contract},
-        rt.topics.invoices: {"invoice.issued.v1": d.on_invoice_issued},
-        rt.topics.payments: {
-            "invoice.settled.v1": d.on_invoice_settled,
-            "invoice.partially_paid.v1": d.on_partially_paid,
-            "invoice.reopened.v1": d.on_reopened,
-            "payment.unmatched.v1": d.on_unmatched,
-            "payment.matched.v1": d.on_matched,
-        },
-        rt.topics.notices: {
-            "notice.acknowledged.v1": d.on_acknowledged,
-            "promise.made.v1": d.on_promise,
-        },
+        ev.ContractUpserted: d.on_contract,
+        ev.InvoiceIssued: d.on_invoice_issued,
+        ev.InvoiceSettled: d.on_invoice_settled,
+        ev.InvoicePartiallyPaid: d.on_partially_paid,
+        ev.InvoiceReopened: d.on_reopened,
+        ev.PaymentUnmatched: d.on_unmatched,
+        ev.PaymentMatched: d.on_matched,
+        ev.NoticeAcknowledged: d.on_acknowledged,
+        ev.PromiseMade: d.on_promise,
     }
 
 
@@ -51,7 +50,7 @@ SPEC = ServiceSpec(
     timer_batch=timer_batch,
     # an upsert on the invoice number that keeps what payments changed since, then the
     # contract decided again from its facts (tests/integration/test_dunning_scenarios.py)
-    keyed=frozenset({"invoice.issued.v1"}),
+    keyed=frozenset({ev.InvoiceIssued}),
 )
 
 if __name__ == "__main__":

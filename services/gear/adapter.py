@@ -26,9 +26,8 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 
-from schemas.envelope import envelope
 from schemas.events import AccessState, GearApplied, NetworkAccess
-from schemas.registry import PoisonMessage, parse
+from schemas.registry import PoisonMessage, event_of, parse
 from services.gear import nft
 from services.gear.settings import GearSettings
 from services.runtime import logs
@@ -137,7 +136,7 @@ class GearRunner:
                 state=cast(AccessState, e.state),
                 applied_at=now,
             )  # fmt: skip
-            event = envelope("gear.applied.v1", f"/gear/{self.gear_id}", e.contract, data, now)
+            event = event_of(f"/gear/{self.gear_id}", e.contract, data, now)
             futures.append(
                 await producer.send(
                     self.topics.network_applied,

@@ -13,17 +13,16 @@ from itertools import islice
 from typing import NamedTuple
 
 import asyncpg
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from schemas import events as ev
-from schemas.envelope import CloudEvent
 from schemas.events import InvoiceIssued
 from services.invoicing import domain
 from services.invoicing.address_overlaps import AddressOverlaps
 from services.invoicing.contracts_file import ContractRecord
 from services.invoicing.settings import InvoicingSettings
 from services.runtime import collector, sql
-from services.runtime.settings import get_topics
+from services.runtime.runs import Run
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
@@ -50,7 +49,6 @@ class ContractRow(NamedTuple):
 async def load_contracts(unit: Unit, records: list[ContractRecord]) -> tuple[int, int]:
     """Upsert contracts (staged: written by the unit's flush); publish contract.upserted
     only for new or changed ones."""
-    topics = get_topics()
     changed = 0
     before = {
         r["contract"]: r["data"]
@@ -73,7 +71,7 @@ async def load_contracts(unit: Unit, records: list[ContractRecord]) -> tuple[int
         if before.get(r.contract.contract) != data:
             before[r.contract.contract] = data  # a repeat later in the file: changed again?
             changed += 1
-            unit.emit(topics.contracts, "contract.upserted.v1", r.contract.contract, r.contract)
+            unit.emit(r.contract.contract, r.contract)
     return len(records), changed
 
 
@@ -357,7 +355,6 @@ class _Run:
     ) -> tuple[list[domain.NewInvoice], _Writes]:
         """Invoice ``contracts`` from sequence ``last`` (what is already invoiced and the
         fees waiting read on ``conn``) and queue their events in ``unit``."""
-        topics = get_topics()
         names = [c.contract for c in contracts]
         invoiced = await conn.fetch(Q.invoiced_in_period, self.period, names)
         waiting = await conn.fetch(Q.unbilled_fees, names)
@@ -382,7 +379,7 @@ class _Run:
         accounts = self.settings.bank_accounts
         for inv in invoices:
             json_of = issued_json(accounts.get(inv.currency, ""))
-            unit.emit_json(topics.invoices, "invoice.issued.v1", inv.contract, json_of(inv))
+            unit.emit_json(InvoiceIssued, inv.contract, json_of(inv))
         return invoices, _Writes(rows, tuple(zip(*billed, strict=True)))
 
     async def write(self, conn: asyncpg.Connection, last: int, w: _Writes) -> None:
@@ -409,31 +406,33 @@ class _FeesBilledMeanwhile(Exception):
         super().__init__(f"late fees of contracts {contracts} were billed by another run")
 
 
-async def on_settled(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-    assert isinstance(data, ev.InvoiceSettled)
-    unit.stage_row(
-        Q.mark_paid, data.invoice_number, data.invoice_number, data.paid_minor, data.settled_on
-    )
+async def on_settled(unit: Unit, run: Run[ev.InvoiceSettled]) -> None:
+    for data in run:
+        unit.stage_row(
+            Q.mark_paid, data.invoice_number, data.invoice_number, data.paid_minor, data.settled_on
+        )
 
 
-async def on_fee_charged(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-    assert isinstance(data, ev.FeeCharged)
-    await unit.conn.execute(
-        Q.record_fee,
-        data.contract,
-        data.request_id,
-        data.invoice_number,
-        data.amount_minor,
-        data.currency,
-        unit.now,
-    )
+async def on_fee_charged(unit: Unit, run: Run[ev.FeeCharged]) -> None:
+    for data in run:
+        await unit.conn.execute(
+            Q.record_fee,
+            data.contract,
+            data.request_id,
+            data.invoice_number,
+            data.amount_minor,
+            data.currency,
+            unit.now,
+        )
 
 
-async def on_reopened(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-    assert isinstance(data, ev.InvoiceReopened)
-    unit.stage(Q.mark_reopened, data.invoice_number, data.paid_minor)
+async def on_reopened(unit: Unit, run: Run[ev.InvoiceReopened]) -> None:
+    for data in run:
+        unit.stage(Q.mark_reopened, data.invoice_number, data.paid_minor)
 
 
-async def on_partially_paid(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-    assert isinstance(data, ev.InvoicePartiallyPaid)
-    unit.stage_row(Q.mark_partially_paid, data.invoice_number, data.invoice_number, data.paid_minor)
+async def on_partially_paid(unit: Unit, run: Run[ev.InvoicePartiallyPaid]) -> None:
+    for data in run:
+        unit.stage_row(
+            Q.mark_partially_paid, data.invoice_number, data.invoice_number, data.paid_minor
+        )

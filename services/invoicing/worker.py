@@ -3,20 +3,21 @@ the worker publishes what they commit (outbox relay) and serves metrics."""
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
+from schemas import events as ev
 from services.invoicing.service import on_fee_charged, on_partially_paid, on_reopened, on_settled
 from services.invoicing.settings import InvoicingSettings
-from services.runtime.consumer import Handler
+from services.runtime.runs import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
 
-def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
+def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
     return {
-        rt.topics.payments: {
-            "invoice.settled.v1": on_settled,
-            "invoice.partially_paid.v1": on_partially_paid,
-            "invoice.reopened.v1": on_reopened,
-        },
-        rt.topics.dunning: {"fee.charged.v1": on_fee_charged},
+        ev.InvoiceSettled: on_settled,
+        ev.InvoicePartiallyPaid: on_partially_paid,
+        ev.InvoiceReopened: on_reopened,
+        ev.FeeCharged: on_fee_charged,
     }
 
 

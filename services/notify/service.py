@@ -36,13 +36,13 @@ from pydantic import BaseModel
 
 from schemas import events as ev
 from schemas.envelope import CloudEvent
-from schemas.registry import EVENT_TYPES
 from services.notify import domain, templates
 from services.notify.channels import DeliveryError, Email, SmsGateway
 from services.notify.settings import NotifySettings
 from services.runtime import logs, sql
 from services.runtime.clock import Clock
 from services.runtime.consumer import TRANSIENT
+from services.runtime.runs import Run
 from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 
@@ -58,17 +58,21 @@ FAILURES = Counter(
     ["channel", "reason"],
 )
 
-KINDS = {
-    "reminder.requested.v1": "reminder",
-    "notice.requested.v1": "notice",
-    "suspend.requested.v1": "suspend",
-    "restrict.requested.v1": "restrict",
-    "restore.requested.v1": "restore",
+# Dunning's requests and the kind of message each asks for.
+Request = (
+    ev.ReminderRequested
+    | ev.NoticeRequested
+    | ev.SuspendRequested
+    | ev.RestrictRequested
+    | ev.RestoreRequested
+)
+KINDS: dict[type[BaseModel], str] = {
+    ev.ReminderRequested: "reminder",
+    ev.NoticeRequested: "notice",
+    ev.SuspendRequested: "suspend",
+    ev.RestrictRequested: "restrict",
+    ev.RestoreRequested: "restore",
 }
-
-
-# The data of each request type above: a run of them is handled at once.
-REQUESTS: tuple[type[BaseModel], ...] = tuple(EVENT_TYPES[t] for t in KINDS)
 
 
 def _contacts(raw: list[dict[str, Any]]) -> list[domain.ContactInfo]:
@@ -134,41 +138,37 @@ class QuietHoursPolicy:
 
 
 class Notify:
-    def __init__(self, settings: NotifySettings, topics: Topics) -> None:
+    def __init__(self, settings: NotifySettings) -> None:
         self.settings = settings
-        self.topics = topics
         self.quiet = QuietHoursPolicy(settings)
 
-    async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.ContractUpserted)
-        unit.stage(
-            Q.upsert_contacts,
-            data.contract,
-            data.customer_name,
-            data.language,
-            [c.model_dump(mode="json") for c in data.contacts],
-            data.country,
-        )
+    async def on_contract(self, unit: Unit, run: Run[ev.ContractUpserted]) -> None:
+        for data in run:
+            unit.stage(
+                Q.upsert_contacts,
+                data.contract,
+                data.customer_name,
+                data.language,
+                [c.model_dump(mode="json") for c in data.contacts],
+                data.country,
+            )
 
-    async def on_request(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        """A run of dunning's requests at once, at its first: one read of the contacts of
-        every contract in it (not a round trip per request), then each request's
-        deliveries, queued in order."""
-        run = unit.run_events(data, "notify.requests", REQUESTS)
-        if run is None:
-            return
+    async def on_request(self, unit: Unit, run: Run[Request]) -> None:
+        """A run of dunning's requests at once: one read of the contacts of every
+        contract in it (not a round trip per request), then each request's deliveries,
+        queued in order."""
         await unit.drain()  # contacts staged earlier in this batch are read below
         rows = {
             r["contract"]: r
-            for r in await unit.conn.fetch(Q.get_contacts_of, sorted({d.contract for _, d in run}))
+            for r in await unit.conn.fetch(Q.get_contacts_of, sorted({d.contract for d in run}))
         }
-        queued = [self._request(unit, e or event, d, rows.get(d.contract)) for e, d in run]
+        queued = [self._request(unit, e, d, rows.get(d.contract)) for e, d in run.pairs()]
         if any(queued):
             unit.stage(Q.wake_sender)
 
-    def _request(self, unit: Unit, event: CloudEvent, data: BaseModel, row: Any) -> bool:
+    def _request(self, unit: Unit, event: CloudEvent, data: Request, row: Any) -> bool:
         """Queue the deliveries of one request (False: nobody to tell, said as an event)."""
-        kind = KINDS[event.type]
+        kind = KINDS[type(data)]
         payload = data.model_dump(mode="json")
         contract = payload["contract"]
         if row is None:
@@ -177,8 +177,6 @@ class Notify:
         targets = domain.recipients(kind, _contacts(row["contacts"]), channels)
         if not targets:
             unit.emit(
-                self.topics.notifications,
-                "notification.failed.v1",
                 contract,
                 ev.NotificationFailed(
                     contract=contract,
@@ -302,12 +300,7 @@ class Sender:
                 await asyncio.sleep(0.5)
 
     def _announce_sent(self, unit: Unit, row: Any, attempts: int) -> None:
-        unit.emit(
-            self.topics.notifications,
-            "notification.sent.v1",
-            row["contract"],
-            ev.NotificationSent(**_outcome(row, attempts)),
-        )
+        unit.emit(row["contract"], ev.NotificationSent(**_outcome(row, attempts)))
 
     async def _transmit(self, row: Any, now: datetime) -> datetime | DeliveryError | None:
         """Hand one claimed delivery to its channel, touching no database (so that what the
@@ -352,12 +345,8 @@ class Sender:
         FAILURES.labels(row["channel"], exc.reason).inc()
         if exc.permanent or attempts >= self.settings.notify_max_attempts:
             await unit.conn.execute(Q.mark_failed, row["id"], error, exc.reason)
-            unit.emit(
-                self.topics.notifications,
-                "notification.failed.v1",
-                row["contract"],
-                ev.NotificationFailed(**_outcome(row, attempts), error=error),
-            )
+            failed = ev.NotificationFailed(**_outcome(row, attempts), error=error)
+            unit.emit(row["contract"], failed)
             why = "permanent failure" if exc.permanent else f"{attempts} attempts"
             unit.dead_letter(
                 Topics.dlq(self.topics.dunning),

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
+from schemas import events as ev
 from services.notify.service import KINDS, Notify, Q, Sender
 from services.notify.settings import NotifySettings
-from services.runtime.consumer import Handler
+from services.runtime.runs import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
 
-def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
-    n = Notify(rt.settings, rt.topics)
-    return {
-        rt.topics.contracts: {"contract.upserted.v1": n.on_contract},
-        rt.topics.dunning: dict.fromkeys(KINDS, n.on_request),
-    }
+def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
+    n = Notify(rt.settings)
+    return {ev.ContractUpserted: n.on_contract, **dict.fromkeys(KINDS, n.on_request)}
 
 
 async def sender(rt: Runtime) -> None:

@@ -11,7 +11,7 @@ from services.payments.service import Payments
 from services.payments.settings import PaymentsSettings
 from services.runtime import audit, db, terminal
 from services.runtime.clock import make_clock
-from services.runtime.settings import get_settings, get_topics
+from services.runtime.settings import get_settings
 from services.runtime.unit import Unit
 
 
@@ -54,7 +54,7 @@ def cmd_show(args: argparse.Namespace) -> None:
 
 def cmd_assign(args: argparse.Namespace) -> None:
     settings = get_settings(PaymentsSettings)
-    payments = Payments(settings, get_topics())
+    payments = Payments(settings)
 
     async def go() -> dict[str, Any]:
         pool = await db.create_pool(settings.database_url, "payments", max_size=1)

@@ -8,11 +8,10 @@ import dataclasses
 import re
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, NamedTuple
-
-from pydantic import BaseModel
 
 from schemas import events as ev
 from schemas.envelope import CloudEvent
@@ -21,7 +20,7 @@ from services.payments.settings import PaymentsSettings
 from services.runtime import sql
 from services.runtime.db import Jsonb
 from services.runtime.errors import EX_NOINPUT, BadInput, NotFound
-from services.runtime.settings import Topics
+from services.runtime.runs import Run
 from services.runtime.unit import Unit, columns
 
 Q = sql.load(__file__)
@@ -134,13 +133,12 @@ def _bank_tx(
 
 @dataclass
 class _Batch:
-    """The facts of a run of plain payments (positive, with a VS) of one consumed batch,
-    fetched at once and kept current as they are paired, and the writes of those pairings,
+    """The facts of a stretch of plain payments (positive, with a VS) of one run, fetched
+    at once and kept current as they are paired, and the writes of those pairings,
     written at once. Anything else (a debit, an unknown VS, a payment a waiting reversal
-    may return, another event type) first writes these out and drops the facts, then takes
-    the one-by-one path, so both paths always read the same state."""
+    may return) first writes these out and drops the facts, then takes the one-by-one
+    path, so both paths always read the same state."""
 
-    covers: range  # positions in the unit's batch these facts were fetched for
     contracts: dict[str, domain.ContractInfo]
     invoices: dict[str, domain.OpenInvoice]  # current state of the fetched open invoices
     settled: set[str]
@@ -160,17 +158,13 @@ class _Batch:
         ]
 
 
-BATCH = "payments.batch"
-
-
-def _plain(data: BaseModel) -> bool:
-    return isinstance(data, ev.PaymentReceived) and data.amount_minor > 0 and data.vs is not None
+def _plain(data: ev.PaymentReceived) -> bool:
+    return data.amount_minor > 0 and data.vs is not None
 
 
 class Payments:
-    def __init__(self, settings: PaymentsSettings, topics: Topics) -> None:
+    def __init__(self, settings: PaymentsSettings) -> None:
         self.settings = settings
-        self.topics = topics
         self.phone_vs = settings.phone_vs_pattern
         re.compile(self.phone_vs)  # fail at start, not on the first payment
 
@@ -179,24 +173,14 @@ class Payments:
 
     # --- read model ------------------------------------------------------------------------
 
-    # A run of consecutive events of one type (a contracts load, a billing run) is applied
-    # at its first event, set-based (``Unit.run_of``).
+    # A run of contract or invoice events (a contracts load, a billing run) is applied at
+    # once, set-based.
 
-    async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.ContractUpserted)
-        run = unit.run_of(data, "payments.contracts")
-        if run is None:
-            return
-        await self._finish_batch(unit)
+    async def on_contract(self, unit: Unit, run: Run[ev.ContractUpserted]) -> None:
         last = {d.contract: d.currency for d in run}  # a repeat in the run: the last wins
         await unit.conn.execute(Q.upsert_contracts, list(last), list(last.values()))
 
-    async def on_invoice_issued(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.InvoiceIssued)
-        run = unit.run_of(data, "payments.invoices")
-        if run is None:
-            return
-        await self._finish_batch(unit)
+    async def on_invoice_issued(self, unit: Unit, run: Run[ev.InvoiceIssued]) -> None:
         conn = unit.conn
         inserted = {
             r["invoice_number"]
@@ -248,21 +232,31 @@ class Payments:
 
     # --- incoming movements ----------------------------------------------------------------
 
-    async def on_payment_received(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        assert isinstance(data, ev.PaymentReceived)
-        mv = _movement(data)
-        if _plain(data):
-            batch = unit.scratch.get(BATCH)
-            if batch is None or unit.position not in batch.covers:
-                await self._finish_batch(unit)
-                batch = await self._fetch_batch(unit)
-            if self._pair_in_batch(unit, event, data, mv, batch):
-                return
-        await self._finish_batch(unit)
-        if mv.amount_minor < 0:
-            await self._debit(unit, event, data, mv)
-        else:
-            await self._credit(unit, event, data, mv)
+    async def on_payment_received(self, unit: Unit, run: Run[ev.PaymentReceived]) -> None:
+        """Pair a run of movements in order. Each stretch of plain payments is paired from
+        facts fetched once for it (``_Batch``); one those facts cannot pair, and any other
+        movement, first has what the stretch paired written out, then takes the
+        one-by-one path."""
+        batch: _Batch | None = None
+        for i, (event, data) in enumerate(run.pairs()):
+            mv = _movement(data)
+            if _plain(data):
+                if batch is None:
+                    end = i
+                    while end < len(run) and _plain(run.data[end]):
+                        end += 1
+                    batch = await self._fetch_batch(unit, run.data[i:end])
+                if self._pair_in_batch(unit, event, data, mv, batch):
+                    continue
+            if batch is not None:
+                await self._finish_batch(unit, batch)
+                batch = None
+            if mv.amount_minor < 0:
+                await self._debit(unit, event, data, mv)
+            else:
+                await self._credit(unit, event, data, mv)
+        if batch is not None:
+            await self._finish_batch(unit, batch)
 
     async def _store(
         self,
@@ -285,8 +279,6 @@ class Payments:
         if not await self._store(unit, event, data, "unmatched", unmatched=why):
             return
         unit.emit(
-            self.topics.payments,
-            "payment.unmatched.v1",
             data.vs or data.bank_tx_id,
             ev.PaymentUnmatched(
                 account=data.account,
@@ -433,8 +425,6 @@ class Payments:
         self, unit: Unit, mv: domain.Movement, decision: domain.Matched, balance: int
     ) -> None:
         unit.emit(
-            self.topics.payments,
-            "payment.matched.v1",
             decision.contract,
             ev.PaymentMatched(
                 contract=decision.contract,
@@ -458,14 +448,10 @@ class Payments:
             ),
         )
 
-    # --- a batch's plain payments, set-based ------------------------------------------------
+    # --- a run's plain payments, set-based --------------------------------------------------
 
-    async def _fetch_batch(self, unit: Unit) -> _Batch:
-        """Fetch the facts of the run of plain payments starting at the current event."""
-        end = unit.position
-        while end < len(unit.batch) and _plain(unit.batch[end][1]):
-            end += 1
-        payments = [d for _, d in unit.batch[unit.position : end]]
+    async def _fetch_batch(self, unit: Unit, payments: Sequence[ev.PaymentReceived]) -> _Batch:
+        """Fetch the facts of a stretch of plain payments."""
         facts = await unit.conn.fetchrow(
             Q.batch_facts,
             sorted({d.vs for d in payments if d.vs is not None}),
@@ -484,8 +470,7 @@ class Payments:
             invoices[inv.invoice_number] = inv
             by_ss[inv.ss] = inv.invoice_number
             by_contract.setdefault(inv.contract, []).append(inv.invoice_number)
-        batch = _Batch(
-            covers=range(unit.position, end),
+        return _Batch(
             contracts=contracts,
             invoices=invoices,
             settled=set(),
@@ -495,9 +480,6 @@ class Payments:
             waiting=set(facts["waiting"]),
             balance=dict(facts["balances"]),
         )
-        unit.scratch[BATCH] = batch
-        unit.later(self._finish_deferred, BATCH)
-        return batch
 
     def _pair_in_batch(
         self,
@@ -557,11 +539,8 @@ class Payments:
         self._emit_outcomes(unit, decision.outcomes, mv.booked_on)
         return True
 
-    async def _finish_batch(self, unit: Unit) -> None:
-        """Write out what the batch's facts paired, and forget them."""
-        b: _Batch | None = unit.scratch.pop(BATCH, None)
-        if b is None:
-            return
+    async def _finish_batch(self, unit: Unit, b: _Batch) -> None:
+        """Write out what the batch's facts paired."""
         conn = unit.conn
         # one statement per table, one array a column (not a statement per row)
         if b.txs:
@@ -572,9 +551,6 @@ class Payments:
             await conn.executemany(Q.add_credit_lot, b.lots)
         if b.paid:
             await conn.execute(Q.update_invoices_paid, *columns(list(b.paid.values())))
-
-    async def _finish_deferred(self, unit: Unit, _keys: list[str]) -> None:
-        await self._finish_batch(unit)
 
     # --- reversals -------------------------------------------------------------------------
 
@@ -616,8 +592,6 @@ class Payments:
                 )
                 if not outcome.settled:
                     unit.emit(
-                        self.topics.payments,
-                        "invoice.reopened.v1",
                         inv.contract,
                         ev.InvoiceReopened(
                             contract=inv.contract,
@@ -635,8 +609,6 @@ class Payments:
             )
         balance = await conn.fetchval(Q.credit_balance, contract) if contract else 0
         unit.emit(
-            self.topics.payments,
-            "payment.reversed.v1",
             contract or original.vs or original.bank_tx_id,
             ev.PaymentReversed(
                 contract=contract,
@@ -742,8 +714,6 @@ class Payments:
             inv = o.invoice
             if o.settled:
                 unit.emit(
-                    self.topics.payments,
-                    "invoice.settled.v1",
                     inv.contract,
                     ev.InvoiceSettled(
                         contract=inv.contract,
@@ -758,8 +728,6 @@ class Payments:
                 )
             else:
                 unit.emit(
-                    self.topics.payments,
-                    "invoice.partially_paid.v1",
                     inv.contract,
                     ev.InvoicePartiallyPaid(
                         contract=inv.contract,

@@ -4,25 +4,27 @@ serves the operators' unmatched queue over HTTP."""
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import BaseModel
 
+from schemas import events as ev
 from services.payments import web as payments_web
 from services.payments.service import Payments
 from services.payments.settings import PaymentsSettings
-from services.runtime.consumer import Handler
+from services.runtime.runs import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
 
-def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
-    p = Payments(rt.settings, rt.topics)
+def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
+    p = Payments(rt.settings)
     return {
-        rt.topics.contracts: {"contract.upserted.v1": p.on_contract},
-        rt.topics.invoices: {"invoice.issued.v1": p.on_invoice_issued},
-        rt.topics.payments_received: {"payment.received.v1": p.on_payment_received},
+        ev.ContractUpserted: p.on_contract,
+        ev.InvoiceIssued: p.on_invoice_issued,
+        ev.PaymentReceived: p.on_payment_received,
     }
 
 
 def routes(rt: Runtime, app: web.Application) -> None:
-    payments_web.routes(rt, app, Payments(rt.settings, rt.topics))
+    payments_web.routes(rt, app, Payments(rt.settings))
 
 
 SPEC = ServiceSpec(
@@ -33,7 +35,7 @@ SPEC = ServiceSpec(
     routes=routes,
     # an insert on the invoice number that skips one already known, and credit spent only
     # on an invoice it inserted (the conservation test redelivers invoices)
-    keyed=frozenset({"invoice.issued.v1"}),
+    keyed=frozenset({ev.InvoiceIssued}),
 )
 
 if __name__ == "__main__":

@@ -11,12 +11,11 @@ import asyncio
 
 from aiohttp import web
 from prometheus_client import Gauge
-from pydantic import BaseModel
 
 from schemas import events as ev
-from schemas.envelope import CloudEvent
 from services.provisioning.service import Q
 from services.runtime import logs
+from services.runtime.runs import Run
 from services.runtime.unit import Unit
 from services.runtime.worker import Runtime
 
@@ -30,11 +29,11 @@ DRIFT_AGE = Gauge(
 )
 
 
-async def on_gear_applied(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-    assert isinstance(data, ev.GearApplied)
-    await unit.conn.execute(
-        Q.record_applied, data.gear, data.contract, data.version, data.state, data.applied_at
-    )
+async def on_gear_applied(unit: Unit, run: Run[ev.GearApplied]) -> None:
+    for data in run:
+        await unit.conn.execute(
+            Q.record_applied, data.gear, data.contract, data.version, data.state, data.applied_at
+        )
 
 
 async def drift_list(rt: Runtime, request: web.Request) -> web.Response:

@@ -9,16 +9,16 @@ from typing import Any, cast
 from pydantic import BaseModel
 
 from schemas import events as ev
-from schemas.envelope import CloudEvent
 from services.provisioning import domain
 from services.runtime import logs, networks, sql
-from services.runtime.settings import Topics
+from services.runtime.runs import Run
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
 log = logs.get(__name__)
 
 # Dunning's requests and what each asks of a contract's access.
+Request = ev.NoticeRequested | ev.SuspendRequested | ev.RestrictRequested | ev.RestoreRequested
 REQUESTS: dict[type[BaseModel], domain.Request] = {
     ev.NoticeRequested: "notice",
     ev.SuspendRequested: "suspend",
@@ -42,9 +42,6 @@ def _networks(contract: str, subscribers: dict[str, Any]) -> list[str]:
 
 
 class Provisioning:
-    def __init__(self, topics: Topics) -> None:
-        self.topics = topics
-
     def _publish(
         self,
         unit: Unit,
@@ -56,8 +53,6 @@ class Provisioning:
         at: datetime,
     ) -> None:
         unit.emit(
-            self.topics.network_access,
-            "network.access.v1",
             contract,
             ev.NetworkAccess(
                 contract=contract,
@@ -69,14 +64,10 @@ class Provisioning:
             ),
         )
 
-    async def on_contract(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
+    async def on_contract(self, unit: Unit, run: Run[ev.ContractUpserted]) -> None:
         """A run of contract events at once: one read, one upsert, one version bump for the
         contracts whose addresses are new or changed (gear keys its rules by address, so a
         new address set is a new state to publish)."""
-        assert isinstance(data, ev.ContractUpserted)
-        run = unit.run_of(data, "provisioning.contracts")
-        if run is None:
-            return
         last = {d.contract: d for d in run}  # a repeat in the run: the last wins
         contracts = list(last)
         subs = {c: d.subscribers.model_dump(mode="json") for c, d in last.items()}
@@ -137,13 +128,10 @@ class Provisioning:
             )
         return len(changes)
 
-    async def on_request(self, unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        """Dunning's requests (notice, suspend, restrict, restore): a run of them at once,
-        at its first event. Restoring takes the notice off the screen; the last notice
-        request of a contract in the run is the one on screen."""
-        run = unit.run_of(data, "provisioning.requests", tuple(REQUESTS))
-        if run is None:
-            return
+    async def on_request(self, unit: Unit, run: Run[Request]) -> None:
+        """Dunning's requests (notice, suspend, restrict, restore): a run of them at once.
+        Restoring takes the notice off the screen; the last notice request of a contract
+        in the run is the one on screen."""
         requests: list[tuple[str, domain.Request]] = []
         notices: dict[str, ev.NoticeRequested | None] = {}  # None: taken off the screen
         for d in run:
@@ -181,8 +169,6 @@ class Provisioning:
             return False  # one promise per notice
         await self.acknowledge(unit, contract, request_id, address, user_agent)
         unit.emit(
-            self.topics.notices,
-            "promise.made.v1",
             contract,
             ev.PromiseMade(
                 contract=contract,
@@ -206,8 +192,6 @@ class Provisioning:
         if new is None:
             return False
         unit.emit(
-            self.topics.notices,
-            "notice.acknowledged.v1",
             contract,
             ev.NoticeAcknowledged(
                 contract=contract, acknowledged_at=unit.now, address=address, user_agent=user_agent

@@ -4,26 +4,23 @@ notice page; the access snapshot (``GET /access`` on the metrics port)."""
 from __future__ import annotations
 
 from aiohttp import web
+from pydantic import BaseModel
 
+from schemas import events as ev
 from services.provisioning import drift
-from services.provisioning.service import Provisioning
+from services.provisioning.service import REQUESTS, Provisioning
 from services.provisioning.settings import ProvisioningSettings
 from services.provisioning.web import check_settings, serve_notice, snapshot
-from services.runtime.consumer import Handler
+from services.runtime.runs import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
 
-def subscriptions(rt: Runtime) -> dict[str, dict[str, Handler]]:
-    p = Provisioning(rt.topics)
+def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
+    p = Provisioning()
     return {
-        rt.topics.contracts: {"contract.upserted.v1": p.on_contract},
-        rt.topics.dunning: {
-            "notice.requested.v1": p.on_request,
-            "suspend.requested.v1": p.on_request,
-            "restrict.requested.v1": p.on_request,
-            "restore.requested.v1": p.on_request,
-        },
-        rt.topics.network_applied: {"gear.applied.v1": drift.on_gear_applied},
+        ev.ContractUpserted: p.on_contract,
+        **dict.fromkeys(REQUESTS, p.on_request),
+        ev.GearApplied: drift.on_gear_applied,
     }
 
 
@@ -39,7 +36,7 @@ def routes(rt: Runtime, app: web.Application) -> None:
 
 
 async def notice_server(rt: Runtime) -> web.AppRunner:
-    return await serve_notice(rt, Provisioning(rt.topics))
+    return await serve_notice(rt, Provisioning())
 
 
 SPEC = ServiceSpec(

@@ -21,7 +21,6 @@ Q = sql.load(__file__)
 CLOCK_CHANNEL = "billing_clock"
 
 
-
 class Clock(Protocol):
     def now(self) -> datetime: ...
 

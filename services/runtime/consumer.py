@@ -4,8 +4,9 @@ For one batch, in one transaction:
 1. parse every record; a record that is not a valid event of a known type is poison;
 2. insert the event ids into ``inbox`` (primary key ``(consumer, event_id)``); ids already
    there were applied before (a redelivery) and are skipped;
-3. call the handler for each new event, in partition order; handlers write state and queue
-   events on the unit, or stage writes and defer per-key work to do once for the batch;
+3. hand the new events to their handlers in partition order, consecutive events of one
+   handler as one run (``runs.handle``); handlers write state and queue events on the
+   unit, or stage writes and defer per-key work to do once for the batch;
 4. finish the staged and deferred work; write queued events and dead letters to
    ``outbox``; commit.
 Only after the commit does the caller acknowledge the records, so a crash anywhere before it
@@ -21,14 +22,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import asyncpg
 from pydantic import BaseModel
 
 from schemas.envelope import CloudEvent
-from schemas.registry import EVENT_TYPES, PoisonMessage, parse
+from schemas.registry import EVENT_TYPES, PoisonMessage, parse, type_of
 from services.runtime import db, logs, sql
 from services.runtime.clock import Clock
 from services.runtime.metrics import (
@@ -40,13 +41,12 @@ from services.runtime.metrics import (
     PROCESSING,
     TRANSIENT_RETRIES,
 )
+from services.runtime.runs import Handler, handle
 from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 
 log = logs.get(__name__)
 Q = sql.load(__file__)
-
-Handler = Callable[[Unit, CloudEvent, BaseModel], Awaitable[None]]
 
 TRANSIENT = (
     OSError,
@@ -86,21 +86,26 @@ class BatchConsumer:
         service: str,
         pool: asyncpg.Pool,
         clock: Clock,
-        handlers: dict[str, Handler],
-        keyed: frozenset[str] = frozenset(),
+        handlers: Mapping[type[BaseModel], Handler],
+        keyed: frozenset[type[BaseModel]] = frozenset(),
     ) -> None:
+        """``handlers``: one per event model; ``keyed``: models whose handler is
+        idempotent by the event's own key (``_claim``)."""
         self.service = service
-        self.keyed = keyed
-        self.topic = "+".join(sorted({t for t in handlers}))  # label only
+        self.keyed = frozenset(type_of(model) for model in keyed)
         self.consumer = service
         self.pool = pool
         self.clock = clock
-        self.handlers = handlers
+        # One object per handler, so a run's end is found by identity (a bound method
+        # registered for several models is taken once per model, each a new object).
+        same: dict[Handler, Handler] = {}
+        self.handlers = {m: same.setdefault(h, h) for m, h in handlers.items()}
+        self.types = frozenset(type_of(model) for model in handlers)
         # Skipped unparsed by their event-type header: the types the registry knows that
         # this service does not handle. Only those: a header naming a type nobody knows (or
         # garbage) says nothing about the record, which is parsed and, if it is not a valid
         # event, dead-lettered; trusting such a header would make the record vanish.
-        self.not_ours = frozenset(EVENT_TYPES) - frozenset(handlers)
+        self.not_ours = frozenset(EVENT_TYPES) - self.types
         self.source = f"/services/{service}"
 
     async def apply(self, records: list[Record]) -> None:
@@ -115,7 +120,7 @@ class BatchConsumer:
             except PoisonMessage as exc:
                 poison.append((record, str(exc)))
                 continue
-            if event.type in self.handlers:  # other types on the same topic are not ours
+            if event.type in self.types:  # other types on the same topic are not ours
                 parsed.append(_Parsed(record, event, data))
         delay = 0.2
         while parsed or poison:  # nothing of ours: no transaction
@@ -146,9 +151,8 @@ class BatchConsumer:
             async with conn.transaction():
                 unit = Unit(conn, self.clock.now(), self.source)
                 fresh = await self._claim(conn, parsed)
-                await unit.handle(
-                    [(self.handlers[item.event.type], item.event, item.data) for item in fresh]
-                )
+                handlers = self.handlers
+                await handle(unit, [(handlers[type(i.data)], i.event, i.data) for i in fresh])
                 await self._dead_letter(unit, poison)
                 await unit.flush()
         self._count(fresh, parsed, poison)
@@ -161,10 +165,7 @@ class BatchConsumer:
         new = {item.event.id for item in parsed if item.event.type in self.keyed}
         ids = [item.event.id for item in parsed if item.event.type not in self.keyed]
         if ids:
-            new.update(
-                r["event_id"]
-                for r in await conn.fetch(Q.claim_inbox, self.consumer, ids)
-            )
+            new.update(r["event_id"] for r in await conn.fetch(Q.claim_inbox, self.consumer, ids))
         fresh = []
         for item in parsed:  # keep order; a repeat inside one batch counts once
             if item.event.id in new:

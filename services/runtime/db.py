@@ -138,9 +138,7 @@ async def command_session(
 async def try_schema_lock(conn: asyncpg.Connection, name: str) -> bool:
     """Take the transaction-scoped advisory lock ``<schema>.<name>`` if it is free: one
     instance of a service does that work at a time, the others skip the round."""
-    return bool(
-        await conn.fetchval(Q.try_schema_lock, name)
-    )
+    return bool(await conn.fetchval(Q.try_schema_lock, name))
 
 
 def migration_files(service: str) -> list[Path]:

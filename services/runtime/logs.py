@@ -11,10 +11,11 @@ from typing import Any
 
 import structlog
 
-# The event a handler is applying: (contract, event id, event type). Set once per event by
-# the batch loop (a context variable's set and reset), rendered into a line only when one
-# is logged. Binding the three with structlog's contextvars per event cost 5 us an event,
-# several percent of a consumer's CPU, for lines that are almost never written.
+# The event a handler is applying: (contract, event id, event type); for a run, its first
+# event. Set once per run by ``runs.handle`` (a context variable's set and reset), rendered
+# into a line only when one is logged. Binding the three with structlog's contextvars per
+# event cost 5 us an event, several percent of a consumer's CPU, for lines that are almost
+# never written.
 EVENT: ContextVar[tuple[str | None, object, str] | None] = ContextVar("event", default=None)
 
 

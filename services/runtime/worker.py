@@ -21,12 +21,15 @@ import asyncpg
 import faust
 import faust.app.base
 from aiohttp import web
+from pydantic import BaseModel
 from typing_extensions import TypeVar
 
+from schemas.registry import ROUTES
 from services.runtime import auth, collector, db, errors, health, logs, metrics
 from services.runtime.clock import CLOCK_CHANNEL, Clock, make_clock
-from services.runtime.consumer import BatchConsumer, Handler, run_inbox_pruner
+from services.runtime.consumer import BatchConsumer, run_inbox_pruner
 from services.runtime.outbox import OutboxRelay, make_producer
+from services.runtime.runs import Handler
 from services.runtime.settings import Settings, Topics, get_settings, get_topics
 from services.runtime.source import BatchSource
 from services.runtime.timers import BatchTimerHandler, TimerHandler, TimerLoop
@@ -68,11 +71,11 @@ class ServiceSpec(Generic[S]):
     metrics_port: int
     # the service's settings (services/<name>/settings.py), read from the environment at start
     settings: type[S]
-    # topic name -> {event type -> handler}
-    subscriptions: Callable[[Runtime[S]], dict[str, dict[str, Handler]]]
-    # event types whose handlers are idempotent by the event's own key (an upsert on the
+    # event model -> its handler; the service reads the topics these models travel on
+    subscriptions: Callable[[Runtime[S]], dict[type[BaseModel], Handler]]
+    # models whose handlers are idempotent by the event's own key (an upsert on the
     # invoice number): applied without an inbox row each (docs/decisions.md#departures)
-    keyed: frozenset[str] = frozenset()
+    keyed: frozenset[type[BaseModel]] = frozenset()
     timer: Callable[[Runtime[S]], TimerHandler] | None = None
     # all due keys of a sweep at once; ``timer`` stays the one-by-one fallback
     timer_batch: Callable[[Runtime[S]], BatchTimerHandler] | None = None
@@ -132,10 +135,7 @@ def build(spec: ServiceSpec[S]) -> tuple[faust.App, Runtime[S]]:
         spec.name, settings, topics, make_clock(settings), default_metrics_port=spec.metrics_port
     )
     app = faust_app(f"{settings.group_prefix}-{spec.name}", settings.state_path())
-    subscriptions = spec.subscriptions(rt)
-    handlers: dict[str, Handler] = {}
-    for by_type in subscriptions.values():
-        handlers.update(by_type)
+    handlers = spec.subscriptions(rt)
 
     @app.task  # type: ignore[untyped-decorator]
     async def start() -> None:
@@ -147,7 +147,7 @@ def build(spec: ServiceSpec[S]) -> tuple[faust.App, Runtime[S]]:
         # whose events wait unread (a payment behind a suspension).
         consumer = BatchConsumer(spec.name, rt.db, rt.clock, handlers, spec.keyed)
         source = BatchSource(
-            spec.name, list(subscriptions), settings, consumer.apply, bulk=rt.topics.bulk()
+            spec.name, topics_of(handlers, topics), settings, consumer.apply, bulk=topics.bulk()
         )
         await source.start()
         producer = make_producer(settings)
@@ -192,6 +192,11 @@ def build(spec: ServiceSpec[S]) -> tuple[faust.App, Runtime[S]]:
             await producer.stop()
 
     return app, rt
+
+
+def topics_of(handlers: dict[type[BaseModel], Handler], topics: Topics) -> list[str]:
+    """The topics the handled models travel on (``schemas.registry.ROUTES``), sorted."""
+    return sorted({getattr(topics, ROUTES[model][1]) for model in handlers})
 
 
 def metrics_app(

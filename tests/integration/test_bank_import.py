@@ -73,7 +73,7 @@ def test_import_publishes_once_and_recovers_an_interrupted_run(
         conn = await db.connect(database_url, importer.SCHEMA)
         try:
             async with conn.transaction():
-                await importer.record(conn, tatra, "tatra.sta", "mt940", datetime.now(UTC), topic)
+                await importer.record(conn, tatra, "tatra.sta", "mt940", datetime.now(UTC))
         finally:
             await conn.close()
 

@@ -142,8 +142,10 @@ async def _batches_and_commits(bootstrap: str) -> None:
     # bring the boom record's partition before the others' rest (waiting for the boom
     # record alone stopped the second run short of them in one run of six)
     await _until(
-        lambda: any(r.value == b"boom" for r in again)
-        and {(r.topic, r.partition, r.offset) for r in seen + again} >= everything,
+        lambda: (
+            any(r.value == b"boom" for r in again)
+            and {(r.topic, r.partition, r.offset) for r in seen + again} >= everything
+        ),
         "the boom record again, and the rest",
     )
     await _stop(task)  # commits what was applied

@@ -20,6 +20,7 @@ from schemas.envelope import envelope
 from services.invoicing import contracts_file, service
 from services.invoicing.settings import InvoicingSettings
 from services.runtime import db
+from services.runtime.runs import Run
 from services.runtime.unit import Unit
 
 NOW = datetime(2027, 1, 1, 7, tzinfo=UTC)
@@ -34,7 +35,7 @@ async def _fee(conn: asyncpg.Connection, contract: str, request_id: str, amount:
             currency="CZK", step="fee", policy="p",
         )  # fmt: skip
         event = envelope("fee.charged.v1", "/t", contract, fee, NOW)
-        await service.on_fee_charged(unit, event, fee)
+        await service.on_fee_charged(unit, Run.of(event, fee))
         await unit.flush()
 
 

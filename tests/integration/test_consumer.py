@@ -10,13 +10,13 @@ import uuid
 from datetime import UTC, datetime
 
 import asyncpg
-from pydantic import BaseModel
 
-from schemas.envelope import CloudEvent, envelope
+from schemas.envelope import envelope
 from schemas.events import NoticeAcknowledged, PromiseMade
 from services.runtime import db
 from services.runtime.clock import SystemClock
 from services.runtime.consumer import BatchConsumer, Record
+from services.runtime.runs import Run
 from services.runtime.unit import Unit
 
 
@@ -44,13 +44,14 @@ async def _scenario(url: str) -> None:
     pool = await db.create_pool(url, "dunning")
     applied: list[str] = []
 
-    async def handler(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        if event.id in exploding:
-            raise RuntimeError("boom")
-        applied.append(str(event.id))
-        unit.emit("billing.out", "notice.acknowledged.v1", "1002", data)
+    async def handler(unit: Unit, run: Run[NoticeAcknowledged]) -> None:
+        for event, data in run.pairs():
+            if event.id in exploding:
+                raise RuntimeError("boom")
+            applied.append(str(event.id))
+            unit.emit("1002", data)
 
-    consumer = BatchConsumer("dunning", pool, SystemClock(), {"notice.acknowledged.v1": handler})
+    consumer = BatchConsumer("dunning", pool, SystemClock(), {NoticeAcknowledged: handler})
     good, bad = ack_event(), ack_event()
     exploding = {uuid.UUID(json.loads(bad)["id"])}
     await consumer.apply([record(0, good), record(1, b"{broken"), record(2, bad), record(3, good)])
@@ -69,7 +70,7 @@ async def _scenario(url: str) -> None:
     assert "not a CloudEvent" in letters[0]["reason"]
     assert "boom" in letters[1]["reason"]
     topics = [r["topic"] for r in outbox]
-    assert topics.count("billing.out") == 1
+    assert topics.count("billing.notices") == 1
     assert topics.count("billing.notices.dlq") == 2
     assert any(h[0] == "dlq-reason" and "boom" in h[1] for r in outbox for h in r["headers"])
     await pool.close()
@@ -125,15 +126,15 @@ async def _keyed(url: str) -> None:
     pool = await db.create_pool(url, "dunning")
     applied: list[tuple[str, str]] = []
 
-    async def handler(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        applied.append((event.type, str(event.id)))
+    async def handler(unit: Unit, run: Run[NoticeAcknowledged | PromiseMade]) -> None:
+        applied.extend((event.type, str(event.id)) for event in run.events)
 
     consumer = BatchConsumer(
         "dunning",
         pool,
         SystemClock(),
-        {"notice.acknowledged.v1": handler, "promise.made.v1": handler},
-        keyed=frozenset({"notice.acknowledged.v1"}),
+        {NoticeAcknowledged: handler, PromiseMade: handler},
+        keyed=frozenset({NoticeAcknowledged}),
     )
     async with pool.acquire() as conn:
         await conn.execute("TRUNCATE inbox")
@@ -164,8 +165,8 @@ async def _not_ours(url: str) -> None:
     pool = await db.create_pool(url, "dunning")
     applied: list[str] = []
 
-    async def handler(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        applied.append(str(event.id))
+    async def handler(unit: Unit, run: Run[NoticeAcknowledged]) -> None:
+        applied.extend(str(event.id) for event in run.events)
 
     class Counting(SystemClock):  # a batch's transaction starts by reading the clock
         transactions = 0
@@ -173,7 +174,7 @@ async def _not_ours(url: str) -> None:
         async def refresh(self, conn: asyncpg.Connection) -> None:
             Counting.transactions += 1
 
-    consumer = BatchConsumer("dunning", pool, Counting(), {"notice.acknowledged.v1": handler})
+    consumer = BatchConsumer("dunning", pool, Counting(), {NoticeAcknowledged: handler})
     async with pool.acquire() as conn:
         await conn.execute("TRUNCATE inbox, dead_letters, outbox")
 
@@ -210,10 +211,10 @@ async def _wrong_header(url: str) -> None:
     pool = await db.create_pool(url, "dunning")
     applied: list[str] = []
 
-    async def handler(unit: Unit, event: CloudEvent, data: BaseModel) -> None:
-        applied.append(str(event.id))
+    async def handler(unit: Unit, run: Run[NoticeAcknowledged]) -> None:
+        applied.extend(str(event.id) for event in run.events)
 
-    consumer = BatchConsumer("dunning", pool, SystemClock(), {"notice.acknowledged.v1": handler})
+    consumer = BatchConsumer("dunning", pool, SystemClock(), {NoticeAcknowledged: handler})
     async with pool.acquire() as conn:
         await conn.execute("TRUNCATE inbox, dead_letters, outbox")
 

@@ -22,7 +22,7 @@ from services.dunning.service import Dunning
 from services.dunning.settings import DunningSettings
 from services.runtime import db
 from services.runtime.clock import set_clock
-from services.runtime.settings import Topics
+from services.runtime.runs import Run, handle
 from services.runtime.unit import Unit
 
 START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Prague
@@ -32,7 +32,7 @@ PRAGUE = ZoneInfo("Europe/Prague")
 class Sim:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-        self.d = Dunning(DunningSettings(), Topics())
+        self.d = Dunning(DunningSettings())
         self.now = START
         self.log: list[tuple[str, str, dict[str, Any]]] = []  # (day, type, data)
         self.pending: list[tuple[Any, Any, Any]] | None = None
@@ -52,7 +52,7 @@ class Sim:
         if self.pending is not None:
             self.pending.append((handler, e, data))
         else:
-            await self._unit(lambda u: handler(u, e, data))
+            await self._unit(lambda u: handler(u, Run.of(e, data)))
 
     @contextlib.asynccontextmanager
     async def one_batch(self) -> AsyncIterator[None]:
@@ -61,7 +61,7 @@ class Sim:
         yield
         pending, self.pending = self.pending, None
 
-        await self._unit(lambda u: u.handle(pending))
+        await self._unit(lambda u: handle(u, pending))
 
     async def contract(self, contract: str, policy: str | None = None, **kw: Any) -> None:
         data = ev.ContractUpserted(
@@ -442,8 +442,7 @@ def test_an_invoice_delivered_again_at_any_step_changes_nothing(database_url: st
             for table in ("invoices", "state", "timers", "actions"):
                 where = "key" if table == "timers" else "contract"
                 for r in await s.conn.fetch(
-                    f"SELECT to_jsonb(t)::text AS row FROM {table} t WHERE {where} = $1"
-                    " ORDER BY 1",
+                    f"SELECT to_jsonb(t)::text AS row FROM {table} t WHERE {where} = $1 ORDER BY 1",
                     contract,
                 ):
                     out.append(f"{table}: {r['row'].replace(contract, 'C')}")

@@ -15,6 +15,7 @@ from schemas.envelope import envelope
 from services.invoicing import contracts_file, service
 from services.invoicing.settings import InvoicingSettings
 from services.runtime import db
+from services.runtime.runs import Run
 from services.runtime.unit import Unit
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,12 +47,12 @@ async def _fees(url: str) -> None:
             amount_minor=5000, currency="CZK", step="fee", policy="p",
         )  # fmt: skip
         event = envelope("fee.charged.v1", "/test", "1002", fee, NOW)
-        await unit(lambda u: service.on_fee_charged(u, event, fee))
-        await unit(lambda u: service.on_fee_charged(u, event, fee))  # redelivered: once
+        await unit(lambda u: service.on_fee_charged(u, Run.of(event, fee)))
+        await unit(lambda u: service.on_fee_charged(u, Run.of(event, fee)))  # redelivered: once
         # a fee in another currency than the contract's waits for an operator, unbilled
         eur = fee.model_copy(update={"request_id": "fee@eur", "currency": "EUR"})
         eur_event = envelope("fee.charged.v1", "/test", "1002", eur, NOW)
-        await unit(lambda u: service.on_fee_charged(u, eur_event, eur))
+        await unit(lambda u: service.on_fee_charged(u, Run.of(eur_event, eur)))
         settings = InvoicingSettings(database_url=url)
         jan = (await service.billing_run(conn, settings, "2027-01", date(2027, 1, 1), NOW)).invoices
         amounts = {i.contract: (i.amount_minor, i.fees_minor) for i in jan}

@@ -23,6 +23,7 @@ from services.provisioning.settings import ProvisioningSettings
 from services.provisioning.web import SESSION_COOKIE, NoticePages, notice_app
 from services.runtime import db
 from services.runtime.clock import make_clock
+from services.runtime.runs import Run
 from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 from services.runtime.worker import Runtime
@@ -64,7 +65,7 @@ async def notice_site(url: str, tmp: Path) -> AsyncIterator[tuple[TestClient, No
     )
     pool = await db.create_pool(url, "provisioning")
     rt = Runtime("provisioning", settings, Topics(), make_clock(settings), pool=pool)
-    p = Provisioning(Topics())
+    p = Provisioning()
 
     async def unit(fn: Callable[[Unit], Awaitable[None]]) -> None:
         async with pool.acquire() as conn, conn.transaction():
@@ -77,11 +78,11 @@ async def notice_site(url: str, tmp: Path) -> AsyncIterator[tuple[TestClient, No
             contract=c, customer_name=c, currency="CZK", monthly_fee_minor=1, subscribers=subs
         )
         event = envelope("contract.upserted.v1", "/test", c, data, NOW)
-        await unit(lambda u, e=event, d=data: p.on_contract(u, e, d))
+        await unit(lambda u, e=event, d=data: p.on_contract(u, Run.of(e, d)))
     for c in IN_NOTICE:
         data = _notice(c)
         event = envelope("notice.requested.v1", "/test", c, data, NOW)
-        await unit(lambda u, e=event, d=data: p.on_request(u, e, d))
+        await unit(lambda u, e=event, d=data: p.on_request(u, Run.of(e, d)))
     client = TestClient(TestServer(notice_app(rt, p)))
     await client.start_server()
     try:

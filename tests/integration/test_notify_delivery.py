@@ -30,6 +30,7 @@ from services.devstack.stack import free_port
 from services.notify.service import Notify, Sender
 from services.notify.settings import NotifySettings
 from services.runtime import db
+from services.runtime.runs import Run, handle
 from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 
@@ -107,7 +108,7 @@ class Harness:
     ) -> None:
         self.conn = conn
         self.settings = settings
-        self.notify = Notify(settings, Topics())
+        self.notify = Notify(settings)
         self.clock = FixedClock(MORNING)
         self.sender = Sender(settings, Topics(), pool, self.clock)
         self.outbox: list[tuple[str, str, dict[str, str]]] = []
@@ -134,9 +135,8 @@ class Harness:
                            language="en", categories=["technical"]),
             ],
         )  # fmt: skip
-        await self.unit(
-            lambda u: self.notify.on_contract(u, _ev("contract.upserted.v1", data), data), MORNING
-        )
+        event = _ev("contract.upserted.v1", data)
+        await self.unit(lambda u: self.notify.on_contract(u, Run.of(event, data)), MORNING)
 
     async def request(self, kind: str, step: str, at: datetime, channels: list[str]) -> Any:
         invoices = [
@@ -156,7 +156,7 @@ class Harness:
             data = ev.NoticeRequested(**common)  # type: ignore[arg-type]
             type_ = "notice.requested.v1"
         event = _ev(type_, data)
-        await self.unit(lambda u: self.notify.on_request(u, event, data), at)
+        await self.unit(lambda u: self.notify.on_request(u, Run.of(event, data)), at)
         return event
 
     async def send(self, at: datetime) -> int:
@@ -245,7 +245,7 @@ async def _routing(url: str, settings: NotifySettings, sink: SmtpSink, gw: Gatew
         ]
         # the same request again (redelivery, a restart): nothing new
         data = ev.ReminderRequested.model_validate(event.data)
-        await h.unit(lambda u: h.notify.on_request(u, event, data), MORNING)
+        await h.unit(lambda u: h.notify.on_request(u, Run.of(event, data)), MORNING)
         assert len(await h.deliveries()) == 3
         assert await h.send(MORNING) == 3
         assert await h.send(MORNING) == 0  # exactly once
@@ -410,7 +410,7 @@ def test_a_new_contract_and_its_reminder_in_one_batch(database_url: str) -> None
                 (h.notify.on_contract, _ev("contract.upserted.v1", contract), contract),
                 (h.notify.on_request, _ev("reminder.requested.v1", reminder), reminder),
             ]
-            await h.unit(lambda u: u.handle(items), MORNING)
+            await h.unit(lambda u: handle(u, items), MORNING)
             rows = await conn.fetch("SELECT recipient FROM deliveries WHERE contract = '1009'")
             assert [r["recipient"] for r in rows] == ["eva@example.cz"]
         finally:
@@ -431,10 +431,8 @@ def test_a_run_of_requests_in_one_batch_equals_them_one_at_a_time(database_url: 
                 contract="1002", customer_name="Petr", currency="CZK", monthly_fee_minor=1,
                 contacts=[ev.Contact(name="IT", email="it@example.cz", categories=["technical"])],
             )  # fmt: skip
-            await h.unit(
-                lambda u: h.notify.on_contract(u, _ev("contract.upserted.v1", techie), techie),
-                MORNING,
-            )
+            event = _ev("contract.upserted.v1", techie)
+            await h.unit(lambda u: h.notify.on_contract(u, Run.of(event, techie)), MORNING)
 
             def request(kind: str, contract: str, step: str) -> tuple[Any, Any, Any]:
                 common: dict[str, Any] = dict(
@@ -477,9 +475,9 @@ def test_a_run_of_requests_in_one_batch_equals_them_one_at_a_time(database_url: 
 
             await conn.execute("TRUNCATE deliveries, outbox")
             for item in script:
-                await h.unit(lambda u, item=item: u.handle([item]), MORNING)
+                await h.unit(lambda u, item=item: handle(u, [item]), MORNING)
             one_by_one = await outcome()
-            await h.unit(lambda u: u.handle(script), MORNING)
+            await h.unit(lambda u: handle(u, script), MORNING)
             assert await outcome() == one_by_one
             deliveries, events = one_by_one
             assert [(d[0], d[2], d[3], d[4]) for d in deliveries] == [

@@ -118,7 +118,8 @@ async def _flush(url: str) -> None:
     from datetime import UTC, datetime
 
     from schemas import events as ev
-    from services.runtime.unit import COPY_AT_LEAST, PACK_MAX, Unit
+    from services.runtime.outbox import COPY_AT_LEAST, PACK_MAX
+    from services.runtime.unit import Unit
 
     await db.migrate(url, "invoicing")
     conn = await db.connect(url, "invoicing")
@@ -136,7 +137,7 @@ async def _flush(url: str) -> None:
             async with conn.transaction():
                 unit = Unit(conn, now, "/test")
                 for i in range(n):
-                    unit.emit("billing.dunning", "fee.charged.v1", f"{1000 + i}", data)
+                    unit.emit(f"{1000 + i}", data)
                 unit.dead_letter("billing.dunning.dlq", None, b"junk", "not JSON")
                 await unit.flush()
             # the relay is woken by the commit, either way

@@ -20,7 +20,7 @@ from schemas.envelope import envelope
 from services.payments.service import AssignError, Payments
 from services.payments.settings import PaymentsSettings
 from services.runtime import db
-from services.runtime.settings import Topics
+from services.runtime.runs import Run, handle
 from services.runtime.unit import Unit
 
 NOW = datetime(2026, 11, 20, 10, tzinfo=UTC)
@@ -31,7 +31,7 @@ CURRENCY = {"1001": "CZK", "1002": "CZK", "2001": "EUR"}
 class Harness:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-        self.payments = Payments(PaymentsSettings(), Topics())
+        self.payments = Payments(PaymentsSettings())
         self.issued = 0
 
     async def _unit(self, fn: Any) -> list[tuple[str, Any]]:
@@ -46,11 +46,11 @@ class Harness:
             data = ev.ContractUpserted(
                 contract=contract, customer_name=contract, currency=currency, monthly_fee_minor=1
             )
-            await self._unit(lambda u, d=data: self.payments.on_contract(u, _ev(d), d))
+            await self._unit(lambda u, d=data: self.payments.on_contract(u, Run.of(_ev(d), d)))
 
     async def invoice(self, contract: str, amount: int, due: date = date(2026, 11, 15)) -> str:
         number, data = self.invoice_data(contract, amount, due)
-        await self._unit(lambda u: self.payments.on_invoice_issued(u, _ev(data), data))
+        await self._unit(lambda u: self.payments.on_invoice_issued(u, Run.of(_ev(data), data)))
         return number
 
     def invoice_data(
@@ -81,7 +81,8 @@ class Harness:
 
         p = self.payments
         return await self._unit(
-            lambda u: u.handle(
+            lambda u: handle(
+                u,
                 [
                     (
                         p.on_invoice_issued
@@ -91,7 +92,7 @@ class Harness:
                         d,
                     )
                     for d in items
-                ]
+                ],
             )
         )
 
@@ -494,7 +495,7 @@ async def _statements_per_batch(url: str) -> None:
         )  # fmt: skip
         setup.append((h.payments.on_invoice_issued, _ev(issued), issued))
     try:
-        await h._unit(lambda u: u.handle(setup))
+        await h._unit(lambda u: handle(u, setup))
         conn.add_query_logger(lambda logged: statements.append(logged.query))
         await asyncio.sleep(0)
         counts = []

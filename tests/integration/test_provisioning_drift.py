@@ -11,7 +11,7 @@ from schemas.envelope import envelope
 from services.provisioning import drift
 from services.provisioning.service import Provisioning, Q
 from services.runtime import db
-from services.runtime.settings import Topics
+from services.runtime.runs import Run, handle
 from services.runtime.unit import Unit
 
 NOW = datetime(2026, 12, 20, 10, tzinfo=UTC)
@@ -24,7 +24,7 @@ def test_drift_lists_what_each_gear_has_not_applied(database_url: str) -> None:
 async def _drift(url: str) -> None:
     await db.migrate(url, "provisioning")
     conn = await db.connect(url, "provisioning")
-    p = Provisioning(Topics())
+    p = Provisioning()
 
     async def unit(fn) -> None:  # type: ignore[no-untyped-def]
         async with conn.transaction():
@@ -41,7 +41,7 @@ async def _drift(url: str) -> None:
             applied_at=NOW,  # type: ignore[arg-type]
         )
         event = envelope("gear.applied.v1", f"/gear/{gear}", contract, data, NOW)
-        await unit(lambda u: drift.on_gear_applied(u, event, data))
+        await unit(lambda u: drift.on_gear_applied(u, Run.of(event, data)))
 
     try:
         for c, ip in (("1001", "100.64.0.1"), ("1002", "100.64.0.2")):
@@ -50,7 +50,7 @@ async def _drift(url: str) -> None:
                 subscribers=ev.Subscribers(ipv4=[ip]),
             )  # fmt: skip
             event = envelope("contract.upserted.v1", "/test", c, data, NOW)
-            await unit(lambda u, e=event, d=data: p.on_contract(u, e, d))  # version 1
+            await unit(lambda u, e=event, d=data: p.on_contract(u, Run.of(e, d)))  # version 1
         await applied("gw-a", "1001", 1, "active")
         await applied("gw-a", "1002", 1, "active")
         await applied("gw-b", "1001", 1, "active")
@@ -85,7 +85,7 @@ async def _contract_run(url: str) -> None:
     the unchanged one."""
     await db.migrate(url, "provisioning")
     conn = await db.connect(url, "provisioning")
-    p = Provisioning(Topics())
+    p = Provisioning()
 
     def contract(c: str, ip: str) -> tuple[object, ev.ContractUpserted]:
         data = ev.ContractUpserted(
@@ -97,7 +97,7 @@ async def _contract_run(url: str) -> None:
     async def batch(items: list[tuple[object, ev.ContractUpserted]]) -> list[dict[str, object]]:
         async with conn.transaction():
             u = Unit(conn, NOW, "/test")
-            await u.handle([(p.on_contract, e, d) for e, d in items])
+            await handle(u, [(p.on_contract, e, d) for e, d in items])
             await u.flush()
             return [json.loads(value)["data"] for _, _, value, _, _ in u.outbox]
 

@@ -14,7 +14,7 @@ from schemas import events as ev
 from schemas.envelope import envelope
 from services.provisioning.service import Provisioning
 from services.runtime import db
-from services.runtime.settings import Topics
+from services.runtime.runs import handle
 from services.runtime.unit import Unit
 
 NOW = datetime(2026, 12, 20, 10, tzinfo=UTC)
@@ -55,7 +55,7 @@ def test_a_batch_of_requests_equals_them_one_at_a_time(database_url: str) -> Non
 
 
 async def _run(conn: asyncpg.Connection, batches: list[list[tuple[str, str, str]]]) -> Any:
-    p = Provisioning(Topics())
+    p = Provisioning()
     await conn.execute("TRUNCATE access, notices")
     for c in CONTRACTS:
         await conn.execute(
@@ -70,7 +70,7 @@ async def _run(conn: asyncpg.Connection, batches: list[list[tuple[str, str, str]
             for kind, contract, step in batch:
                 type_, data = _request(kind, contract, step)
                 items.append((p.on_request, envelope(type_, "/t", contract, data, NOW), data))
-            await unit.handle(items)
+            await handle(unit, items)
             await unit.flush()
             published += [json.loads(value)["data"] for _, _, value, _, _ in unit.outbox]
     access = [

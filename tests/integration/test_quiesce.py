@@ -17,9 +17,7 @@ from services.runtime.source import group_id
 from services.workers import SERVICES
 
 
-def test_a_consumer_inside_the_last_batch_is_not_caught_up(
-    broker: str, database_url: str
-) -> None:
+def test_a_consumer_inside_the_last_batch_is_not_caught_up(broker: str, database_url: str) -> None:
     asyncio.run(_inside_the_last_batch(broker, database_url))
 
 

@@ -172,6 +172,7 @@ def test_a_contracts_credit_never_passes_the_limit() -> None:
 
 # --- 3. strict types -------------------------------------------------------------------------
 
+
 def _event(type_: str, data: dict[str, Any]) -> bytes:
     return json.dumps({**PAYMENT, "type": type_, "data": data}).encode()
 

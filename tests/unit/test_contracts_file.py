@@ -107,15 +107,21 @@ def test_json_streams_a_bare_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         ('{"customers": []}', r"expected a list of contracts or"),
         ("7", r"expected a list of contracts or"),
         ('[\n{"contract": "1",\n "x": tru}\n]', r"line 3: invalid JSON"),
-        ("[\n\n" + json.dumps(_contract(1)) + " " + json.dumps(_contract(2)) + "]",
-         r"line 3: invalid JSON: expected ',' or ']'"),
+        (
+            "[\n\n" + json.dumps(_contract(1)) + " " + json.dumps(_contract(2)) + "]",
+            r"line 3: invalid JSON: expected ',' or ']'",
+        ),
         ("[]\n[]", r"line 2: invalid JSON: extra data after the contracts"),
         ('{"contracts": [] "x": 1}', r"line 1: invalid JSON: expected ',' or '}'"),
-        ('{5: []}', r"line 1: invalid JSON"),
-        ("[" + json.dumps(_contract(1)) + ",\n" + json.dumps(_contract(1)) + "]",
-         r"line 2: contracts\[1\]: contract 5001 appears twice in the file"),
-        ("[" + json.dumps(_contract(1)) + ",\n" + json.dumps(_contract(2, fee=4.5)) + "]",
-         r"line 2: contracts\[1\]: field 'monthly_fee_minor'"),
+        ("{5: []}", r"line 1: invalid JSON"),
+        (
+            "[" + json.dumps(_contract(1)) + ",\n" + json.dumps(_contract(1)) + "]",
+            r"line 2: contracts\[1\]: contract 5001 appears twice in the file",
+        ),
+        (
+            "[" + json.dumps(_contract(1)) + ",\n" + json.dumps(_contract(2, fee=4.5)) + "]",
+            r"line 2: contracts\[1\]: field 'monthly_fee_minor'",
+        ),
     ],
 )
 def test_json_errors_name_the_line(

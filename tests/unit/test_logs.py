@@ -14,6 +14,7 @@ import structlog
 from schemas import events as ev
 from schemas.envelope import envelope
 from services.runtime import logs
+from services.runtime.runs import Run, handle
 from services.runtime.unit import Unit
 
 
@@ -36,12 +37,12 @@ def test_lines_inside_a_handler_carry_the_event(lines: io.StringIO) -> None:
     event = envelope("notice.acknowledged.v1", "/test", "1002", data, now)
     log = logs.get("test")
 
-    async def handler(unit: Unit, e: object, d: object) -> None:
+    async def handler(unit: Unit, run: Run[ev.NoticeAcknowledged]) -> None:
         log.info("inside")
 
     async def run() -> None:
         unit = Unit(None, now, "/test")  # type: ignore[arg-type]
-        await unit.handle([(handler, event, data)])
+        await handle(unit, [(handler, event, data)])
         log.info("after")
 
     asyncio.run(run())

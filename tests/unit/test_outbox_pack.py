@@ -8,8 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from services.runtime.db import Jsonb
-from services.runtime.outbox import pack, unpack
-from services.runtime.unit import HEADERS, PACK_AT_LEAST, PACK_MAX, OutboxRow, packed
+from services.runtime.outbox import (
+    HEADERS,
+    PACK_AT_LEAST,
+    PACK_MAX,
+    OutboxRow,
+    pack,
+    packed,
+    unpack,
+)
 
 events = st.lists(st.tuples(st.none() | st.binary(max_size=40), st.binary(max_size=300)))
 

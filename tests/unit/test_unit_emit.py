@@ -12,7 +12,7 @@ import pytest
 
 from schemas import events as ev
 from schemas.envelope import CloudEvent, event_id_text, new_event_id
-from schemas.registry import parse
+from schemas.registry import parse, type_of
 from services.runtime.db import Jsonb, _jsonb_encode
 from services.runtime.unit import Unit
 
@@ -40,22 +40,22 @@ DATA = [
 def test_emit_writes_what_the_envelope_model_writes(data: object, now: datetime) -> None:
     unit = Unit(None, now, "/services/ärger")  # type: ignore[arg-type]
     key = data.contract  # type: ignore[attr-defined]
-    unit.emit("billing.x", "contract.upserted.v1", key, data)  # type: ignore[arg-type]
+    unit.emit(key, data)  # type: ignore[arg-type]
     _, k, value, headers, type_ = unit.outbox[0]
     event_id = json.loads(value)["id"]
     expected = CloudEvent(
-        id=uuid.UUID(event_id), source="/services/ärger", type="contract.upserted.v1",
+        id=uuid.UUID(event_id), source="/services/ärger", type=type_of(type(data)),
         time=now, subject=key, data=data.model_dump(mode="json"),  # type: ignore[attr-defined]
     ).model_dump_json()  # fmt: skip
     assert value == expected.encode()
-    assert k == key.encode() and type_ == "contract.upserted.v1"
+    assert k == key.encode() and type_ == type_of(type(data))
     assert json.loads(headers) == [["content-type", "application/cloudevents+json"]]
 
 
 def test_emitted_events_parse_and_ids_differ() -> None:
     unit = Unit(None, datetime(2026, 12, 1, tzinfo=UTC), "/services/x")  # type: ignore[arg-type]
     for d in DATA[:1] * 3:
-        unit.emit("billing.invoices", "invoice.issued.v1", d.contract, d)
+        unit.emit(d.contract, d)
     ids = set()
     for _, _, value, _, _ in unit.outbox:
         event, data = parse(value)
