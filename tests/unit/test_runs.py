@@ -25,7 +25,7 @@ from schemas.registry import EVENT_TYPES, ROUTES, TOPIC_EVENTS, type_of
 from services.runtime.clock import make_clock
 from services.runtime.outbox import Outbox
 from services.runtime.runs import Run, handle, runs
-from services.runtime.settings import Settings, Topics
+from services.runtime.settings import Topics
 from services.runtime.unit import Unit
 from services.runtime.worker import Runtime, topics_of
 from services.workers import SERVICES
@@ -92,8 +92,8 @@ def test_every_handler_is_typed_for_exactly_the_models_it_is_registered_for(
     """Registered by model, a handler's ``run`` is typed by the same models: one
     registered for a model it does not declare, or declaring one it never gets, fails.
     The topics the service reads are those its models travel on."""
-    settings = Settings(environment="development")
     spec = importlib.import_module(f"services.{service}.worker").SPEC
+    settings = spec.settings(environment="development")
     handlers = spec.subscriptions(Runtime(service, settings, Topics(), make_clock(settings)))
     assert handlers and set(handlers) <= set(EVENT_TYPES.values())
     for handler in set(handlers.values()):
