@@ -49,6 +49,7 @@ from services.devstack.quiesce import Quiescence
 from services.devstack.stack import KafkaBroker, Stack, StackConfig
 from services.runtime import db
 from services.runtime.clock import advance_clock, read_clock, set_clock
+from services.runtime.errors import Unavailable
 from services.runtime.kafka_client import partitions
 from services.runtime.settings import Settings, Topics
 from services.workers import SERVICES
@@ -57,8 +58,16 @@ ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Prague, a Tuesday
 OUR_ACCOUNT = "2001234561"  # the default CZK account, 2001234561/2010
 FAULT_KINDS = ("worker_kill", "broker_kill", "broker_pause", "postgres_restart")
-# Errors a step meets while a fault is in progress; the step is tried again.
-RETRY = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+# Errors a step meets while a fault is in progress; the step is tried again. ``db.connect``
+# says "PostgreSQL is not reachable" as ``Unavailable`` (a server still recovering after the
+# injected restart answers "not yet accepting connections").
+RETRY = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    Unavailable,
+)
 
 
 def log(text: str) -> None:
