@@ -31,7 +31,7 @@ from services.runtime.kafka_client import client_options, partitions
 from services.runtime.settings import Settings, Topics
 from services.workers import SERVICES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = Path(__file__).with_name("demo_data") / "contracts.json"
 START = datetime(2026, 12, 1, 7, 0, tzinfo=UTC)  # 08:00 in Prague
 
