@@ -46,8 +46,8 @@ def envelope(
 # milliseconds, the rest random. Every consumer records each id it applies in its inbox,
 # whose primary key is (consumer, event_id): ids that grow with time are added at the end
 # of that index, where random ones landed all over it, reading and dirtying a different
-# page each once the index outgrew memory (11.1 -> 6.5 us a row measured on 1.5 million
-# rows). The time in the id is the producer's wall clock; nothing reads it back.
+# page each once the index outgrew memory (docs/performance.md#finding-13). The time in
+# the id is the producer's wall clock; nothing reads it back.
 class _Ids:
     """Event ids in their text form, written from random hex digits: os.urandom read 40
     KiB at a time (one system call per 4,300 ids), the time's part formatted once a

@@ -118,12 +118,10 @@ SELECT count(pg_advisory_xact_lock(hashtext('dunning:' || c))) FROM unnest($1::t
 -- done: (contract, request_id) of the actions already taken.
 -- The last two probe their index once per contract, whatever the statistics say. Written
 -- as `contract = ANY($1)`, the planner trusted statistics from when the invoices were a
--- thousandth of their size, expected 117 unpaid invoices a contract and scanned them all:
--- 45 ms a batch during a billing run, half of dunning's time. On actions never analyzed
--- (autovacuum not yet come, or off) it takes each key to match 0.5% of the rows, 500 keys
--- all of them, and scanned all 100,000 actions of a sweep for every batch of a billing run
--- after it: 9.4 ms a batch for no row. OFFSET 0 keeps each subquery from being flattened
--- into a join it could plan that way again.
+-- thousandth of their size and scanned all unpaid invoices for every batch; on actions
+-- never analyzed (autovacuum not yet come, or off) it took 500 keys to match every row and
+-- scanned all of a sweep's actions (docs/performance.md#finding-9, #finding-15). OFFSET 0
+-- keeps each subquery from being flattened into a join it could plan that way again.
 SELECT
     ARRAY(
         SELECT row(c.contract, c.country, c.policy, c.grp,

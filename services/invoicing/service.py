@@ -108,8 +108,8 @@ async def load_contracts_file(
 class IssuedJson:
     """The data of invoice.issued for a billing run's invoices, written straight from each
     ``NewInvoice``: byte for byte what ``InvoiceIssued(...).model_dump_json()`` gives (a
-    test holds them equal), at under half the cost of building and dumping the model (a
-    million a run: 2.1 against 4.7 us each, measured on 50,000).
+    test holds them equal), at under half the cost of building and dumping the model, a
+    million times a run (docs/performance.md#finding-29).
 
     It only vouches for what it checks: the result must match the model's shape exactly
     (every symbol, date and amount inside the model's own patterns, so nothing in it needs

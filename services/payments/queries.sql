@@ -13,12 +13,6 @@ FROM invoices WHERE contract = $1 AND NOT settled
 ORDER BY due_on, invoice_number
 FOR UPDATE;
 
--- name: open_invoice_by_ss
--- The unpaid invoice whose specific symbol is $1, locked for the payment that names it.
-SELECT invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency
-FROM invoices WHERE ss = $1 AND NOT settled
-FOR UPDATE;
-
 -- name: invoices_named
 -- Invoices a payment's message names by number or SS, settled ones too.
 -- Settled ones still say whose the payment is; they count as fully paid.
@@ -54,7 +48,7 @@ SET contract = EXCLUDED.contract, confirmed_by = EXCLUDED.confirmed_by,
 
 -- name: insert_bank_tx
 -- A movement, paired or queued; returns its id unless (account, bank_tx_id) was stored.
--- $1-$18 are the fields of ``BankTx`` (services/payments/service.py), in its order.
+-- $1-$18 are the fields of ``BankTx`` (services/payments/ledger.py), in its order.
 INSERT INTO bank_transactions (account, bank_tx_id, event_id, booked_on, amount_minor, currency,
                                vs, ss, data, contract, status, reason_code, reason, received_at,
                                counterparty_account, counterparty_name, message, rule)
@@ -145,13 +139,13 @@ DO UPDATE SET remaining_minor = credit_lots.remaining_minor + EXCLUDED.remaining
 -- Take $2 from credit lot $1, paid to an invoice.
 UPDATE credit_lots SET remaining_minor = remaining_minor - $2 WHERE id = $1;
 
+-- name: credit_lot_of
+-- What is left of payment ($1, $2)'s credit lot, locked: a reversal takes it back.
+SELECT remaining_minor FROM credit_lots WHERE account = $1 AND bank_tx_id = $2 FOR UPDATE;
+
 -- name: drop_credit_lot
--- A reversed payment's unspent credit leaves with it; returns how much that was.
-UPDATE credit_lots l SET remaining_minor = 0
-FROM (SELECT id, remaining_minor FROM credit_lots
-      WHERE account = $1 AND bank_tx_id = $2 FOR UPDATE) old
-WHERE l.id = old.id
-RETURNING old.remaining_minor;
+-- A reversed payment's unspent credit leaves with it.
+UPDATE credit_lots SET remaining_minor = 0 WHERE account = $1 AND bank_tx_id = $2;
 
 -- name: list_unmatched
 -- The unmatched queue for operators: credits no rule paired, oldest first, $1 at most.
@@ -166,11 +160,11 @@ LIMIT $1;
 SELECT invoice_number, amount_minor, rule, reversed FROM allocations
 WHERE account = $1 AND bank_tx_id = $2 ORDER BY id;
 
--- Set-based pairing of a batch's payments (``Payments._fetch_batch``): the facts of many
--- payments in one statement, and their writes as one statement per table.
+-- Set-based pairing of a run of movements: the facts of the run in one statement
+-- (``facts.run``), and their writes as one statement per table (``ledger.write``).
 
 -- name: batch_facts
--- Everything pairing a run of plain payments needs, in one round trip instead of five.
+-- Everything pairing a run by rules 1-2 needs, in one round trip instead of five.
 -- Under load each round trip is a wait for PostgreSQL on busy CPUs.
 -- $1 the VSs, $2 the SSs; $3-$6 each payment's account, bank_tx_id, currency, amount.
 -- Each column is an array of rows:
@@ -179,7 +173,7 @@ WHERE account = $1 AND bank_tx_id = $2 ORDER BY id;
 --   (due_on, invoice_number) order;
 -- known: (account, bank_tx_id) already stored, a repeat;
 -- waiting: (account, currency, amount) of unmatched debits a payment of the run could be
---   the original of; such a payment takes the one-by-one path that sorts it out;
+--   the original of; for such a payment the domain asks for those debits (waiting_reversals);
 -- balances: (contract, credit) of the contracts of both.
 WITH named AS MATERIALIZED (
     SELECT contract, currency FROM contracts WHERE contract = ANY($1::text[])
@@ -216,8 +210,8 @@ SELECT
           GROUP BY contract) AS balances;
 
 -- name: insert_matched_txs
--- The movements a batch paired, one array a ``BankTx`` field ($1-$18 as insert_bank_tx's).
--- Their absence was checked under the batch's facts, so a conflict here is a bug to
+-- The movements a run paired, one array a ``BankTx`` field ($1-$18 as insert_bank_tx's).
+-- Their absence was checked under the run's facts, so a conflict here is a bug to
 -- surface, not a repeat to skip.
 INSERT INTO bank_transactions (account, bank_tx_id, event_id, booked_on, amount_minor, currency,
                                vs, ss, data, contract, status, reason_code, reason, received_at,
@@ -230,7 +224,7 @@ FROM unnest($1::text[], $2::text[], $3::uuid[], $4::date[], $5::bigint[], $6::te
             $18::text[]) AS u(a, b, e, d, m, c, vs, ss, j, k, st, rc, r, t, ca, cn, msg, ru);
 
 -- name: insert_allocations
--- A batch's allocations, in the order paired (ids grow in that order).
+-- A run's allocations, in the order paired (ids grow in that order).
 INSERT INTO allocations (account, bank_tx_id, invoice_number, amount_minor, rule)
 SELECT u.a, u.b, u.n, u.m, u.r
 FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])
@@ -238,8 +232,8 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[])
 ORDER BY u.i;
 
 -- name: update_invoices_paid
--- A batch's paid figures, one array a column, one row per invoice.
--- The batch keeps each invoice's last figures: UPDATE cannot touch a row twice.
+-- A run's paid figures, one array a column, one row per invoice.
+-- The writes keep each invoice's last figures: UPDATE cannot touch a row twice.
 UPDATE invoices i SET paid_minor = u.p, settled = u.s, forgiven_minor = u.f
 FROM unnest($1::text[], $2::bigint[], $3::boolean[], $4::bigint[]) AS u(n, p, s, f)
 WHERE i.invoice_number = u.n;

@@ -5,8 +5,8 @@ events), and freezing what a worker holds once it is up.
 The collector runs whenever allocations outnumber deallocations by a threshold, and every so
 often it walks every tracked object of the older generations. While hundreds of thousands of
 new objects pile up and stay, each of those walks is longer than the last, and none frees
-anything. Measured: a third of a 100,000-line GPC file's parse, and a quarter of a billing
-run's CPU at 500,000 invoices (9.1-9.6 s -> 6.9-7.2 s). The work holds no reference cycles
+anything: a third of a GPC file's parse, a quarter of a billing run's CPU
+(docs/performance.md#finding-16). The work holds no reference cycles
 of its own; plain reference counting frees what it drops, and the collector runs again as
 before once the work is done, also on error.
 """
@@ -32,9 +32,8 @@ def paused() -> Iterator[None]:
 def freeze_startup() -> None:
     """Move every object alive now out of the collector's reach, for good: a worker's
     modules, schemas, pools and clients, once it is up. Every full collection walked all of
-    them (about 100,000) and freed next to nothing, with the worker's event loop stopped:
-    60-265 ms each, 5 to 20 times a worker in a bench run of 20,000 payments and the loaded
-    reconnect (gc callbacks), each a stall of every event in flight. Frozen: 1-21 ms.
-    Objects made later are collected as before."""
+    them and freed next to nothing, with the worker's event loop stopped: each a stall of
+    every event in flight (docs/performance.md#finding-19). Objects made later are
+    collected as before."""
     gc.collect()
     gc.freeze()

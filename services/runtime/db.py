@@ -56,20 +56,19 @@ def _session(schema: str | None) -> dict[str, str]:
     # grow from nothing to millions of rows, and after five runs PostgreSQL may keep one
     # generic plan until the table is next analyzed: one made while a table was small is a
     # sequential scan filtered by `contract = ANY($1)`, rows times keys comparisons for
-    # every batch. Measured on the bench's 100,000 payments (fresh tables, as on the day of
-    # a migration): 1,008 -> 1,790 payments/s, PostgreSQL 795 -> 340 us of CPU a payment.
+    # every batch (docs/performance.md#finding-9).
     settings = {
         "application_name": f"billing-{schema or 'cli'}",
         "plan_cache_mode": "force_custom_plan",
         # The batch lookups probe an index for a few hundred keys; at the default 4.0 the
-        # planner preferred a sequential scan of 100,000 contracts (dunning's facts query 18
-        # -> 3.4 ms a batch, PostgreSQL 340 -> 292 us a payment). 1.1 is the usual value
-        # for data on SSD or in memory, as the services' working sets are.
+        # planner preferred a sequential scan of the contracts (docs/performance.md#finding-9).
+        # 1.1 is the usual value for data on SSD or in memory, as the services' working
+        # sets are.
         "random_page_cost": "1.1",
         # No JIT compilation: it pays off for long analytic queries, and ours are short
         # probes by key. The planner's estimate for dunning's facts of a batch (a subquery
-        # per contract) passed jit_above_cost, and compiling took 13.5 of its 42 ms,
-        # every batch (EXPLAIN ANALYZE after the bench's dunning sweep).
+        # per contract) passed jit_above_cost, and it compiled the query for every batch
+        # (docs/performance.md#finding-15).
         "jit": "off",
     }
     if schema:

@@ -14,8 +14,8 @@ import structlog
 # The event a handler is applying: (contract, event id, event type); for a run, its first
 # event. Set once per run by ``runs.handle`` (a context variable's set and reset), rendered
 # into a line only when one is logged. Binding the three with structlog's contextvars per
-# event cost 5 us an event, several percent of a consumer's CPU, for lines that are almost
-# never written.
+# event cost several percent of a consumer's CPU, for lines that are almost never written
+# (docs/performance.md#finding-14).
 EVENT: ContextVar[tuple[str | None, object, str] | None] = ContextVar("event", default=None)
 
 

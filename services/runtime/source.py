@@ -2,9 +2,9 @@
 
 Faust's agents deliver one message at a time: its consumer wraps each record in a Message,
 its conductor in an Event for each channel, its stream queues and yields it, and each is
-acknowledged on its own. Under load that machinery was about half of every worker's CPU
-(py-spy, docs/performance.md#finding-8), against a third for parsing, pairing and storing. Here
-``getmany`` hands over what the fetches brought, up to ``batch_size`` records, as one list.
+acknowledged on its own. Under load that machinery cost more CPU than parsing, pairing and
+storing together (docs/performance.md#finding-8). Here ``getmany`` hands over what the
+fetches brought, up to ``batch_size`` records, as one list.
 
 Delivery stays at-least-once and the inbox makes it exactly-once in effect:
 - offsets are committed only after the batch's transaction has committed (``apply``
@@ -17,9 +17,8 @@ instance: every topic is keyed by contract, and one contract's events meet in on
 
 Bulk topics last. A billing run puts a million ``invoice.issued`` on one topic within a
 minute; a worker reading that topic and others (payments, dunning) took a payment that came
-meanwhile only after the invoices the same fetch brought ahead of it, batch after batch: 6.2
-s at the median, 13.7 s at worst, from the payment's publication to dunning's record of it
-(docs/performance.md#finding-28). Each batch now takes the records of the other topics
+meanwhile only after the invoices the same fetch brought ahead of it, batch after batch,
+seconds late (docs/performance.md#finding-28). Each batch takes the records of the other topics
 first (up to four fifths of a batch, so a bulk topic is never starved), then fills up from
 all. Order is kept within a partition, as Kafka gives it; between topics there was no order
 to keep, and the services hold any order of arrival (a payment before its invoice is

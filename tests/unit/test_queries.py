@@ -16,7 +16,7 @@ import pytest
 
 from services.invoicing import service as invoicing
 from services.notify import service as notify
-from services.payments import service as payments
+from services.payments import ledger as payments
 from services.runtime import sql
 from services.runtime.sql import Queries, QueryFileError
 
