@@ -1,28 +1,62 @@
 -- name: upsert_contract
 -- A run of contracts as loaded, their billing terms in columns (the latest wins).
 -- No contract twice in one run: Unit.stage_row starts another execution there.
--- $1-$8 are the fields of ``ContractRow`` (services/invoicing/service.py), in its order.
+-- $1-$10 are the fields of ``ContractRow`` (services/invoicing/service.py), in its order.
 INSERT INTO contracts (contract, data, active, monthly_fee_minor, currency, due_kind, due_value,
-                       updated_at)
-SELECT u.c, u.d::jsonb, u.a, u.f, u.cu, u.k, u.v, u.t
+                       updated_at, terms, customer)
+SELECT u.c, u.d::jsonb, u.a, u.f, u.cu, u.k, u.v, u.t, u.te::jsonb, u.cs::jsonb
 FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::text[], $6::text[],
-            $7::integer[], $8::timestamptz[]) AS u(c, d, a, f, cu, k, v, t)
+            $7::integer[], $8::timestamptz[], $9::text[], $10::text[])
+     AS u(c, d, a, f, cu, k, v, t, te, cs)
 ON CONFLICT (contract) DO UPDATE
 SET data = EXCLUDED.data, active = EXCLUDED.active,
     monthly_fee_minor = EXCLUDED.monthly_fee_minor, currency = EXCLUDED.currency,
-    due_kind = EXCLUDED.due_kind, due_value = EXCLUDED.due_value, updated_at = EXCLUDED.updated_at;
+    due_kind = EXCLUDED.due_kind, due_value = EXCLUDED.due_value, updated_at = EXCLUDED.updated_at,
+    terms = EXCLUDED.terms, customer = EXCLUDED.customer;
+
+-- name: add_file_one_off
+-- A one-off item of a contracts file, waiting for the next invoice; loaded again: skipped.
+INSERT INTO one_off_items (contract, key, item, added_at, added_by)
+VALUES ($1, $2, $3::jsonb, $4, $5)
+ON CONFLICT (contract, key) DO NOTHING;
 
 -- name: billable_contracts
 -- One chunk of a billing run: the $2 contracts after $1, in contract order.
 -- Byte order (COLLATE "C"), as the domain sorts, so chunks neither skip nor repeat.
-SELECT contract, active, monthly_fee_minor, currency, due_kind, due_value FROM contracts
+-- Its terms and customer as text: the run passes them on as they are (memoised by terms).
+SELECT contract, active, monthly_fee_minor, currency, due_kind, due_value, terms::text AS terms,
+       data ->> 'country' AS country, data ->> 'language' AS language,
+       customer ->> 'vat_id' AS vat_id,
+       COALESCE(customer, jsonb_build_object('name', data ->> 'customer_name', 'address', NULL))::text
+           AS customer
+FROM contracts
 WHERE contract COLLATE "C" > $1
 ORDER BY contract COLLATE "C"
 LIMIT $2;
 
 -- name: invoiced_in_period
 -- The contracts among $2 already invoiced for period $1: a run repeated skips them.
-SELECT contract FROM invoices WHERE period = $1 AND contract = ANY($2::text[]);
+SELECT contract FROM invoices
+WHERE period = $1 AND contract = ANY($2::text[]) AND kind = 'periodic';
+
+-- name: unbilled_one_offs
+-- The one-off items waiting for contracts $1's next invoice, in the order they were added,
+-- locked as read (as unbilled_fees, and for the same reason).
+SELECT contract, array_agg(id ORDER BY id) AS ids, array_agg(item::text ORDER BY id) AS items
+FROM (SELECT contract, id, item FROM one_off_items
+      WHERE billed_on IS NULL AND contract = ANY($1::text[])
+      FOR UPDATE) waiting
+GROUP BY contract;
+
+-- name: mark_one_offs_billed
+-- Exactly the one-off items an invoice carries ($1 ids, $2 invoice numbers), marked billed.
+UPDATE one_off_items o SET billed_on = i.invoice_number
+FROM unnest($1::bigint[], $2::text[]) AS i(id, invoice_number)
+WHERE o.id = i.id AND o.billed_on IS NULL;
+
+-- name: add_supplier
+-- The supplier of a run or a document as configured, once per identity.
+INSERT INTO suppliers (id, data) VALUES ($1, $2::jsonb) ON CONFLICT DO NOTHING;
 
 -- name: lock_sequence
 -- Year $1's last invoice number, its row locked: runs of one year number one at a time.
@@ -112,7 +146,7 @@ FROM invoices WHERE ($1::text IS NULL OR contract = $1) ORDER BY invoice_number;
 
 -- name: get_contracts
 -- The stored contracts among $1, to tell a load's new or changed ones from repeats.
-SELECT contract, data FROM contracts WHERE contract = ANY($1::text[]);
+SELECT contract, data, terms, customer FROM contracts WHERE contract = ANY($1::text[]);
 
 -- name: networks_incoming
 -- A contracts load's networks, kept until its end (services/invoicing/address_overlaps.py).
