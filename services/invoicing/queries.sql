@@ -23,13 +23,7 @@ ON CONFLICT (contract, key) DO NOTHING;
 -- name: billable_contracts
 -- One chunk of a billing run: the $2 contracts after $1, in contract order.
 -- Byte order (COLLATE "C"), as the domain sorts, so chunks neither skip nor repeat.
--- Its terms and customer as text: the run passes them on as they are (memoised by terms).
-SELECT contract, active, monthly_fee_minor, currency, due_kind, due_value, terms::text AS terms,
-       data ->> 'country' AS country, data ->> 'language' AS language,
-       customer ->> 'vat_id' AS vat_id,
-       COALESCE(customer, jsonb_build_object('name', data ->> 'customer_name', 'address', NULL))::text
-           AS customer
-FROM contracts
+SELECT * FROM contract_billing
 WHERE contract COLLATE "C" > $1
 ORDER BY contract COLLATE "C"
 LIMIT $2;
@@ -40,8 +34,8 @@ SELECT contract FROM invoices
 WHERE period = $1 AND contract = ANY($2::text[]) AND kind = 'periodic';
 
 -- name: unbilled_one_offs
--- The one-off items waiting for contracts $1's next invoice, in the order they were added,
--- locked as read (as unbilled_fees, and for the same reason).
+-- The one-off items waiting for contracts $1's next invoice, in the order they were added.
+-- Locked as read, as unbilled_fees and for the same reason.
 SELECT contract, array_agg(id ORDER BY id) AS ids, array_agg(item::text ORDER BY id) AS items
 FROM (SELECT contract, id, item FROM one_off_items
       WHERE billed_on IS NULL AND contract = ANY($1::text[])
@@ -230,3 +224,58 @@ DELETE FROM contract_networks s USING incoming_contracts i WHERE s.contract = i.
 INSERT INTO contract_networks (contract, network)
 SELECT contract, network FROM incoming_networks
 ON CONFLICT DO NOTHING;
+
+-- name: get_invoice
+-- Invoice $1 with its document's columns and its supplier as issued.
+SELECT i.*, s.data AS supplier_data
+FROM invoices i LEFT JOIN suppliers s ON s.id = i.supplier
+WHERE i.invoice_number = $1;
+
+-- name: lock_invoice
+-- Invoice $1 for a credit note, its row locked: two notes on one invoice credit in turn.
+SELECT i.*, s.data AS supplier_data
+FROM invoices i LEFT JOIN suppliers s ON s.id = i.supplier
+WHERE i.invoice_number = $1
+FOR UPDATE OF i;
+
+-- name: credit_notes_of
+-- The credit notes of invoice $1, in number order.
+SELECT * FROM credit_notes WHERE invoice_number = $1 ORDER BY number;
+
+-- name: get_credit_note
+-- Credit note $1.
+SELECT * FROM credit_notes WHERE number = $1;
+
+-- name: lock_credit_sequence
+-- Year $1's last credit-note number, its row locked: notes of one year number one at a time.
+INSERT INTO credit_note_sequences (year, last) VALUES ($1, 0)
+ON CONFLICT (year) DO UPDATE SET last = credit_note_sequences.last
+RETURNING last;
+
+-- name: set_credit_sequence
+-- Year $1's last credit-note number is now $2 (under lock_credit_sequence, with the note).
+UPDATE credit_note_sequences SET last = $2 WHERE year = $1;
+
+-- name: insert_credit_note
+-- A credit note as issued ($1 number ... $11 who issued it).
+INSERT INTO credit_notes (number, invoice_number, contract, issued_on, reason, lines, recap,
+                          amount_minor, currency, created_at, created_by)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11);
+
+-- name: billable_contract
+-- Contract $1 as a billing run reads it (billable_contracts), for an invoice of its own.
+SELECT * FROM contract_billing WHERE contract = $1;
+
+-- name: add_one_off
+-- A one-off item an operator added; its id.
+-- $1 contract, $2 key, $3 item, $4 when, $5 who, $6 the invoice that carries it at once
+-- (NULL: the next invoice).
+INSERT INTO one_off_items (contract, key, item, added_at, added_by, billed_on)
+VALUES ($1, $2, $3::jsonb, $4, $5, $6)
+RETURNING id;
+
+-- name: undelivered
+-- Every document issued and not yet delivered, oldest first (the view of migration 007).
+SELECT kind, number, contract, issued_on, amount_minor, currency
+FROM undelivered_documents
+ORDER BY issued_on, number;

@@ -221,7 +221,7 @@ async def billing_run(
 
     who = supplier_of(settings)
     supplier_id, supplier_json = stored.supplier_row(who)
-    await conn.execute(Q.add_supplier, supplier_id, supplier_json)
+    await conn.execute(Q.add_supplier, supplier_id, Jsonb(supplier_json))
     in_transaction = conn.is_in_transaction()
     await conn.execute(Q.hold_run_lock_in_transaction if in_transaction else Q.hold_run_lock)
     try:

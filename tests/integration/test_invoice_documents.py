@@ -5,6 +5,7 @@ publishes, and documents made again from the stored rows."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -12,11 +13,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import pytest
+from pypdf import PdfReader
 
-from schemas.events import InvoiceIssued
-from services.invoicing import contracts_file, service
+from schemas.events import CreditNoteIssued, InvoiceIssued
+from services.invoicing import contracts_file, isdoc, issued, service
 from services.invoicing.settings import InvoicingSettings
 from services.runtime import db
+from services.runtime.errors import BadInput
 from services.runtime.unit import Unit
 
 NOW = datetime(2027, 3, 1, 7, tzinfo=UTC)
@@ -163,5 +167,161 @@ async def _services(url: str, tmp: Path) -> None:
             ("Internet 1 Gb/s", "2027-04-01", "2027-04-30"),
             ("Housing", "2027-04-01", "2027-06-30"),
         ]
+    finally:
+        await conn.close()
+
+
+def _pdf_text(data: bytes) -> str:
+    reader = PdfReader(io.BytesIO(data))
+    return " ".join(" ".join(page.extract_text() for page in reader.pages).split())
+
+
+async def _issue(url: str, tmp: Path) -> None:
+    await db.migrate(url, "invoicing")
+    conn = await db.connect(url, "invoicing")
+    try:
+        await _load(conn, tmp, CONTRACTS)
+        settings = InvoicingSettings(database_url=url)
+        await service.billing_run(conn, settings, "2027-02", date(2027, 3, 1), NOW)
+    finally:
+        await conn.close()
+
+
+async def _render(url: str, number: str) -> tuple[bytes, bytes]:
+    """PDF and ISDOC of ``number`` made on a connection of their own."""
+    conn = await db.connect(url, "invoicing")
+    try:
+        doc = await issued.document(conn, number)
+        return issued.render(doc, "pdf"), issued.render(doc, "isdoc")
+    finally:
+        await conn.close()
+
+
+def test_documents_are_made_again_byte_for_byte_from_the_database(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asyncio.run(_again(database_url, tmp_path, monkeypatch))
+
+
+async def _again(url: str, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    await _issue(url, tmp)
+    conn = await db.connect(url, "invoicing")
+    number = await conn.fetchval("SELECT invoice_number FROM invoices WHERE contract = '7001'")
+    await conn.close()
+    pdf, xml = await _render(url, number)
+    isdoc.validate(xml)  # every ISDOC written validates against the XSD
+    text = _pdf_text(pdf)
+    for needed in (
+        "Síťař s.r.o.", "25596641", "CZ25596641", "Jana Nováková", "Dlouhá", number,
+        "Internet 300/30", "VoIP paušál", "Instalace", "21 %", "1 735,12",  # base at 21 %
+        "2 099,50",  # the total
+    ):  # fmt: skip
+        assert needed in text, needed
+    # after the pool is gone, a new connection: the same bytes
+    assert await _render(url, number) == (pdf, xml)
+
+    # the supplier's configuration and the customer's address change later: the issued
+    # document still says what it said (its parties as of its issue date)
+    monkeypatch.setenv("BILLING_SUPPLIER_NAME", "Jiný dodavatel s.r.o.")
+    moved = [{**CONTRACTS[0], "address": {**ADDRESS, "city": "Ostrava"}}]
+    conn = await db.connect(url, "invoicing")
+    try:
+        await _load(conn, tmp, moved)
+        settings = InvoicingSettings(database_url=url)
+        await service.billing_run(conn, settings, "2027-03", date(2027, 3, 1), NOW)
+        march = await conn.fetchval(
+            "SELECT invoice_number FROM invoices WHERE contract = '7001' AND period = '2027-03'"
+        )
+    finally:
+        await conn.close()
+    assert await _render(url, number) == (pdf, xml)
+    later = _pdf_text((await _render(url, march))[0])
+    assert "Jiný dodavatel s.r.o." in later and "Ostrava" in later  # as of its own issue
+
+
+def test_a_document_without_a_customer_address_is_refused_by_name(
+    database_url: str, tmp_path: Path
+) -> None:
+    async def go() -> None:
+        await _issue(database_url, tmp_path)
+        conn = await db.connect(database_url, "invoicing")
+        try:
+            number = await conn.fetchval(
+                "SELECT invoice_number FROM invoices WHERE contract = '7002'"
+            )
+            doc = await issued.document(conn, number)
+        finally:
+            await conn.close()
+        with pytest.raises(BadInput, match=r"contract 7002.*customer\.address\.street: must not"):
+            issued.render(doc, "pdf")
+
+    asyncio.run(go())
+
+
+def test_credit_notes_are_numbered_gapless_under_two_concurrent_issuers(
+    database_url: str, tmp_path: Path
+) -> None:
+    asyncio.run(_concurrent_credit(database_url, tmp_path))
+
+
+async def _concurrent_credit(url: str, tmp: Path) -> None:
+    many = [
+        {"contract": str(7100 + i), "customer_name": f"Zákazník {i}", "currency": "CZK",
+         "monthly_fee_minor": 49900, "address": ADDRESS}
+        for i in range(12)
+    ]  # fmt: skip
+    await db.migrate(url, "invoicing")
+    conn = await db.connect(url, "invoicing")
+    await _load(conn, tmp, many)
+    settings = InvoicingSettings(database_url=url)
+    await service.billing_run(conn, settings, "2027-02", date(2027, 3, 1), NOW)
+    numbers = [r["invoice_number"] for r in await conn.fetch("SELECT invoice_number FROM invoices")]
+    await conn.close()
+    issuers = [await db.connect(url, "invoicing") for _ in range(2)]
+
+    async def credit(conn: asyncpg.Connection, number: str, asked: Any) -> str | None:
+        try:
+            async with conn.transaction():
+                unit = Unit(conn, NOW, service.SOURCE)
+                done = await issued.issue_credit_note(
+                    unit, settings, number, date(2027, 3, 5), "reklamace", asked, "olga"
+                )
+                await asyncio.sleep(0.01)  # the other issuer waits on the series meanwhile
+                await unit.flush()
+                return done.note.number
+        except BadInput:
+            return None
+
+    try:
+        made: list[str | None] = []
+        for i in range(0, len(numbers), 2):
+            # two issuers at once, on two invoices; a third note asks too much and is
+            # refused after it took its number, which goes back to the series
+            made += await asyncio.gather(
+                credit(issuers[0], numbers[i], [(1, 10000)]),
+                credit(issuers[1], numbers[i + 1], None),
+            )
+            made.append(await credit(issuers[0], numbers[i + 1], [(1, 1)]))  # none left
+        # two at once on one invoice: the second sees what the first credited
+        made += await asyncio.gather(
+            credit(issuers[0], numbers[0], None), credit(issuers[1], numbers[0], None)
+        )
+    finally:
+        for c in issuers:
+            await c.close()
+    issued_notes = sorted(n for n in made if n is not None)
+    assert issued_notes == [f"D2027{n:06d}" for n in range(1, 14)]  # 12 + the one of two
+    conn = await db.connect(url, "invoicing")
+    try:
+        credited = await conn.fetchval(
+            "SELECT sum(amount_minor) FROM credit_notes WHERE invoice_number = $1", numbers[0]
+        )
+        assert credited == 49900  # never more than the invoice
+        events = [
+            CreditNoteIssued.model_validate(d) for d in await _events(conn, "credit_note.issued.v1")
+        ]
+        assert sorted(e.credit_note_number for e in events) == issued_notes
+        last = [e for e in events if e.invoice_number == numbers[0]][-1]
+        assert (last.credited_minor, last.due_minor, last.invoice_amount_minor) == (49900, 0, 49900)
     finally:
         await conn.close()

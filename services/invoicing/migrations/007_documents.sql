@@ -7,6 +7,16 @@
 -- tariff service (services/invoicing/billed.py, legacy_tariff).
 ALTER TABLE contracts ADD COLUMN terms jsonb, ADD COLUMN customer jsonb;
 
+-- A contract as a billing run reads it: its terms and customer as text, passed on as they
+-- are (the run makes one bill per kind of terms, services/invoicing/bills.py).
+CREATE VIEW contract_billing AS
+SELECT contract, active, monthly_fee_minor, currency, due_kind, due_value, terms::text AS terms,
+       data ->> 'country' AS country, data ->> 'language' AS language,
+       customer ->> 'vat_id' AS vat_id,
+       COALESCE(customer, jsonb_build_object('name', data ->> 'customer_name', 'address', NULL))::text
+           AS customer
+FROM contracts;
+
 -- One-off items (goods, an installation, a call-out) waiting for the contract's next
 -- invoice, or billed at once on one of their own; billed_on is the invoice that carries it.
 CREATE TABLE one_off_items (
