@@ -126,6 +126,12 @@ def _named(problem: str) -> str:
     return f"{env_name(setting)}: {why}"
 
 
-def check_supplier(settings: InvoicingSettings) -> None:
-    """The worker's start-up check (``ServiceSpec.startup_checks``)."""
-    supplier(settings)
+def check_supplier(settings: Settings) -> None:
+    """The worker's start-up check (``ServiceSpec.startup_checks``); given the runtime's
+    settings, the supplier's are read from the environment as the worker would."""
+    own = (
+        settings
+        if isinstance(settings, InvoicingSettings)
+        else settings.for_service(InvoicingSettings)
+    )
+    supplier(own)
