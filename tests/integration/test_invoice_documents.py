@@ -325,3 +325,33 @@ async def _concurrent_credit(url: str, tmp: Path) -> None:
         assert (last.credited_minor, last.due_minor, last.invoice_amount_minor) == (49900, 0, 49900)
     finally:
         await conn.close()
+
+
+def test_invoices_of_before_migration_007_say_they_have_no_document(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def go() -> None:
+        every = db.migration_files("invoicing")
+        before = [f for f in every if f.name < "007"]
+        with monkeypatch.context() as m:
+            m.setattr(
+                db, "migration_files", lambda service: before if service == "invoicing" else every
+            )
+            await db.migrate(database_url, "invoicing")
+        conn = await db.connect(database_url, "invoicing")
+        try:
+            await conn.execute(
+                "INSERT INTO invoices (invoice_number, contract, vs, ss, period, issued_on, due_on,"
+                " amount_minor, currency, created_at)"
+                " VALUES ('2026000001', '1001', '1001', '2026000001', '2026-12', '2026-12-01',"
+                " '2026-12-15', 49900, 'CZK', now())"
+            )
+            await db.migrate(database_url, "invoicing")
+            row = await issued.invoice_row(conn, "2026000001")
+            assert row["kind"] == "periodic" and row["lines"] is None
+            with pytest.raises(BadInput, match="2026000001 has no document: issued before"):
+                issued.invoice_document(row)
+        finally:
+            await conn.close()
+
+    asyncio.run(go())

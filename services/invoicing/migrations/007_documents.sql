@@ -57,9 +57,11 @@ ALTER TABLE invoices
     ADD COLUMN notes              jsonb,
     ADD COLUMN no_document        text,
     -- when the document reached the customer: filled by delivery (issue 29 item 5)
-    ADD COLUMN delivered_at       timestamptz,
-    ADD CONSTRAINT invoices_document CHECK ((lines IS NULL) <> (no_document IS NULL));
+    ADD COLUMN delivered_at       timestamptz;
+-- the invoices of before have no document, and say so (before the check that asks it)
 UPDATE invoices SET no_document = 'issued before invoices carried lines (migration 007)';
+ALTER TABLE invoices
+    ADD CONSTRAINT invoices_document CHECK ((lines IS NULL) <> (no_document IS NULL));
 
 -- A one-off invoice shares its month with the periodic one: one periodic invoice per
 -- contract and period, as before.
