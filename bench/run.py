@@ -60,7 +60,10 @@ from services.bank_import import importer
 from services.bank_import.formats import parse_statement
 from services.devstack.demo import Scenario, isolated_stack
 from services.devstack.quiesce import end_offsets
-from services.devstack.stack import Stack
+from services.devstack.stack import DEV_SUPPLIER, Stack
+from services.invoicing import bills, stored
+from services.invoicing.domain import DueRule
+from services.invoicing.settings import InvoicingSettings, supplier
 from services.runtime import db, terminal
 from services.runtime.clock import set_clock
 from services.runtime.kafka_client import client_options, partitions
@@ -212,9 +215,7 @@ async def import_and_publish(
     (``importer.record``, ``importer.publish_pending``), and the events counted on the
     topic. Each format goes to a topic of its own that no worker reads: the import is
     measured here, the pipeline after it by the payments scenario."""
-    settings = Settings(
-        database_url=stack.database_url, kafka_bootstrap_servers=stack.bootstrap
-    )
+    settings = Settings(database_url=stack.database_url, kafka_bootstrap_servers=stack.bootstrap)
     await db.migrate(stack.database_url, importer.SCHEMA)
     for fmt in files:
         await create_topic(stack.bootstrap, f"{prefix}.import.{fmt}")
@@ -481,12 +482,23 @@ async def topic_count(bootstrap: str, topic: str, needle: str) -> int:
 
 
 async def copy_limit(url: str, n: int) -> float:
+    """COPY of ``n`` invoice rows as a billing run writes them, each with its document
+    (lines, recapitulation, customer: a one-line tariff's, as the run's contracts have)."""
+    dev: dict[str, Any] = {k.removeprefix("BILLING_").lower(): v for k, v in DEV_SUPPLIER.items()}
+    who = supplier(InvoicingSettings(**dev))
+    supplier_id = stored.supplier_row(who)[0]
+    contract = bills.Contract(
+        "1", True, 49900, "CZK", DueRule("day_of_month", 15), None, "CZ", "cs", False, "{}"
+    )
+    bill = bills.Bills(who, supplier_id, "2027-01", date(2027, 1, 1)).of(contract, 0)
+    customer = db.Jsonb('{"name": null, "address": null}')
     rows = [
         (f"{2027000000 + i}", str(100000 + i), str(100000 + i), f"{2027000000 + i}", "2027-01",
-         date(2027, 1, 1), date(2027, 1, 15), 49900, "CZK", datetime.now(UTC))
+         date(2027, 1, 1), date(2027, 1, 15), 49900, "CZK", datetime.now(UTC), "periodic",
+         supplier_id, customer, *bill.columns)
         for i in range(n)
     ]  # fmt: skip
-    conn = await asyncpg.connect(url)
+    conn = await db.connect(url)
     try:
         # a logged table like invoicing's (a temporary one would skip the WAL the run writes)
         await conn.execute("CREATE TABLE copy_limit (LIKE invoicing.invoices INCLUDING ALL)")
@@ -495,7 +507,8 @@ async def copy_limit(url: str, n: int) -> float:
             "copy_limit",
             records=rows,
             columns=["invoice_number", "contract", "vs", "ss", "period", "issued_on", "due_on",
-                     "amount_minor", "currency", "created_at"],
+                     "amount_minor", "currency", "created_at", "kind", "supplier", "customer",
+                     *bills.COLUMNS],
         )  # fmt: skip
         return time.perf_counter() - started
     finally:
@@ -539,9 +552,7 @@ async def kafka_limit(bootstrap: str, n: int, size: int, topic: str) -> float:
         await consumer.stop()
 
 
-async def run_stack_scenarios(
-    stack: Stack, n: int, tmp: Path, prefix: str
-) -> list[dict[str, Any]]:
+async def run_stack_scenarios(stack: Stack, n: int, tmp: Path, prefix: str) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     s = Scenario(stack, out=lambda _l: None)
     conn = await db.connect(stack.database_url)
@@ -782,11 +793,7 @@ async def reconnect_latency(
             value_on=date(2027, 1, 5), amount_minor=49900, currency="CZK", vs=contract,
             ss=invoices[contract],
         )  # fmt: skip
-        return (
-            event_of("/bench", contract, data, datetime.now(UTC))
-            .model_dump_json()
-            .encode()
-        )
+        return event_of("/bench", contract, data, datetime.now(UTC)).model_dump_json().encode()
 
     sent: dict[str, float] = {}
     restored: dict[str, float] = {}

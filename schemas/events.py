@@ -7,6 +7,7 @@ unknown fields so a producer's typo is caught at the edge, not three services la
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
@@ -109,6 +110,37 @@ class ContractUpserted(Data):
 # --- invoices (invoicing) ---------------------------------------------------------------
 
 
+class InvoiceLine(Data):
+    """One line of an invoice or credit note, as its document states it. Amounts are minor
+    units of the document's currency, positive on a credit note too (what it credits)."""
+
+    number: int = Field(ge=1)
+    description: str
+    quantity: Decimal = Field(gt=0)
+    unit: Literal["month", "day", "piece", "hour", "service", "lump"]
+    unit_price_minor: int = Field(ge=0, description="Without VAT")
+    vat_category: Literal["standard", "reduced", "reduced2", "zero", "outside"]
+    vat_rate: Decimal | None = Field(description="Percent; null: no VAT charged on the line")
+    base_minor: int = Field(ge=0)
+    vat_minor: int = Field(ge=0)
+    period_start: date | None = Field(default=None, description="A service's billed days")
+    period_end: date | None = None
+    share: str | None = Field(
+        default=None,
+        pattern=r"^[0-9]+/[0-9]+$",
+        description="Days billed / days of the period, when prorated (17/31)",
+    )
+    original_line: int | None = Field(default=None, description="Credit note: the line it credits")
+
+
+class VatRow(Data):
+    """One row of the VAT recapitulation: the base and the VAT of one rate."""
+
+    vat_rate: Decimal | None = Field(description="Percent; null: no VAT charged")
+    base_minor: int = Field(ge=0)
+    vat_minor: int = Field(ge=0)
+
+
 class InvoiceIssued(Data):
     contract: str = SYMBOL
     invoice_number: str
@@ -120,6 +152,34 @@ class InvoiceIssued(Data):
     amount_minor: int = Field(gt=0)
     currency: Currency = CURRENCY
     account: str = Field(description="Our account the customer pays to.")
+    # Added with documents (issue 29); absent from earlier events. Null on an invoice
+    # issued without a document (a currency or VAT treatment not supported yet).
+    tax_point_on: date | None = Field(default=None, description="Date of the taxable supply")
+    lines: list[InvoiceLine] | None = Field(
+        default=None, description="The invoice's lines; they add up to amount_minor"
+    )
+    vat: list[VatRow] | None = Field(default=None, description="The VAT recapitulation")
+
+
+class CreditNoteIssued(Data):
+    """A credit note (opravný daňový doklad, opravná faktúra, helyesbítő számla): part or
+    all of one invoice credited. Its lines credit the invoice's (``original_line``), in
+    positive amounts; ``due_minor`` is what the invoice asks for after every credit note
+    it has, this one included."""
+
+    contract: str = SYMBOL
+    credit_note_number: str
+    invoice_number: str = Field(description="The invoice it credits")
+    ss: str = Field(pattern=r"^[1-9][0-9]{0,9}$", description="The invoice's SS")
+    issued_on: date
+    reason: str = Field(min_length=1)
+    lines: list[InvoiceLine]
+    vat: list[VatRow]
+    amount_minor: int = Field(gt=0, description="Credited by this note, VAT included")
+    currency: Currency = CURRENCY
+    invoice_amount_minor: int = Field(gt=0, description="The invoice's total as issued")
+    credited_minor: int = Field(gt=0, description="Credited by all its notes, this included")
+    due_minor: int = Field(ge=0, description="The invoice's total less all credited")
 
 
 class InvoiceCancelled(Data):

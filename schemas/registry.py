@@ -15,6 +15,7 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "contract.upserted.v1": ev.ContractUpserted,
     "invoice.issued.v1": ev.InvoiceIssued,
     "invoice.cancelled.v1": ev.InvoiceCancelled,
+    "credit_note.issued.v1": ev.CreditNoteIssued,
     "payment.received.v1": ev.PaymentReceived,
     "payment.matched.v1": ev.PaymentMatched,
     "payment.unmatched.v1": ev.PaymentUnmatched,
@@ -39,7 +40,7 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
 # Topic setting name (see services.runtime.settings.Topics) -> event types it carries.
 TOPIC_EVENTS: dict[str, list[str]] = {
     "contracts": ["contract.upserted.v1"],
-    "invoices": ["invoice.issued.v1", "invoice.cancelled.v1"],
+    "invoices": ["invoice.issued.v1", "invoice.cancelled.v1", "credit_note.issued.v1"],
     "payments_received": ["payment.received.v1"],
     "payments": [
         "payment.matched.v1",

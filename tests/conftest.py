@@ -18,9 +18,15 @@ from typing import NoReturn
 import asyncpg
 import pytest
 
+from services.devstack.stack import DEV_SUPPLIER
 from services.runtime import db
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Every test runs with the dev stack's supplier configured, as `make run` and the demo do
+# (invoicing refuses to issue without one); a test of the refusal removes it.
+for _name, _value in DEV_SUPPLIER.items():
+    os.environ.setdefault(_name, _value)
 
 
 def _local_postgres() -> str | None:

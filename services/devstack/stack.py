@@ -193,6 +193,22 @@ class Workers:
 
 
 DEV_OPERATOR = "dev"
+# The supplier every document of the dev stack, the demo and the tests names: a Czech VAT
+# payer with a valid IČO; its account is BILLING_BANK_ACCOUNTS' default CZK account.
+DEV_SUPPLIER = {
+    "BILLING_SUPPLIER_NAME": "Síťař s.r.o.",
+    "BILLING_SUPPLIER_STREET": "Vinohradská",
+    "BILLING_SUPPLIER_BUILDING_NUMBER": "12",
+    "BILLING_SUPPLIER_CITY": "Praha 2",
+    "BILLING_SUPPLIER_POSTAL_CODE": "120 00",
+    "BILLING_SUPPLIER_COUNTRY": "CZ",
+    "BILLING_SUPPLIER_COMPANY_ID": "25596641",
+    "BILLING_SUPPLIER_TAX_ID": "CZ25596641",
+    "BILLING_SUPPLIER_VAT_ID": "CZ25596641",
+    "BILLING_SUPPLIER_REGISTER_ENTRY": "C 12345 vedená u Městského soudu v Praze",
+    "BILLING_SUPPLIER_BIC": "FIOBCZPP",
+    "BILLING_SUPPLIER_EMAIL": "fakturace@sitar.example",
+}
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -289,6 +305,8 @@ class Stack:
         for name in ("BILLING_OPERATOR_TOKENS", "BILLING_NOTICE_SECRET"):
             env.pop(name, None)  # the stack's own files name them
         env.update(self.dev_secrets())
+        for name, value in DEV_SUPPLIER.items():
+            env.setdefault(name, value)  # a supplier set in the environment wins
         env.update(
             {
                 "BILLING_ENVIRONMENT": "development",

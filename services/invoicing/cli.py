@@ -8,8 +8,10 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from services.invoicing.settings import InvoicingSettings
+from schemas.money import AmountError, parse_minor
+from services.invoicing.settings import InvoicingSettings, supplier
 from services.runtime import audit, db, terminal
+from services.runtime.errors import UsageError
 from services.runtime.settings import get_settings
 
 LIST_AT_MOST = 200  # invoices a billing run prints; more: `billing invoices`
@@ -40,6 +42,7 @@ def cmd_invoicing_run(args: argparse.Namespace) -> None:
     from services.invoicing import service
 
     settings = get_settings(InvoicingSettings)
+    supplier(settings)  # refused before anything is read or written
     operator = audit.operator_name(args.operator)
 
     async def go() -> service.BillingRun:
@@ -99,6 +102,222 @@ def cmd_invoices(args: argparse.Namespace) -> None:
         )
 
 
+def _amount(text: str, what: str) -> int:
+    try:
+        return parse_minor(text, signed=False)
+    except AmountError as e:
+        raise UsageError(f"{what} {text!r}: expected {e.expected}") from None
+
+
+def _money(minor: int, currency: str) -> str:
+    return f"{minor / 100:.2f} {currency}"
+
+
+def cmd_invoice_show(args: argparse.Namespace) -> None:
+    from services.invoicing import issued
+
+    async def go() -> dict[str, Any]:
+        conn = await db.connect(get_settings().database_url, "invoicing")
+        try:
+            if issued.is_credit_note(args.number):
+                doc = await issued.document(conn, args.number)
+                return _shown(doc, [])
+            row = await issued.invoice_row(conn, args.number)
+            notes = [n["number"] for n in await conn.fetch(issued.Q.credit_notes_of, args.number)]
+            if row["lines"] is None:
+                return {
+                    "kind": "invoice", "number": row["invoice_number"], "contract": row["contract"],
+                    "issued_on": row["issued_on"], "due_on": row["due_on"],
+                    "total_minor": row["amount_minor"], "currency": row["currency"],
+                    "no_document": row["no_document"], "credit_notes": notes,
+                }  # fmt: skip
+            return _shown(issued.invoice_document(row), notes)
+        finally:
+            await conn.close()
+
+    shown = asyncio.run(go())
+    if args.json:
+        terminal.print_json(shown)
+        return
+    currency = shown["currency"]
+    title = "credit note" if shown["kind"] == "credit_note" else "invoice"
+    print(f"{title} {shown['number']}  contract {shown['contract']}  issued {shown['issued_on']}")
+    if shown.get("original"):
+        print(f"  credits invoice {shown['original']}: {shown['reason']}")
+    if shown.get("no_document"):
+        print(f"  no document: {shown['no_document']}")
+    for line in shown.get("lines", []):
+        rate = "no VAT" if line["vat_rate"] is None else f"{line['vat_rate']} %"
+        share = f" ({line['share']})" if line["share"] else ""
+        period = f"  {line['period_start']}..{line['period_end']}" if line["period_start"] else ""
+        print(
+            f"  {line['number']:>2}. {line['description']}{period}{share}  "
+            f"{line['quantity']} {line['unit']} x {_money(line['unit_price_minor'], currency)}  "
+            f"base {_money(line['base_minor'], currency)}  VAT {rate} "
+            f"{_money(line['vat_minor'], currency)}"
+        )
+    for row in shown.get("vat", []):
+        rate = "no VAT" if row["vat_rate"] is None else f"{row['vat_rate']} %"
+        print(
+            f"  VAT {rate}: base {_money(row['base_minor'], currency)}, "
+            f"VAT {_money(row['vat_minor'], currency)}"
+        )
+    print(f"  total {_money(shown['total_minor'], currency)}", end="")
+    print(f"  due {shown['due_on']}" if shown["kind"] == "invoice" else "")
+    if shown.get("credit_notes"):
+        print(f"  credit notes: {', '.join(shown['credit_notes'])}")
+
+
+def _shown(doc: Any, notes: list[str]) -> dict[str, Any]:
+    from services.invoicing import stored
+
+    return {
+        "kind": doc.kind, "number": doc.number, "contract": doc.contract,
+        "issued_on": doc.issued_on, "tax_point_on": doc.tax_point_on, "due_on": doc.due_on,
+        "vs": doc.vs, "ss": doc.ss, "currency": doc.currency, "treatment": doc.treatment,
+        "customer": doc.customer.name,
+        "lines": [stored.line_model(x).model_dump(mode="json") for x in doc.lines],
+        "vat": [stored.recap_model(r).model_dump(mode="json") for r in doc.recap],
+        "base_minor": doc.base_minor, "vat_minor": doc.vat_minor, "total_minor": doc.total_minor,
+        "notes": list(doc.notes),
+        "original": doc.original.number if doc.original else None, "reason": doc.reason,
+        "credit_notes": notes,
+    }  # fmt: skip
+
+
+def cmd_invoice_write(args: argparse.Namespace) -> None:
+    from services.invoicing import issued
+
+    kind = args.format
+    out = Path(args.out or f"{args.number}.{kind}")
+
+    async def go() -> bytes:
+        conn = await db.connect(get_settings().database_url, "invoicing")
+        try:
+            return issued.render(await issued.document(conn, args.number), kind)
+        finally:
+            await conn.close()
+
+    data = asyncio.run(go())
+    tmp = out.with_name(out.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(out)  # whole or not at all
+    print(f"{out} ({len(data)} bytes)")
+
+
+def _parts(given: list[str]) -> list[tuple[int, int | None]]:
+    """``--line N`` (the rest of line N) and ``--line N=AMOUNT`` (of its base)."""
+    parts: list[tuple[int, int | None]] = []
+    for text in given:
+        line, _, amount = text.partition("=")
+        if not line.strip().isdigit():
+            raise UsageError(f"--line {text!r}: expected N or N=AMOUNT, e.g. 2=100.00")
+        parts.append((int(line), _amount(amount, f"--line {line}") if amount else None))
+    return parts
+
+
+def cmd_credit_note_issue(args: argparse.Namespace) -> None:
+    from services.invoicing import issued
+    from services.runtime.unit import Unit
+
+    settings = get_settings(InvoicingSettings)
+    supplier(settings)
+    operator = audit.operator_name(args.operator)
+    if bool(args.all) == bool(args.line):
+        raise UsageError("name the lines to credit (--line N or --line N=AMOUNT) or --all")
+    asked = _parts(args.line) if args.line else None
+
+    async def go() -> issued.Credited:
+        async with db.command_session(settings, "invoicing") as (conn, now):
+            issued_on = date.fromisoformat(args.issued_on) if args.issued_on else now.date()
+            async with conn.transaction():
+                unit = Unit(conn, now, service_source())
+                done = await issued.issue_credit_note(
+                    unit, settings, args.number, issued_on, args.reason, asked, operator
+                )
+                details = {
+                    "invoice": args.number, "credit_note": done.note.number,
+                    "amount_minor": done.note.total_minor, "lines": args.line or "all",
+                }  # fmt: skip
+                await audit.record(
+                    conn, now, operator, "credit-note", done.event.contract, details, args.reason
+                )
+                await unit.flush()
+            return done
+
+    done = asyncio.run(go())
+    e = done.event
+    print(
+        f"{e.credit_note_number} credits {_money(e.amount_minor, e.currency)} of invoice "
+        f"{e.invoice_number}; it now asks {_money(e.due_minor, e.currency)}"
+    )
+
+
+def service_source() -> str:
+    from services.invoicing.service import SOURCE
+
+    return SOURCE
+
+
+def cmd_add_item(args: argparse.Namespace) -> None:
+    from services.invoicing import billed, issued
+    from services.runtime.unit import Unit
+
+    settings = get_settings(InvoicingSettings)
+    supplier(settings)
+    operator = audit.operator_name(args.operator)
+    item = billed.OneOff(
+        description=args.description,
+        quantity=args.quantity,
+        unit=args.unit,
+        unit_price_minor=_amount(args.price, "--price"),
+        vat_category=args.vat,
+        invoice="own" if args.own_invoice else "next",
+    )
+
+    async def go() -> str | None:
+        async with db.command_session(settings, "invoicing") as (conn, now):
+            issued_on = date.fromisoformat(args.issued_on) if args.issued_on else now.date()
+            async with conn.transaction():
+                unit = Unit(conn, now, service_source())
+                number = await issued.add_one_off(
+                    unit, settings, args.contract, item, issued_on, operator, args.key
+                )
+                details = {**item.model_dump(mode="json"), "invoice_number": number}
+                await audit.record(conn, now, operator, "add-item", args.contract, details)
+                await unit.flush()
+            return number
+
+    number = asyncio.run(go())
+    if number is None:
+        print(f"added to contract {args.contract}: on its next invoice")
+    else:
+        print(f"invoice {number} issued for contract {args.contract}")
+
+
+def cmd_documents_undelivered(args: argparse.Namespace) -> None:
+    from services.invoicing import issued
+
+    async def go() -> list[dict[str, Any]]:
+        conn = await db.connect(get_settings().database_url, "invoicing")
+        try:
+            return await issued.undelivered(conn)
+        finally:
+            await conn.close()
+
+    rows = asyncio.run(go())
+    if args.json:
+        terminal.print_json(rows)
+        return
+    for r in rows:
+        kind = "credit note" if r["kind"] == "credit_note" else "invoice"
+        print(
+            f"{r['number']}  {kind}  contract {r['contract']}  issued {r['issued_on']}  "
+            f"{_money(r['amount_minor'], r['currency'])}"
+        )
+    print(f"{len(rows)} documents not yet delivered")
+
+
 def register(sub: Any) -> None:
     contracts = sub.add_parser("contracts").add_subparsers(dest="sub", required=True)
     load = contracts.add_parser("load", help="load contracts from a JSON or CSV file")
@@ -112,6 +331,61 @@ def register(sub: Any) -> None:
     run.add_argument("--issued-on", help="issue date (default: today on the clock)")
     run.add_argument("--operator", help=audit.OPERATOR_HELP)
     run.set_defaults(fn=cmd_invoicing_run)
+
+    add = contracts.add_parser("add-item", help="add a one-off item to a contract")
+    add.add_argument("contract")
+    add.add_argument("--description", required=True)
+    add.add_argument(
+        "--price",
+        required=True,
+        help="unit price, e.g. 1500.00 (as the contract"
+        "'s prices: VAT included unless its prices_include_vat is false)",
+    )
+    add.add_argument("--quantity", default="1")
+    add.add_argument("--unit", default="piece", choices=["piece", "hour", "service", "lump"])
+    add.add_argument("--vat", default="standard", help="VAT category (default: standard)")
+    add.add_argument(
+        "--own-invoice",
+        action="store_true",
+        help="issue it at once on an invoice of its own (else: the next invoice)",
+    )
+    add.add_argument("--key", help="names the item in its contract (default: a new one)")
+    add.add_argument("--issued-on", help="the own invoice's issue date (default: today)")
+    add.add_argument("--operator", help=audit.OPERATOR_HELP)
+    add.set_defaults(fn=cmd_add_item)
+
+    invoice = sub.add_parser("invoice").add_subparsers(dest="sub", required=True)
+    show = invoice.add_parser("show", help="an invoice or credit note with its lines")
+    show.add_argument("number")
+    show.add_argument("--json", action="store_true", help="a JSON object")
+    show.set_defaults(fn=cmd_invoice_show)
+    write = invoice.add_parser("write", help="write an invoice's or credit note's PDF or ISDOC")
+    write.add_argument("number")
+    write.add_argument("--format", choices=["pdf", "isdoc"], default="pdf")
+    write.add_argument("--out", help="the file (default: NUMBER.pdf or NUMBER.isdoc)")
+    write.set_defaults(fn=cmd_invoice_write)
+
+    credit = sub.add_parser("credit-note").add_subparsers(dest="sub", required=True)
+    issue = credit.add_parser("issue", help="credit part or all of an invoice")
+    issue.add_argument("number", help="the invoice")
+    issue.add_argument("--reason", required=True, help="why (the document states it)")
+    issue.add_argument(
+        "--line",
+        action="append",
+        default=[],
+        metavar="N[=AMOUNT]",
+        help="credit line N (what is left of it) or AMOUNT of its base "
+        "(without VAT); repeat for more lines",
+    )
+    issue.add_argument("--all", action="store_true", help="credit all that is left")
+    issue.add_argument("--issued-on", help="issue date (default: today on the clock)")
+    issue.add_argument("--operator", help=audit.OPERATOR_HELP)
+    issue.set_defaults(fn=cmd_credit_note_issue)
+
+    documents = sub.add_parser("documents").add_subparsers(dest="sub", required=True)
+    pending = documents.add_parser("undelivered", help="documents not yet delivered")
+    pending.add_argument("--json", action="store_true", help="a JSON array")
+    pending.set_defaults(fn=cmd_documents_undelivered)
 
     inv = sub.add_parser("invoices", help="list invoices")
     inv.add_argument("--contract")

@@ -18,9 +18,10 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.events import ContractUpserted
+from services.invoicing.billed import OneOff, Service, Terms
 from services.invoicing.domain import DueRule
 from services.runtime import networks
 
@@ -31,6 +32,41 @@ class ContractsFileError(ValueError):
     pass
 
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CustomerAddress(_Strict):
+    street: str = Field(min_length=1, max_length=200)
+    building_number: str = Field(default="", max_length=50)
+    city: str = Field(min_length=1, max_length=200)
+    postal_code: str = Field(min_length=1, max_length=20)
+
+
+class FileOneOff(OneOff):
+    """A one-off item in a contracts file: it goes on the contract's next invoice. Its
+    ``key`` names it within the contract, so loading the file again adds it once."""
+
+    key: str = Field(min_length=1, max_length=100)
+
+
+class Billing(_Strict):
+    """What a contracts file says of a contract for invoicing only (not in the
+    contract.upserted event): the services billed, one-off items, and the customer's
+    address and numbers as documents state them."""
+
+    services: tuple[Service, ...] | None = None
+    prices_include_vat: bool = True
+    one_off_items: tuple[FileOneOff, ...] = ()
+    address: CustomerAddress | None = None
+    company_id: str | None = Field(default=None, min_length=1, max_length=30)
+    tax_id: str | None = Field(default=None, min_length=1, max_length=30)
+    vat_id: str | None = Field(default=None, pattern=r"^(?:[A-Z]{2}|EL)[0-9A-Z+*.]{2,13}$")
+
+
+BILLING_KEYS = frozenset(Billing.model_fields)
+
+
 @dataclass(frozen=True)
 class ContractRecord:
     contract: ContractUpserted
@@ -38,6 +74,13 @@ class ContractRecord:
     where: str = ""  # the file and record, for errors found later (overlapping addresses)
     # the subscribers' addresses and prefixes, parsed: (field[i], network as cidr text)
     networks: tuple[tuple[str, str], ...] = ()
+    # its services (None: its monthly price is one tariff service) and one-off items
+    terms: Terms | None = None
+    one_offs: tuple[FileOneOff, ...] = ()
+    customer: dict[str, Any] | None = None  # the customer as documents name it
+
+    def customer_data(self) -> dict[str, Any]:
+        return self.customer or {"name": self.contract.customer_name, "address": None}
 
 
 def read(path: Path) -> list[ContractRecord]:
@@ -278,20 +321,65 @@ def _record(item: Any, where: str) -> ContractRecord:
         rule = DueRule(kind, int(value))
     except (TypeError, ValueError) as exc:
         raise ContractsFileError(f"{where}: field 'due': {exc}") from None
+    given = {k: item.pop(k) for k in list(item) if k in BILLING_KEYS}
+    if "services" in given and "monthly_fee_minor" not in item:
+        item["monthly_fee_minor"] = 0  # the services say what is billed
     try:
         contract = ContractUpserted.model_validate(item)
+        billing = Billing.model_validate(given)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-        number = item.get("contract")
-        of = f" of contract {number}" if isinstance(number, str) and number else ""
-        why = err["msg"].removeprefix("Value error, ")
+        raise _refused(exc, item, where) from None
+    terms = None
+    if billing.services is not None:
+        terms = Terms(prices_include_vat=billing.prices_include_vat, services=billing.services)
+    elif not billing.prices_include_vat:
         raise ContractsFileError(
-            f"{where}: field {field.lstrip('.')!r}{of}: {why} (got {err.get('input')!r})"
-        ) from None
+            f"{where}: field 'prices_include_vat' of contract {contract.contract}: only with "
+            "'services' (a monthly_fee_minor is the price a consumer pays, VAT included)"
+        )
+    keys = [o.key for o in billing.one_off_items]
+    if len(set(keys)) != len(keys):
+        raise ContractsFileError(
+            f"{where}: field 'one_off_items' of contract {contract.contract}: two items "
+            "with one key"
+        )
+    own = [i for i, o in enumerate(billing.one_off_items) if o.invoice == "own"]
+    if own:
+        raise ContractsFileError(
+            f"{where}: field 'one_off_items[{own[0]}].invoice' of contract "
+            f"{contract.contract}: 'own' is issued at once by `billing contracts add-item "
+            "--own-invoice`; a file's items go on the next invoice"
+        )
+    customer = None
+    if billing.address or billing.company_id or billing.tax_id or billing.vat_id:
+        customer = {
+            "name": contract.customer_name,
+            "address": (
+                {**billing.address.model_dump(), "country": contract.country}
+                if billing.address
+                else None
+            ),
+            "company_id": billing.company_id,
+            "tax_id": billing.tax_id,
+            "vat_id": billing.vat_id,
+        }
     try:
         found = networks.subscriber_networks(contract.subscribers.model_dump())
     except networks.NetworkError as exc:
         entry, _, reason = str(exc).partition(": ")
         raise ContractsFileError(f"{where}: field 'subscribers.{entry}': {reason}") from None
-    return ContractRecord(contract, rule, where, tuple(found))
+    return ContractRecord(
+        contract, rule, where, tuple(found), terms, billing.one_off_items, customer
+    )
+
+
+def _refused(exc: ValidationError, item: dict[str, Any], where: str) -> ContractsFileError:
+    """The first refusal of a record, naming the file, record, field and contract."""
+    err = exc.errors()[0]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+    number = item.get("contract")
+    of = f" of contract {number}" if isinstance(number, str) and number else ""
+    why = err["msg"].removeprefix("Value error, ")
+    return ContractsFileError(
+        f"{where}: field {field.lstrip('.')!r}{of}: {why} (got {err.get('input')!r})"
+    )

@@ -149,6 +149,7 @@ class InvoiceSpec:
     ss: str | None
     items: Sequence[Item]
     ks: str | None = None
+    prices_include_vat: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,9 @@ class Document:
     notes: tuple[str, ...] = ()
     original: OriginalRef | None = None
     reason: str | None = None
+    # Unit prices as given included VAT ("from above", CZ § 37 (2)): each rate's VAT is
+    # taken out of its summed prices; else VAT is added to the summed bases.
+    prices_include_vat: bool = False
 
     @property
     def sign(self) -> int:
@@ -295,29 +299,11 @@ def build_invoice(spec: InvoiceSpec) -> Document:
             )
         except vat.VatError as e:
             problems.append(f"customer: {e}")
-    if not spec.items:
-        problems.append("items: an invoice needs at least one item")
-    rates: list[Decimal | None] = []
-    for i, item in enumerate(spec.items):
-        where = f"items[{i}]"
-        problems += _check_item(item, where)
-        try:
-            rate = vat.rate(country, item.vat_category, spec.tax_point_on)
-        except vat.VatError as e:
-            problems.append(f"{where}.vat_category: {e}")
-            rate = None
-        rates.append(rate if treatment == "domestic" else None)
+    rates, item_problems = _item_rates(country, treatment, spec.tax_point_on, spec.items)
+    problems += item_problems
     if problems or treatment is None:
         raise DocumentError(problems)
-    rounding = vat.ROUNDING[country]  # type: ignore[index]
-    bases = [
-        vat.round_minor(
-            Decimal(item.unit_price_minor) * item.quantity * _decimal(item.share),
-            rounding.unit_minor,
-        )
-        for item in spec.items
-    ]
-    lines, recap = _vat_lines(spec.items, rates, bases, rounding)
+    lines, recap = _priced_lines(country, spec.items, rates, spec.prices_include_vat)
     return Document(
         kind="invoice",
         number=spec.number,
@@ -336,7 +322,62 @@ def build_invoice(spec: InvoiceSpec) -> Document:
         lines=lines,
         recap=recap,
         notes=tuple(vat.legal_notes(country, treatment, spec.language)),  # type: ignore[arg-type]
+        prices_include_vat=spec.prices_include_vat,
     )
+
+
+def invoice_lines(
+    supplier_country: str,
+    treatment: vat.Treatment,
+    tax_point_on: date,
+    items: Sequence[Item],
+    prices_include_vat: bool = False,
+) -> tuple[tuple[Line, ...], tuple[RateTotal, ...]]:
+    """An invoice's lines and VAT recapitulation without its parties: what a billing run
+    computes once for every contract billed the same items under the same treatment
+    (``build_invoice`` makes the same from a whole spec). Raises ``DocumentError``
+    naming each bad item."""
+    if supplier_country not in vat.COUNTRIES:
+        raise DocumentError([f"supplier country {supplier_country!r}: not supported"])
+    rates, problems = _item_rates(supplier_country, treatment, tax_point_on, items)
+    if problems:
+        raise DocumentError(problems)
+    return _priced_lines(supplier_country, items, rates, prices_include_vat)
+
+
+def _item_rates(
+    country: str, treatment: vat.Treatment | None, tax_point_on: date, items: Sequence[Item]
+) -> tuple[list[Decimal | None], list[str]]:
+    """Each item's VAT rate (None: no VAT charged) and the problems of the items."""
+    problems: list[str] = []
+    if not items:
+        problems.append("items: an invoice needs at least one item")
+    rates: list[Decimal | None] = []
+    for i, item in enumerate(items):
+        where = f"items[{i}]"
+        problems += _check_item(item, where)
+        rate: Decimal | None = None
+        if item.vat_category != "outside":
+            try:
+                rate = vat.rate(country, item.vat_category, tax_point_on)
+            except vat.VatError as e:
+                problems.append(f"{where}.vat_category: {e}")
+        rates.append(rate if treatment == "domestic" else None)
+    return rates, problems
+
+
+def _priced_lines(
+    country: str, items: Sequence[Item], rates: Sequence[Decimal | None], gross: bool
+) -> tuple[tuple[Line, ...], tuple[RateTotal, ...]]:
+    rounding = vat.ROUNDING[country]  # type: ignore[index]
+    amounts = [
+        vat.round_minor(
+            Decimal(item.unit_price_minor) * item.quantity * _decimal(item.share),
+            rounding.unit_minor,
+        )
+        for item in items
+    ]
+    return _vat_lines(items, rates, amounts, rounding, gross=gross)
 
 
 def _decimal(share: Fraction) -> Decimal:
@@ -346,12 +387,15 @@ def _decimal(share: Fraction) -> Decimal:
 def _vat_lines(
     items: Sequence[Item],
     rates: Sequence[Decimal | None],
-    bases: Sequence[int],
+    amounts: Sequence[int],
     rounding: vat.Rounding,
     rate_vat: Mapping[Decimal | None, int] | None = None,
+    gross: bool = False,
 ) -> tuple[tuple[Line, ...], tuple[RateTotal, ...]]:
-    """Lines and recapitulation. VAT is computed per rate on the summed bases (document
-    level) unless ``rate_vat`` gives it, then shared out over that rate's lines."""
+    """Lines and recapitulation. ``amounts`` are the lines' bases, or with ``gross`` their
+    prices including VAT. VAT is computed per rate (document level): on the summed bases,
+    or taken out of the summed gross prices (rate / (100 + rate) of them, CZ § 37 (2)),
+    unless ``rate_vat`` gives it; then shared out over that rate's lines in proportion."""
     order: list[Decimal | None] = []
     for r in rates:
         if r not in order:
@@ -361,22 +405,27 @@ def _vat_lines(
     recap: list[RateTotal] = []
     for r in order:
         idx = [i for i, x in enumerate(rates) if x == r]
-        base = sum(bases[i] for i in idx)
+        amount = sum(amounts[i] for i in idx)
         if rate_vat is not None:
             total_vat = rate_vat[r]
+        elif r is None:
+            total_vat = 0
+        elif gross:
+            total_vat = vat.round_minor(Decimal(amount) * r / (100 + r), rounding.unit_minor)
         else:
-            total_vat = 0 if r is None else vat.vat_of(base, r, rounding.unit_minor)
-        shares = share_out(total_vat, [bases[i] for i in idx], rounding.unit_minor)
+            total_vat = vat.vat_of(amount, r, rounding.unit_minor)
+        shares = share_out(total_vat, [amounts[i] for i in idx], rounding.unit_minor)
         for i, v in zip(idx, shares, strict=True):
             line_vat[i] = v
-        recap.append(RateTotal(r, base, total_vat))
+        recap.append(RateTotal(r, amount - total_vat if gross else amount, total_vat))
+    bases = [a - v for a, v in zip(amounts, line_vat, strict=True)] if gross else amounts
     lines = tuple(
         Line(
             number=n + 1,
             description=item.description.strip(),
             quantity=item.quantity,
             unit=item.unit,  # type: ignore[arg-type]
-            unit_price_minor=item.unit_price_minor,
+            unit_price_minor=_net_unit_price(item.unit_price_minor, rates[n], gross),
             vat_category=item.vat_category,  # type: ignore[arg-type]
             vat_rate=rates[n],
             base_minor=bases[n],
@@ -388,6 +437,15 @@ def _vat_lines(
         for n, item in enumerate(items)
     )
     return lines, tuple(recap)
+
+
+def _net_unit_price(price_minor: int, rate: Decimal | None, gross: bool) -> int:
+    """The unit price without VAT a line prints (the law asks for it): a price given with
+    VAT has the rate taken out, to the minor unit (the base is computed from the prices
+    as given, not from this)."""
+    if not gross or rate is None:
+        return price_minor
+    return vat.round_minor(Decimal(price_minor) * 100 / (100 + rate))
 
 
 def share_out(total: int, weights: Sequence[int], unit: int = 1) -> list[int]:
@@ -492,7 +550,12 @@ def _address_problems(a: Address, where: str) -> list[str]:
 
 
 def _check_parties(supplier: Supplier, customer: Customer) -> list[str]:
-    problems = supplier_problems(supplier)
+    return supplier_problems(supplier) + customer_problems(customer)
+
+
+def customer_problems(customer: Customer) -> list[str]:
+    """What a document cannot say of its customer, each naming the field."""
+    problems: list[str] = []
     if not customer.name.strip():
         problems.append("customer.name: must not be empty")
     problems += _address_problems(customer.address, "customer.address")

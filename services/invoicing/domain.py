@@ -41,7 +41,7 @@ def _clamped(year: int, month: int, day: int) -> date:
 class BillableContract:
     contract: str
     active: bool
-    monthly_fee_minor: int
+    charges_minor: int  # what its invoice's lines come to this period, late fees apart
     currency: str
     due_rule: DueRule
 
@@ -100,8 +100,8 @@ def billing_run(
     fees: dict[str, int] | None = None,
     style: NumberStyle = "yyyy6",
 ) -> list[NewInvoice]:
-    """One invoice per active, not yet invoiced contract with a fee, for ``period``; late
-    fees waiting for the contract (``fees``, minor units in its currency) are added.
+    """One invoice per active, not yet invoiced contract with charges, for ``period``;
+    late fees waiting for the contract (``fees``, minor units in its currency) are added.
 
     Running the same period again issues nothing for the contracts already invoiced."""
     fees = fees or {}
@@ -111,7 +111,7 @@ def billing_run(
     due: dict[DueRule, date] = {}  # most contracts share a handful of rules
     prefix, width = _number_prefix(issued_on.year, style)
     for c in sorted(contracts, key=lambda c: c.contract):
-        if not c.active or c.monthly_fee_minor <= 0 or c.contract in already_invoiced:
+        if not c.active or c.charges_minor <= 0 or c.contract in already_invoiced:
             continue
         sequence += 1
         number = f"{prefix}{sequence:0{width}d}"
@@ -126,7 +126,7 @@ def billing_run(
                 period=period,
                 issued_on=issued_on,
                 due_on=due_on,
-                amount_minor=c.monthly_fee_minor + fee,
+                amount_minor=c.charges_minor + fee,
                 currency=c.currency,
                 fees_minor=fee,
             )

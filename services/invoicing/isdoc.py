@@ -99,7 +99,7 @@ def write(doc: Document) -> bytes:
         _adder(ref)("UUID", _uuid(doc.supplier.company_id, "invoice", doc.original.number))
     lines = add("InvoiceLines")
     for line in doc.lines:
-        _line(etree.SubElement(lines, _q("InvoiceLine")), line, vat_payer)
+        _line(etree.SubElement(lines, _q("InvoiceLine")), line, vat_payer, doc.prices_include_vat)
     tax_total = add("TaxTotal")
     for row in doc.recap:
         sub = _adder(etree.SubElement(tax_total, _q("TaxSubTotal")))
@@ -215,7 +215,7 @@ def _party(parent: etree._Element, party: Party, user_id: str | None, vat_scheme
             contact("ElectronicMail", email)
 
 
-def _line(element: etree._Element, line: Line, vat_payer: bool) -> None:
+def _line(element: etree._Element, line: Line, vat_payer: bool, from_above: bool) -> None:
     add = _adder(element)
     add("ID", str(line.number))
     if line.original_line is not None:
@@ -230,7 +230,8 @@ def _line(element: etree._Element, line: Line, vat_payer: bool) -> None:
     add("UnitPriceTaxInclusive", _per_unit(line.total_minor, line.quantity))
     category = _adder(add("ClassifiedTaxCategory"))
     category("Percent", _percent(line.vat_rate))
-    category("VATCalculationMethod", "0")  # from the base ("zdola")
+    # from the base ("zdola"), or out of prices given with VAT ("shora")
+    category("VATCalculationMethod", "1" if from_above else "0")
     category("VATApplicable", _bool(vat_payer and line.vat_rate is not None))
     if line.period is not None:
         start, end = line.period

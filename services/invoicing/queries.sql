@@ -1,28 +1,56 @@
 -- name: upsert_contract
 -- A run of contracts as loaded, their billing terms in columns (the latest wins).
 -- No contract twice in one run: Unit.stage_row starts another execution there.
--- $1-$8 are the fields of ``ContractRow`` (services/invoicing/service.py), in its order.
+-- $1-$10 are the fields of ``ContractRow`` (services/invoicing/service.py), in its order.
 INSERT INTO contracts (contract, data, active, monthly_fee_minor, currency, due_kind, due_value,
-                       updated_at)
-SELECT u.c, u.d::jsonb, u.a, u.f, u.cu, u.k, u.v, u.t
+                       updated_at, terms, customer)
+SELECT u.c, u.d::jsonb, u.a, u.f, u.cu, u.k, u.v, u.t, u.te::jsonb, u.cs::jsonb
 FROM unnest($1::text[], $2::text[], $3::boolean[], $4::bigint[], $5::text[], $6::text[],
-            $7::integer[], $8::timestamptz[]) AS u(c, d, a, f, cu, k, v, t)
+            $7::integer[], $8::timestamptz[], $9::text[], $10::text[])
+     AS u(c, d, a, f, cu, k, v, t, te, cs)
 ON CONFLICT (contract) DO UPDATE
 SET data = EXCLUDED.data, active = EXCLUDED.active,
     monthly_fee_minor = EXCLUDED.monthly_fee_minor, currency = EXCLUDED.currency,
-    due_kind = EXCLUDED.due_kind, due_value = EXCLUDED.due_value, updated_at = EXCLUDED.updated_at;
+    due_kind = EXCLUDED.due_kind, due_value = EXCLUDED.due_value, updated_at = EXCLUDED.updated_at,
+    terms = EXCLUDED.terms, customer = EXCLUDED.customer;
+
+-- name: add_file_one_off
+-- A one-off item of a contracts file, waiting for the next invoice; loaded again: skipped.
+INSERT INTO one_off_items (contract, key, item, added_at, added_by)
+VALUES ($1, $2, $3::jsonb, $4, $5)
+ON CONFLICT (contract, key) DO NOTHING;
 
 -- name: billable_contracts
 -- One chunk of a billing run: the $2 contracts after $1, in contract order.
 -- Byte order (COLLATE "C"), as the domain sorts, so chunks neither skip nor repeat.
-SELECT contract, active, monthly_fee_minor, currency, due_kind, due_value FROM contracts
+SELECT * FROM contract_billing
 WHERE contract COLLATE "C" > $1
 ORDER BY contract COLLATE "C"
 LIMIT $2;
 
 -- name: invoiced_in_period
 -- The contracts among $2 already invoiced for period $1: a run repeated skips them.
-SELECT contract FROM invoices WHERE period = $1 AND contract = ANY($2::text[]);
+SELECT contract FROM invoices
+WHERE period = $1 AND contract = ANY($2::text[]) AND kind = 'periodic';
+
+-- name: unbilled_one_offs
+-- The one-off items waiting for contracts $1's next invoice, in the order they were added.
+-- Locked as read, as unbilled_fees and for the same reason.
+SELECT contract, array_agg(id ORDER BY id) AS ids, array_agg(item::text ORDER BY id) AS items
+FROM (SELECT contract, id, item FROM one_off_items
+      WHERE billed_on IS NULL AND contract = ANY($1::text[])
+      FOR UPDATE) waiting
+GROUP BY contract;
+
+-- name: mark_one_offs_billed
+-- Exactly the one-off items an invoice carries ($1 ids, $2 invoice numbers), marked billed.
+UPDATE one_off_items o SET billed_on = i.invoice_number
+FROM unnest($1::bigint[], $2::text[]) AS i(id, invoice_number)
+WHERE o.id = i.id AND o.billed_on IS NULL;
+
+-- name: add_supplier
+-- The supplier of a run or a document as configured, once per identity.
+INSERT INTO suppliers (id, data) VALUES ($1, $2::jsonb) ON CONFLICT DO NOTHING;
 
 -- name: lock_sequence
 -- Year $1's last invoice number, its row locked: runs of one year number one at a time.
@@ -112,7 +140,7 @@ FROM invoices WHERE ($1::text IS NULL OR contract = $1) ORDER BY invoice_number;
 
 -- name: get_contracts
 -- The stored contracts among $1, to tell a load's new or changed ones from repeats.
-SELECT contract, data FROM contracts WHERE contract = ANY($1::text[]);
+SELECT contract, data, terms, customer FROM contracts WHERE contract = ANY($1::text[]);
 
 -- name: networks_incoming
 -- A contracts load's networks, kept until its end (services/invoicing/address_overlaps.py).
@@ -196,3 +224,58 @@ DELETE FROM contract_networks s USING incoming_contracts i WHERE s.contract = i.
 INSERT INTO contract_networks (contract, network)
 SELECT contract, network FROM incoming_networks
 ON CONFLICT DO NOTHING;
+
+-- name: get_invoice
+-- Invoice $1 with its document's columns and its supplier as issued.
+SELECT i.*, s.data AS supplier_data
+FROM invoices i LEFT JOIN suppliers s ON s.id = i.supplier
+WHERE i.invoice_number = $1;
+
+-- name: lock_invoice
+-- Invoice $1 for a credit note, its row locked: two notes on one invoice credit in turn.
+SELECT i.*, s.data AS supplier_data
+FROM invoices i LEFT JOIN suppliers s ON s.id = i.supplier
+WHERE i.invoice_number = $1
+FOR UPDATE OF i;
+
+-- name: credit_notes_of
+-- The credit notes of invoice $1, in number order.
+SELECT * FROM credit_notes WHERE invoice_number = $1 ORDER BY number;
+
+-- name: get_credit_note
+-- Credit note $1.
+SELECT * FROM credit_notes WHERE number = $1;
+
+-- name: lock_credit_sequence
+-- Year $1's last credit-note number, its row locked: notes of one year number one at a time.
+INSERT INTO credit_note_sequences (year, last) VALUES ($1, 0)
+ON CONFLICT (year) DO UPDATE SET last = credit_note_sequences.last
+RETURNING last;
+
+-- name: set_credit_sequence
+-- Year $1's last credit-note number is now $2 (under lock_credit_sequence, with the note).
+UPDATE credit_note_sequences SET last = $2 WHERE year = $1;
+
+-- name: insert_credit_note
+-- A credit note as issued ($1 number ... $11 who issued it).
+INSERT INTO credit_notes (number, invoice_number, contract, issued_on, reason, lines, recap,
+                          amount_minor, currency, created_at, created_by)
+VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10, $11);
+
+-- name: billable_contract
+-- Contract $1 as a billing run reads it (billable_contracts), for an invoice of its own.
+SELECT * FROM contract_billing WHERE contract = $1;
+
+-- name: add_one_off
+-- A one-off item an operator added; its id.
+-- $1 contract, $2 key, $3 item, $4 when, $5 who, $6 the invoice that carries it at once
+-- (NULL: the next invoice).
+INSERT INTO one_off_items (contract, key, item, added_at, added_by, billed_on)
+VALUES ($1, $2, $3::jsonb, $4, $5, $6)
+RETURNING id;
+
+-- name: undelivered
+-- Every document issued and not yet delivered, oldest first (the view of migration 007).
+SELECT kind, number, contract, issued_on, amount_minor, currency
+FROM undelivered_documents
+ORDER BY issued_on, number;

@@ -17,11 +17,15 @@ from pydantic import TypeAdapter
 
 from schemas import events as ev
 from schemas.events import InvoiceIssued
-from services.invoicing import domain
+from services.invoicing import bills, domain, stored
 from services.invoicing.address_overlaps import AddressOverlaps
+from services.invoicing.bills import NO_DOCUMENT, Bill, Bills
+from services.invoicing.bills import Contract as _Contract
 from services.invoicing.contracts_file import ContractRecord
 from services.invoicing.settings import InvoicingSettings
+from services.invoicing.settings import supplier as supplier_of
 from services.runtime import collector, sql
+from services.runtime.db import Jsonb
 from services.runtime.runs import Run
 from services.runtime.unit import Unit
 
@@ -30,7 +34,14 @@ SOURCE = "/services/invoicing"
 # The columns of a run's invoice rows for COPY: each row is a domain.NewInvoice and the time
 # it was made (``(*inv, now)``), so every field goes to the column of its own name, and a
 # million rows are built without a call each
-INVOICE_COLUMNS = [*domain.NewInvoice._fields, "created_at"]
+INVOICE_COLUMNS = [
+    *domain.NewInvoice._fields,
+    "created_at",
+    "kind",
+    "supplier",
+    "customer",
+    *bills.COLUMNS,
+]
 
 
 class ContractRow(NamedTuple):
@@ -44,19 +55,25 @@ class ContractRow(NamedTuple):
     due_kind: str
     due_value: int
     updated_at: datetime
+    terms: str | None  # its services (billed.Terms), JSON; None: its monthly price
+    customer: str  # the customer as documents name it, JSON
 
 
-async def load_contracts(unit: Unit, records: list[ContractRecord]) -> tuple[int, int]:
+async def load_contracts(
+    unit: Unit, records: list[ContractRecord], operator: str = "contracts file"
+) -> tuple[int, int]:
     """Upsert contracts (staged: written by the unit's flush); publish contract.upserted
-    only for new or changed ones."""
+    only for new or changed ones. A file's one-off items are added once (by their key)."""
     changed = 0
     before = {
-        r["contract"]: r["data"]
+        r["contract"]: (r["data"], r["terms"], r["customer"])
         for r in await unit.conn.fetch(Q.get_contracts, [r.contract.contract for r in records])
     }
     for r in records:
         text = r.contract.model_dump_json()
         data = json.loads(text)  # compared as values: the stored jsonb has its own key order
+        terms = None if r.terms is None else r.terms.model_dump_json()
+        customer = r.customer_data()
         row = ContractRow(
             contract=r.contract.contract,
             data=text,
@@ -66,12 +83,22 @@ async def load_contracts(unit: Unit, records: list[ContractRecord]) -> tuple[int
             due_kind=r.due_rule.kind,
             due_value=r.due_rule.value,
             updated_at=unit.now,
+            terms=terms,
+            customer=json.dumps(customer, ensure_ascii=False),
         )
         unit.stage_row(Q.upsert_contract, r.contract.contract, *row)
-        if before.get(r.contract.contract) != data:
-            before[r.contract.contract] = data  # a repeat later in the file: changed again?
-            changed += 1
+        for item in r.one_offs:
+            unit.stage(
+                Q.add_file_one_off, r.contract.contract, item.key,
+                Jsonb(item.model_dump_json(exclude={"key"})), unit.now, operator,
+            )  # fmt: skip
+        was = before.get(r.contract.contract)
+        now = (data, None if terms is None else json.loads(terms), customer)
+        if was is None or was[0] != data:
             unit.emit(r.contract.contract, r.contract)
+        if was != now:
+            before[r.contract.contract] = now  # a repeat later in the file: changed again?
+            changed += 1
     return len(records), changed
 
 
@@ -107,9 +134,10 @@ async def load_contracts_file(
 
 class IssuedJson:
     """The data of invoice.issued for a billing run's invoices, written straight from each
-    ``NewInvoice``: byte for byte what ``InvoiceIssued(...).model_dump_json()`` gives (a
-    test holds them equal), at under half the cost of building and dumping the model, a
-    million times a run (docs/performance.md#finding-29).
+    ``NewInvoice`` and its document's JSON (``Bill.tail``, made once per kind of bill by
+    the model's own serializer): byte for byte what ``InvoiceIssued(...).model_dump_json()``
+    gives (a test holds them equal), at under half the cost of building and dumping the
+    model, a million times a run (docs/performance.md#finding-29).
 
     It only vouches for what it checks: the result must match the model's shape exactly
     (every symbol, date and amount inside the model's own patterns, so nothing in it needs
@@ -125,28 +153,25 @@ class IssuedJson:
             rb'\{"contract":' + symbol + rb',"invoice_number":"[0-9]+","vs":' + symbol
             + rb',"ss":' + symbol + rb',"period":"[0-9]{4}-[0-9]{2}","issued_on":' + day
             + rb',"due_on":' + day + rb',"amount_minor":[1-9][0-9]*,"currency":"[A-Z]{3}"'
-            + rb',"account":' + re.escape(self.account_json) + rb"\}"
+            + rb',"account":' + re.escape(self.account_json)
         )  # fmt: skip
 
-    def __call__(self, inv: domain.NewInvoice) -> bytes:
-        data = (
-            (
-                f'{{"contract":"{inv.contract}","invoice_number":"{inv.invoice_number}",'
-                f'"vs":"{inv.vs}","ss":"{inv.ss}","period":"{inv.period}",'
-                f'"issued_on":"{inv.issued_on.isoformat()}","due_on":"{inv.due_on.isoformat()}",'
-                f'"amount_minor":{inv.amount_minor},"currency":"{inv.currency}","account":'
-            ).encode()
-            + self.account_json
-            + b"}"
-        )
-        if self.shape.fullmatch(data):
-            return data
-        return self.model(inv).model_dump_json().encode()
+    def __call__(self, inv: domain.NewInvoice, tail: bytes = NO_DOCUMENT) -> bytes:
+        head = (
+            f'{{"contract":"{inv.contract}","invoice_number":"{inv.invoice_number}",'
+            f'"vs":"{inv.vs}","ss":"{inv.ss}","period":"{inv.period}",'
+            f'"issued_on":"{inv.issued_on.isoformat()}","due_on":"{inv.due_on.isoformat()}",'
+            f'"amount_minor":{inv.amount_minor},"currency":"{inv.currency}","account":'
+        ).encode() + self.account_json
+        if self.shape.fullmatch(head):
+            return head + tail + b"}"
+        return self.model(inv, tail).model_dump_json().encode()
 
-    def model(self, inv: domain.NewInvoice) -> InvoiceIssued:
+    def model(self, inv: domain.NewInvoice, tail: bytes = NO_DOCUMENT) -> InvoiceIssued:
         fields = inv._asdict()
         del fields["fees_minor"]  # inside amount_minor; not part of the event
-        return InvoiceIssued(**fields, account=self.account)
+        document = json.loads(b"{" + tail[1:] + b"}")
+        return InvoiceIssued(**fields, account=self.account, **document)
 
 
 @functools.cache
@@ -194,11 +219,15 @@ async def billing_run(
         if progress is not None:
             progress(issued)
 
+    who = supplier_of(settings)
+    supplier_id, supplier_json = stored.supplier_row(who)
+    await conn.execute(Q.add_supplier, supplier_id, Jsonb(supplier_json))
     in_transaction = conn.is_in_transaction()
     await conn.execute(Q.hold_run_lock_in_transaction if in_transaction else Q.hold_run_lock)
     try:
         with collector.paused():  # a chunk's objects pile up (a quarter of the run's CPU)
-            await _Run(settings, period, issued_on, now).chunks(conn, reader, keep_of)
+            run = _Run(settings, period, issued_on, now, Bills(who, supplier_id, period, issued_on))
+            await run.chunks(conn, reader, keep_of)
         await conn.execute(Q.record_run, period, issued_on, issued, now)
     finally:
         if not in_transaction and not conn.is_closed():
@@ -208,17 +237,19 @@ async def billing_run(
 
 @dataclass
 class _Writes:
-    """A chunk's rows: the invoices for COPY, and the fees they bill (one row a fee)."""
+    """A chunk's rows: the invoices for COPY, the fees they bill (one row a fee) and the
+    one-off items (ids, invoice numbers)."""
 
     invoices: list[tuple[object, ...]]
     fees: tuple[tuple[str, ...], ...]
+    one_offs: tuple[tuple[object, ...], ...] = ()
 
 
 @dataclass
 class _Chunk:
     """A chunk of a run read and invoiced, its writes and events ready (``_Run.plan``)."""
 
-    contracts: list[domain.BillableContract]
+    contracts: list[_Contract]
     following: str | None  # where the next chunk starts (None: this one is the last)
     last: int  # the year's sequence its numbers follow
     invoices: list[domain.NewInvoice]
@@ -234,6 +265,7 @@ class _Run:
     period: str
     issued_on: date
     now: datetime
+    bills: Bills
 
     async def chunks(
         self,
@@ -315,7 +347,7 @@ class _Run:
             return invoices
 
     async def locked(
-        self, unit: Unit, contracts: list[domain.BillableContract], last: int
+        self, unit: Unit, contracts: list[_Contract], last: int
     ) -> list[domain.NewInvoice]:
         """Invoice and write ``contracts`` with the year's sequence locked at ``last``."""
         invoices, writes = await self.invoice(unit.conn, unit, contracts, last)
@@ -324,14 +356,14 @@ class _Run:
 
     async def facts(
         self, conn: asyncpg.Connection, after: str
-    ) -> tuple[list[domain.BillableContract], str | None]:
+    ) -> tuple[list[_Contract], str | None]:
         """The chunk's contracts after ``after`` in contract order, and where the chunk
         after them starts (None: none)."""
         limit = self.settings.billing_chunk
         rows = await conn.fetch(Q.billable_contracts, after, limit)
         rules: dict[tuple[str, int], domain.DueRule] = {}
         contracts = [
-            domain.BillableContract(
+            _Contract(
                 r["contract"],
                 r["active"],
                 r["monthly_fee_minor"],
@@ -341,6 +373,11 @@ class _Run:
                     (r["due_kind"], r["due_value"]),
                     domain.DueRule(r["due_kind"], r["due_value"]),
                 ),
+                r["terms"],
+                r["country"] or "CZ",
+                r["language"] or "cs",
+                r["vat_id"] is not None,
+                r["customer"],
             )
             for r in rows
         ]
@@ -350,60 +387,102 @@ class _Run:
         self,
         conn: asyncpg.Connection,
         unit: Unit,
-        contracts: list[domain.BillableContract],
+        contracts: list[_Contract],
         last: int,
     ) -> tuple[list[domain.NewInvoice], _Writes]:
-        """Invoice ``contracts`` from sequence ``last`` (what is already invoiced and the
-        fees waiting read on ``conn``) and queue their events in ``unit``."""
+        """Invoice ``contracts`` from sequence ``last`` (what is already invoiced, the
+        fees and one-off items waiting read on ``conn``) and queue their events in
+        ``unit``. Each contract's lines come from ``Bills``, made once for every contract
+        billed alike."""
         names = [c.contract for c in contracts]
         invoiced = await conn.fetch(Q.invoiced_in_period, self.period, names)
         waiting = await conn.fetch(Q.unbilled_fees, names)
+        items = {r["contract"]: r for r in await conn.fetch(Q.unbilled_one_offs, names)}
+        fees = {r["contract"]: r["amount_minor"] for r in waiting}
+        done = {r["contract"] for r in invoiced}
+        bill_of: dict[str, Bill] = {}
+        billable: list[domain.BillableContract] = []
+        for c in contracts:
+            if c.active and c.contract not in done:
+                extra = items.get(c.contract)
+                bill = self.bills.of(c, fees.get(c.contract, 0), extra["items"] if extra else ())
+                bill_of[c.contract] = bill
+                billable.append(
+                    domain.BillableContract(
+                        c.contract, c.active, bill.charges_minor, c.currency, c.due_rule
+                    )
+                )
         invoices = domain.billing_run(
-            contracts,
+            billable,
             self.period,
             self.issued_on,
-            {r["contract"] for r in invoiced},
+            done,
             last,
-            {r["contract"]: r["amount_minor"] for r in waiting},
+            fees,
             self.settings.invoice_number_style,
         )
         now = self.now
-        rows: list[tuple[object, ...]] = [(*i, now) for i in invoices]  # INVOICE_COLUMNS
-        numbers = {i.contract: i.invoice_number for i in invoices if i.fees_minor}
+        customer = {c.contract: c.customer for c in contracts}
+        supplier = self.bills.supplier_id
+        rows: list[tuple[object, ...]] = [
+            (
+                *i,
+                now,
+                "periodic",
+                supplier,
+                Jsonb(customer[i.contract]),
+                *bill_of[i.contract].columns,
+            )
+            for i in invoices
+        ]  # INVOICE_COLUMNS; fmt: skip
+        numbers = {i.contract: i.invoice_number for i in invoices}
         billed = [
             (r["contract"], request, numbers[r["contract"]])
             for r in waiting
             if r["contract"] in numbers
             for request in r["request_ids"]
         ]  # exactly the fees summed: one charged since waits for the next run
+        one_offs = [
+            (ident, numbers[contract])
+            for contract, r in items.items()
+            if contract in numbers
+            for ident in r["ids"]
+        ]
         accounts = self.settings.bank_accounts
         for inv in invoices:
             json_of = issued_json(accounts.get(inv.currency, ""))
-            unit.emit_json(InvoiceIssued, inv.contract, json_of(inv))
-        return invoices, _Writes(rows, tuple(zip(*billed, strict=True)))
+            unit.emit_json(InvoiceIssued, inv.contract, json_of(inv, bill_of[inv.contract].tail))
+        return invoices, _Writes(
+            rows, tuple(zip(*billed, strict=True)), tuple(zip(*one_offs, strict=True))
+        )
 
     async def write(self, conn: asyncpg.Connection, last: int, w: _Writes) -> None:
         """A chunk's rows, with the year's sequence locked at ``last``: a number an
-        invoice. The fees are those of these invoices."""
+        invoice. The fees and one-off items are those of these invoices."""
         if not w.invoices:
             return
-        if w.fees:  # first, and undone alone if they are not all there any more
+        if w.fees or w.one_offs:  # first, and undone alone if they are not all there any more
             async with conn.transaction():
-                marked = await conn.execute(Q.mark_fees_billed, *w.fees)
-                if marked != f"UPDATE {len(w.fees[0])}":
-                    raise _FeesBilledMeanwhile(sorted(set(w.fees[0])))
+                if w.fees:
+                    marked = await conn.execute(Q.mark_fees_billed, *w.fees)
+                    if marked != f"UPDATE {len(w.fees[0])}":
+                        raise _FeesBilledMeanwhile(sorted(set(w.fees[0])))
+                if w.one_offs:
+                    marked = await conn.execute(Q.mark_one_offs_billed, *w.one_offs)
+                    if marked != f"UPDATE {len(w.one_offs[0])}":
+                        raise _FeesBilledMeanwhile(sorted(set(w.one_offs[1])))  # type: ignore[arg-type]
         await conn.copy_records_to_table("invoices", records=w.invoices, columns=INVOICE_COLUMNS)
         await conn.execute(Q.set_sequence, self.issued_on.year, last + len(w.invoices))
 
 
 class _FeesBilledMeanwhile(Exception):
-    """Late fees a chunk was planned with (read on the reading connection, not locked
-    for the write) were billed meanwhile by a run of another year: the chunk is invoiced
-    again. Under a write's own transaction the fees are locked as read, so it cannot
+    """Late fees or one-off items a chunk was planned with (read on the reading connection,
+    not locked for the write) were billed meanwhile by a run of another year: the chunk is
+    invoiced again. Under a write's own transaction they are locked as read, so it cannot
     happen there."""
 
-    def __init__(self, contracts: list[str]) -> None:
-        super().__init__(f"late fees of contracts {contracts} were billed by another run")
+    def __init__(self, which: list[str]) -> None:
+        super().__init__(f"late fees or one-off items of {which} were billed by another run")
 
 
 async def on_settled(unit: Unit, run: Run[ev.InvoiceSettled]) -> None:

@@ -28,7 +28,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal, get_args
 
 Country = Literal["CZ", "SK", "HU"]
-Category = Literal["standard", "reduced", "reduced2", "zero"]
+# "outside": not subject to VAT at all (a late fee is compensation, not a supply): no rate
+# on any date, the line carries no VAT whoever the parties are.
+Category = Literal["standard", "reduced", "reduced2", "zero", "outside"]
 Language = Literal["cs", "sk", "hu", "en"]
 
 COUNTRIES: tuple[Country, ...] = get_args(Country)
@@ -103,6 +105,8 @@ def rate(country: str, category: str, tax_point: date) -> Decimal:
         raise VatError(f"country {country!r}: expected one of {', '.join(COUNTRIES)}")
     if category not in CATEGORIES:
         raise VatError(f"VAT category {category!r}: expected one of {', '.join(CATEGORIES)}")
+    if category == "outside":
+        raise VatError("VAT category 'outside' has no rate: the line carries no VAT")
     periods = [p for p in RATES if p.country == country and p.valid_from <= tax_point]
     if not periods:
         first = min(p.valid_from for p in RATES if p.country == country)

@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from schemas import events as ev
 from services.invoicing.service import on_fee_charged, on_partially_paid, on_reopened, on_settled
-from services.invoicing.settings import InvoicingSettings
+from services.invoicing.settings import InvoicingSettings, check_supplier
 from services.runtime.runs import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -26,6 +26,8 @@ SPEC = ServiceSpec(
     metrics_port=9101,
     settings=InvoicingSettings,
     subscriptions=subscriptions,
+    # the supplier every document names: refused at start, naming the variable (exit 78)
+    startup_checks=[check_supplier],
 )
 
 if __name__ == "__main__":

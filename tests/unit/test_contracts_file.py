@@ -161,3 +161,81 @@ def test_json_error_found_where_it_is(tmp_path: Path, monkeypatch: pytest.Monkey
     with pytest.raises(ContractsFileError, match=r"line 2: invalid JSON: Expecting value"):
         read(f)
     assert sum(reads) < 200, reads  # of some 380,000 characters
+
+
+BASE = {"contract": "7001", "customer_name": "Jana", "currency": "CZK"}
+FEE = {"monthly_fee_minor": 49900}
+TARIFF = {"description": "Internet", "unit_price_minor": 49900}
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"services": [{**TARIFF, "unit_price_minor": -1}]},
+            "field 'services[0].unit_price_minor' of contract 7001: Input should be greater",
+        ),
+        (
+            {"services": [{**TARIFF, "vat_category": "luxury"}]},
+            "field 'services[0].vat_category' of contract 7001: Input should be 'standard'",
+        ),
+        (
+            {"services": [{**TARIFF, "starts_on": "2027-03-01", "ends_on": "2027-02-01"}]},
+            "field 'services[0]' of contract 7001: ends_on 2027-02-01 is before starts_on",
+        ),
+        (
+            {"services": [{**TARIFF, "every": "week"}]},
+            "field 'services[0].every' of contract 7001",
+        ),
+        (
+            {"services": [{**TARIFF, "price_changes": [{"effective_on": "someday"}]}]},
+            "field 'services[0].price_changes[0].effective_on' of contract 7001",
+        ),
+        (
+            {**FEE, "one_off_items": [{"key": "a", "description": "Router",
+                                       "unit_price_minor": 1, "unit": "kg"}]},
+            "field 'one_off_items[0].unit' of contract 7001",
+        ),
+        (
+            {**FEE, "one_off_items": [{"key": "a", "description": "Router",
+                                       "unit_price_minor": 1, "invoice": "own"}]},
+            "field 'one_off_items[0].invoice' of contract 7001: 'own' is issued at once",
+        ),
+        (
+            {**FEE, "address": {"street": "Dlouhá", "city": "Brno"}},
+            "field 'address.postal_code' of contract 7001: Field required",
+        ),
+        ({**FEE, "vat_id": "not an id"}, "field 'vat_id' of contract 7001"),
+        (
+            {**FEE, "prices_include_vat": False},
+            "field 'prices_include_vat' of contract 7001: only with 'services'",
+        ),
+    ],
+)  # fmt: skip
+def test_billing_errors_name_the_contract_and_field(
+    tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    f = tmp_path / "c.json"
+    f.write_text(json.dumps([{**BASE, **changes}]))
+    with pytest.raises(ContractsFileError, match="line 1: contracts\\[0\\]") as e:
+        read(f)
+    assert message in str(e.value)
+
+
+def test_services_need_no_monthly_price_and_a_monthly_price_is_a_tariff(tmp_path: Path) -> None:
+    f = tmp_path / "c.json"
+    f.write_text(
+        json.dumps(
+            [
+                {**BASE, "services": [TARIFF], "address": {"street": "Dlouhá", "city": "Brno",
+                                                         "postal_code": "602 00"}},
+                {**BASE, "contract": "7002", "monthly_fee_minor": 49900},
+            ]
+        )
+    )  # fmt: skip
+    services, legacy = read(f)
+    assert services.contract.monthly_fee_minor == 0
+    assert services.terms is not None and services.terms.services[0].unit_price_minor == 49900
+    assert services.customer_data()["address"]["country"] == "CZ"
+    assert legacy.terms is None  # billed as one tariff service of its monthly price
+    assert legacy.customer_data() == {"name": "Jana", "address": None}

@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from schemas.events import InvoiceIssued
 from services.invoicing import domain
+from services.invoicing.bills import Bills, Contract
 from services.invoicing.service import IssuedJson
 
 
@@ -85,3 +86,25 @@ def test_what_the_model_rejects_raises_naming_the_field(
 ) -> None:
     with pytest.raises(ValidationError, match=field):
         IssuedJson("2900000001/2010")(_invoice(**changes))
+
+
+def test_an_invoice_with_its_document_is_the_models_json() -> None:
+    """A bill's lines and recapitulation, written once per kind of bill, make the same
+    bytes as the model with them, on the template's path and on the model's."""
+    from tests.unit.document_samples import SUPPLIERS
+
+    made = Bills(SUPPLIERS["CZ"], "s", "2026-12", date(2027, 1, 2))
+    contract = Contract(
+        "1001", True, 49900, "CZK", domain.DueRule("day_of_month", 15), None, "CZ", "cs",
+        False, "{}",
+    )  # fmt: skip
+    bill = made.of(contract, 5000, ['{"description": "Router", "unit_price_minor": 150000}'])
+    assert bill.document is not None and len(bill.document[0]) == 3  # tariff, router, fee
+    inv = _invoice(amount_minor=bill.charges_minor + 5000, fees_minor=5000)
+    json_of = IssuedJson("2900000001/2010")
+    expected = json_of.model(inv, bill.tail)
+    assert expected.lines is not None and expected.vat is not None
+    assert json_of(inv, bill.tail) == expected.model_dump_json().encode()
+    odd = inv._replace(invoice_number="FV-1")  # the model's path keeps the document
+    assert json_of(odd, bill.tail) == json_of.model(odd, bill.tail).model_dump_json().encode()
+    assert sum(x.base_minor + x.vat_minor for x in expected.lines) == inv.amount_minor
