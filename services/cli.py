@@ -150,6 +150,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from services.devstack.stack import Stack, StackConfig
     from services.notify.settings import NotifySettings
     from services.provisioning.settings import ProvisioningSettings
+    from services.zone.settings import ZoneSettings
 
     settings = get_settings()
     cfg = StackConfig(
@@ -159,6 +160,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         test_clock=settings.test_clock,
         smtp_port=get_settings(NotifySettings).smtp_port,
         notice_port=get_settings(ProvisioningSettings).notice_port,
+        zone_port=get_settings(ZoneSettings).zone_port,
         mail_folder=ROOT / ".run" / "mail",
         log_level=settings.log_level,
     )
@@ -180,6 +182,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"  database                 {stack.database_url}")
         print(f"  SMTP sink                127.0.0.1:{cfg.smtp_port}  (mail in {cfg.mail_folder})")
         print(f"  notice page              http://127.0.0.1:{cfg.notice_port}/")
+        print(f"  customer zone            http://127.0.0.1:{cfg.zone_port}/")
         for service in SERVICES:
             print(
                 f"  {service:<24} http://127.0.0.1:{stack.metrics_port(service)}/metrics"
