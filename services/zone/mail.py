@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
@@ -63,6 +64,9 @@ async def send(settings: ZoneSettings, msg: EmailMessage) -> None:
             password=settings.secret("smtp_password"),
             start_tls=True if settings.smtp_starttls else None,
             use_tls=settings.smtp_tls,
+            tls_context=ssl.create_default_context(cafile=settings.smtp_ca_file)
+            if settings.smtp_ca_file
+            else None,
             timeout=settings.smtp_timeout,
         )
     except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -1,8 +1,8 @@
 """The customer zone's own settings, besides the runtime's (``BILLING_*``,
 docs/configuration.md): where its pages listen, the secret keying its form tokens, its
 cookies, the one-time links, login throttling, and the mail relay its links go through
-(the same ``BILLING_SMTP_*`` as notify's: one relay per deployment, docs/zone.md says why
-the zone sends its own mail)."""
+(the runtime's ``MailRelaySettings``: the same ``BILLING_SMTP_*`` as notify's, one relay
+per deployment; docs/zone.md says why the zone sends its own mail)."""
 
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 
 from services.runtime.auth import ConfigError
-from services.runtime.settings import Settings, env_name
+from services.runtime.settings import MailRelaySettings, env_name
 
 MIN_SECRET_LENGTH = 32
 
 
-class ZoneSettings(Settings):
-    SECRETS: ClassVar[tuple[str, ...]] = (*Settings.SECRETS, "zone_secret", "smtp_password")
+class ZoneSettings(MailRelaySettings):
+    SECRETS: ClassVar[tuple[str, ...]] = (*MailRelaySettings.SECRETS, "zone_secret")
 
     zone_host: str = "127.0.0.1"
     zone_port: int = 8090
@@ -44,16 +44,6 @@ class ZoneSettings(Settings):
     zone_trusted_proxies: list[str] = Field(default_factory=list)
     zone_mail_max_attempts: int = Field(default=8, ge=1)
     zone_mail_retry_base: float = Field(default=2.0, gt=0)
-
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 2525
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_password_file: Path | None = None
-    smtp_starttls: bool = False
-    smtp_tls: bool = False
-    smtp_timeout: float = 15.0
-    mail_from: str = "billing@isp.example"
 
 
 _DEVELOPMENT_KEY = secrets.token_bytes(32)  # per process: no published development default

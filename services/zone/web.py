@@ -267,13 +267,13 @@ class Pages:
     # --- rendering ----------------------------------------------------------------------------
 
     def render(self, req: Req, template: str, code: int = 200, **context: Any) -> web.Response:
+        context.setdefault("here", req.request.path)
         html = _env.get_template(template).render(
             lang=req.lang,
             t=req.t,
             acting=req.acting,
             languages=domain.LANGUAGES,
             csrf=domain.form_token(self.key, req.session),
-            here=req.request.path,
             **context,
         )
         return web.Response(text=html, content_type="text/html", status=code)
@@ -293,11 +293,14 @@ class Pages:
                 message=t[key].format(**fmt),
             )
             return web.Response(text=html, content_type="text/html", status=status)
+        # An error page names nothing of the request (its path neither): a missing
+        # invoice and another customer's answer byte for byte alike.
         link = "/" if status in (403, 404) else None
         return self.render(
             req,
             "message.html",
             status,
+            here="/",
             message=req.t[key].format(**fmt),
             link=link,
             link_text=req.t["back"],
@@ -312,9 +315,6 @@ class Pages:
     async def _in_transaction(self, work: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Any:
         async with self.rt.db.acquire() as conn, conn.transaction():
             return await work(conn)
-
-    def _queued(self) -> None:
-        self.wake_sender()
 
     # --- public pages -------------------------------------------------------------------------
 
@@ -435,15 +435,7 @@ class Pages:
             sent = bool(owner)
             if sent:
                 link = Link("access", email, contract, True, domain.RIGHTS)
-                hours = self.s.zone_link_hours
-                token = await service.make_link(conn, req.now, link, timedelta(hours=hours))
-                await service.queue_mail(
-                    conn,
-                    req.now,
-                    self._mail(
-                        req.lang, "access", email, token, contract=contract, hours=_n(hours)
-                    ),
-                )
+                await self._email_link(conn, req, link, req.lang, contract=contract)
             await service.record(
                 conn,
                 req.now,
@@ -455,13 +447,7 @@ class Pages:
                 sent=sent,
             )
 
-        await self._in_transaction(work)
-        self._queued()
-        return self.render(
-            req,
-            "message.html",
-            message=req.t["access_sent"].format(hours=_n(self.s.zone_link_hours)),
-        )
+        return await self._sent(req, work, "access_sent")
 
     async def reset_page(self, req: Req) -> web.StreamResponse:
         return self.render(req, "reset.html")
@@ -474,13 +460,7 @@ class Pages:
             person = await conn.fetchrow(Q.person_by_email, email)
             if person is not None:
                 link = Link("reset", email, None, False, ())
-                hours = self.s.zone_link_hours
-                token = await service.make_link(conn, req.now, link, timedelta(hours=hours))
-                await service.queue_mail(
-                    conn,
-                    req.now,
-                    self._mail(person["language"], "reset", email, token, hours=_n(hours)),
-                )
+                await self._email_link(conn, req, link, person["language"])
             await service.record(
                 conn,
                 req.now,
@@ -491,19 +471,41 @@ class Pages:
                 sent=person is not None,
             )
 
-        await self._in_transaction(work)
-        self._queued()
-        return self.render(
-            req,
-            "message.html",
-            message=req.t["reset_sent"].format(hours=_n(self.s.zone_link_hours)),
-        )
+        return await self._sent(req, work, "reset_sent")
 
-    def _mail(self, lang: str, kind: str, to: str, token: str, **fmt: Any) -> Mail:
+    async def _sent(
+        self, req: Req, work: Callable[[asyncpg.Connection], Awaitable[None]], key: str
+    ) -> web.Response:
+        """Do ``work`` (which may e-mail a link) and answer with the one page that says
+        a link went out if the details were right, whether they were or not."""
+        await self._in_transaction(work)
+        self.wake_sender()
+        hours = _n(self.s.zone_link_hours)
+        return self.render(req, "message.html", message=req.t[key].format(hours=hours))
+
+    async def _email_link(
+        self,
+        conn: asyncpg.Connection,
+        req: Req,
+        link: Link,
+        lang: str,
+        invited_by: int | None = None,
+        **fmt: Any,
+    ) -> None:
+        """Make a one-time link and queue the e-mail that carries it, in one transaction."""
+        if link.purpose == "invite":
+            valid, fmt["days"] = timedelta(days=self.s.zone_invite_days), self.s.zone_invite_days
+        else:
+            valid, fmt["hours"] = timedelta(hours=self.s.zone_link_hours), self.s.zone_link_hours
+        token = await service.make_link(conn, req.now, link, valid, invited_by)
         t = WORDING[domain.pick_language(lang, None)]
-        link = f"{self.public_url}/link/{token}"
-        body = t[f"mail_{kind}_body"].format(link=link, company=self.s.company_name, **fmt)
-        return Mail(to, t[f"mail_{kind}_subject"], body)
+        kind = link.purpose
+        body = t[f"mail_{kind}_body"].format(
+            link=f"{self.public_url}/link/{token}",
+            company=self.s.company_name,
+            **{k: _n(v) if isinstance(v, float) else v for k, v in fmt.items()},
+        )
+        await service.queue_mail(conn, req.now, Mail(link.email, t[f"mail_{kind}_subject"], body))
 
     async def _link_context(self, req: Req) -> tuple[Link, dict[str, Any]]:
         token = req.request.match_info["token"]
@@ -771,23 +773,9 @@ class Pages:
         async def work(conn: asyncpg.Connection) -> None:
             customer = await conn.fetchrow(Q.customer, req.contract)
             link = Link("invite", email, req.contract, False, rights)
-            days = self.s.zone_invite_days
-            token = await service.make_link(
-                conn, req.now, link, timedelta(days=days), invited_by=acting.person_id
-            )
             name = customer["customer_name"] if customer else req.contract
-            await service.queue_mail(
-                conn,
-                req.now,
-                self._mail(
-                    req.lang,
-                    "invite",
-                    email,
-                    token,
-                    inviter=acting.email,
-                    customer=name,
-                    days=_n(days),
-                ),
+            await self._email_link(
+                conn, req, link, req.lang, acting.person_id, inviter=acting.email, customer=name
             )
             await service.record(
                 conn,
@@ -801,7 +789,7 @@ class Pages:
             )
 
         await self._in_transaction(work)
-        self._queued()
+        self.wake_sender()
         return await self.users(req, status=req.t["invited"].format(email=email))
 
     async def _target(self, conn: asyncpg.Connection, req: Req) -> Any:
