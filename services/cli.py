@@ -16,6 +16,7 @@ billing dunning preview --on DATE    who would be reminded, noticed, suspended .
 billing dunning postpone|exempt C    an operator's postponement or exemption, with a reason
 billing notify log C                 messages sent to a contract
 billing notify preview KIND --lang L one message rendered (text, HTML, SMS)
+billing zone invite C EMAIL | --owners  a one-time link into the customer zone (audited)
 billing audit log [C] [--json]       what operators did (exempt, lift, postpone, assign, load, run)
 billing migrate / topics             set-up steps `billing run` also does
 
@@ -243,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     from services.invoicing import cli as invoicing_cli
     from services.notify import cli as notify_cli
     from services.payments import cli as payments_cli
+    from services.zone import cli as zone_cli
 
     invoicing_cli.register(sub)
     bank_import_cli.register_payment(sub)
@@ -259,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     gear_cli.register(sub)
 
     notify_cli.register(sub)
+    zone_cli.register(sub)
 
     audit_cmd = sub.add_parser("audit", help="the operators' audit trail").add_subparsers(
         dest="sub", required=True

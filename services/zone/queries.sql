@@ -276,3 +276,18 @@ WHERE id = $1;
 -- name: due_mails
 -- Messages due now (the dev stack's quiescence waits for none).
 SELECT count(*) FROM mails WHERE status = 'pending' AND next_attempt_at <= $1;
+
+-- name: owner_login_of
+-- The e-mail of the person who owns the contract in the zone, if anybody does.
+SELECT p.email FROM memberships m JOIN people p ON p.id = m.person_id
+WHERE m.contract = $1 AND m.owner;
+
+-- name: owners_to_invite
+-- Owner contacts on record of contracts nobody owns in the zone and with no live invitation.
+SELECT DISTINCT ON (c.contract) c.contract, c.email, cu.language
+FROM contacts_on_record c JOIN customers cu USING (contract)
+WHERE c.owner AND c.email IS NOT NULL AND cu.active
+  AND NOT EXISTS (SELECT 1 FROM memberships m WHERE m.contract = c.contract AND m.owner)
+  AND NOT EXISTS (SELECT 1 FROM links l WHERE l.contract = c.contract AND l.owner
+                  AND l.used_at IS NULL AND l.expires_at > $1)
+ORDER BY c.contract, c.position;

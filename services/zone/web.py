@@ -492,20 +492,7 @@ class Pages:
         invited_by: int | None = None,
         **fmt: Any,
     ) -> None:
-        """Make a one-time link and queue the e-mail that carries it, in one transaction."""
-        if link.purpose == "invite":
-            valid, fmt["days"] = timedelta(days=self.s.zone_invite_days), self.s.zone_invite_days
-        else:
-            valid, fmt["hours"] = timedelta(hours=self.s.zone_link_hours), self.s.zone_link_hours
-        token = await service.make_link(conn, req.now, link, valid, invited_by)
-        t = WORDING[domain.pick_language(lang, None)]
-        kind = link.purpose
-        body = t[f"mail_{kind}_body"].format(
-            link=f"{self.public_url}/link/{token}",
-            company=self.s.company_name,
-            **{k: _n(v) if isinstance(v, float) else v for k, v in fmt.items()},
-        )
-        await service.queue_mail(conn, req.now, Mail(link.email, t[f"mail_{kind}_subject"], body))
+        await email_link(conn, self.s, req.now, link, lang, invited_by, **fmt)
 
     async def _link_context(self, req: Req) -> tuple[Link, dict[str, Any]]:
         token = req.request.match_info["token"]
@@ -869,6 +856,32 @@ def _bound(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse
 
     unreachable.zone_route = route  # type: ignore[attr-defined]
     return unreachable
+
+
+async def email_link(
+    conn: asyncpg.Connection,
+    settings: ZoneSettings,
+    now: datetime,
+    link: Link,
+    lang: str,
+    invited_by: int | None = None,
+    **fmt: Any,
+) -> None:
+    """Make a one-time link and queue the e-mail that carries it, in ``conn``'s
+    transaction (a page's, or ``billing zone invite``'s)."""
+    if link.purpose == "invite":
+        valid, fmt["days"] = timedelta(days=settings.zone_invite_days), settings.zone_invite_days
+    else:
+        valid, fmt["hours"] = timedelta(hours=settings.zone_link_hours), settings.zone_link_hours
+    token = await service.make_link(conn, now, link, valid, invited_by)
+    t = WORDING[domain.pick_language(lang, None)]
+    body = t[f"mail_{link.purpose}_body"].format(
+        link=f"{settings.zone_public_url.rstrip('/')}/link/{token}",
+        company=settings.company_name,
+        **{k: _n(v) if isinstance(v, float) else v for k, v in fmt.items()},
+    )
+    subject = t[f"mail_{link.purpose}_subject"]
+    await service.queue_mail(conn, now, Mail(link.email, subject, body))
 
 
 def redirect(location: str) -> web.Response:

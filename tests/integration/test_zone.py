@@ -8,10 +8,13 @@ per address; a removed right or user counts from the next request."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import asyncio
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from services.cli import main as billing
+from services.runtime.settings import get_settings
 from tests.integration.zone_harness import (
     Zone,
     contract,
@@ -306,3 +309,55 @@ async def test_language_is_chosen_and_remembered(database_url: str) -> None:
         async with other.get("/invoices") as page:
             text = await page.text()
         assert "Invoices" in text and "overdue" in text and "499.00" in text
+
+
+async def test_an_operator_invites_the_first_owner_audited(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``billing zone invite``: one owner by hand, then every owner contact at once; each
+    in the operators' trail and the zone's audit log; a refusal is one line, no trace."""
+    monkeypatch.setenv("BILLING_DATABASE_URL", database_url)
+    monkeypatch.setenv("BILLING_ZONE_PUBLIC_URL", "http://zone.example/")
+    get_settings.cache_clear()
+    try:
+        async with running_zone(database_url) as zone:
+            await zone.feed(
+                contract("1001", "alena@example.com", "Alena"),
+                contract("1002", "bohumil@example.com", "Bohumil"),
+            )
+            await asyncio.to_thread(
+                billing, ["zone", "invite", "1001", "alena@example.com", "--operator", "ops"]
+            )
+            assert "invited alena@example.com to contract 1001" in capsys.readouterr().out
+            with pytest.raises(SystemExit) as exit_:
+                await asyncio.to_thread(billing, ["zone", "invite", "7777", "x@example.com"])
+            assert exit_.value.code == 66
+            err = capsys.readouterr().err
+            assert err == "billing: no contract 7777 known to the zone\n"
+            with pytest.raises(SystemExit) as exit_:
+                await asyncio.to_thread(
+                    billing, ["zone", "invite", "1001", "x@example.com", "--rights", "root"]
+                )
+            assert exit_.value.code == 65 and "unknown right 'root'" in capsys.readouterr().err
+            await asyncio.to_thread(billing, ["zone", "invite", "--owners"])
+            # 1001 has a live invitation already: only 1002's owner is invited now
+            assert capsys.readouterr().out == "invited bohumil@example.com to contract 1002\n"
+
+            zone.clock.at = datetime.now(UTC)  # the command's clock is the real one
+            await zone.deliver()
+            alena = await zone.client()
+            await set_password(zone, alena, "alena@example.com", PASSWORD)
+            resp = await login(alena, "1001", PASSWORD)
+            assert resp.headers["Location"] == "/info"
+            async with alena.get("/users") as page:  # the owner manages users
+                assert page.status == 200
+            trail = await zone.fetch("SELECT operator, action, contract FROM operator_actions")
+            assert [tuple(r) for r in trail] == [
+                ("ops", "zone_invite", "1001"),
+                (trail[1]["operator"], "zone_invite", "1002"),
+            ]
+            rows = await zone.fetch("SELECT actor FROM audit WHERE action = 'invited'")
+            by_hand, bulk = (r["actor"] for r in rows)
+            assert (by_hand, bulk) == ("operator:ops", f"operator:{trail[1]['operator']}")
+    finally:
+        get_settings.cache_clear()
