@@ -227,11 +227,23 @@ class Pages:
             request.headers.get("Origin"), request.headers.get("Sec-Fetch-Site"), hosts
         ):
             REFUSED.labels("cross-site").inc()
+            log.warning(
+                "cross-site form refused",
+                path=request.path,
+                origin=request.headers.get("Origin"),
+                fetch_site=request.headers.get("Sec-Fetch-Site"),
+            )
             raise Refused(403, "forbidden_form")
         form = await request.post()
         presented = str(form.get("csrf", ""))
         if req.new_cookie or not domain.form_token_fits(self.key, req.session, presented):
             REFUSED.labels("form-token").inc()
+            log.warning(
+                "form without its token refused",
+                path=request.path,
+                new_session=req.new_cookie,
+                token_sent=bool(presented),
+            )
             raise Refused(403, "forbidden_form")
 
     def _secured(self, request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
@@ -239,7 +251,9 @@ class Pages:
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "no-referrer"  # link tokens are in paths
+        # Link tokens are in paths: never sent to another site. (Not no-referrer: under
+        # it a browser sends "Origin: null" with the zone's own forms, refused as foreign.)
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers["Content-Security-Policy"] = (
             "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:;"
             " form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
