@@ -16,6 +16,7 @@ billing dunning preview --on DATE    who would be reminded, noticed, suspended .
 billing dunning postpone|exempt C    an operator's postponement or exemption, with a reason
 billing notify log C                 messages sent to a contract
 billing notify preview KIND --lang L one message rendered (text, HTML, SMS)
+billing zone invite C EMAIL | --owners  a one-time link into the customer zone (audited)
 billing audit log [C] [--json]       what operators did (exempt, lift, postpone, assign, load, run)
 billing migrate / topics             set-up steps `billing run` also does
 
@@ -150,6 +151,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from services.devstack.stack import Stack, StackConfig
     from services.notify.settings import NotifySettings
     from services.provisioning.settings import ProvisioningSettings
+    from services.zone.settings import ZoneSettings
 
     settings = get_settings()
     cfg = StackConfig(
@@ -159,6 +161,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         test_clock=settings.test_clock,
         smtp_port=get_settings(NotifySettings).smtp_port,
         notice_port=get_settings(ProvisioningSettings).notice_port,
+        zone_port=get_settings(ZoneSettings).zone_port,
         mail_folder=ROOT / ".run" / "mail",
         log_level=settings.log_level,
     )
@@ -180,6 +183,7 @@ def cmd_run(args: argparse.Namespace) -> None:
         print(f"  database                 {stack.database_url}")
         print(f"  SMTP sink                127.0.0.1:{cfg.smtp_port}  (mail in {cfg.mail_folder})")
         print(f"  notice page              http://127.0.0.1:{cfg.notice_port}/")
+        print(f"  customer zone            http://127.0.0.1:{cfg.zone_port}/")
         for service in SERVICES:
             print(
                 f"  {service:<24} http://127.0.0.1:{stack.metrics_port(service)}/metrics"
@@ -240,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     from services.invoicing import cli as invoicing_cli
     from services.notify import cli as notify_cli
     from services.payments import cli as payments_cli
+    from services.zone import cli as zone_cli
 
     invoicing_cli.register(sub)
     bank_import_cli.register_payment(sub)
@@ -256,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     gear_cli.register(sub)
 
     notify_cli.register(sub)
+    zone_cli.register(sub)
 
     audit_cmd = sub.add_parser("audit", help="the operators' audit trail").add_subparsers(
         dest="sub", required=True

@@ -407,6 +407,7 @@ def isolated_stack(run_dir: Path, database_url: str | None, bootstrap: str | Non
             broker_ports=(free_port(), free_port(), free_port()),
             smtp_port=free_port(),
             notice_port=free_port(),
+            zone_port=free_port(),
             metrics_ports={service: free_port() for service in SERVICES},
             log_level="info",
         )

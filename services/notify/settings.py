@@ -1,5 +1,5 @@
 """Notify's own settings, besides the runtime's (``BILLING_*``, docs/configuration.md):
-the mail server, the SMS gateway, delivery attempts."""
+the mail relay (the runtime's ``MailRelaySettings``), the SMS gateway, delivery attempts."""
 
 from __future__ import annotations
 
@@ -8,25 +8,11 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from services.runtime.settings import Settings
+from services.runtime.settings import MailRelaySettings
 
 
-class NotifySettings(Settings):
-    SECRETS: ClassVar[tuple[str, ...]] = (
-        *Settings.SECRETS,
-        "smtp_password",
-        "sms_gateway_password",
-    )
-
-    smtp_host: str = "127.0.0.1"
-    smtp_port: int = 2525
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_password_file: Path | None = None
-    smtp_starttls: bool = False
-    smtp_tls: bool = False
-    smtp_ca_file: str | None = None  # CA bundle to verify the server (default: system CAs)
-    smtp_timeout: float = 15.0
+class NotifySettings(MailRelaySettings):
+    SECRETS: ClassVar[tuple[str, ...]] = (*MailRelaySettings.SECRETS, "sms_gateway_password")
 
     # SMS over an HTTP gateway: the body is a Jinja2 template with to, text, sender, id.
     sms_gateway_url: str | None = None
@@ -44,6 +30,5 @@ class NotifySettings(Settings):
     # No SMS in these local hours (the customer's country's time zone); e-mail any time.
     sms_quiet_hours: str = "20:00-08:00"
     sms_quiet_hours_by_country: dict[str, str] = Field(default_factory=dict)
-    mail_from: str = "billing@isp.example"
     notify_max_attempts: int = 6
     notify_retry_base: float = 2.0

@@ -286,6 +286,24 @@ class Settings(BaseSettings):
         return Path(tempfile.gettempdir()) / f"isp-billing-{os.getuid()}"
 
 
+class MailRelaySettings(Settings):
+    """The deployment's SMTP relay (``BILLING_SMTP_*``, ``BILLING_MAIL_FROM``): one relay,
+    read alike by every service that sends mail (notify's messages, the zone's links)."""
+
+    SECRETS: ClassVar[tuple[str, ...]] = (*Settings.SECRETS, "smtp_password")
+
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 2525
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = None
+    smtp_starttls: bool = False
+    smtp_tls: bool = False
+    smtp_ca_file: str | None = None  # CA bundle to verify the server (default: system CAs)
+    smtp_timeout: float = 15.0
+    mail_from: str = "billing@isp.example"
+
+
 S = TypeVar("S", bound=Settings)
 
 

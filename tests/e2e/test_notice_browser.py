@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -19,40 +18,10 @@ from schemas.events import ContractUpserted, NoticeRequested, OverdueInvoice, Su
 from services.devstack.demo import Scenario
 from services.devstack.stack import Stack
 from services.runtime.settings import Topics
-from tests.conftest import unavailable
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
-
-
-def browser_missing() -> str | None:
-    for tool in ("chromium", "chromedriver"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed (make test installs it with apt-get when root)"
-    return None
-
-
-@pytest.fixture
-def driver(tmp_path: Path):  # type: ignore[no-untyped-def]
-    why = browser_missing()
-    if why:
-        unavailable(why, "the browser test")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium") or ""
-    for flag in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--no-first-run", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--disable-quic", "--window-size=900,1300",
-        f"--user-data-dir={tmp_path / 'chromium'}",
-    ):  # fmt: skip
-        opts.add_argument(flag)
-    d = webdriver.Chrome(service=Service(shutil.which("chromedriver") or ""), options=opts)
-    yield d
-    d.quit()
 
 
 async def put_in_notice(stack: Stack) -> None:

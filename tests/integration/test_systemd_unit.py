@@ -178,16 +178,22 @@ def test_units_are_sandboxed_and_their_user_is_declared() -> None:
 
 def production_secrets(folder: Path) -> dict[str, str]:
     """What /etc/billing/billing.env names in production (deploy/README.md, Secrets): the
-    operator tokens file and the notice page's secret, in files the workers' user can read
-    (outside /tmp, which the unit makes private)."""
+    operator tokens file, the notice page's and the zone's secrets, in files the workers'
+    user can read (outside /tmp, which the unit makes private)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     tokens, notice = folder / "operator-tokens", folder / "notice-secret"
+    zone = folder / "zone-secret"
     tokens.write_text(f"ops:{os.urandom(24).hex()}\n")
     notice.write_text(os.urandom(24).hex())
-    for path in (folder, tokens, notice):
+    zone.write_text(os.urandom(24).hex())
+    for path in (folder, tokens, notice, zone):
         path.chmod(0o755 if path.is_dir() else 0o644)
-    return {"BILLING_OPERATOR_TOKENS_FILE": str(tokens), "BILLING_NOTICE_SECRET_FILE": str(notice)}
+    return {
+        "BILLING_OPERATOR_TOKENS_FILE": str(tokens),
+        "BILLING_NOTICE_SECRET_FILE": str(notice),
+        "BILLING_ZONE_SECRET_FILE": str(zone),
+    }
 
 
 def test_every_worker_starts_in_the_units_sandbox(
@@ -229,6 +235,7 @@ def test_every_worker_starts_in_the_units_sandbox(
                 "BILLING_KAFKA_BOOTSTRAP_SERVERS": broker,
                 "BILLING_METRICS_PORT": str(port),
                 "BILLING_NOTICE_PORT": str(free_port()),
+                "BILLING_ZONE_PORT": str(free_port()),
                 **secrets,
             }
             out = tmp_path / f"{name}.out"

@@ -142,7 +142,7 @@ def test_every_operator_endpoint_of_every_worker_needs_a_token() -> None:
             spec = _spec(service)
             own = settings.for_service(spec.settings)
             rt = Runtime(service, own, Topics(), make_clock(settings))
-            guard = check_startup(spec, settings)
+            guard = check_startup(spec, own)  # each worker checks its own settings
             app = metrics_app(rt, spec, guard)
             routes = [
                 (r.method, _path(r.resource.canonical))

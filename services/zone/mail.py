@@ -1,0 +1,144 @@
+"""The zone's own mail: its one-time links (request access, reset, invitation), sent
+through the deployment's SMTP relay (``BILLING_SMTP_*``) from the ``mails`` queue, with
+retries. docs/zone.md says why the zone sends them itself rather than through notify: a
+link is a credential, and an event would keep it in Kafka's log and notify's tables.
+
+The order of one delivery, and why it is safe: claim the row with a lease (committed at
+once, so a second instance skips it and a crash only delays it by the lease); send,
+touching no database; record the outcome. A crash between sending and recording sends
+the message again after the lease: a second copy of a link, never a lost one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import aiosmtplib
+import asyncpg
+from prometheus_client import Counter
+
+from schemas import contacts
+from services.runtime import logs, sql
+from services.runtime.clock import Clock
+from services.zone.settings import ZoneSettings
+
+Q = sql.load(__file__)
+log = logs.get(__name__)
+LEASE_SECONDS = 120.0
+MAILS = Counter("billing_zone_mails_total", "The zone's e-mails by outcome", ["outcome"])
+
+
+class MailError(Exception):
+    def __init__(self, message: str, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+def build(settings: ZoneSettings, to: str, subject: str, body: str) -> EmailMessage:
+    try:
+        to = contacts.email_address(to)
+    except contacts.ContactError as exc:
+        raise MailError(f"recipient {to!r}: {exc}", permanent=True) from None
+    msg = EmailMessage()
+    msg["From"] = settings.mail_from
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(body)
+    return msg
+
+
+async def send(settings: ZoneSettings, msg: EmailMessage) -> None:
+    """Hand one message to the relay; ``MailError`` says whether trying again can help
+    (a 4xx answer, no answer) or not (a 5xx answer)."""
+    try:
+        await aiosmtplib.send(
+            msg,
+            hostname=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.secret("smtp_password"),
+            start_tls=True if settings.smtp_starttls else None,
+            use_tls=settings.smtp_tls,
+            tls_context=ssl.create_default_context(cafile=settings.smtp_ca_file)
+            if settings.smtp_ca_file
+            else None,
+            timeout=settings.smtp_timeout,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [r.code for r in exc.recipients]
+        raise MailError(f"recipient refused: {codes}", all(c >= 500 for c in codes)) from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        raise MailError(f"SMTP {exc.code}: {exc.message}", exc.code >= 500) from exc
+    except (OSError, TimeoutError, aiosmtplib.SMTPException) as exc:
+        raise MailError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
+
+
+class Sender:
+    def __init__(self, settings: ZoneSettings, pool: asyncpg.Pool, clock: Clock) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.clock = clock
+        self.wakeup = asyncio.Event()
+
+    async def send_due(self, limit: int = 50) -> int:
+        """Send up to ``limit`` due messages; how many were tried."""
+        done = 0
+        while done < limit:
+            async with self.pool.acquire() as conn:
+                await self.clock.refresh(conn)
+                now = self.clock.now()
+                row = await conn.fetchrow(Q.claim_mail, now, LEASE_SECONDS)
+                if row is None:
+                    return done
+                error = await self._transmit(row)
+                await self._record(conn, row, now, error)
+            done += 1
+        return done
+
+    async def _transmit(self, row: Any) -> MailError | None:
+        try:
+            await send(self.settings, build(self.settings, *_parts(row)))
+        except MailError as exc:
+            return exc
+        except Exception as exc:  # a library's surprise: this message's failure, retried
+            log.exception("unexpected error sending a zone mail", id=row["id"])
+            return MailError(f"{type(exc).__name__}: {exc}", permanent=False)
+        return None
+
+    async def _record(
+        self, conn: asyncpg.Connection, row: Any, now: datetime, error: MailError | None
+    ) -> None:
+        if error is None:
+            await conn.execute(Q.mail_sent, row["id"], now)
+            MAILS.labels("sent").inc()
+            return
+        attempts = row["attempts"] + 1
+        if error.permanent or attempts >= self.settings.zone_mail_max_attempts:
+            await conn.execute(Q.mail_failed, row["id"], str(error))
+            MAILS.labels("failed").inc()
+            log.error("zone mail failed for good", id=row["id"], error=str(error))
+            return
+        delay = timedelta(seconds=self.settings.zone_mail_retry_base * 2 ** (attempts - 1))
+        await conn.execute(Q.mail_retry, row["id"], now + delay, str(error))
+        MAILS.labels("retried").inc()
+        log.warning("zone mail not sent; retried", id=row["id"], error=str(error))
+
+    async def run(self, poll: float) -> None:
+        """Send what is due, then wait for a wake-up (a new message) or the poll."""
+        while True:
+            try:
+                await self.send_due()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                log.warning("zone mail round failed; retried", error=repr(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.wait(), poll)
+            self.wakeup.clear()
+
+
+def _parts(row: Any) -> tuple[str, str, str]:
+    return row["recipient"], row["subject"], row["body"]

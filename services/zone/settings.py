@@ -1,0 +1,83 @@
+"""The customer zone's own settings, besides the runtime's (``BILLING_*``,
+docs/configuration.md): where its pages listen, the secret keying its form tokens, its
+cookies, the one-time links, login throttling, and the mail relay its links go through
+(the runtime's ``MailRelaySettings``: the same ``BILLING_SMTP_*`` as notify's, one relay
+per deployment; docs/zone.md says why the zone sends its own mail)."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import ClassVar
+
+from pydantic import Field, SecretStr
+
+from services.runtime.auth import ConfigError
+from services.runtime.settings import MailRelaySettings, env_name
+
+MIN_SECRET_LENGTH = 32
+
+
+class ZoneSettings(MailRelaySettings):
+    SECRETS: ClassVar[tuple[str, ...]] = (*MailRelaySettings.SECRETS, "zone_secret")
+
+    zone_host: str = "127.0.0.1"
+    zone_port: int = 8090
+    # The address customers reach the zone at: the links in its e-mails point there, and a
+    # form post whose Origin is neither this nor the request's own host is refused.
+    zone_public_url: str = "http://127.0.0.1:8090/"
+    # Keys the form (CSRF) tokens: at least 32 characters, required in production.
+    zone_secret: SecretStr | None = None
+    zone_secret_file: Path | None = None
+    # Session cookies are Secure (sent over HTTPS only); false only for plain-http
+    # development, and refused in production.
+    zone_cookie_secure: bool = True
+    zone_session_hours: float = Field(default=12.0, gt=0)
+    zone_link_hours: float = Field(default=24.0, gt=0)  # request access, password reset
+    zone_invite_days: float = Field(default=7.0, gt=0)
+    # Failed logins within the window lock an account (the name typed, whether or not it
+    # exists) or a client address until the window has passed since the last failure.
+    zone_throttle_minutes: float = Field(default=15.0, gt=0)
+    zone_throttle_account: int = Field(default=5, ge=1)
+    zone_throttle_address: int = Field(default=20, ge=1)
+    # Addresses or prefixes of reverse proxies whose X-Forwarded-For the zone believes.
+    zone_trusted_proxies: list[str] = Field(default_factory=list)
+    zone_mail_max_attempts: int = Field(default=8, ge=1)
+    zone_mail_retry_base: float = Field(default=2.0, gt=0)
+
+
+_DEVELOPMENT_KEY = secrets.token_bytes(32)  # per process: no published development default
+
+
+def zone_key(settings: ZoneSettings) -> bytes:
+    """The key of the zone's form tokens: ``BILLING_ZONE_SECRET_FILE`` (or
+    ``BILLING_ZONE_SECRET``), at least 32 characters. Development without one gets a
+    random key of this process (forms open before a restart must be reloaded after it);
+    production refuses to start without one."""
+    try:
+        secret = settings.secret("zone_secret")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    name = env_name("zone_secret_file")
+    if secret is None:
+        if settings.environment == "development":
+            return _DEVELOPMENT_KEY
+        raise ConfigError(
+            f"no zone secret: {env_name('environment')}=production needs {name}"
+            f" (at least {MIN_SECRET_LENGTH} random characters, e.g. `openssl rand -hex 32`)"
+        )
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{name}: the secret must be at least {MIN_SECRET_LENGTH} characters")
+    return secret.encode()
+
+
+def check_settings(settings: ZoneSettings) -> None:
+    """What the zone refuses to start without: its secret; Secure cookies in production."""
+    zone_key(settings)
+    if not settings.zone_cookie_secure and settings.environment == "production":
+        raise ConfigError(
+            f"{env_name('zone_cookie_secure')}=false would send session cookies over plain"
+            f" HTTP: refused with {env_name('environment')}=production"
+        )
+    if not settings.zone_public_url.startswith(("http://", "https://")):
+        raise ConfigError(f"{env_name('zone_public_url')}: expected an http(s):// address")

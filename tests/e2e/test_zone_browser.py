@@ -1,0 +1,188 @@
+"""The customer zone in a real browser (Debian's chromium through Selenium), on the whole
+running system: the zone learns customers and invoices from Kafka, mails its links
+through the stack's SMTP server. A customer requests access, follows the e-mailed link,
+sets a password and logs in; she invites a user with invoices hidden, who cannot see
+them (no menu entry, the page and a direct URL refused) but sees payments; an operator
+invites her into a second customer and she switches between the two. Screenshots go to
+artifacts/."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel
+
+from schemas import events as ev
+from schemas.registry import ROUTES, event_of
+from services.devstack.demo import Scenario
+from services.devstack.stack import Stack
+from services.runtime.settings import Topics
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts"
+PASSWORD = "correct horse battery"
+LINK = re.compile(r"(http://\S+/link/\S+)")
+
+
+def _contract(number: str, name: str, owner: str) -> ev.ContractUpserted:
+    return ev.ContractUpserted(
+        contract=number,
+        customer_name=name,
+        language="cs",
+        currency="CZK",
+        monthly_fee_minor=49900,
+        contacts=[ev.Contact(name=name, email=owner, owner=True)],
+    )
+
+
+def _invoice(contract: str, number: str, ss: str) -> ev.InvoiceIssued:
+    return ev.InvoiceIssued(
+        contract=contract, invoice_number=number, vs=contract, ss=ss, period="2026-12",
+        issued_on=date(2026, 12, 1), due_on=date(2026, 12, 15), amount_minor=49900,
+        currency="CZK", account="2001234561/2010",
+    )  # fmt: skip
+
+
+async def publish(stack: Stack, *items: BaseModel) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap, acks="all")
+    await producer.start()
+    try:
+        topics = Topics()
+        for data in items:
+            key: str = data.contract  # type: ignore[attr-defined]
+            event = event_of("/test", key, data, datetime.now(UTC))
+            topic = getattr(topics, ROUTES[type(data)][1])
+            await producer.send_and_wait(topic, event.model_dump_json().encode(), key=key.encode())
+    finally:
+        await producer.stop()
+    await Scenario(stack).quiet()
+
+
+def link_mailed_to(stack: Stack, address: str, after: int = 0) -> str:
+    """The link in the newest message to ``address`` after the first ``after`` of them."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        mails = stack.mail.to(address)  # type: ignore[attr-defined]
+        if len(mails) > after:
+            (url,) = LINK.findall(mails[-1].body)
+            return str(url)
+        time.sleep(0.2)
+    raise AssertionError(f"no mail to {address}")
+
+
+def shot(driver: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"zone-{name}.png"))
+
+
+def test_access_invitation_hidden_invoices_and_two_customers(stack: Stack, driver: Any) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    asyncio.run(
+        publish(
+            stack,
+            _contract("5001", "Alena Svobodová", "alena@example.com"),
+            _contract("5002", "Svobodová s.r.o.", "firma@example.com"),
+            _invoice("5001", "2026005001", "5001"),
+            _invoice("5002", "2026005002", "5002"),
+        )
+    )
+    zone = f"http://127.0.0.1:{stack.cfg.zone_port}"
+    wait = WebDriverWait(driver, 15)
+
+    def submit(button: str) -> None:
+        old = driver.find_element(By.TAG_NAME, "html")
+        driver.find_element(By.ID, button).click()
+        wait.until(lambda d: old != d.find_element(By.TAG_NAME, "html"))
+
+    def log_in(name: str) -> None:
+        driver.get(f"{zone}/login")
+        driver.find_element(By.ID, "name").send_keys(name)
+        driver.find_element(By.ID, "password").send_keys(PASSWORD)
+        submit("login")
+
+    def set_password(link: str) -> None:
+        driver.get(link)
+        for field in ("password", "password2"):
+            driver.find_element(By.ID, field).send_keys(PASSWORD)
+        submit("set-password")
+        assert driver.find_element(By.ID, "status").text  # "password set, log in"
+
+    # 1. Request access with the contract number and the e-mail on record.
+    driver.get(f"{zone}/access")
+    submit("lang-cs")  # chosen, and remembered by the browser (and the person, later)
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Žádost o přístup"
+    driver.find_element(By.ID, "contract").send_keys("5001")
+    driver.find_element(By.ID, "email").send_keys("alena@example.com")
+    shot(driver, "1-request-access")
+    submit("send")
+    assert "5001" not in driver.page_source  # the answer names nothing
+    set_password(link_mailed_to(stack, "alena@example.com"))
+    shot(driver, "2-password-set")
+    log_in("alena@example.com")
+    assert driver.find_element(By.ID, "customer-name").text == "Alena Svobodová"
+    driver.find_element(By.ID, "nav-invoices").click()
+    row = driver.find_element(By.CSS_SELECTOR, "tr.invoice")
+    assert row.find_element(By.CLASS_NAME, "vs").text == "5001"
+    assert row.find_element(By.CLASS_NAME, "ss").text == "5001"
+    assert row.find_element(By.CLASS_NAME, "amount").text == "499,00 Kč"
+    shot(driver, "3-invoices")
+
+    # 2. She invites a user who may see payments, not invoices.
+    driver.find_element(By.ID, "nav-users").click()
+    driver.find_element(By.ID, "invite-email").send_keys("cyril@example.com")
+    driver.find_element(By.ID, "invite-right-payments").click()
+    submit("invite")
+    assert "cyril@example.com" in driver.find_element(By.ID, "status").text
+    shot(driver, "4-invited")
+    submit("logout")
+    set_password(link_mailed_to(stack, "cyril@example.com"))
+    log_in("cyril@example.com")
+    assert not driver.find_elements(By.ID, "nav-invoices")
+    assert driver.find_elements(By.ID, "nav-payments")
+    for path in ("/invoices", "/invoices/2026005001"):
+        driver.get(f"{zone}{path}")
+        assert "oprávnění" in driver.find_element(By.ID, "message").text, path
+        assert "2026005001" not in driver.find_element(By.TAG_NAME, "main").text
+    shot(driver, "5-invoices-refused")
+    driver.get(f"{zone}/payments")
+    assert driver.find_element(By.TAG_NAME, "h1").text == "Platby"
+    driver.get(f"{zone}/")
+    submit("logout")
+
+    # 3. An operator invites her into the second customer; she accepts and switches.
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "zone", "invite", "5002", "alena@example.com",
+         "--rights", "invoices", "--operator", "ops"],
+        env=stack.env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    driver.get(link_mailed_to(stack, "alena@example.com", after=1))
+    submit("accept")
+    log_in("alena@example.com")
+    assert driver.current_url.endswith("/customers")
+    shot(driver, "6-two-customers")
+    submit("act-5002")
+    assert driver.find_element(By.ID, "acting-for").text == "5002"
+    driver.find_element(By.ID, "nav-invoices").click()
+    assert "2026005002" in driver.page_source and "2026005001" not in driver.page_source
+    assert not driver.find_elements(By.ID, "nav-users")  # only invoices were granted here
+    shot(driver, "7-acting-for-5002")
+    driver.get(f"{zone}/customers")
+    submit("act-5001")
+    driver.find_element(By.ID, "nav-invoices").click()
+    assert "2026005001" in driver.page_source and "2026005002" not in driver.page_source
+    driver.find_element(By.ID, "lang-en").click()
+    wait.until(lambda d: "Invoices" in d.find_element(By.TAG_NAME, "h1").text)
+    shot(driver, "8-english")
