@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from services.devstack.stack import create_topics, free_port, stop
+from services.devstack.stack import DEV_SUPPLIER, create_topics, free_port, stop
 from services.runtime.settings import Settings, Topics
 from services.workers import SERVICES
 from tests.conftest import ROOT, unavailable
@@ -236,6 +236,8 @@ def test_every_worker_starts_in_the_units_sandbox(
                 "BILLING_METRICS_PORT": str(port),
                 "BILLING_NOTICE_PORT": str(free_port()),
                 "BILLING_ZONE_PORT": str(free_port()),
+                # the supplier's identity: invoicing refuses to start without it
+                **DEV_SUPPLIER,
                 **secrets,
             }
             out = tmp_path / f"{name}.out"
