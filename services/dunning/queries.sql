@@ -80,16 +80,33 @@ SELECT u.n, u.c, 0, true FROM unnest($1::text[], $2::text[]) AS u(n, c)
 ON CONFLICT (invoice_number) DO UPDATE SET open_minor = 0, settled = true;
 
 -- name: invoices_partially_paid
--- A run of partly paid invoices' open amounts; a settled invoice stays settled.
+-- A run of partly paid invoices' open amounts; a settled invoice stays settled, and none
+-- is open for more than its credit notes left it asking (LEAST ignores a NULL).
 INSERT INTO invoices (invoice_number, contract, open_minor)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
-ON CONFLICT (invoice_number) DO UPDATE SET open_minor = EXCLUDED.open_minor
+ON CONFLICT (invoice_number) DO UPDATE
+SET open_minor = LEAST(EXCLUDED.open_minor, invoices.due_minor)
 WHERE NOT invoices.settled;
 
+-- name: invoices_credited
+-- A run of credit notes: $1 invoice, $2 contract, $3 what it asks after all its notes.
+-- Open no more than that (what payments said it is open for may predate the note); fully
+-- credited, settled. A row is made if the issue is not here yet; a repeat or an older note
+-- (asking more) changes nothing, as the lowest due wins.
+INSERT INTO invoices (invoice_number, contract, open_minor, settled, due_minor)
+SELECT u.n, u.c, u.d, u.d = 0, u.d FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(n, c, d)
+ON CONFLICT (invoice_number) DO UPDATE
+SET due_minor = LEAST(invoices.due_minor, EXCLUDED.due_minor),
+    open_minor = CASE WHEN EXCLUDED.due_minor = 0 THEN 0
+                      ELSE LEAST(coalesce(invoices.open_minor, EXCLUDED.due_minor),
+                                 EXCLUDED.due_minor) END,
+    settled = invoices.settled OR EXCLUDED.due_minor = 0;
+
 -- name: invoice_reopened
--- Invoice $1 of contract $2 open again for $3, after a payment was taken back.
-UPDATE invoices SET open_minor = $3, settled = false
-WHERE invoice_number = $1 AND contract = $2;
+-- Invoice $1 of contract $2 open again for $3, after a payment was taken back; no more
+-- than its credit notes left it asking, and not at all when they credited all of it.
+UPDATE invoices SET open_minor = LEAST($3, due_minor), settled = false
+WHERE invoice_number = $1 AND contract = $2 AND (due_minor IS NULL OR due_minor > 0);
 
 -- name: acknowledge
 -- The customer confirmed contract $1's notice at $2 (the first confirmation counts).

@@ -115,6 +115,20 @@ class Dunning:
             )
             self._touched(unit, data.contract)
 
+    async def on_credit_note(self, unit: Unit, run: Run[ev.CreditNoteIssued]) -> None:
+        """A credit note: the invoice is open for no more than it now asks; fully credited,
+        it is settled, and the contract is decided again (dunning stops, access restored
+        if it was the cause). Payments' own event about the invoice follows."""
+        for data in run:
+            unit.stage_row(
+                Q.invoices_credited,
+                data.invoice_number,
+                data.invoice_number,
+                data.contract,
+                data.due_minor,
+            )
+            self._touched(unit, data.contract)
+
     async def on_reopened(self, unit: Unit, run: Run[ev.InvoiceReopened]) -> None:
         """A reversed payment: the invoice owes again, and dunning goes back to wherever
         the facts now place the contract (deadlines stay anchored on the due date)."""

@@ -26,6 +26,7 @@ def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
         ev.InvoiceSettled: d.on_invoice_settled,
         ev.InvoicePartiallyPaid: d.on_partially_paid,
         ev.InvoiceReopened: d.on_reopened,
+        ev.CreditNoteIssued: d.on_credit_note,
         ev.PaymentUnmatched: d.on_unmatched,
         ev.PaymentMatched: d.on_matched,
         ev.NoticeAcknowledged: d.on_acknowledged,

@@ -421,6 +421,77 @@ def unapply(invoice: OpenInvoice, amount_minor: int, tolerance: int) -> InvoiceO
 
 
 @dataclass(frozen=True)
+class PaidBy:
+    """What one payment (or its credit lot) has paid of an invoice, net of what went back."""
+
+    account: str
+    bank_tx_id: str
+    amount_minor: int
+    last_id: int  # its newest allocation: the later payment gives back first
+
+
+@dataclass(frozen=True)
+class Credited:
+    """An invoice after a credit note: what it asks now, what is paid of it, and what was
+    paid above that going back to the paying payments' credit lots, newest payment first."""
+
+    invoice: OpenInvoice  # before the note
+    credited_minor: int  # by all its notes, this one included
+    outcome: InvoiceOutcome  # its invoice asks what is due after the note
+    was_settled: bool
+    to_credit: list[tuple[str, str, int]]  # (account, bank_tx_id, amount)
+
+    @property
+    def credit_minor(self) -> int:
+        return sum(n for _, _, n in self.to_credit)
+
+
+def apply_credit_note(
+    invoice: OpenInvoice,
+    was_settled: bool,
+    credited_before: int,
+    credited_minor: int,
+    paid_by: list[PaidBy],
+    tolerance: int,
+) -> Credited | None:
+    """A credit note lowers what ``invoice`` asks by what it credits beyond the notes
+    already applied (``credited_minor`` counts them all, so a repeat or an older note
+    changes nothing: None). Whatever is paid above the new amount becomes credit of the
+    payments that paid it, newest first; a rest within ``tolerance`` is forgiven as a
+    payment's would be; fully credited, the invoice is settled with nothing paid."""
+    delta = credited_minor - credited_before
+    if delta <= 0:
+        return None
+    if delta > invoice.amount_minor:
+        raise ValueError(
+            f"credit note on invoice {invoice.invoice_number} credits {delta}, "
+            f"more than the {invoice.amount_minor} it asks"
+        )
+    due = invoice.amount_minor - delta
+    excess = max(0, invoice.paid_minor - due)
+    to_credit: list[tuple[str, str, int]] = []
+    left = excess
+    for p in sorted(paid_by, key=lambda p: p.last_id, reverse=True):
+        if left <= 0:
+            break
+        take = min(left, p.amount_minor)
+        if take > 0:
+            to_credit.append((p.account, p.bank_tx_id, take))
+            left -= take
+    if left:
+        raise ValueError(
+            f"invoice {invoice.invoice_number}: {invoice.paid_minor} paid but its payments "
+            f"account for {invoice.paid_minor - left}"
+        )
+    paid = invoice.paid_minor - excess
+    after = dataclasses.replace(invoice, amount_minor=due, paid_minor=paid)
+    still_open = due - paid
+    settled = still_open <= tolerance
+    outcome = InvoiceOutcome(after, paid, settled, still_open if settled else 0)
+    return Credited(invoice, credited_minor, outcome, was_settled, to_credit)
+
+
+@dataclass(frozen=True)
 class ReversalFacts:
     """What a credit being taken back paid, as the tables hold it now."""
 
@@ -462,6 +533,8 @@ def reverse(
         per_invoice[number] = per_invoice.get(number, 0) + amount
     reopened = []
     for number, amount in per_invoice.items():
+        if amount == 0:  # a credit note gave all it paid back to its credit lot
+            continue
         inv = facts.invoices[number]
         reopened.append(
             Reopened(inv, amount, unapply(inv, amount, rules.tolerance_of(inv.currency)))

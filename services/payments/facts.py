@@ -191,3 +191,23 @@ async def credit_for(
     if not lots:
         return [], None
     return lots, _open_invoice(await conn.fetchrow(Q.get_invoice, data.invoice_number))
+
+
+@dataclasses.dataclass(frozen=True)
+class CreditNoteFacts:
+    invoice: domain.OpenInvoice
+    settled: bool
+    credited_minor: int  # by the notes applied so far
+    paid_by: list[domain.PaidBy]
+
+
+async def credit_note(
+    conn: asyncpg.Connection, data: ev.CreditNoteIssued
+) -> CreditNoteFacts | None:
+    """The invoice a credit note credits, locked, and who paid it (None when payments does
+    not know the invoice)."""
+    row = await conn.fetchrow(Q.invoice_to_credit, data.invoice_number)
+    if row is None:
+        return None
+    paid_by = [_of(domain.PaidBy, r) for r in await conn.fetch(Q.paid_by, data.invoice_number)]
+    return CreditNoteFacts(_open_invoice(row), row["settled"], row["credited_minor"], paid_by)

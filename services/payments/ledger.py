@@ -188,6 +188,32 @@ async def spend_credit(
     _emit_outcomes(unit, [outcome], unit.now.date())
 
 
+async def credit_note(unit: Unit, c: domain.Credited, on: date) -> None:
+    """An invoice a credit note lowered: its figures, what it gave back of what was paid
+    (a negative allocation and the same into the paying payment's credit lot), and the
+    invoice's outcome told as a payment's is, when it changed: settled now, or still open
+    for less."""
+    conn, inv, o = unit.conn, c.invoice, c.outcome
+    for account, bank_tx_id, amount in c.to_credit:
+        await conn.execute(
+            Q.insert_allocation, account, bank_tx_id, inv.invoice_number, -amount, "credit_note"
+        )
+        await conn.execute(
+            Q.add_credit_lot, account, bank_tx_id, inv.contract, inv.currency, amount
+        )
+    await conn.execute(
+        Q.credit_invoice,
+        inv.invoice_number,
+        o.invoice.amount_minor,
+        c.credited_minor,
+        o.paid_minor,
+        o.settled,
+        o.forgiven_minor,
+    )
+    if not c.was_settled:
+        _emit_outcomes(unit, [o], on)
+
+
 async def _reverse(unit: Unit, r: domain.Reversal) -> None:
     """Take back what the reversed credit paid, as ``domain.reverse`` decided."""
     conn, original = unit.conn, r.original

@@ -10,12 +10,13 @@ import re
 from schemas import events as ev
 from services.payments import domain, facts, ledger
 from services.payments.settings import PaymentsSettings
-from services.runtime import sql
+from services.runtime import logs, sql
 from services.runtime.errors import EX_NOINPUT, BadInput, NotFound
 from services.runtime.runs import Run
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
+log = logs.get(__name__)
 
 
 class AssignError(BadInput):
@@ -73,6 +74,29 @@ class Payments:
                 used, outcome = domain.apply_credit_lots(lots, invoice, tolerance)
                 if outcome is not None:
                     await ledger.spend_credit(unit, used, outcome)
+
+    async def on_credit_note(self, unit: Unit, run: Run[ev.CreditNoteIssued]) -> None:
+        """Credit notes lower what their invoices ask (``domain.apply_credit_note``)."""
+        for d in run:
+            found = await facts.credit_note(unit.conn, d)
+            if found is None:
+                log.warning(
+                    "credit_note.unknown_invoice",
+                    credit_note=d.credit_note_number,
+                    invoice=d.invoice_number,
+                    contract=d.contract,
+                )
+                continue
+            credited = domain.apply_credit_note(
+                found.invoice,
+                found.settled,
+                found.credited_minor,
+                d.credited_minor,
+                found.paid_by,
+                self.rules.tolerance_of(d.currency),
+            )
+            if credited is not None:
+                await ledger.credit_note(unit, credited, d.issued_on)
 
     # --- incoming movements ----------------------------------------------------------------
 

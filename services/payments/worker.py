@@ -19,6 +19,7 @@ def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
     return {
         ev.ContractUpserted: p.on_contract,
         ev.InvoiceIssued: p.on_invoice_issued,
+        ev.CreditNoteIssued: p.on_credit_note,
         ev.PaymentReceived: p.on_payment_received,
     }
 

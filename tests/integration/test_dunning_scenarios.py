@@ -2,7 +2,7 @@
 durable timer exactly when it is due (as the timer loop does on the shared test clock):
 both presets, a notice never confirmed, a partial payment, catch-up after downtime, a
 reversed payment, a promise to pay, an operator's postponement and exemption, a payment
-waiting unmatched, and an invoice delivered again at every step."""
+waiting unmatched, an invoice delivered again at every step, and credit notes."""
 
 from __future__ import annotations
 
@@ -98,6 +98,18 @@ class Sim:
             paid_minor=0, remaining_minor=49900, currency="CZK", reason="reversed",
         )  # fmt: skip
         await self.event(self.d.on_reopened, "invoice.reopened.v1", data)
+
+    async def credit(
+        self, contract: str, number: str, amount: int, credited: int, total: int = 49900
+    ) -> None:
+        """A credit note on ``number``: ``amount`` by this note, ``credited`` by all of its."""
+        data = ev.CreditNoteIssued(
+            contract=contract, credit_note_number=f"D{number}", invoice_number=number,
+            ss=number, issued_on=self.now.date(), reason="wrong tariff", lines=[], vat=[],
+            amount_minor=amount, currency="CZK", invoice_amount_minor=total,
+            credited_minor=credited, due_minor=total - credited,
+        )  # fmt: skip
+        await self.event(self.d.on_credit_note, "credit_note.issued.v1", data)
 
     async def acknowledge(self, contract: str) -> None:
         data = ev.NoticeAcknowledged(
@@ -449,5 +461,53 @@ def test_an_invoice_delivered_again_at_any_step_changes_nothing(database_url: st
             return out
 
         assert await rows(again) == await rows(plain)
+
+    run(database_url, scenario)
+
+
+def test_a_credit_note_ends_dunning_and_restores_access(database_url: str) -> None:
+    """A suspended customer's invoice credited in full: no longer overdue, access restored
+    and nothing more sent, even when payments' older word about the invoice (partly paid,
+    or the payment taken back) arrives after the note."""
+
+    async def scenario(s: Sim) -> None:
+        await s.contract("1041")
+        await s.invoice("1041", "2026001041", date(2026, 12, 15))
+        await s.run_until(at("2026-12-25"))
+        await s.acknowledge("1041")
+        await s.run_until(at("2027-01-07"))
+        assert s.acts("1041")[-1] == ("01-04", "suspend")
+        await s.credit("1041", "2026001041", 20000, 20000)  # part: still overdue
+        assert s.acts("1041")[-1] == ("01-04", "suspend")
+        await s.credit("1041", "2026001041", 29900, 49900)  # the rest: all credited
+        assert s.acts("1041")[-1] == ("01-07", "restore")
+        await s.partly("1041", "2026001041", 10000)
+        await s.reopen("1041", "2026001041")
+        await s.credit("1041", "2026001041", 29900, 49900)  # delivered again
+        await s.run_until(at("2027-03-01"))
+        assert s.acts("1041")[-1] == ("01-07", "restore")
+        stage = await s.conn.fetchval("SELECT stage FROM state WHERE contract = '1041'")
+        assert stage == "active"
+
+    run(database_url, scenario)
+
+
+def test_a_partial_credit_note_leaves_the_rest_overdue(database_url: str) -> None:
+    """A credit note for part of an overdue invoice: the rest stays overdue and dunning
+    goes on to suspension; the invoice is open for what is left, not more, even when
+    payments' figure from before the note arrives later."""
+
+    async def scenario(s: Sim) -> None:
+        await s.contract("1042")
+        await s.invoice("1042", "2026001042", date(2026, 12, 15))
+        await s.run_until(at("2026-12-20"))
+        await s.credit("1042", "2026001042", 19900, 19900)
+        await s.partly("1042", "2026001042", 39900)  # 10000 paid, said before the note
+        open_minor = await s.conn.fetchval(
+            "SELECT open_minor FROM invoices WHERE invoice_number = '2026001042'"
+        )
+        assert open_minor == 30000
+        await s.run_until(at("2027-02-28"))
+        assert [a[1] for a in s.acts("1042")] == ["reminder", "reminder", "notice", "suspend"]
 
     run(database_url, scenario)

@@ -1,5 +1,6 @@
 """Payments' handlers against the real PostgreSQL: pairing rules 1-5, reversals, the
-operators' queue, and (hypothesis) money conservation in any order with duplicates."""
+operators' queue, credit notes, and (hypothesis) money conservation in any order with
+duplicates."""
 
 from __future__ import annotations
 
@@ -87,6 +88,8 @@ class Harness:
                     (
                         p.on_invoice_issued
                         if isinstance(d, ev.InvoiceIssued)
+                        else p.on_credit_note
+                        if isinstance(d, ev.CreditNoteIssued)
                         else p.on_payment_received,
                         _ev(d),
                         d,
@@ -94,6 +97,27 @@ class Harness:
                     for d in items
                 ],
             )
+        )
+
+    def credit_note(
+        self, contract: str, number: str, amount: int, credited: int, total: int
+    ) -> ev.CreditNoteIssued:
+        """A credit note on invoice ``number`` (of ``total``): ``amount`` by this note,
+        ``credited`` by all of its notes."""
+        return ev.CreditNoteIssued(
+            contract=contract,
+            credit_note_number=f"D{number}-{credited}",
+            invoice_number=number,
+            ss=number,
+            issued_on=date(2026, 11, 18),
+            reason="wrong tariff",
+            lines=[],
+            vat=[],
+            amount_minor=amount,
+            currency=CURRENCY[contract],
+            invoice_amount_minor=total,
+            credited_minor=credited,
+            due_minor=total - credited,
         )
 
     async def assign(self, tx: str, contract: str, **kw: Any) -> list[str]:
@@ -217,6 +241,59 @@ async def _rules(url: str) -> None:
         await conn.close()
 
 
+def test_credit_notes_lower_what_is_due_and_paid_above_it_becomes_credit(
+    database_url: str,
+) -> None:
+    asyncio.run(_credit_notes(database_url))
+
+
+async def _credit_notes(url: str) -> None:
+    h, conn = await harness(url)
+    try:
+        # paid in full by two payments, then credited in part: the later payment's money
+        # above what is now due becomes its credit, spent on the next invoice
+        a = await h.invoice("1001", 49900)
+        await h.receive(pay("a1", 30000, vs="1001"))
+        await h.receive(pay("a2", 19900, vs="1001"))
+        assert await h.invoice_state(a) == (49900, True)
+        out = await h.receive_many([h.credit_note("1001", a, 25000, 25000, 49900)])
+        assert out == []  # settled before, settled still: nothing to tell
+        assert await h.invoice_state(a) == (24900, True)
+        lots = await conn.fetch(
+            "SELECT bank_tx_id, remaining_minor FROM credit_lots ORDER BY bank_tx_id"
+        )
+        assert [tuple(r) for r in lots] == [("a1", 5100), ("a2", 19900)]
+        # the same note again, and an older one after it: nothing changes
+        again = h.credit_note("1001", a, 25000, 25000, 49900)
+        older = h.credit_note("1001", a, 10000, 10000, 49900)
+        assert await h.receive_many([again, older]) == []
+        assert await conn.fetchval("SELECT sum(remaining_minor) FROM credit_lots") == 25000
+        b = await h.invoice("1001", 20000)
+        assert await h.invoice_state(b) == (20000, True)
+        # a partial credit note on an unpaid invoice leaves the rest open
+        c = await h.invoice("1002", 49900)
+        out = await h.receive_many([h.credit_note("1002", c, 19900, 19900, 49900)])
+        assert [t for t, _ in out] == ["invoice.partially_paid.v1"]
+        assert json.loads(out[0][1])["data"]["remaining_minor"] == 30000
+        assert await h.receive(pay("c1", 30000, vs="1002")) == [
+            "payment.matched.v1",
+            "invoice.settled.v1",
+        ]
+        # fully credited, unpaid: settled by the credit, nothing paid, nothing to credit
+        d = await h.invoice("1002", 49900, due=date(2026, 12, 15))
+        out = await h.receive_many([h.credit_note("1002", d, 49900, 49900, 49900)])
+        assert [t for t, _ in out] == ["invoice.settled.v1"]
+        assert json.loads(out[0][1])["data"]["amount_minor"] == 0
+        assert await h.invoice_state(d) == (0, True)
+        # a payment given back to credit by a note and then reversed by the bank: what it
+        # still paid opens again and its credit leaves with it
+        out = await h.receive(pay("r1", -19900, vs="1001"))
+        assert "payment.reversed.v1" in out
+        await _conserved(conn)
+    finally:
+        await conn.close()
+
+
 def test_a_contracts_credit_stays_under_its_limit(database_url: str) -> None:
     """Payments of the largest amount a bank can send, eleven of them: the eleventh would
     lift the credit over MAX_CREDIT_MINOR and is queued (credit-limit), in a batch and one
@@ -292,7 +369,7 @@ async def _conserved(conn: asyncpg.Connection) -> None:
 
 @dataclass(frozen=True)
 class Op:
-    kind: str  # invoice | pay | reverse | assign
+    kind: str  # invoice | pay | reverse | assign | credit
     n: int
     contract: str
     amount: int
@@ -302,7 +379,7 @@ class Op:
 ops = st.lists(
     st.builds(
         Op,
-        kind=st.sampled_from(["invoice", "pay", "pay", "reverse", "assign"]),
+        kind=st.sampled_from(["invoice", "pay", "pay", "reverse", "assign", "credit"]),
         n=st.integers(0, 5),
         contract=st.sampled_from(sorted(CURRENCY)),
         amount=st.sampled_from([100, 4000, 49900, 49940, 50000, 99800]),
@@ -412,13 +489,18 @@ async def _run_script(
     sent: list[ev.PaymentReceived] = []
     issued_data: list[ev.InvoiceIssued] = []
     # every contract starts with two open invoices, so payments have work to do
-    invoices = [await h.invoice(c, 49900) for c in sorted(CURRENCY) for _ in range(2)]
+    owners = [c for c in sorted(CURRENCY) for _ in range(2)]
+    invoices = [await h.invoice(c, 49900) for c in owners]
+    owner = dict(zip(invoices, owners, strict=True))
+    totals = dict.fromkeys(invoices, 49900)
+    credited: dict[str, int] = {}
     for i, op in enumerate(script):
         if op.kind == "assign":
             await deliver()
         if op.kind == "invoice":
             number, issued = h.invoice_data(op.contract, op.amount)
             invoices.append(number)
+            owner[number], totals[number] = op.contract, op.amount
             issued_data.append(issued)
             await receive(issued)
         elif op.kind == "pay":
@@ -450,6 +532,14 @@ async def _run_script(
             if target.bank_tx_id.startswith("late"):
                 sent.append(target)
                 await receive(target)
+        elif op.kind == "credit":
+            # a credit note on an invoice, for part of what is left or all of it
+            inv = invoices[op.n % len(invoices)]
+            left = totals[inv] - credited.get(inv, 0)
+            amount = min(op.amount, left) if op.symbols != "none" else left
+            if amount > 0:
+                credited[inv] = credited.get(inv, 0) + amount
+                await receive(h.credit_note(owner[inv], inv, amount, credited[inv], totals[inv]))
         elif op.kind == "assign" and sent:
             tx = sent[op.n % len(sent)].bank_tx_id
             try:
