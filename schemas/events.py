@@ -6,11 +6,25 @@ unknown fields so a producer's typo is caught at the edge, not three services la
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from schemas import contacts as rules
 from schemas.accounts import account_problem
@@ -180,6 +194,58 @@ class CreditNoteIssued(Data):
     invoice_amount_minor: int = Field(gt=0, description="The invoice's total as issued")
     credited_minor: int = Field(gt=0, description="Credited by all its notes, this included")
     due_minor: int = Field(ge=0, description="The invoice's total less all credited")
+
+
+def _from_base64(value: object) -> object:
+    """JSON carries the bytes as base64 text; Python passes the bytes themselves."""
+    if isinstance(value, str):
+        try:
+            return base64.b64decode(value, validate=True)
+        except binascii.Error as e:
+            raise ValueError(f"expected base64: {e}") from None
+    return value
+
+
+# Bytes in Python, base64 text in JSON (the e-mail attachments of a document).
+Base64Content = Annotated[
+    bytes,
+    BeforeValidator(_from_base64),
+    PlainSerializer(lambda b: base64.b64encode(b).decode(), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "contentEncoding": "base64"}),
+]
+
+
+class Attachment(Data):
+    """A file attached to a document's e-mail: its bytes (base64 in JSON) and their SHA-256,
+    which the model checks, so a corrupted or truncated attachment is refused at the edge."""
+
+    filename: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+    media_type: Literal["application/pdf", "application/xml"]
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    content: Base64Content
+
+    @model_validator(mode="after")
+    def _hash_matches(self) -> Attachment:
+        actual = hashlib.sha256(self.content).hexdigest()
+        if actual != self.sha256:
+            raise ValueError(f"{self.filename}: sha256 {actual} of the content, not {self.sha256}")
+        return self
+
+
+class DocumentReady(Data):
+    """An invoice or credit note made into its PDF and ISDOC and archived with their
+    hashes, for notify to e-mail to the contract's billing contacts once. ``number`` is
+    notify's request id; its ``notification.sent`` (kind ``invoice`` / ``credit_note``)
+    tells invoicing the document was delivered."""
+
+    contract: str = SYMBOL
+    kind: Literal["invoice", "credit_note"]
+    number: str = Field(min_length=1)
+    issued_on: date
+    amount_minor: int = Field(gt=0, description="The document's total, VAT included")
+    currency: Currency = CURRENCY
+    due_on: date | None = Field(default=None, description="An invoice's due date")
+    attachments: list[Attachment] = Field(min_length=1)
 
 
 class InvoiceCancelled(Data):

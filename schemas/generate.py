@@ -26,6 +26,7 @@ DEFAULT_TOPICS = {
     "network_access": "network.access",
     "network_applied": "network.applied",
     "notifications": "billing.notifications",
+    "documents": "billing.documents",
 }
 
 

@@ -16,6 +16,7 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "invoice.issued.v1": ev.InvoiceIssued,
     "invoice.cancelled.v1": ev.InvoiceCancelled,
     "credit_note.issued.v1": ev.CreditNoteIssued,
+    "document.ready.v1": ev.DocumentReady,
     "payment.received.v1": ev.PaymentReceived,
     "payment.matched.v1": ev.PaymentMatched,
     "payment.unmatched.v1": ev.PaymentUnmatched,
@@ -62,6 +63,7 @@ TOPIC_EVENTS: dict[str, list[str]] = {
     "network_access": ["network.access.v1"],
     "network_applied": ["gear.applied.v1"],
     "notifications": ["notification.sent.v1", "notification.failed.v1"],
+    "documents": ["document.ready.v1"],
 }
 
 

@@ -229,7 +229,13 @@ class Scenario:
         return page
 
     def mails(self, address: str) -> list[str]:
-        return [m.subject for m in self.stack.mail.to(address)]  # type: ignore[attr-defined]
+        """Subjects of the messages (not documents: those carry attachments) to ``address``."""
+        return [m.subject for m in self.stack.mail.to(address) if not _attachments(m)]  # type: ignore[attr-defined]
+
+    def documents(self, address: str) -> list[tuple[str, list[str]]]:
+        """Subject and attachment names of each document e-mailed to ``address``."""
+        mails = self.stack.mail.to(address)  # type: ignore[attr-defined]
+        return [(m.subject, _attachments(m)) for m in mails if _attachments(m)]
 
     def access(self, contract: str) -> list[str]:
         return [s.event["data"]["state"] for s in self.watcher.of("network.access.v1", contract)]
@@ -388,6 +394,10 @@ class Scenario:
             self.access("1002") == ["active", "notice", "active", "suspended", "active"],
             "B's access: active, notice, active, suspended, active",
         )
+
+
+def _attachments(received: Any) -> list[str]:
+    return [str(p.get_filename()) for p in received.message.iter_attachments()]
 
 
 _PRAGUE = __import__("zoneinfo").ZoneInfo("Europe/Prague")

@@ -311,11 +311,13 @@ def cmd_documents_undelivered(args: argparse.Namespace) -> None:
         return
     for r in rows:
         kind = "credit note" if r["kind"] == "credit_note" else "invoice"
+        sent = r["archived_at"]
+        state = f"sent to notify {sent:%Y-%m-%d %H:%M}" if sent else "not made yet"
         print(
             f"{r['number']}  {kind}  contract {r['contract']}  issued {r['issued_on']}  "
-            f"{_money(r['amount_minor'], r['currency'])}"
+            f"{_money(r['amount_minor'], r['currency'])}  {state}"
         )
-    print(f"{len(rows)} documents not yet delivered")
+    print(f"{len(rows)} documents not yet delivered (why: billing notify log CONTRACT)")
 
 
 def register(sub: Any) -> None:

@@ -276,6 +276,36 @@ RETURNING id;
 
 -- name: undelivered
 -- Every document issued and not yet delivered, oldest first (the view of migration 007).
-SELECT kind, number, contract, issued_on, amount_minor, currency
-FROM undelivered_documents
-ORDER BY issued_on, number;
+-- archived_at: when its PDF and ISDOC went to notify (NULL: not made yet).
+SELECT u.kind, u.number, u.contract, u.issued_on, u.amount_minor, u.currency, a.archived_at
+FROM undelivered_documents u LEFT JOIN document_archive a ON a.number = u.number
+ORDER BY u.issued_on, u.number;
+
+-- name: to_archive
+-- Up to $1 documents to make into PDF and ISDOC for delivery next, but those of $2.
+-- Not delivered and not archived yet, oldest first; $2 are those refused (a customer
+-- without an address).
+SELECT u.kind, u.number, u.contract, u.issued_on, u.amount_minor, u.currency
+FROM undelivered_documents u
+WHERE NOT EXISTS (SELECT 1 FROM document_archive a WHERE a.number = u.number)
+  AND u.number <> ALL($2::text[])
+ORDER BY u.issued_on, u.number
+LIMIT $1;
+
+-- name: archive_document
+-- Document $1's PDF and ISDOC as sent, with their hashes; its number when archived here.
+-- Nothing when another worker archived it first (it announces it, this one does not).
+-- $2 kind, $3 contract, $4 pdf, $5 its sha256, $6 isdoc, $7 its sha256, $8 when.
+INSERT INTO document_archive (number, kind, contract, pdf, pdf_sha256, isdoc, isdoc_sha256,
+                              archived_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (number) DO NOTHING
+RETURNING number;
+
+-- name: mark_invoice_delivered
+-- Invoice $1 reached a contact at $2 (the first delivery counts).
+UPDATE invoices SET delivered_at = $2 WHERE invoice_number = $1 AND delivered_at IS NULL;
+
+-- name: mark_credit_note_delivered
+-- Credit note $1 reached a contact at $2 (the first delivery counts).
+UPDATE credit_notes SET delivered_at = $2 WHERE number = $1 AND delivered_at IS NULL;

@@ -1,11 +1,14 @@
 """Invoicing worker. Billing runs and contract loads are commands (``billing invoicing``);
-the worker publishes what they commit (outbox relay) and serves metrics."""
+the worker publishes what they commit (outbox relay), makes each issued document's PDF and
+ISDOC for delivery (archived, then handed to notify: delivery.py), records deliveries and
+serves metrics."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel
 
 from schemas import events as ev
+from services.invoicing.delivery import Archiver, on_notification_sent
 from services.invoicing.service import on_fee_charged, on_partially_paid, on_reopened, on_settled
 from services.invoicing.settings import InvoicingSettings, check_supplier
 from services.runtime.runs import Handler
@@ -18,7 +21,12 @@ def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
         ev.InvoicePartiallyPaid: on_partially_paid,
         ev.InvoiceReopened: on_reopened,
         ev.FeeCharged: on_fee_charged,
+        ev.NotificationSent: on_notification_sent,
     }
+
+
+async def archiver(rt: Runtime) -> None:
+    await Archiver(rt.db, rt.clock).run(rt.settings.timer_poll_interval)
 
 
 SPEC = ServiceSpec(
@@ -26,6 +34,7 @@ SPEC = ServiceSpec(
     metrics_port=9101,
     settings=InvoicingSettings,
     subscriptions=subscriptions,
+    background=[archiver],
     # the supplier every document names: refused at start, naming the variable (exit 78)
     startup_checks=[check_supplier],
 )

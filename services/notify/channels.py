@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import ssl
+from collections.abc import Sequence
 from email.message import EmailMessage
 
 import aiohttp
@@ -66,7 +67,17 @@ class Email:
         if settings.smtp_ca_file:
             self.tls_context = ssl.create_default_context(cafile=settings.smtp_ca_file)
 
-    def build(self, to: str, subject: str, text: str, html: str | None, key: str) -> EmailMessage:
+    def build(
+        self,
+        to: str,
+        subject: str,
+        text: str,
+        html: str | None,
+        key: str,
+        attachments: Sequence[tuple[str, str, bytes]] = (),
+    ) -> EmailMessage:
+        """The message; ``attachments`` are (filename, media type, bytes): a document's
+        PDF and ISDOC."""
         try:
             to = contacts.email_address(to)
         except contacts.ContactError as exc:
@@ -80,6 +91,9 @@ class Email:
             msg.set_content(text)
             if html:
                 msg.add_alternative(html, subtype="html")
+            for filename, media_type, content in attachments:
+                maintype, _, subtype = media_type.partition("/")
+                msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
         except (ValueError, TypeError) as exc:
             raise DeliveryError(f"message not built: {exc}", True, "invalid-message") from exc
         return msg

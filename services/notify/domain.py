@@ -13,6 +13,10 @@ KIND_CATEGORY = {
     "suspend": "dunning",
     "restrict": "dunning",
     "restore": "dunning",
+    # documents go to the contacts subscribed to billing (the invoice category), not to
+    # dunning-only contacts nor, as dunning does, to the owner regardless
+    "invoice": "billing",
+    "credit_note": "billing",
 }
 
 

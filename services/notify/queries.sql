@@ -79,3 +79,15 @@ SELECT pg_notify('notify_deliveries', '');
 -- Deliveries due by $1, not yet sent or failed: the sender's own work (devstack quiescence).
 -- Notify's ServiceSpec.pending: the dev stack waits for 0 (services/devstack/quiesce.py).
 SELECT count(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1;
+
+-- name: insert_attachment
+-- Attachment $3 of request $2 of contract $1 (a document's PDF or ISDOC), kept once.
+-- $4 its file name, $5 media type, $6 bytes, $7 sha256; a repeat of the document adds nothing.
+INSERT INTO attachments (contract, request_id, position, filename, media_type, content, sha256)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT DO NOTHING;
+
+-- name: attachments_of
+-- The attachments of request $2 of contract $1, in order.
+SELECT filename, media_type, content FROM attachments
+WHERE contract = $1 AND request_id = $2 ORDER BY position;

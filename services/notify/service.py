@@ -1,5 +1,5 @@
-"""Notify: turn dunning requests into deliveries (one per recipient and channel, exactly
-once), and send them with retries.
+"""Notify: turn dunning requests and invoicing's documents into deliveries (one per
+recipient and channel, exactly once), and send them with retries.
 
 A request becomes ``deliveries`` rows in the consumer's transaction (the unique key
 contract + request id + channel + recipient makes "exactly once" a database guarantee);
@@ -162,14 +162,42 @@ class Notify:
             r["contract"]: r
             for r in await unit.conn.fetch(Q.get_contacts_of, sorted({d.contract for d in run}))
         }
-        queued = [self._request(unit, e, d, rows.get(d.contract)) for e, d in run.pairs()]
+        queued = [
+            self._request(unit, e, KINDS[type(d)], d.model_dump(mode="json"), rows.get(d.contract))
+            for e, d in run.pairs()
+        ]
         if any(queued):
             unit.stage(Q.wake_sender)
 
-    def _request(self, unit: Unit, event: CloudEvent, data: Request, row: Any) -> bool:
-        """Queue the deliveries of one request (False: nobody to tell, said as an event)."""
-        kind = KINDS[type(data)]
-        payload = data.model_dump(mode="json")
+    async def on_document(self, unit: Unit, run: Run[ev.DocumentReady]) -> None:
+        """Invoices and credit notes with their PDF and ISDOC: one e-mail to each billing
+        contact, the attachments kept once per document (the sender attaches them)."""
+        await unit.drain()
+        rows = {
+            r["contract"]: r
+            for r in await unit.conn.fetch(Q.get_contacts_of, sorted({d.contract for d in run}))
+        }
+        queued = []
+        for event, data in run.pairs():
+            for i, a in enumerate(data.attachments):
+                unit.stage(
+                    Q.insert_attachment, data.contract, data.number, i, a.filename,
+                    a.media_type, a.content, a.sha256,
+                )  # fmt: skip
+            payload = {
+                **data.model_dump(mode="json", exclude={"attachments"}),
+                "request_id": data.number,
+            }
+            queued.append(self._request(unit, event, data.kind, payload, rows.get(data.contract)))
+        if any(queued):
+            unit.stage(Q.wake_sender)
+
+    def _request(
+        self, unit: Unit, event: CloudEvent, kind: str, payload: dict[str, Any], row: Any
+    ) -> bool:
+        """Queue the deliveries of one request (False: nobody to tell, said as an event).
+        ``payload``: the request's data as JSON, with its ``request_id``."""
+        request_id = payload["request_id"]
         contract = payload["contract"]
         if row is None:
             raise LookupError(f"no contacts known for contract {contract}")
@@ -180,7 +208,7 @@ class Notify:
                 contract,
                 ev.NotificationFailed(
                     contract=contract,
-                    request_id=payload["request_id"],
+                    request_id=request_id,
                     kind=kind,
                     channel="email",
                     recipient="",
@@ -201,7 +229,7 @@ class Notify:
                 due = unit.now
             delivery = NewDelivery(
                 contract=contract,
-                request_id=payload["request_id"],
+                request_id=request_id,
                 kind=kind,
                 channel=r.channel,
                 recipient=r.address,
@@ -266,7 +294,12 @@ class Sender:
                 rows = await conn.fetch(Q.claim_due, now, 1, LEASE_SECONDS)  # commits
                 if not rows:
                     return None
-                result = await self._transmit(rows[0], now)
+                files = []
+                if rows[0]["kind"] in templates.DOCUMENT_KINDS:
+                    files = await conn.fetch(
+                        Q.attachments_of, rows[0]["contract"], rows[0]["request_id"]
+                    )
+                result = await self._transmit(rows[0], now, files)
                 if result is None:
                     taken = (rows[0], now)
                 async with conn.transaction():
@@ -302,7 +335,9 @@ class Sender:
     def _announce_sent(self, unit: Unit, row: Any, attempts: int) -> None:
         unit.emit(row["contract"], ev.NotificationSent(**_outcome(row, attempts)))
 
-    async def _transmit(self, row: Any, now: datetime) -> datetime | DeliveryError | None:
+    async def _transmit(
+        self, row: Any, now: datetime, files: list[Any]
+    ) -> datetime | DeliveryError | None:
         """Hand one claimed delivery to its channel, touching no database (so that what the
         server took is known before any statement can fail): None when it was taken, the
         error when not, or the time to try again for an SMS that came due at night."""
@@ -315,8 +350,9 @@ class Sender:
                 await self.sms.send(row["recipient"], row["body"], _key(row))
             else:
                 msg = self.email.build(
-                    row["recipient"], row["subject"], row["body"], row["html"], _key(row)
-                )
+                    row["recipient"], row["subject"], row["body"], row["html"], _key(row),
+                    [(f["filename"], f["media_type"], f["content"]) for f in files],
+                )  # fmt: skip
                 await self.email.send(msg)
         except DeliveryError as exc:
             return exc
@@ -348,8 +384,10 @@ class Sender:
             failed = ev.NotificationFailed(**_outcome(row, attempts), error=error)
             unit.emit(row["contract"], failed)
             why = "permanent failure" if exc.permanent else f"{attempts} attempts"
+            # the request's own topic: dunning's, or invoicing's for a document
+            topic = self.topics.documents if row["kind"] in templates.DOCUMENT_KINDS else None
             unit.dead_letter(
-                Topics.dlq(self.topics.dunning),
+                Topics.dlq(topic or self.topics.dunning),
                 row["contract"].encode(),
                 row["request"],
                 f"{row['channel']} to {row['recipient']} failed ({why}): {error}",

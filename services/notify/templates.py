@@ -24,7 +24,8 @@ TEMPLATES = Path(__file__).with_name("templates")
 LOCALES = {"cs": "cs_CZ", "sk": "sk_SK", "hu": "hu_HU", "en": "en_GB"}
 LANGUAGES = tuple(LOCALES)
 PAYMENT_KINDS = ("reminder", "notice", "suspend", "restrict")
-KINDS = (*PAYMENT_KINDS, "restore")
+DOCUMENT_KINDS = ("invoice", "credit_note")  # e-mailed with their PDF and ISDOC attached
+KINDS = (*PAYMENT_KINDS, "restore", *DOCUMENT_KINDS)
 WHOLE_UNITS = {"HUF"}  # shown without decimals: "12 345 Ft"
 
 LABELS: dict[str, dict[str, str]] = {
@@ -99,6 +100,12 @@ def _context(kind: str, language: str, context: dict[str, Any], company: str) ->
         labels=LABELS[language],
         language=language,
     )
+    if kind in DOCUMENT_KINDS:  # an invoice's or credit note's own amount and due date
+        ctx.update(
+            number=ctx.get("number") or ctx.get("request_id", ""),
+            amount=money(ctx.get("amount_minor", 0), currency, language),
+            due_date=day(ctx["due_on"], language) if ctx.get("due_on") else "",
+        )
     return ctx
 
 

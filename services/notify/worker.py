@@ -1,4 +1,5 @@
-"""Notify worker: e-mails dunning messages to the right contacts, once each."""
+"""Notify worker: e-mails dunning messages, and invoices and credit notes with their PDF
+and ISDOC, to the right contacts, once each."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ from services.runtime.worker import Runtime, ServiceSpec, run
 
 def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
     n = Notify(rt.settings)
-    return {ev.ContractUpserted: n.on_contract, **dict.fromkeys(KINDS, n.on_request)}
+    return {
+        ev.ContractUpserted: n.on_contract,
+        ev.DocumentReady: n.on_document,
+        **dict.fromkeys(KINDS, n.on_request),
+    }
 
 
 async def sender(rt: Runtime) -> None:

@@ -35,6 +35,9 @@ class Topics(BaseSettings):
     network_access: str = "network.access"
     network_applied: str = "network.applied"
     notifications: str = "billing.notifications"
+    # invoices and credit notes with their PDF and ISDOC, for notify (not on ``invoices``:
+    # notify would read a billing run's million invoice events to skip them)
+    documents: str = "billing.documents"
 
     def all(self) -> list[str]:
         return [str(v) for v in self.model_dump().values()]
