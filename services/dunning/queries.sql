@@ -80,8 +80,8 @@ SELECT u.n, u.c, 0, true FROM unnest($1::text[], $2::text[]) AS u(n, c)
 ON CONFLICT (invoice_number) DO UPDATE SET open_minor = 0, settled = true;
 
 -- name: invoices_partially_paid
--- A run of partly paid invoices' open amounts; a settled invoice stays settled, and none
--- is open for more than its credit notes left it asking (LEAST ignores a NULL).
+-- A run of partly paid invoices' open amounts; a settled invoice stays settled.
+-- None is open for more than its credit notes left it asking (LEAST ignores a NULL).
 INSERT INTO invoices (invoice_number, contract, open_minor)
 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
 ON CONFLICT (invoice_number) DO UPDATE
@@ -103,8 +103,8 @@ SET due_minor = LEAST(invoices.due_minor, EXCLUDED.due_minor),
     settled = invoices.settled OR EXCLUDED.due_minor = 0;
 
 -- name: invoice_reopened
--- Invoice $1 of contract $2 open again for $3, after a payment was taken back; no more
--- than its credit notes left it asking, and not at all when they credited all of it.
+-- Invoice $1 of contract $2 open again for $3, after a payment was taken back.
+-- No more than its credit notes left it asking, and not at all when they credited all of it.
 UPDATE invoices SET open_minor = LEAST($3, due_minor), settled = false
 WHERE invoice_number = $1 AND contract = $2 AND (due_minor IS NULL OR due_minor > 0);
 

@@ -259,16 +259,17 @@ WHERE contract = ANY($1::text[]) AND remaining_minor > 0;
 -- Credit notes (``Payments.on_credit_note``).
 
 -- name: invoice_to_credit
--- Invoice $1 as a credit note finds it, settled or not, locked: what it asks, what is paid,
--- whether it is settled and what its credit notes credited so far.
+-- Invoice $1 as a credit note finds it, settled or not, locked.
+-- What it asks, what is paid, whether it is settled and what its credit notes credited so far.
 SELECT invoice_number, contract, ss, due_on, amount_minor, paid_minor, currency, settled,
        credited_minor
 FROM invoices WHERE invoice_number = $1
 FOR UPDATE;
 
 -- name: paid_by
--- What each payment (directly or through its credit lot) has paid of invoice $1, net of
--- what a credit note gave back, with its newest allocation's id: the latest gives back first.
+-- What each payment (directly or through its credit lot) has paid of invoice $1.
+-- Net of what a credit note gave back, with its newest allocation's id: the latest gives back
+-- first.
 SELECT account, bank_tx_id, sum(amount_minor)::bigint AS amount_minor, max(id) AS last_id
 FROM allocations
 WHERE invoice_number = $1 AND NOT reversed
@@ -276,8 +277,8 @@ GROUP BY account, bank_tx_id
 HAVING sum(amount_minor) > 0;
 
 -- name: credit_invoice
--- Invoice $1 after a credit note: it asks $2, credited $3 in all, $4 paid, settled $5,
--- $6 forgiven by the rounding tolerance.
+-- Invoice $1 after a credit note: it asks $2, credited $3 in all, $4 paid, settled $5.
+-- $6 is what the rounding tolerance forgave.
 UPDATE invoices
 SET amount_minor = $2, credited_minor = $3, paid_minor = $4, settled = $5, forgiven_minor = $6
 WHERE invoice_number = $1;
