@@ -113,6 +113,7 @@ class Scenario:
         self.failures: list[str] = []
         self.restore_delay: float | None = None
         self.invoices: dict[str, dict[str, Any]] = {}
+        self.credit_notes: list[str] = []
         self.watcher = Watcher(self.settings, self.topics.all())
 
     # --- helpers ---------------------------------------------------------------------
@@ -237,6 +238,80 @@ class Scenario:
         mails = self.stack.mail.to(address)  # type: ignore[attr-defined]
         return [(m.subject, _attachments(m)) for m in mails if _attachments(m)]
 
+    async def documents_mailed(
+        self, expected: dict[str, str], timeout: float = 60
+    ) -> dict[str, list[str]]:
+        """Wait until each address got the document numbered as given (the invoicing
+        worker makes PDFs in the background, past the quiescence the rest of the story
+        waits for); the attachment names each got for it."""
+        deadline = time.time() + timeout
+        while True:
+            got: dict[str, list[str]] = {}
+            for address, number in expected.items():
+                for subject, names in self.documents(address):
+                    if number in subject or any(n.startswith(number) for n in names):
+                        got[address] = names
+            if len(got) == len(expected) or time.time() > deadline:
+                return got
+            await asyncio.sleep(0.2)
+
+    async def invoice_mails(self, invoices: dict[str, dict[str, Any]]) -> None:
+        numbers = {address: inv["invoice_number"] for address, inv in invoices.items()}
+        got = await self.documents_mailed(numbers)
+        for address, number in numbers.items():
+            self.check(
+                sorted(got.get(address, [])) == [f"{number}.isdoc", f"{number}.pdf"],
+                f"invoice {number} e-mailed to {address} with its PDF and ISDOC",
+            )
+        await self.log(
+            "invoice e-mails with PDF and ISDOC attached: "
+            + ", ".join(f"{n} to {a}" for a, n in numbers.items())
+        )
+
+    async def credit_note(self, invoice: dict[str, Any]) -> None:
+        """A's operator grants 100.00 CZK off A's paid December invoice (an outage): a
+        partial credit note, delivered like an invoice; what A paid above the new due
+        becomes A's credit."""
+        number = invoice["invoice_number"]
+        await self.cli(
+            "credit-note", "issue", number, "--line", "1=100.00",
+            "--reason", "Výpadek služby 3.-5. 12. 2026",
+        )  # fmt: skip
+        await self.quiet()
+        notes = self.watcher.of("credit_note.issued.v1", "1001")
+        self.check(len(notes) == 1, "a credit note issued for A's invoice")
+        if not notes:
+            return
+        note = notes[0].event["data"]
+        self.credit_notes.append(note["credit_note_number"])
+        got = await self.documents_mailed({"alena@example.com": note["credit_note_number"]})
+        self.check(
+            len(got.get("alena@example.com", [])) == 2,
+            f"credit note {note['credit_note_number']} e-mailed to A with its PDF and ISDOC",
+        )
+        await self.log(
+            f"credit note {note['credit_note_number']} for {number}: "
+            f"{note['amount_minor'] / 100:.2f} CZK back to A as credit"
+        )
+
+    async def write_documents(self) -> None:
+        """Every document the demo issued, as PDF and ISDOC, in ``.run/demo/documents``."""
+        folder = self.stack.cfg.run_dir / "documents"
+        folder.mkdir(parents=True, exist_ok=True)
+        numbers = [i["invoice_number"] for i in self.invoices.values()] + self.credit_notes
+        written = []
+        for number in numbers:
+            for kind in ("pdf", "isdoc"):
+                path = folder / f"{number}.{kind}"
+                await self.cli("invoice", "write", number, "--format", kind, "--out", str(path))
+                if path.exists() and path.stat().st_size > 0:
+                    written.append(path.name)
+        self.check(
+            len(written) == 2 * len(numbers),
+            f"{len(written)} documents written to {folder}",
+        )
+        await self.log(f"documents written to {folder}: {', '.join(sorted(written))}")
+
     def access(self, contract: str) -> list[str]:
         return [s.event["data"]["state"] for s in self.watcher.of("network.access.v1", contract)]
 
@@ -269,6 +344,9 @@ class Scenario:
         again = await self.cli("invoicing", "run", "--period", "2026-12")
         self.check("0 invoices issued" in again, "running the same month again issues nothing")
         a, b, c = (self.invoices[k] for k in ("1001", "1002", "1003"))
+        await self.invoice_mails(
+            {"alena@example.com": a, "ucetni@example.com": b, "cyril@example.com": c}
+        )
 
         await self.advance_to(date(2026, 12, 10))
         self.chaos("payments-2026-12-10")
@@ -394,6 +472,8 @@ class Scenario:
             self.access("1002") == ["active", "notice", "active", "suspended", "active"],
             "B's access: active, notice, active, suspended, active",
         )
+        await self.credit_note(a)
+        await self.write_documents()
 
 
 def _attachments(received: Any) -> list[str]:
