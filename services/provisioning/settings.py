@@ -9,10 +9,9 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from services.runtime.auth import ConfigError
-from services.runtime.settings import Settings, env_name
+from services.runtime.auth import signing_key
+from services.runtime.settings import Settings
 
-MIN_SECRET_LENGTH = 32
 # The notice page's key outside production when none is set: known to everybody, so a
 # development stack's forms are as forgeable as they are anywhere nobody cares.
 DEVELOPMENT_NOTICE_SECRET = "development notice secret, never for production use"
@@ -38,20 +37,6 @@ def notice_key(settings: ProvisioningSettings) -> bytes:
     """The key of the notice page's form tokens: ``BILLING_NOTICE_SECRET_FILE`` (or
     ``BILLING_NOTICE_SECRET``), at least 32 characters, never a published default; in
     development only, a missing one falls back to a fixed development key."""
-    try:
-        secret = settings.secret("notice_secret")
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    name = env_name("notice_secret_file")
-    if secret is None:
-        if settings.environment == "development":
-            return DEVELOPMENT_NOTICE_SECRET.encode()
-        raise ConfigError(
-            f"no notice secret: {env_name('environment')}=production needs {name}"
-            f" (at least {MIN_SECRET_LENGTH} random characters, e.g. `openssl rand -hex 32`)"
-        )
-    if secret in RETIRED_NOTICE_DEFAULTS:
-        raise ConfigError(f"{name}: the published default secret; set a random one of your own")
-    if len(secret) < MIN_SECRET_LENGTH:
-        raise ConfigError(f"{name}: the secret must be at least {MIN_SECRET_LENGTH} characters")
-    return secret.encode()
+    return signing_key(
+        settings, "notice_secret", DEVELOPMENT_NOTICE_SECRET.encode(), RETIRED_NOTICE_DEFAULTS
+    )

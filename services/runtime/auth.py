@@ -207,3 +207,36 @@ def error_line(exc: Exception) -> str:
     else:
         message = str(exc)
     return " ".join(message.split())
+
+
+MIN_SECRET_LENGTH = 32
+
+
+def signing_key(
+    settings: Settings,
+    setting: str,
+    development_key: bytes,
+    published: frozenset[str] = frozenset(),
+) -> bytes:
+    """The key a web page signs its form tokens with: the secret ``setting`` (from its
+    ``_FILE`` or the environment), at least 32 characters and none of the ``published``
+    ones. Without one, development gets ``development_key`` and production refuses to
+    start, naming the variable."""
+    try:
+        secret = settings.secret(setting)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    name = env_name(f"{setting}_file")
+    if secret is None:
+        if settings.environment == "development":
+            return development_key
+        raise ConfigError(
+            f"no {setting.removesuffix('_secret')} secret: {env_name('environment')}=production"
+            f" needs {name} (at least {MIN_SECRET_LENGTH} random characters,"
+            " e.g. `openssl rand -hex 32`)"
+        )
+    if secret in published:
+        raise ConfigError(f"{name}: the published default secret; set a random one of your own")
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"{name}: the secret must be at least {MIN_SECRET_LENGTH} characters")
+    return secret.encode()

@@ -12,10 +12,8 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from services.runtime.auth import ConfigError
+from services.runtime.auth import ConfigError, signing_key
 from services.runtime.settings import MailRelaySettings, env_name
-
-MIN_SECRET_LENGTH = 32
 
 
 class ZoneSettings(MailRelaySettings):
@@ -54,21 +52,7 @@ def zone_key(settings: ZoneSettings) -> bytes:
     ``BILLING_ZONE_SECRET``), at least 32 characters. Development without one gets a
     random key of this process (forms open before a restart must be reloaded after it);
     production refuses to start without one."""
-    try:
-        secret = settings.secret("zone_secret")
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    name = env_name("zone_secret_file")
-    if secret is None:
-        if settings.environment == "development":
-            return _DEVELOPMENT_KEY
-        raise ConfigError(
-            f"no zone secret: {env_name('environment')}=production needs {name}"
-            f" (at least {MIN_SECRET_LENGTH} random characters, e.g. `openssl rand -hex 32`)"
-        )
-    if len(secret) < MIN_SECRET_LENGTH:
-        raise ConfigError(f"{name}: the secret must be at least {MIN_SECRET_LENGTH} characters")
-    return secret.encode()
+    return signing_key(settings, "zone_secret", _DEVELOPMENT_KEY)
 
 
 def check_settings(settings: ZoneSettings) -> None:
