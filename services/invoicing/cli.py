@@ -221,36 +221,61 @@ def _parts(given: list[str]) -> list[tuple[int, int | None]]:
 
 
 def cmd_credit_note_issue(args: argparse.Namespace) -> None:
+    if bool(args.all) == bool(args.line):
+        raise UsageError("name the lines to credit (--line N or --line N=AMOUNT) or --all")
+    asked = _parts(args.line) if args.line else None
+    _credit(args, asked, "credit-note")
+
+
+def cmd_invoice_cancel(args: argparse.Namespace) -> None:
+    """Cancelling is a full credit note of what is left, never a deletion."""
+    _credit(args, None, "invoice-cancel")
+
+
+def _credit(
+    args: argparse.Namespace, asked: list[tuple[int, int | None]] | None, action: str
+) -> None:
+    """A credit note on invoice ``args.number`` (``invoice-cancel``: all that is left, and
+    ``invoice.cancelled``), audited with its reason in the note's transaction."""
     from services.invoicing import issued
     from services.runtime.unit import Unit
 
     settings = get_settings(InvoicingSettings)
     supplier(settings)
     operator = audit.operator_name(args.operator)
-    if bool(args.all) == bool(args.line):
-        raise UsageError("name the lines to credit (--line N or --line N=AMOUNT) or --all")
-    asked = _parts(args.line) if args.line else None
 
     async def go() -> issued.Credited:
         async with db.command_session(settings, "invoicing") as (conn, now):
             issued_on = date.fromisoformat(args.issued_on) if args.issued_on else now.date()
             async with conn.transaction():
                 unit = Unit(conn, now, service_source())
-                done = await issued.issue_credit_note(
-                    unit, settings, args.number, issued_on, args.reason, asked, operator
-                )
+                if action == "invoice-cancel":
+                    done = await issued.cancel_invoice(
+                        unit, settings, args.number, issued_on, args.reason, operator
+                    )
+                else:
+                    done = await issued.issue_credit_note(
+                        unit, settings, args.number, issued_on, args.reason, asked, operator
+                    )
                 details = {
                     "invoice": args.number, "credit_note": done.note.number,
-                    "amount_minor": done.note.total_minor, "lines": args.line or "all",
+                    "amount_minor": done.note.total_minor,
+                    "lines": getattr(args, "line", None) or "all",
                 }  # fmt: skip
                 await audit.record(
-                    conn, now, operator, "credit-note", done.event.contract, details, args.reason
+                    conn, now, operator, action, done.event.contract, details, args.reason
                 )
                 await unit.flush()
             return done
 
     done = asyncio.run(go())
     e = done.event
+    if action == "invoice-cancel":
+        print(
+            f"invoice {e.invoice_number} cancelled by credit note {e.credit_note_number} "
+            f"({_money(e.amount_minor, e.currency)}); it now asks {_money(e.due_minor, e.currency)}"
+        )
+        return
     print(
         f"{e.credit_note_number} credits {_money(e.amount_minor, e.currency)} of invoice "
         f"{e.invoice_number}; it now asks {_money(e.due_minor, e.currency)}"
@@ -504,6 +529,15 @@ def register(sub: Any) -> None:
     write.add_argument("--format", choices=["pdf", "isdoc"], default="pdf")
     write.add_argument("--out", help="the file (default: NUMBER.pdf or NUMBER.isdoc)")
     write.set_defaults(fn=cmd_invoice_write)
+
+    cancel = invoice.add_parser(
+        "cancel", help="cancel an invoice: a full credit note of what is left, never a deletion"
+    )
+    cancel.add_argument("number", help="the invoice")
+    cancel.add_argument("--reason", required=True, help="why (the credit note states it)")
+    cancel.add_argument("--issued-on", help="the credit note's issue date (default: today)")
+    cancel.add_argument("--operator", help=audit.OPERATOR_HELP)
+    cancel.set_defaults(fn=cmd_invoice_cancel)
 
     credit = sub.add_parser("credit-note").add_subparsers(dest="sub", required=True)
     issue = credit.add_parser("issue", help="credit part or all of an invoice")

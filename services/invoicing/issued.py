@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from schemas.events import CreditNoteIssued, InvoiceIssued
+from schemas.events import CreditNoteIssued, InvoiceCancelled, InvoiceIssued
 from services.invoicing import billed, bills, documents, isdoc, pdf, stored, vat
 from services.invoicing.domain import DueRule, NewInvoice, invoice_number
 from services.invoicing.service import INVOICE_COLUMNS, issued_json
@@ -152,6 +152,28 @@ async def issue_credit_note(
     )
     unit.emit(original.contract, event)
     return Credited(note, event)
+
+
+async def cancel_invoice(
+    unit: Unit,
+    settings: InvoicingSettings,
+    number: str,
+    issued_on: date,
+    reason: str,
+    operator: str,
+) -> Credited:
+    """Cancel invoice ``number``: a full credit note of all that is left of it, with the
+    reason (``issue_credit_note``: payments and dunning follow it as they follow any), and
+    ``invoice.cancelled`` for the zone. Never a deletion: the invoice and its document stay,
+    and the note says what was taken back and why. An invoice credited in full already is
+    refused (nothing left to cancel)."""
+    done = await issue_credit_note(unit, settings, number, issued_on, reason, None, operator)
+    e = done.event
+    unit.emit(
+        e.contract,
+        InvoiceCancelled(contract=e.contract, invoice_number=number, ss=e.ss, reason=e.reason),
+    )
+    return done
 
 
 # --- one-off items ---------------------------------------------------------------------------
