@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +26,7 @@ from schemas.events import (
     TopupRequested,
     VoipCreditPurchased,
 )
-from services.invoicing import contracts_file, isdoc, issued, service, topups
+from services.invoicing import billed, contracts_file, documents, isdoc, issued, service, topups
 from services.invoicing.settings import InvoicingSettings
 from services.invoicing.worker import SPEC
 from services.runtime import db
@@ -254,6 +255,33 @@ async def _refusals(url: str, tmp: Path) -> None:
         assert [r["request_id"] for r in month.requests] == ["c", "d", "e", "f", "g", "h"]
     finally:
         await conn.close()
+
+
+def test_a_top_up_that_cannot_be_invoiced_is_refused_with_nothing_written(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a VAT category the supplier's country does not have on that day (CZ: no second
+    # reduced rate since 2024): the document is refused, so is the request
+    def reduced2(amount_minor: int, language: str) -> documents.Item:
+        return documents.Item("Dobití", Decimal(1), "piece", amount_minor, "reduced2")
+
+    monkeypatch.setattr(billed, "topup_item", reduced2)
+
+    async def go() -> None:
+        settings = await _setup(database_url, tmp_path)
+        conn = await db.connect(database_url, "invoicing")
+        try:
+            done = await _request(conn, settings, _ask("8001", "x"))
+            assert done.reason_code == "cannot_invoice" and done.invoice_number is None
+            assert "contract 8001 cannot be invoiced: items[0].vat_category" in (done.reason or "")
+            assert await conn.fetchval("SELECT count(*) FROM invoices") == 0
+            assert await conn.fetchval("SELECT last FROM invoice_sequences") in (None, 0)
+            assert len(await _events(conn, "topup.refused.v1")) == 1
+            assert await _events(conn, "invoice.issued.v1") == []
+        finally:
+            await conn.close()
+
+    asyncio.run(go())
 
 
 def test_the_month_and_a_raised_cap(database_url: str, tmp_path: Path) -> None:
