@@ -60,19 +60,23 @@ async def request(unit: Unit, settings: InvoicingSettings, asked: ev.TopupReques
     ``topup.invoiced``) or ``topup.refused`` with the reason.
 
     Steps, in this order, all in the caller's transaction:
-    1. the contract's top-up row is locked (``lock_topups``), so a second request of the
-       contract, here or on another connection, waits until this one commits;
-    2. under the lock, a request id already decided is answered from its row: nothing is
+    1. the year's invoice series is locked (``lock_sequence``, as a billing run's chunk and
+       an invoice of its own take it), then the contract's top-up row (``lock_topups``): a
+       second request of the contract, here or on another connection, waits until this one
+       commits. Always in that order: a transaction that holds the series (the worker's
+       batch, after its first top-up) may wait for a contract's row, but nobody holding a
+       contract's row waits for the series (``set_cap`` takes no series), so no deadlock;
+    2. under the locks, a request id already decided is answered from its row: nothing is
        issued or published again;
     3. the month's self-service top-ups issued so far are summed and ``decide_topup``
-       decides; an invoice takes the year's invoice series' lock after the contract's
-       (every top-up takes them in that order, and a billing run only the series': no
-       deadlock), so the sum it was decided on is still the truth when it commits."""
+       decides; the invoice is written under the same locks, so the sum it was decided on
+       is still the truth when it commits."""
     conn = unit.conn
     contract = await conn.fetchrow(service.Q.billable_contract, asked.contract)
     day = operator_day(settings, unit.now)
     month = domain.month_of(day)
     if contract is not None:
+        await conn.fetchval(service.Q.lock_sequence, day.year)
         own = await conn.fetchrow(Q.lock_topups, asked.contract)
         before = await conn.fetchrow(Q.get_topup_request, asked.contract, asked.request_id)
         if before is not None:

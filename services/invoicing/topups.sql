@@ -2,8 +2,8 @@
 
 -- name: lock_topups
 -- Contract $1's top-up row, locked (made at its first use): its cap and requests in turn.
--- Every request and every change of the cap takes it first, so two requests at once see
--- each other's invoice. cap_minor NULL: the currency's default.
+-- Every request (after the year's invoice series) and every change of the cap takes it, so
+-- two requests at once see each other's invoice. cap_minor NULL: the currency's default.
 INSERT INTO topup_caps (contract) VALUES ($1)
 ON CONFLICT (contract) DO UPDATE SET contract = EXCLUDED.contract
 RETURNING cap_minor, set_at, set_by;

@@ -166,6 +166,47 @@ async def _concurrent(url: str, tmp: Path) -> None:
         await conn.close()
 
 
+def test_a_batch_of_top_ups_and_an_operators_at_once_do_not_deadlock(
+    database_url: str, tmp_path: Path
+) -> None:
+    asyncio.run(_no_deadlock(database_url, tmp_path))
+
+
+async def _no_deadlock(url: str, tmp: Path) -> None:
+    """The worker's batch invoices 8001 (holding the year's series from then on) and then
+    8003, while an operator's request for 8003 comes in between: were the contract's row
+    taken before the series, each would hold what the other waits for."""
+    settings = await _setup(url, tmp)
+    conns = [await db.connect(url, "invoicing") for _ in range(2)]
+    first_done = asyncio.Event()
+    try:
+
+        async def batch() -> list[topups.Outcome]:
+            async with conns[0].transaction():
+                unit = Unit(conns[0], NOW, service.SOURCE)
+                done = [await topups.request(unit, settings, _ask("8001", "w1"))]
+                first_done.set()
+                await asyncio.sleep(0.3)  # the operator's request starts meanwhile
+                done.append(await topups.request(unit, settings, _ask("8003", "w2")))
+                await unit.flush()
+                return done
+
+        async def operator() -> topups.Outcome:
+            await first_done.wait()
+            asked = _ask("8003", "o1", by="operator", amount_minor=70000, currency="CZK")
+            async with conns[1].transaction():
+                unit = Unit(conns[1], NOW, service.SOURCE)
+                done = await topups.request(unit, settings, asked)
+                await unit.flush()
+                return done
+
+        done, op = await asyncio.gather(batch(), operator())
+    finally:
+        for c in conns:
+            await c.close()
+    assert [d.invoice_number for d in [*done, op]] == ["2027000001", "2027000002", "2027000003"]
+
+
 def test_a_top_up_invoice_and_the_same_request_id_twice(database_url: str, tmp_path: Path) -> None:
     asyncio.run(_invoice(database_url, tmp_path))
 
