@@ -28,7 +28,7 @@ from pydantic import (
 
 from schemas import contacts as rules
 from schemas.accounts import account_problem
-from schemas.money import AmountMinor
+from schemas.money import MAX_AMOUNT_MINOR, AmountMinor
 
 Currency = str  # ISO 4217 letters; validated by the pattern on each field
 CURRENCY = Field(pattern=r"^[A-Z]{3}$")
@@ -512,3 +512,99 @@ class NotificationFailed(Data):
     recipient: str
     attempts: int
     error: str
+
+
+# --- VoIP credit top-ups (invoicing, issue 29 item 6; usage adds the credit, issue 31) ----
+
+# Chosen by the requester (the zone: a UUID per click) so that a request sent twice is one
+# request: invoicing keeps one outcome per contract and request id.
+TopupRequestId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")]
+CouponCode = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")]
+TopupRefusalCode = Literal[
+    "over_cap",  # the month's self-service top-ups and this one would pass the cap
+    "unknown_contract",
+    "inactive_contract",
+    "unknown_coupon",  # no such code on the operator's coupon list
+    "amount_not_offered",  # a customer's amount that no coupon of the currency has
+    "wrong_currency",  # not the currency the contract is billed in
+    "cannot_invoice",  # the contract's invoice cannot be made (the reason says why)
+]
+
+
+class TopupRequested(Data):
+    """A request for VoIP credit: a coupon of the operator's list, or an amount in the
+    contract's currency. Invoicing answers each request id once: ``topup.invoiced`` (the
+    invoice to pay) or ``topup.refused`` (why)."""
+
+    contract: str = SYMBOL
+    request_id: TopupRequestId
+    coupon: CouponCode | None = None
+    amount_minor: int | None = Field(default=None, gt=0, le=MAX_AMOUNT_MINOR)
+    currency: Currency | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    requested_by: Literal["customer", "operator"] = Field(
+        description="customer: self-service (the zone), under the monthly cap; operator: not"
+    )
+    who: str = Field(
+        min_length=1, max_length=200, description="The zone person's id, or the operator"
+    )
+    requested_at: AwareDatetime
+
+    @field_validator("who")
+    @classmethod
+    def _plain_who(cls, value: str) -> str:
+        return rules.plain_text(value)
+
+    @model_validator(mode="after")
+    def _coupon_or_amount(self) -> TopupRequested:
+        amount = (self.amount_minor, self.currency)
+        if self.coupon is not None and amount != (None, None):
+            raise ValueError("a coupon or amount_minor with currency, not both")
+        if self.coupon is None and None in amount:
+            raise ValueError("a coupon, or amount_minor with currency")
+        return self
+
+
+class TopupInvoiced(Data):
+    """A top-up request granted: its invoice (also published as ``invoice.issued``) and
+    what is left of the contract's monthly cap."""
+
+    contract: str = SYMBOL
+    request_id: TopupRequestId
+    invoice_number: str
+    vs: str = SYMBOL
+    ss: str = SYMBOL
+    amount_minor: int = Field(gt=0, description="The invoice's total: the credit once paid")
+    currency: Currency = CURRENCY
+    coupon: CouponCode | None = None
+    issued_on: date
+    due_on: date
+    account: str = Field(description="Our account the customer pays to.")
+    month: str = Field(pattern=r"^[0-9]{4}-[0-9]{2}$", description="The cap's month")
+    cap_minor: int | None = Field(ge=0, description="Null: an operator's, not capped")
+    left_minor: int | None = Field(ge=0, description="Self-service top-ups left this month")
+
+
+class TopupRefused(Data):
+    """A top-up request refused: a machine code and a sentence for people."""
+
+    contract: str = SYMBOL
+    request_id: TopupRequestId
+    reason_code: TopupRefusalCode
+    reason: str = Field(min_length=1)
+    coupon: CouponCode | None = None
+    amount_minor: int | None = Field(default=None, gt=0)
+    currency: Currency | None = None
+    month: str | None = Field(default=None, pattern=r"^[0-9]{4}-[0-9]{2}$")
+    cap_minor: int | None = Field(default=None, ge=0)
+    left_minor: int | None = Field(default=None, ge=0, description="over_cap: what is left")
+
+
+class VoipCreditPurchased(Data):
+    """A top-up invoice fully paid: add this much VoIP credit. Once per invoice."""
+
+    contract: str = SYMBOL
+    request_id: TopupRequestId
+    invoice_number: str
+    amount_minor: int = Field(gt=0, description="The credit to add, in the invoice's currency")
+    currency: Currency = CURRENCY
+    paid_on: date = Field(description="The day payments settled the invoice")

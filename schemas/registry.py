@@ -36,6 +36,10 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "gear.applied.v1": ev.GearApplied,
     "notification.sent.v1": ev.NotificationSent,
     "notification.failed.v1": ev.NotificationFailed,
+    "topup.requested.v1": ev.TopupRequested,
+    "topup.invoiced.v1": ev.TopupInvoiced,
+    "topup.refused.v1": ev.TopupRefused,
+    "voip_credit.purchased.v1": ev.VoipCreditPurchased,
 }
 
 # Topic setting name (see services.runtime.settings.Topics) -> event types it carries.
@@ -64,6 +68,12 @@ TOPIC_EVENTS: dict[str, list[str]] = {
     "network_applied": ["gear.applied.v1"],
     "notifications": ["notification.sent.v1", "notification.failed.v1"],
     "documents": ["document.ready.v1"],
+    "topups": [
+        "topup.requested.v1",
+        "topup.invoiced.v1",
+        "topup.refused.v1",
+        "voip_credit.purchased.v1",
+    ],
 }
 
 

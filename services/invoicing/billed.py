@@ -44,6 +44,13 @@ TARIFF: dict[Language, str] = {
     "hu": "Internet-hozzáférés",
     "en": "Internet access",
 }
+# The line of a VoIP credit top-up's invoice (a single-purpose voucher: docs/invoices.md).
+TOPUP: dict[Language, str] = {
+    "cs": "Dobití kreditu VoIP",
+    "sk": "Dobitie kreditu VoIP",
+    "hu": "VoIP egyenleg feltöltése",
+    "en": "VoIP credit top-up",
+}
 LATE_FEE: dict[Language, str] = {
     "cs": "Poplatek z prodlení",
     "sk": "Poplatok z omeškania",
@@ -167,3 +174,10 @@ def late_fee_item(amount_minor: int, language: str) -> documents.Item:
     VAT (no rate, no VAT on any document)."""
     description = LATE_FEE.get(language, LATE_FEE["en"])  # type: ignore[call-overload]
     return documents.Item(description, Decimal(1), "lump", amount_minor, "outside")
+
+
+def topup_item(amount_minor: int, language: str) -> documents.Item:
+    """VoIP credit bought ahead: one voucher at the amount asked, VAT included, at the
+    standard rate of a telephone service (docs/invoices.md, "VoIP credit top-ups")."""
+    description = TOPUP.get(language, TOPUP["en"])  # type: ignore[call-overload]
+    return documents.Item(description, Decimal(1), "piece", amount_minor, "standard")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import uuid
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from schemas.money import AmountError, parse_minor
+from schemas.registry import brief
 from services.invoicing.settings import InvoicingSettings, supplier
 from services.runtime import audit, db, terminal
 from services.runtime.errors import UsageError
@@ -217,36 +221,61 @@ def _parts(given: list[str]) -> list[tuple[int, int | None]]:
 
 
 def cmd_credit_note_issue(args: argparse.Namespace) -> None:
+    if bool(args.all) == bool(args.line):
+        raise UsageError("name the lines to credit (--line N or --line N=AMOUNT) or --all")
+    asked = _parts(args.line) if args.line else None
+    _credit(args, asked, "credit-note")
+
+
+def cmd_invoice_cancel(args: argparse.Namespace) -> None:
+    """Cancelling is a full credit note of what is left, never a deletion."""
+    _credit(args, None, "invoice-cancel")
+
+
+def _credit(
+    args: argparse.Namespace, asked: list[tuple[int, int | None]] | None, action: str
+) -> None:
+    """A credit note on invoice ``args.number`` (``invoice-cancel``: all that is left, and
+    ``invoice.cancelled``), audited with its reason in the note's transaction."""
     from services.invoicing import issued
     from services.runtime.unit import Unit
 
     settings = get_settings(InvoicingSettings)
     supplier(settings)
     operator = audit.operator_name(args.operator)
-    if bool(args.all) == bool(args.line):
-        raise UsageError("name the lines to credit (--line N or --line N=AMOUNT) or --all")
-    asked = _parts(args.line) if args.line else None
 
     async def go() -> issued.Credited:
         async with db.command_session(settings, "invoicing") as (conn, now):
             issued_on = date.fromisoformat(args.issued_on) if args.issued_on else now.date()
             async with conn.transaction():
                 unit = Unit(conn, now, service_source())
-                done = await issued.issue_credit_note(
-                    unit, settings, args.number, issued_on, args.reason, asked, operator
-                )
+                if action == "invoice-cancel":
+                    done = await issued.cancel_invoice(
+                        unit, settings, args.number, issued_on, args.reason, operator
+                    )
+                else:
+                    done = await issued.issue_credit_note(
+                        unit, settings, args.number, issued_on, args.reason, asked, operator
+                    )
                 details = {
                     "invoice": args.number, "credit_note": done.note.number,
-                    "amount_minor": done.note.total_minor, "lines": args.line or "all",
+                    "amount_minor": done.note.total_minor,
+                    "lines": getattr(args, "line", None) or "all",
                 }  # fmt: skip
                 await audit.record(
-                    conn, now, operator, "credit-note", done.event.contract, details, args.reason
+                    conn, now, operator, action, done.event.contract, details, args.reason
                 )
                 await unit.flush()
             return done
 
     done = asyncio.run(go())
     e = done.event
+    if action == "invoice-cancel":
+        print(
+            f"invoice {e.invoice_number} cancelled by credit note {e.credit_note_number} "
+            f"({_money(e.amount_minor, e.currency)}); it now asks {_money(e.due_minor, e.currency)}"
+        )
+        return
     print(
         f"{e.credit_note_number} credits {_money(e.amount_minor, e.currency)} of invoice "
         f"{e.invoice_number}; it now asks {_money(e.due_minor, e.currency)}"
@@ -320,6 +349,140 @@ def cmd_documents_undelivered(args: argparse.Namespace) -> None:
     print(f"{len(rows)} documents not yet delivered (why: billing notify log CONTRACT)")
 
 
+# --- VoIP credit top-ups ----------------------------------------------------------------
+
+
+def cmd_topup_request(args: argparse.Namespace) -> None:
+    """An operator's top-up through the path the worker takes for the zone's (not capped:
+    only self-service top-ups are); refused: the reason on stderr, exit 65."""
+    from schemas.events import TopupRequested
+    from services.invoicing import topups
+    from services.runtime.errors import BadInput
+    from services.runtime.unit import Unit
+
+    settings = get_settings(InvoicingSettings)
+    supplier(settings)
+    operator = audit.operator_name(args.operator)
+    if (args.amount is None) == (args.coupon is None):
+        raise UsageError("give an AMOUNT or --coupon CODE")
+    amount = None if args.amount is None else _amount(args.amount, "AMOUNT")
+    request_id = args.request_id or f"cli-{uuid.uuid4()}"
+
+    async def go() -> topups.Outcome:
+        async with db.command_session(settings, "invoicing") as (conn, now):
+            billed_in = await _contract_currency(conn, args.contract)  # unknown: exit 66
+            currency = None if amount is None else (args.currency or billed_in)
+            try:
+                asked = TopupRequested(
+                    contract=args.contract, request_id=request_id, coupon=args.coupon,
+                    amount_minor=amount, currency=currency, requested_by="operator",
+                    who=operator, requested_at=now,
+                )  # fmt: skip
+            except ValidationError as e:
+                raise UsageError(f"top-up request: {brief(e)}") from None
+            async with conn.transaction():
+                unit = Unit(conn, now, service_source())
+                done = await topups.request(unit, settings, asked)
+                details = {
+                    "request_id": request_id, "coupon": args.coupon, "amount_minor": amount,
+                    "currency": currency, "invoice_number": done.invoice_number,
+                    "refused": done.reason_code, "again": not done.new,
+                }  # fmt: skip
+                await audit.record(conn, now, operator, "topup-request", args.contract, details)
+                await unit.flush()
+            return done
+
+    done = asyncio.run(go())
+    again = "" if done.new else " (this request id was answered before)"
+    if done.invoice_number is None:
+        raise BadInput(f"top-up refused ({done.reason_code}): {done.reason}{again}")
+    assert done.amount_minor is not None and done.currency is not None
+    print(
+        f"invoice {done.invoice_number} for {_money(done.amount_minor, done.currency)} of VoIP "
+        f"credit, contract {done.contract}, VS {done.contract} SS {done.invoice_number}, "
+        f"due {done.due_on}{again}"
+    )
+
+
+async def _contract_currency(conn: Any, contract: str) -> str:
+    from services.invoicing.service import Q
+    from services.runtime.audit import UnknownContract
+
+    row = await conn.fetchrow(Q.billable_contract, contract)
+    if row is None:
+        raise UnknownContract(contract, "invoicing")
+    return str(row["currency"]).strip()
+
+
+def cmd_topup_cap(args: argparse.Namespace) -> None:
+    from services.invoicing import topups
+
+    settings = get_settings(InvoicingSettings)
+    operator = audit.operator_name(args.operator)
+    cap = _amount(args.amount, "AMOUNT")
+
+    async def go() -> tuple[int | None, str]:
+        async with db.command_session(settings, "invoicing") as (conn, now):
+            async with conn.transaction():
+                was, currency = await topups.set_cap(conn, args.contract, cap, now, operator)
+                details = {"cap_minor": cap, "was_minor": was, "currency": currency}
+                await audit.record(
+                    conn, now, operator, "topup-cap", args.contract, details, args.reason
+                )
+            return was, currency
+
+    was, currency = asyncio.run(go())
+    before = (
+        _money(was, currency)
+        if was is not None
+        else f"the default {_money(settings.topup_cap_minor.get(currency, 0), currency)}"
+    )
+    print(
+        f"contract {args.contract}: self-service top-ups up to {_money(cap, currency)} a month "
+        f"(was {before})"
+    )
+
+
+def cmd_topup_list(args: argparse.Namespace) -> None:
+    from services.invoicing import domain, topups
+
+    settings = get_settings(InvoicingSettings)
+    if args.month is not None:
+        try:
+            domain.validate_period(args.month)
+        except ValueError as e:
+            raise UsageError(f"--month: {e}") from None
+
+    async def go() -> topups.Month:
+        async with db.command_session(settings, "invoicing") as (conn, now):
+            month = args.month or domain.month_of(topups.operator_day(settings, now))
+            return await topups.month(conn, settings, args.contract, month)
+
+    shown = asyncio.run(go())
+    if args.json:
+        terminal.print_json(shown.as_json())
+        return
+    cur = shown.currency
+    kind = "its own" if shown.own_cap else "the default"
+    print(
+        f"contract {shown.contract}, {shown.month}: self-service top-ups issued "
+        f"{_money(shown.issued_minor, cur)} of {_money(shown.cap_minor, cur)} ({kind} cap), "
+        f"{_money(shown.left_minor, cur)} left"
+    )
+    for r in shown.requests:
+        amount = "" if r["amount_minor"] is None else _money(r["amount_minor"], cur)
+        what = r["coupon"] or amount
+        if r["invoice_number"]:
+            paid = f"paid {r['paid_on']}" if r["paid_on"] else f"{r['invoice_status']}"
+            outcome = f"invoice {r['invoice_number']} {amount}, due {r['due_on']}, {paid}"
+        else:
+            outcome = f"refused ({r['reason_code']}): {r['reason']}"
+        print(
+            f"  {r['decided_at']:%Y-%m-%d %H:%M}  {r['requested_by']} {r['who']}  {what}  "
+            f"{outcome}"
+        )
+
+
 def register(sub: Any) -> None:
     contracts = sub.add_parser("contracts").add_subparsers(dest="sub", required=True)
     load = contracts.add_parser("load", help="load contracts from a JSON or CSV file")
@@ -367,6 +530,15 @@ def register(sub: Any) -> None:
     write.add_argument("--out", help="the file (default: NUMBER.pdf or NUMBER.isdoc)")
     write.set_defaults(fn=cmd_invoice_write)
 
+    cancel = invoice.add_parser(
+        "cancel", help="cancel an invoice: a full credit note of what is left, never a deletion"
+    )
+    cancel.add_argument("number", help="the invoice")
+    cancel.add_argument("--reason", required=True, help="why (the credit note states it)")
+    cancel.add_argument("--issued-on", help="the credit note's issue date (default: today)")
+    cancel.add_argument("--operator", help=audit.OPERATOR_HELP)
+    cancel.set_defaults(fn=cmd_invoice_cancel)
+
     credit = sub.add_parser("credit-note").add_subparsers(dest="sub", required=True)
     issue = credit.add_parser("issue", help="credit part or all of an invoice")
     issue.add_argument("number", help="the invoice")
@@ -388,6 +560,29 @@ def register(sub: Any) -> None:
     pending = documents.add_parser("undelivered", help="documents not yet delivered")
     pending.add_argument("--json", action="store_true", help="a JSON array")
     pending.set_defaults(fn=cmd_documents_undelivered)
+
+    topup = sub.add_parser("topup").add_subparsers(dest="sub", required=True)
+    ask = topup.add_parser("request", help="issue a VoIP credit top-up invoice (not capped)")
+    ask.add_argument("contract")
+    ask.add_argument("amount", nargs="?", help="e.g. 500.00, in the contract's currency")
+    ask.add_argument("--coupon", help="a coupon's code (BILLING_TOPUP_COUPONS) instead")
+    ask.add_argument("--currency", help="the amount's currency (default: the contract's)")
+    ask.add_argument(
+        "--request-id", help="the request's id: the same id again issues nothing more"
+    )
+    ask.add_argument("--operator", help=audit.OPERATOR_HELP)
+    ask.set_defaults(fn=cmd_topup_request)
+    cap = topup.add_parser("cap", help="set a contract's monthly cap of self-service top-ups")
+    cap.add_argument("contract")
+    cap.add_argument("amount", help="e.g. 2000.00, in the contract's currency (0: none)")
+    cap.add_argument("--reason", help="why (in the audit trail)")
+    cap.add_argument("--operator", help=audit.OPERATOR_HELP)
+    cap.set_defaults(fn=cmd_topup_cap)
+    listed = topup.add_parser("list", help="a contract's top-ups of a month, its cap, what is left")
+    listed.add_argument("contract")
+    listed.add_argument("--month", help="YYYY-MM (default: this month, the operator's time)")
+    listed.add_argument("--json", action="store_true", help="a JSON object")
+    listed.set_defaults(fn=cmd_topup_list)
 
     inv = sub.add_parser("invoices", help="list invoices")
     inv.add_argument("--contract")

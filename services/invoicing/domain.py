@@ -1,12 +1,17 @@
-"""Invoicing decisions: due dates, numbering and what a billing run issues. Pure: no I/O,
-no clock; the caller passes the issue date."""
+"""Invoicing decisions: due dates, numbering, what a billing run issues, and whether a VoIP
+credit top-up is invoiced under its contract's monthly cap. Pure: no I/O, no clock; the
+caller passes the issue date or "now"."""
 
 from __future__ import annotations
 
 import calendar
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal, NamedTuple
+from zoneinfo import ZoneInfo
+
+from schemas.events import TopupRefusalCode
 
 
 @dataclass(frozen=True)
@@ -138,3 +143,143 @@ def billing_run(
 
 def _number_prefix(year: int, style: NumberStyle) -> tuple[str, int]:
     return (f"{year % 100:02d}", 8) if style == "yy8" else (f"{year:04d}", 6)
+
+
+# --- VoIP credit top-ups (issue 29 item 6) ----------------------------------------------
+
+# The operator's time zone, by the supplier's country: a top-up's issue date and the
+# calendar month of its cap are the operator's (a request at 00:30 in Prague on 1 March is
+# March's, though it is still February in UTC).
+OPERATOR_TIMEZONES = {"CZ": "Europe/Prague", "SK": "Europe/Bratislava", "HU": "Europe/Budapest"}
+
+
+def local_day(now: datetime, country: str) -> date:
+    """The operator's day at ``now`` (an aware time), in the supplier's ``country``."""
+    if now.tzinfo is None:
+        raise ValueError(f"a time with its zone, got {now.isoformat()}")
+    return now.astimezone(ZoneInfo(OPERATOR_TIMEZONES.get(country, "Europe/Prague"))).date()
+
+
+def month_of(day: date) -> str:
+    """The calendar month of ``day`` as a cap counts it (and an invoice's period): 2027-03."""
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def money(minor: int, currency: str) -> str:
+    """An amount as a person reads it in a sentence: 1000.00 CZK."""
+    sign = "-" if minor < 0 else ""
+    return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d} {currency}"
+
+
+@dataclass(frozen=True)
+class Coupon:
+    """A top-up the operator offers: its code and the amount (the invoice's total)."""
+
+    code: str
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class TopupAsk:
+    """What a request asks: a coupon's code, or an amount in a currency."""
+
+    coupon: str | None
+    amount_minor: int | None
+    currency: str | None
+    self_service: bool  # the customer's own (capped); False: an operator's
+
+
+@dataclass(frozen=True)
+class TopupFacts:
+    """The contract as its lock holds it (None: unknown) and this month's self-service
+    top-ups issued so far, paid or not (the cap guards against a stolen password: an
+    unpaid invoice counts)."""
+
+    known: bool
+    active: bool
+    currency: str
+    cap_minor: int
+    issued_minor: int
+
+
+@dataclass(frozen=True)
+class TopupGranted:
+    amount_minor: int
+    currency: str
+    coupon: str | None
+    cap_minor: int | None  # None: an operator's top-up, not capped
+    left_minor: int | None  # what self-service top-ups may still issue this month
+
+
+@dataclass(frozen=True)
+class TopupRefusal:
+    code: TopupRefusalCode
+    reason: str
+    cap_minor: int | None = None
+    left_minor: int | None = None
+
+
+def topup_cap(own_minor: int | None, currency: str, defaults: Mapping[str, int]) -> int:
+    """The contract's monthly cap: the operator's for it, else the currency's default
+    (a currency without a default: 0, so no self-service top-up before one is set)."""
+    return own_minor if own_minor is not None else defaults.get(currency, 0)
+
+
+def decide_topup(
+    contract: str,
+    month: str,
+    ask: TopupAsk,
+    facts: TopupFacts,
+    coupons: Mapping[str, Coupon],
+) -> TopupGranted | TopupRefusal:
+    """Whether a top-up request is invoiced, and for how much, or why not.
+
+    In order: the contract must be known and active; a coupon must be on the list, an
+    amount a customer gives must be one a coupon of that currency offers (an operator may
+    give any); the currency must be the contract's; a self-service request must fit under
+    the month's cap with the self-service top-ups already issued this month."""
+    if not facts.known:
+        return TopupRefusal("unknown_contract", f"no contract {contract}")
+    if not facts.active:
+        return TopupRefusal("inactive_contract", f"contract {contract} is not active")
+    offered = sorted(coupons.values(), key=lambda c: (c.currency, c.amount_minor, c.code))
+    if ask.coupon is not None:
+        coupon = coupons.get(ask.coupon)
+        if coupon is None:
+            codes = ", ".join(c.code for c in offered if c.currency == facts.currency)
+            return TopupRefusal(
+                "unknown_coupon",
+                f"no coupon {ask.coupon!r}; contract {contract} can top up with: {codes or 'none'}",
+            )
+        amount, currency = coupon.amount_minor, coupon.currency
+    else:
+        if ask.amount_minor is None or ask.currency is None:
+            raise ValueError("a top-up asks a coupon or an amount with its currency")
+        amount, currency = ask.amount_minor, ask.currency
+    if currency != facts.currency:
+        return TopupRefusal(
+            "wrong_currency",
+            f"{money(amount, currency)} asked; contract {contract} is billed in {facts.currency}",
+        )
+    amounts = [c.amount_minor for c in offered if c.currency == currency]
+    if ask.coupon is None and ask.self_service and amount not in amounts:
+        listed = ", ".join(money(a, currency) for a in sorted(set(amounts)))
+        return TopupRefusal(
+            "amount_not_offered",
+            f"no coupon of {money(amount, currency)}; the coupons are {listed or 'none'}",
+        )
+    if not ask.self_service:
+        return TopupGranted(amount, currency, ask.coupon, None, None)
+    left = max(0, facts.cap_minor - facts.issued_minor)
+    if amount > left:
+        return TopupRefusal(
+            "over_cap",
+            f"over the monthly top-up cap of {money(facts.cap_minor, currency)}: contract "
+            f"{contract}'s top-ups issued in {month} come to "
+            f"{money(facts.issued_minor, currency)}, {money(left, currency)} is left this "
+            f"month and {money(amount, currency)} was asked",
+            facts.cap_minor,
+            left,
+        )
+    return TopupGranted(amount, currency, ask.coupon, facts.cap_minor, left - amount)

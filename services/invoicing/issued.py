@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from schemas.events import CreditNoteIssued, InvoiceIssued
+from schemas.events import CreditNoteIssued, InvoiceCancelled, InvoiceIssued
 from services.invoicing import billed, bills, documents, isdoc, pdf, stored, vat
 from services.invoicing.domain import DueRule, NewInvoice, invoice_number
 from services.invoicing.service import INVOICE_COLUMNS, issued_json
@@ -154,6 +154,28 @@ async def issue_credit_note(
     return Credited(note, event)
 
 
+async def cancel_invoice(
+    unit: Unit,
+    settings: InvoicingSettings,
+    number: str,
+    issued_on: date,
+    reason: str,
+    operator: str,
+) -> Credited:
+    """Cancel invoice ``number``: a full credit note of all that is left of it, with the
+    reason (``issue_credit_note``: payments and dunning follow it as they follow any), and
+    ``invoice.cancelled`` for the zone. Never a deletion: the invoice and its document stay,
+    and the note says what was taken back and why. An invoice credited in full already is
+    refused (nothing left to cancel)."""
+    done = await issue_credit_note(unit, settings, number, issued_on, reason, None, operator)
+    e = done.event
+    unit.emit(
+        e.contract,
+        InvoiceCancelled(contract=e.contract, invoice_number=number, ss=e.ss, reason=e.reason),
+    )
+    return done
+
+
 # --- one-off items ---------------------------------------------------------------------------
 
 
@@ -178,37 +200,67 @@ async def add_one_off(
     if item.invoice == "next":
         await conn.fetchval(Q.add_one_off, contract, key, text, unit.now, operator, None)
         return None
+    try:
+        inv = await own_invoice(unit, settings, row, [item.item()], issued_on, "one_off")
+    except documents.DocumentError as e:
+        raise BadInput(f"contract {contract}: the item cannot be invoiced: {e}") from None
+    if inv is None:
+        raise BadInput(f"contract {contract}: an invoice of its own needs a price above 0")
+    await conn.fetchval(Q.add_one_off, contract, key, text, unit.now, operator, inv.invoice_number)
+    return inv.invoice_number
+
+
+InvoiceKind = Literal["one_off", "topup"]
+
+
+async def own_invoice(
+    unit: Unit,
+    settings: InvoicingSettings,
+    row: Mapping[str, Any],
+    items: list[documents.Item],
+    issued_on: date,
+    kind: InvoiceKind,
+    due_on: date | None = None,
+    prices_include_vat: bool | None = None,
+) -> NewInvoice | None:
+    """An invoice of its own for ``items`` of the contract ``row`` (its ``contract_billing``
+    row), issued now: numbered in the year's invoice series in this transaction (its row
+    lock, as a billing run's chunk takes it), its tax point its issue date, due by the
+    contract's rule unless ``due_on`` says, and its ``invoice.issued`` queued. The prices
+    include VAT as the contract's do, unless ``prices_include_vat`` says. None: the items
+    come to nothing (nothing written); ``documents.DocumentError``: they cannot be
+    invoiced (nothing written)."""
+    conn = unit.conn
+    contract = row["contract"]
     who = supplier_of(settings)
     supplier_id, supplier_json = stored.supplier_row(who)
-    await conn.execute(Q.add_supplier, supplier_id, Jsonb(supplier_json))
     period = f"{issued_on.year:04d}-{issued_on.month:02d}"
     language = row["language"] if row["language"] in vat.LANGUAGES else "en"
     terms = billed.Terms.model_validate_json(row["terms"]) if row["terms"] else billed.Terms()
+    if prices_include_vat is None:
+        prices_include_vat = terms.prices_include_vat
     made = bills.Bills(who, supplier_id, period, issued_on)
-    try:
-        bill = made.bill(
-            [item.item()], row["country"] or "CZ", row["vat_id"] is not None, row["currency"],
-            language, terms.prices_include_vat, tax_point_on=issued_on,
-        )  # fmt: skip
-    except documents.DocumentError as e:
-        raise BadInput(f"contract {contract}: the item cannot be invoiced: {e}") from None
+    bill = made.bill(
+        items, row["country"] or "CZ", row["vat_id"] is not None, row["currency"],
+        language, prices_include_vat, tax_point_on=issued_on,
+    )  # fmt: skip
     if bill.charges_minor <= 0:
-        raise BadInput(f"contract {contract}: an invoice of its own needs a price above 0")
-    # the invoice series' row lock, as a billing run's chunk takes it
+        return None
+    await conn.execute(Q.add_supplier, supplier_id, Jsonb(supplier_json))
     last = await conn.fetchval(Q.lock_sequence, issued_on.year)
     number = invoice_number(issued_on.year, last + 1, settings.invoice_number_style)
-    due_on = DueRule(row["due_kind"], row["due_value"]).due_on(issued_on)
+    if due_on is None:
+        due_on = DueRule(row["due_kind"], row["due_value"]).due_on(issued_on)
     inv = NewInvoice(
         contract, number, contract, number, period, issued_on, due_on, bill.charges_minor,
         row["currency"],
     )  # fmt: skip
-    record = (*inv, unit.now, "one_off", supplier_id, Jsonb(row["customer"]), *bill.columns)
+    record = (*inv, unit.now, kind, supplier_id, Jsonb(row["customer"]), *bill.columns)
     await conn.copy_records_to_table("invoices", records=[record], columns=INVOICE_COLUMNS)
     await conn.execute(Q.set_sequence, issued_on.year, last + 1)
-    await conn.fetchval(Q.add_one_off, contract, key, text, unit.now, operator, number)
     account = settings.bank_accounts.get(inv.currency, "")
     unit.emit_json(InvoiceIssued, contract, issued_json(account)(inv, bill.tail))
-    return number
+    return inv
 
 
 async def undelivered(conn: asyncpg.Connection) -> list[dict[str, Any]]:

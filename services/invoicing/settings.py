@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+
+from schemas.events import CouponCode
+from schemas.money import AmountError, parse_minor
 from services.invoicing import documents, vat
+from services.invoicing.domain import Coupon
 from services.runtime.auth import ConfigError
 from services.runtime.settings import Settings, env_name
 
@@ -41,6 +46,10 @@ REQUIRED = (
 )
 
 
+# The coupons offered by default, whole units of each currency (200.00 CZK ...).
+COUPON_AMOUNTS = {"CZK": (200, 500, 1000), "EUR": (10, 20, 40), "HUF": (3000, 7500, 15000)}
+
+
 class InvoicingSettings(Settings):
     # invoice numbers: YYYY + 6 digits, or YY + 8 digits past 999,999 invoices a year
     invoice_number_style: Literal["yyyy6", "yy8"] = "yyyy6"
@@ -67,6 +76,78 @@ class InvoicingSettings(Settings):
     supplier_bic: str | None = None
     supplier_email: str | None = None
     supplier_phone: str | None = None
+
+    # VoIP credit top-ups (docs/invoices.md, "VoIP credit top-ups"): the coupons offered,
+    # code -> "AMOUNT CURRENCY" (the invoice's total, VAT included), and each currency's
+    # default monthly cap of a contract's self-service top-ups, in minor units (about
+    # 1,000 CZK each); `billing topup cap` sets a contract's own. Checked at start.
+    topup_coupons: dict[str, str] = Field(
+        default_factory=lambda: {
+            f"{currency}{amount}": f"{amount}.00 {currency}"
+            for currency, amounts in COUPON_AMOUNTS.items()
+            for amount in amounts
+        }
+    )
+    topup_cap_minor: dict[str, int] = Field(
+        default_factory=lambda: {"CZK": 100_000, "EUR": 4_000, "HUF": 1_500_000}
+    )
+    topup_due_days: int = Field(default=14, ge=0, le=365)  # a top-up invoice's due date
+
+    @field_validator("topup_coupons")
+    @classmethod
+    def _coupons(cls, value: dict[str, str]) -> dict[str, str]:
+        for code, text in value.items():
+            _coupon(code, text)  # raises, naming the coupon
+        return value
+
+    @field_validator("topup_cap_minor")
+    @classmethod
+    def _caps(cls, value: dict[str, int]) -> dict[str, int]:
+        for currency, cap in value.items():
+            if not (len(currency) == 3 and currency.isascii() and currency.isupper()):
+                raise ValueError(f"{currency!r}: expected a currency code such as CZK")
+            if cap < 0:
+                raise ValueError(f"{currency}: {cap}, expected 0 or more minor units")
+        return value
+
+    @model_validator(mode="after")
+    def _coupons_payable(self) -> InvoicingSettings:
+        unpaid = sorted(
+            f"{c.code} ({c.currency})"
+            for c in self.coupons().values()
+            if c.currency not in self.bank_accounts
+        )
+        if unpaid:
+            raise ValueError(
+                f"{env_name('topup_coupons')}: {', '.join(unpaid)}: no account of that currency"
+                f" in {env_name('bank_accounts')} to be paid to"
+            )
+        return self
+
+    def coupons(self) -> dict[str, Coupon]:
+        """The coupons offered, by code."""
+        return {code: _coupon(code, text) for code, text in self.topup_coupons.items()}
+
+
+_COUPON_CODE = TypeAdapter(CouponCode)
+
+
+def _coupon(code: str, text: str) -> Coupon:
+    """``"200.00 CZK"`` under ``code``, or ValueError naming the coupon and what is wrong."""
+    try:
+        _COUPON_CODE.validate_python(code)
+    except ValidationError:
+        raise ValueError(f"coupon code {code!r}: expected letters, digits, _ and -") from None
+    amount, _, currency = text.strip().partition(" ")
+    if not (len(currency) == 3 and currency.isascii() and currency.isupper()):
+        raise ValueError(f"coupon {code}: {text!r}, expected an amount and currency: 200.00 CZK")
+    try:
+        minor = parse_minor(amount, signed=False)
+    except AmountError as e:
+        raise ValueError(f"coupon {code}: {amount!r}, expected {e.expected}") from None
+    if minor <= 0:
+        raise ValueError(f"coupon {code}: {text!r}, expected an amount above 0")
+    return Coupon(code, minor, currency)
 
 
 def supplier(settings: InvoicingSettings) -> documents.Supplier:

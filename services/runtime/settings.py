@@ -38,6 +38,8 @@ class Topics(BaseSettings):
     # invoices and credit notes with their PDF and ISDOC, for notify (not on ``invoices``:
     # notify would read a billing run's million invoice events to skip them)
     documents: str = "billing.documents"
+    # VoIP credit top-ups: requests (the zone, the CLI), their outcome, paid credit (usage)
+    topups: str = "billing.topups"
 
     def all(self) -> list[str]:
         return [str(v) for v in self.model_dump().values()]

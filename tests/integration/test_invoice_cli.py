@@ -33,15 +33,19 @@ def _fetch(url: str, query: str) -> list[asyncpg.Record]:
     return asyncio.run(go())
 
 
-def test_invoice_commands(env: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def _february(env: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> str:
+    """CONTRACTS loaded and February 2027 billed; the number of contract 7001's invoice."""
     contracts = tmp_path / "contracts.json"
     contracts.write_text(json.dumps(CONTRACTS), encoding="utf-8")
     assert billing(capsys, "contracts", "load", str(contracts))[0] == 0
     run = ("invoicing", "run", "--period", "2027-02", "--issued-on", "2027-03-01")
     assert billing(capsys, *run)[0] == 0
-    number = _fetch(env, "SELECT invoice_number FROM invoicing.invoices WHERE contract = '7001'")[
-        0
-    ][0]
+    sql = "SELECT invoice_number FROM invoicing.invoices WHERE contract = '7001'"
+    return str(_fetch(env, sql)[0][0])
+
+
+def test_invoice_commands(env: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    number = _february(env, capsys, tmp_path)
 
     code, out, _ = billing(capsys, "invoice", "show", number)
     assert code == 0
@@ -166,3 +170,63 @@ def test_the_supplier_is_refused_naming_the_variable(
         check_startup(SPEC, InvoicingSettings(database_url=env))
     monkeypatch.setenv("BILLING_SUPPLIER_VAT_PAYER", "false")
     check_startup(SPEC, InvoicingSettings(database_url=env))  # not a VAT payer: no VAT id
+
+
+def test_cancelling_an_invoice_is_a_full_credit_note_never_a_deletion(
+    env: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    number = _february(env, capsys, tmp_path)
+    # part credited first: the cancellation credits the rest
+    code, _, _ = billing(
+        capsys, "credit-note", "issue", number, "--line", "1=100.00", "--reason", "výpadek",
+        "--issued-on", "2027-03-04",
+    )  # fmt: skip
+    assert code == 0
+    code, out, _ = billing(
+        capsys, "invoice", "cancel", number, "--reason", "smlouva zrušena", "--operator", "olga",
+        "--issued-on", "2027-03-05",
+    )  # fmt: skip
+    assert code == 0, out
+    assert out.strip() == (
+        f"invoice {number} cancelled by credit note D2027000002 (1978.50 CZK); it now asks 0.00 CZK"
+    )  # 2,099.50 less the 121.00 credited before
+    again = ("invoice", "cancel", number, "--reason", "znovu", "--issued-on", "2027-03-06")
+    code, _, err = billing(capsys, *again)
+    assert code == 65 and "fully credited already" in one_line(err)
+    code, _, err = billing(capsys, "invoice", "cancel", "2027999999", "--reason", "x")
+    assert code == 66 and "no invoice or credit note 2027999999" in one_line(err)
+    code, _, err = billing(capsys, "invoice", "cancel", number)
+    assert code == 64 and "--reason" in err
+
+    # the invoice stays, with both notes; the note states the reason and validates
+    code, out, _ = billing(capsys, "invoice", "show", number, "--json")
+    shown = json.loads(out)
+    assert shown["total_minor"] == 209950
+    assert shown["credit_notes"] == ["D2027000001", "D2027000002"]
+    code, out, _ = billing(capsys, "invoice", "show", "D2027000002")
+    assert f"credits invoice {number}: smlouva zrušena" in out
+    note = tmp_path / "d.isdoc"
+    write = ("invoice", "write", "D2027000002", "--format", "isdoc", "--out", str(note))
+    assert billing(capsys, *write)[0] == 0
+    isdoc.validate(note.read_bytes())
+    # payments and dunning follow the note; the zone learns the invoice is cancelled
+    events = [
+        (r["event_type"], json.loads(bytes(r["value"]))["data"])
+        for r in _fetch(
+            env, "SELECT event_type, value FROM invoicing.outbox"
+            " WHERE event_type IN ('credit_note.issued.v1', 'invoice.cancelled.v1') ORDER BY id",
+        )
+    ]  # fmt: skip
+    assert [(t, d.get("credit_note_number"), d.get("due_minor")) for t, d in events] == [
+        ("credit_note.issued.v1", "D2027000001", 197850),
+        ("credit_note.issued.v1", "D2027000002", 0),
+        ("invoice.cancelled.v1", None, None),
+    ]
+    assert events[2][1] == {
+        "contract": "7001", "invoice_number": number, "ss": number, "reason": "smlouva zrušena"
+    }  # fmt: skip
+    trail = _fetch(
+        env, "SELECT operator, action, contract, reason FROM invoicing.operator_actions"
+        " WHERE action = 'invoice-cancel'",
+    )  # fmt: skip
+    assert [tuple(r) for r in trail] == [("olga", "invoice-cancel", "7001", "smlouva zrušena")]
