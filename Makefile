@@ -1,5 +1,6 @@
 # One-command set-up: every target that needs Python depends on .venv, which installs the
-# pinned dependencies (requirements.lock) and the project itself.
+# pinned dependencies with the development tools (requirements-dev.lock: requirements.lock,
+# the run-time pins, and the [dev] extra's) and the project itself.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -7,11 +8,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run demo test test-unit test-e2e lint schemas clean system-deps kafka bench bench-quick chaos
 
-$(STAMP): requirements.lock pyproject.toml
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet -r requirements-dev.lock
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 

