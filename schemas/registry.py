@@ -36,6 +36,7 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "gear.applied.v1": ev.GearApplied,
     "notification.sent.v1": ev.NotificationSent,
     "notification.failed.v1": ev.NotificationFailed,
+    "dunning.status.v1": ev.DunningStatus,
 }
 
 # Topic setting name (see services.runtime.settings.Topics) -> event types it carries.
@@ -58,6 +59,7 @@ TOPIC_EVENTS: dict[str, list[str]] = {
         "restrict.requested.v1",
         "restore.requested.v1",
         "fee.charged.v1",
+        "dunning.status.v1",
     ],
     "notices": ["notice.acknowledged.v1", "promise.made.v1"],
     "network_access": ["network.access.v1"],

@@ -21,6 +21,7 @@ pay is accepted, and until when.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
@@ -30,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from schemas import events as ev
 from services.dunning.policy import Policy, Promise, Step, staffed_window
 
 Stage = Literal["active", "notice", "restricted", "suspended"]
@@ -104,6 +106,7 @@ class Decision:
     why: str
     held: str | None = None
     upcoming: tuple[Upcoming, ...] = ()
+    reached: tuple[Upcoming, ...] = ()  # the escalation steps due by now, when each fell due
 
 
 # --- calendar -----------------------------------------------------------------------------
@@ -517,7 +520,70 @@ def decide(facts: Facts, policy: Policy, now: datetime, tolerance: int) -> Decis
         why=_why(owed, today, reached, escalation.held),
         held=escalation.held,
         upcoming=upcoming,
+        reached=tuple(
+            Upcoming(step=s.name, action=s.action, at=t)
+            for s in reached
+            if (t := due_at[s.name]) is not None
+        ),
     )
+
+
+# --- the explanation ----------------------------------------------------------------------
+
+
+def explain(
+    facts: Facts, policy: Policy, decision: Decision, account: str, now: datetime
+) -> ev.DunningStatus:
+    """A contract's dunning situation as operators (``billing dunning explain``) and the
+    customer (the zone, through the ``dunning.status`` event) are told it: the stage, why
+    (the overdue invoices, their sum, since when), the steps reached and what comes next
+    and when, and what to pay to end it (each overdue invoice's open amount, VS and SS, to
+    ``account``). One function for both, so the two cannot tell different stories."""
+    return ev.DunningStatus(
+        contract=facts.contract,
+        stage=decision.stage,
+        policy=policy.name,
+        exempt=facts.exempt,
+        overdue_since=decision.overdue[0].due_on if decision.overdue else None,
+        overdue_minor=decision.overdue_minor,
+        currency=decision.currency,
+        invoices=[
+            ev.OverdueInvoice(
+                invoice_number=i.invoice_number,
+                vs=i.vs,
+                ss=i.ss,
+                due_on=i.due_on,
+                open_minor=i.open_minor,
+                currency=i.currency,
+            )
+            for i in decision.overdue
+        ],
+        steps_reached=[
+            ev.UpcomingStep(action=u.action, step=u.step, at=u.at) for u in decision.reached
+        ],
+        upcoming=[
+            ev.UpcomingStep(action=u.action, step=u.step, at=u.at) for u in decision.upcoming
+        ],
+        held=decision.held,
+        promised_until=(
+            facts.promised_until
+            if facts.promised_until is not None and facts.promised_until > now
+            else None
+        ),
+        acknowledged_at=decision.acknowledged_at,
+        account=account,
+        decided_at=now,
+    )
+
+
+def status_key(status: ev.DunningStatus) -> str | None:
+    """What makes one explanation differ from another for the customer: everything but
+    the moment it was decided. None for a contract with nothing overdue in the active
+    stage (nothing to explain: a contract never in arrears publishes nothing)."""
+    if status.stage == "active" and not status.invoices:
+        return None
+    text = status.model_dump_json(exclude={"decided_at"})
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- promises to pay ----------------------------------------------------------------------

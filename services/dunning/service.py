@@ -215,7 +215,11 @@ class Dunning:
         await self._act(unit, decided)
         if decided:
             ds = [d for d, _ in decided.values()]
-            await conn.execute(
+            statuses = {
+                c: self.explain(found[c][0], policy, d, unit.now)
+                for c, (d, policy) in decided.items()
+            }
+            changed = await conn.fetch(
                 Q.save_states,
                 list(decided),
                 [d.stage for d in ds],
@@ -224,9 +228,21 @@ class Dunning:
                 [d.why for d in ds],
                 [d.next_check_at for d in ds],
                 unit.now,
+                [domain.status_key(s) for s in statuses.values()],
             )
+            # After the actions' events: the customer's explanation follows what was done.
+            for row in changed:
+                unit.emit(row["contract"], statuses[row["contract"]])
             await timers.schedule_many(conn, list(decided), [d.next_check_at for d in ds])
         return {c: d for c, (d, _) in decided.items()}
+
+    def explain(
+        self, facts: domain.Facts, policy: Policy, decision: domain.Decision, now: datetime
+    ) -> ev.DunningStatus:
+        """The contract's explanation (``domain.explain``), with our account in its currency
+        to pay to: what the zone is sent and ``billing dunning explain`` prints."""
+        account = self.settings.bank_accounts.get(decision.currency or "", "")
+        return domain.explain(facts, policy, decision, account, now)
 
     async def _act(self, unit: Unit, decided: dict[str, tuple[domain.Decision, Policy]]) -> None:
         """Emit an event for each action recorded now; a notice carries how far the

@@ -60,6 +60,22 @@ class Handlers:
             [x.owner for _, _, x in contacts],
             [",".join(x.categories) for _, _, x in contacts],
         )
+        await self._services(unit, items)
+
+    async def _services(self, unit: Unit, items: list[ev.ContractUpserted]) -> None:
+        """The contracts' services and subscriber addresses, for the services page."""
+        await unit.conn.execute(
+            Q.upsert_services,
+            [d.contract for d in items],
+            [d.currency for d in items],
+            [d.monthly_fee_minor for d in items],
+            [
+                None if d.services is None else [s.model_dump(mode="json") for s in d.services]
+                for d in items
+            ],
+            [d.subscribers.model_dump(mode="json") for d in items],
+            unit.now,
+        )
 
     async def on_invoice_issued(self, unit: Unit, run: Run[ev.InvoiceIssued]) -> None:
         items = list(run)
@@ -111,6 +127,29 @@ class Handlers:
     async def on_payment_reversed(self, unit: Unit, run: Run[ev.PaymentReversed]) -> None:
         for d in run:
             unit.stage(Q.reverse_payment, d.account, d.bank_tx_id, d.booked_on)
+
+
+    async def on_document(self, unit: Unit, run: Run[ev.DocumentReady]) -> None:
+        """Each file of each document, with its SHA-256 (the event's model has checked
+        that the bytes hash to it: a corrupted file never gets this far)."""
+        files = [(d, a) for d in run for a in d.attachments]
+        await unit.conn.execute(
+            Q.insert_documents,
+            [d.number for d, _ in files],
+            [a.media_type for _, a in files],
+            [d.contract for d, _ in files],
+            [d.kind for d, _ in files],
+            [a.filename for _, a in files],
+            [a.sha256 for _, a in files],
+            [a.content for _, a in files],
+            unit.now,
+        )
+
+    async def on_dunning_status(self, unit: Unit, run: Run[ev.DunningStatus]) -> None:
+        for d in run:
+            unit.stage(
+                Q.put_dunning_status, d.contract, d.stage, d.decided_at, d.model_dump(mode="json")
+            )
 
 
 # --- people -------------------------------------------------------------------------------
