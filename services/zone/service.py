@@ -6,6 +6,7 @@ caller's transaction, and records its audit line in the same transaction."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from schemas import events as ev
 from services.runtime import logs, sql
+from services.runtime.db import Jsonb
 from services.runtime.runs import Run
 from services.runtime.unit import Unit
 from services.zone import domain
@@ -69,11 +71,14 @@ class Handlers:
             [d.contract for d in items],
             [d.currency for d in items],
             [d.monthly_fee_minor for d in items],
+            # as JSON text: a list in a jsonb[] parameter would be read as a dimension
             [
-                None if d.services is None else [s.model_dump(mode="json") for s in d.services]
+                None
+                if d.services is None
+                else Jsonb(json.dumps([s.model_dump(mode="json") for s in d.services]))
                 for d in items
             ],
-            [d.subscribers.model_dump(mode="json") for d in items],
+            [Jsonb(d.subscribers.model_dump_json()) for d in items],
             unit.now,
         )
 
@@ -127,7 +132,6 @@ class Handlers:
     async def on_payment_reversed(self, unit: Unit, run: Run[ev.PaymentReversed]) -> None:
         for d in run:
             unit.stage(Q.reverse_payment, d.account, d.bank_tx_id, d.booked_on)
-
 
     async def on_document(self, unit: Unit, run: Run[ev.DocumentReady]) -> None:
         """Each file of each document, with its SHA-256 (the event's model has checked
