@@ -23,7 +23,7 @@ import secrets
 import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -972,8 +972,12 @@ class Pages:
         lang, tz = req.lang, ZoneInfo(TIMEZONES[req.lang])
 
         def when(text: str) -> str:
-            at = datetime.fromisoformat(text)
-            return format_datetime(at, "medium", tzinfo=tz, locale=LOCALES[lang])
+            """A moment in the page's time zone: the day alone when it is at midnight (a
+            step falls due at the start of a day), else the day and time."""
+            at = datetime.fromisoformat(text).astimezone(tz)
+            if at.time() == time(0, 0):
+                return self.day(at.date(), lang)
+            return format_datetime(at, "short", tzinfo=tz, locale=LOCALES[lang])
 
         currency = st["currency"] or "CZK"
         view = {
