@@ -22,7 +22,7 @@ pay is accepted, and until when.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -576,11 +576,18 @@ def explain(
     )
 
 
+def explains(stage: Stage, overdue: Sequence[object]) -> bool:
+    """Whether a contract in ``stage`` with these overdue invoices has anything to be
+    explained: not when it is active with nothing overdue (the common case, decided
+    without building an explanation)."""
+    return stage != "active" or bool(overdue)
+
+
 def status_key(status: ev.DunningStatus) -> str | None:
     """What makes one explanation differ from another for the customer: everything but
     the moment it was decided. None for a contract with nothing overdue in the active
     stage (nothing to explain: a contract never in arrears publishes nothing)."""
-    if status.stage == "active" and not status.invoices:
+    if not explains(status.stage, status.invoices):
         return None
     text = status.model_dump_json(exclude={"decided_at"})
     return hashlib.sha256(text.encode()).hexdigest()

@@ -215,9 +215,12 @@ class Dunning:
         await self._act(unit, decided)
         if decided:
             ds = [d for d, _ in decided.values()]
+            # Explained only where there is something to explain (the key of the rest is
+            # None); a contract restored is explained below, when its key has changed.
             statuses = {
                 c: self.explain(found[c][0], policy, d, unit.now)
                 for c, (d, policy) in decided.items()
+                if domain.explains(d.stage, d.overdue)
             }
             changed = await conn.fetch(
                 Q.save_states,
@@ -228,11 +231,13 @@ class Dunning:
                 [d.why for d in ds],
                 [d.next_check_at for d in ds],
                 unit.now,
-                [domain.status_key(s) for s in statuses.values()],
+                [domain.status_key(statuses[c]) if c in statuses else None for c in decided],
             )
             # After the actions' events: the customer's explanation follows what was done.
             for row in changed:
-                unit.emit(row["contract"], statuses[row["contract"]])
+                c = row["contract"]
+                d, policy = decided[c]
+                unit.emit(c, statuses.get(c) or self.explain(found[c][0], policy, d, unit.now))
             await timers.schedule_many(conn, list(decided), [d.next_check_at for d in ds])
         return {c: d for c, (d, _) in decided.items()}
 
