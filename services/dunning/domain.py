@@ -559,7 +559,8 @@ def explain(
             for i in decision.overdue
         ],
         steps_reached=[
-            ev.UpcomingStep(action=u.action, step=u.step, at=u.at) for u in decision.reached
+            ev.UpcomingStep(action=u.action, step=u.step, at=u.at)
+            for u in (*decision.reached, *_fees_charged(facts, policy, decision))
         ],
         upcoming=[
             ev.UpcomingStep(action=u.action, step=u.step, at=u.at) for u in decision.upcoming
@@ -574,6 +575,21 @@ def explain(
         account=account,
         decided_at=now,
     )
+
+
+def _fees_charged(facts: Facts, policy: Policy, decision: Decision) -> list[Upcoming]:
+    """The late fees charged on the overdue invoices (before, or in this decision), each
+    at the moment it fell due."""
+    now_charged = {a.request_id for a in decision.actions if a.kind == "fee"}
+    tz = timezone_of(facts.country)
+    return [
+        Upcoming(step=step.name, action="fee", at=t)
+        for step in policy.steps
+        if step.action == "fee"
+        for inv in decision.overdue
+        if (_rid(step, inv) in facts.done or _rid(step, inv) in now_charged)
+        and (t := step_due(step, inv, facts, tz)) is not None
+    ]
 
 
 def explains(stage: Stage, overdue: Sequence[object]) -> bool:

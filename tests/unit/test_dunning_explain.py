@@ -15,7 +15,7 @@ from services.dunning.domain import (
     explain,
     status_key,
 )
-from services.dunning.policy import presets
+from services.dunning.policy import Policy, presets
 
 ISP = presets()["notice-then-suspend"]
 DUE = date(2026, 12, 15)
@@ -58,3 +58,30 @@ def test_nothing_overdue_has_no_key_so_a_good_payer_publishes_nothing() -> None:
     # restored from a suspension: nothing overdue again, the key goes back to None
     _, after = told(replace(BASE, invoices=(), stage="suspended", episode="x"), before_due)
     assert after is None
+
+
+def test_a_late_fee_charged_is_among_the_steps_reached() -> None:
+    fees = Policy.model_validate(
+        {
+            "name": "fees",
+            "guards": {"staffed_hours": ""},
+            "steps": [
+                {"name": "reminder-1", "action": "reminder", "after_days": 3},
+                {"name": "fee", "action": "fee", "after_days": 5, "fee": {"CZK": 5000}},
+            ],
+        }
+    )
+    now = datetime(2026, 12, 21, 10, tzinfo=UTC)
+    facts = replace(BASE, done=frozenset({"reminder-1@2026000002"}))
+    charging = explain(facts, fees, decide(facts, fees, now, 0), "acc", now)
+    charged_facts = replace(facts, done=facts.done | {"fee@2026000002"})
+    charged = explain(charged_facts, fees, decide(charged_facts, fees, now, 0), "acc", now)
+    for status in (charging, charged):
+        assert [(r.step, r.action) for r in status.steps_reached] == [
+            ("reminder-1", "reminder"),
+            ("fee", "fee"),
+        ]
+    before = explain(
+        facts, fees, decide(facts, fees, datetime(2026, 12, 19, tzinfo=UTC), 0), "a", now
+    )
+    assert [r.action for r in before.steps_reached] == ["reminder"]
