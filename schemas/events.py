@@ -119,6 +119,11 @@ class ContractUpserted(Data):
     group: str | None = Field(default=None, description="Contract group (policy by group)")
     contacts: list[Contact] = Field(default_factory=list)
     subscribers: Subscribers = Field(default_factory=Subscribers)
+    services: list[ContractService] | None = Field(
+        default=None,
+        description="What the contract bills, for the customer zone; null: not told (older"
+        " producers)",
+    )
 
 
 # --- invoices (invoicing) ---------------------------------------------------------------
@@ -608,3 +613,53 @@ class VoipCreditPurchased(Data):
     amount_minor: int = Field(gt=0, description="The credit to add, in the invoice's currency")
     currency: Currency = CURRENCY
     paid_on: date = Field(description="The day payments settled the invoice")
+
+
+class UpcomingStep(Data):
+    action: str = Field(description="reminder, notice, suspend, restrict")
+    step: str = Field(description="The policy's step")
+    at: AwareDatetime
+
+
+class DunningStatus(Data):
+    """A contract's dunning situation, published whenever it changes (a reminder, notice,
+    restriction, suspension, promise, fee, restore, a payment or credit note that ends
+    it): its stage, why (the overdue invoices, how much, since when), what happens next
+    and when, and what to pay to end it (each invoice's open amount, VS and SS, to
+    ``account``). Built by the function that ``billing dunning explain`` prints
+    (services/dunning/domain.py ``explain``); the customer zone shows it."""
+
+    contract: str
+    stage: Literal["active", "notice", "restricted", "suspended"]
+    policy: str
+    exempt: bool
+    overdue_since: date | None = Field(description="Due date of the oldest overdue invoice")
+    overdue_minor: int = Field(ge=0, description="What ends it: the overdue invoices' sum")
+    currency: Currency | None = Field(pattern=r"^[A-Z]{3}$")
+    invoices: list[OverdueInvoice] = Field(description="The overdue invoices, oldest first")
+    steps_reached: list[UpcomingStep] = Field(
+        description="Escalation steps due by now (``at``: when each fell due)"
+    )
+    upcoming: list[UpcomingStep] = Field(description="What happens next and when, soonest first")
+    held: str | None = Field(default=None, description="Why the next step waits (operator text)")
+    promised_until: AwareDatetime | None = None
+    acknowledged_at: AwareDatetime | None = None
+    account: str = Field(description="Our account to pay to, in the currency")
+    decided_at: AwareDatetime
+
+
+class ContractService(Data):
+    """One recurring service of a contract as the customer sees it: what, since and until
+    when it is billed (device insurance "billed until" a date), its price per period."""
+
+    kind: Literal["tariff", "voip", "insurance", "static_ip", "other"]
+    description: str = Field(min_length=1, max_length=300)
+    unit_price_minor: int = Field(ge=0, description="For one unit and one whole period")
+    quantity: Decimal = Field(default=Decimal(1), gt=0)
+    every: Literal["month", "quarter", "year"] = "month"
+    starts_on: date | None = None
+    ends_on: date | None = Field(default=None, description="The last day billed")
+
+
+# ContractUpserted names ContractService, defined after it (appended: see above).
+ContractUpserted.model_rebuild()

@@ -40,6 +40,7 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "topup.invoiced.v1": ev.TopupInvoiced,
     "topup.refused.v1": ev.TopupRefused,
     "voip_credit.purchased.v1": ev.VoipCreditPurchased,
+    "dunning.status.v1": ev.DunningStatus,
 }
 
 # Topic setting name (see services.runtime.settings.Topics) -> event types it carries.
@@ -62,6 +63,7 @@ TOPIC_EVENTS: dict[str, list[str]] = {
         "restrict.requested.v1",
         "restore.requested.v1",
         "fee.charged.v1",
+        "dunning.status.v1",
     ],
     "notices": ["notice.acknowledged.v1", "promise.made.v1"],
     "network_access": ["network.access.v1"],

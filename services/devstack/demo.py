@@ -8,8 +8,10 @@ short: stays partially paid, gets a reminder, pays the rest, nothing further.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -312,6 +314,47 @@ class Scenario:
         )
         await self.log(f"documents written to {folder}: {', '.join(sorted(written))}")
 
+    # --- the customer zone ------------------------------------------------------------
+    async def zone_invite(self, contract: str, address: str) -> None:
+        """The operator invites the contract's owner into the zone; the owner sets a
+        password through the e-mailed link."""
+        before = len(self.stack.mail.to(address))  # type: ignore[attr-defined]
+        await self.cli("zone", "invite", contract, address, "--operator", "demo")
+        deadline = time.time() + 30
+        while True:  # the zone worker sends its own mail, past the quiescence
+            mails = self.stack.mail.to(address)  # type: ignore[attr-defined]
+            if len(mails) > before or time.time() > deadline:
+                break
+            await asyncio.sleep(0.1)
+        found = _ZONE_LINK.findall(mails[-1].body) if len(mails) > before else []
+        self.check(len(found) == 1, f"zone invitation e-mailed to {address}")
+        if not found:
+            return
+        async with self._zone_browser() as http:
+            async with http.get(found[0]) as resp:
+                token = _form_token(await resp.text())
+            form = {"csrf": token, "password": ZONE_PASSWORD, "password2": ZONE_PASSWORD}
+            async with http.post(found[0], data=form, allow_redirects=False) as resp:
+                self.check(resp.status == 303, f"{address} set a zone password")
+
+    def _zone_browser(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def zone_page(self, address: str, path: str) -> str:
+        """Log in to the zone as ``address`` and read the page at ``path``."""
+        zone = f"http://127.0.0.1:{self.stack.cfg.zone_port}"
+        async with self._zone_browser() as http:
+            async with http.get(f"{zone}/login") as resp:
+                token = _form_token(await resp.text())
+            form = {"csrf": token, "name": address, "password": ZONE_PASSWORD}
+            async with http.post(f"{zone}/login", data=form, allow_redirects=False) as resp:
+                logged_in = resp.status == 303
+            async with http.get(f"{zone}{path}", allow_redirects=False) as resp:
+                page = await resp.text()
+                ok = logged_in and resp.status == 200
+        self.check(ok, f"{address} logged in to the zone and read {path}")
+        return page
+
     def access(self, contract: str) -> list[str]:
         return [s.event["data"]["state"] for s in self.watcher.of("network.access.v1", contract)]
 
@@ -381,6 +424,14 @@ class Scenario:
             "C's reminder e-mailed, in English",
         )
         await self.log("reminders: B and C (e-mail)")
+        await self.zone_invite("1002", "bohumil@example.com")
+        page = await self.zone_page("bohumil@example.com", "/situation")
+        why = _text_of(page, "situation-why")
+        self.check(
+            "15. 12. 2026" in why and "499,00" in why and "upomínka" in page,
+            "the zone's Access page shows B why: overdue since 15 December, 499.00, reminded",
+        )
+        await self.log(f"zone: B's owner logs in and reads why: {why}")
 
         await self.advance_to(date(2026, 12, 19))
         await self.pay("1003", 100, c["ss"])
@@ -426,7 +477,20 @@ class Scenario:
         self.check(self.access("1002")[-1:] == ["suspended"], "B's access: suspended")
         await self.log("B suspended (X+10)")
 
-        sent_at = await self.pay("1002", b["amount_minor"], b["ss"])
+        page = await self.zone_page("bohumil@example.com", "/situation")
+        code = _qr_payload(page)
+        self.check(
+            "pozastavený" in _text_of(page, "situation-stage")
+            and code.get("AM") == f"{b['amount_minor'] / 100:.2f}"
+            and (code.get("X-VS"), code.get("X-SS")) == ("1002", b["ss"]),
+            "the zone shows B suspended, with a payment QR code of B's invoice (SPAYD)",
+        )
+        await self.log(
+            f"zone: B's owner sees access suspended and pays by the QR code shown:"
+            f" {code.get('AM')} CZK, VS {code.get('X-VS')}, SS {code.get('X-SS')}"
+        )
+        amount = round(float(code.get("AM", "0")) * 100)
+        sent_at = await self.pay(code.get("X-VS", "1002"), amount, code.get("X-SS"))
         deadline = time.time() + 10
         restored_at = None
         while time.time() < deadline:
@@ -449,6 +513,12 @@ class Scenario:
             f"B restored, {(self.restore_delay or 0) * 1000:.0f} ms after the payment event"
         )
         await self.quiet()
+        page = await self.zone_page("bohumil@example.com", "/situation")
+        self.check(
+            'id="situation-fine"' in page and "SPD*" not in page,
+            "the zone's Access page shows B's access restored, nothing to pay",
+        )
+        await self.log("zone: B's owner sees access restored, nothing overdue")
         await self.advance_to(date(2027, 1, 10))
 
         self.check(self.mails("alena@example.com") == [], "A received nothing")
@@ -481,6 +551,29 @@ def _attachments(received: Any) -> list[str]:
 
 
 _PRAGUE = __import__("zoneinfo").ZoneInfo("Europe/Prague")
+ZONE_PASSWORD = "demo password 1002"
+_ZONE_LINK = re.compile(r"(http://\S+/link/\S+)")
+
+
+def _form_token(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]*)"', page)
+    return found.group(1) if found else ""
+
+
+def _text_of(page: str, element_id: str) -> str:
+    """The text of the element with ``element_id`` (tags dropped, entities read)."""
+    found = re.search(rf'id="{element_id}"[^>]*>(.*?)</', page, re.S)
+    return html.unescape(re.sub(r"<[^>]+>", "", found.group(1))).strip() if found else ""
+
+
+def _qr_payload(page: str) -> dict[str, str]:
+    """The fields of the first payment QR code on a zone page (SPAYD: ``KEY:value``
+    separated by ``*``), as a banking app reading the image would get them."""
+    found = re.search(r'class="qr-payload">([^<]*)<', page)
+    if not found:
+        return {}
+    fields = html.unescape(found.group(1)).split("*")[2:]
+    return dict(f.split(":", 1) for f in fields if ":" in f)
 
 
 def isolated_stack(run_dir: Path, database_url: str | None, bootstrap: str | None = None) -> Stack:

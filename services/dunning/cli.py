@@ -49,10 +49,19 @@ def _when(t: datetime, tz: Any) -> str:
 
 
 def _explained(
-    contract: str, facts: Any, policy: Any, now: Any, at: datetime, actions: Any, promises: Any
+    contract: str,
+    facts: Any,
+    policy: Any,
+    now: Any,
+    at: datetime,
+    actions: Any,
+    promises: Any,
+    status: ev.DunningStatus,
 ) -> dict[str, Any]:
-    """``dunning explain --json``: the same facts as the text, times in UTC ISO 8601."""
+    """``dunning explain --json``: the same facts as the text, times in UTC ISO 8601;
+    ``status`` is the explanation the customer is sent (``dunning.status``), as its data."""
     return {
+        "status": status.model_dump(mode="json"),
         "contract": contract,
         "stage": facts.stage,
         "exempt": facts.exempt,
@@ -86,11 +95,12 @@ def cmd_explain(args: argparse.Namespace) -> None:
             facts.invoices[0].currency if facts.invoices else "", 0
         )
         now = domain.decide(facts, policy, unit.now, tolerance)
+        status = d.explain(facts, policy, now, unit.now)
         if args.json:
             actions = await unit.conn.fetch(Q.actions_of, args.contract)
             promises = await unit.conn.fetch(Q.promises_of, args.contract)
             terminal.print_json(
-                _explained(args.contract, facts, policy, now, unit.now, actions, promises)
+                _explained(args.contract, facts, policy, now, unit.now, actions, promises, status)
             )
             return
         exempt = " (exempt)" if facts.exempt else ""
@@ -113,6 +123,8 @@ def cmd_explain(args: argparse.Namespace) -> None:
                 f" {_when(p['until'], tz)} ({verdict}{'; ' + p['note'] if p['note'] else ''})"
                 f"{' - ' + p['reason'] if p['reason'] else ''}"
             )
+        for line in _to_pay(status):
+            print(line)
         if now.actions:
             print("  due now: " + ", ".join(f"{a.kind} ({a.step})" for a in now.actions))
         if now.held:
@@ -126,6 +138,22 @@ def cmd_explain(args: argparse.Namespace) -> None:
             print(f"  next check: {_when(now.next_check_at, tz)}")
 
     asyncio.run(_in_unit(go, commit=False))
+
+
+def _to_pay(status: ev.DunningStatus) -> list[str]:
+    """What ends it, as the customer is told it (the zone's Access page)."""
+    if not status.invoices:
+        return []
+    lines = [
+        f"  overdue since {status.overdue_since}: {status.overdue_minor / 100:.2f}"
+        f" {status.currency} to pay to {status.account or '(no account configured)'}"
+    ]
+    for i in status.invoices:
+        lines.append(
+            f"    invoice {i.invoice_number}: {i.open_minor / 100:.2f} {i.currency},"
+            f" VS {i.vs}, SS {i.ss}, due {i.due_on}"
+        )
+    return lines
 
 
 def cmd_preview(args: argparse.Namespace) -> None:

@@ -21,7 +21,8 @@ pay is accepted, and until when.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
@@ -30,6 +31,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from schemas import events as ev
 from services.dunning.policy import Policy, Promise, Step, staffed_window
 
 Stage = Literal["active", "notice", "restricted", "suspended"]
@@ -104,6 +106,7 @@ class Decision:
     why: str
     held: str | None = None
     upcoming: tuple[Upcoming, ...] = ()
+    reached: tuple[Upcoming, ...] = ()  # the escalation steps due by now, when each fell due
 
 
 # --- calendar -----------------------------------------------------------------------------
@@ -517,7 +520,93 @@ def decide(facts: Facts, policy: Policy, now: datetime, tolerance: int) -> Decis
         why=_why(owed, today, reached, escalation.held),
         held=escalation.held,
         upcoming=upcoming,
+        reached=tuple(
+            Upcoming(step=s.name, action=s.action, at=t)
+            for s in reached
+            if (t := due_at[s.name]) is not None
+        ),
     )
+
+
+# --- the explanation ----------------------------------------------------------------------
+
+
+def explain(
+    facts: Facts, policy: Policy, decision: Decision, account: str, now: datetime
+) -> ev.DunningStatus:
+    """A contract's dunning situation as operators (``billing dunning explain``) and the
+    customer (the zone, through the ``dunning.status`` event) are told it: the stage, why
+    (the overdue invoices, their sum, since when), the steps reached and what comes next
+    and when, and what to pay to end it (each overdue invoice's open amount, VS and SS, to
+    ``account``). One function for both, so the two cannot tell different stories."""
+    return ev.DunningStatus(
+        contract=facts.contract,
+        stage=decision.stage,
+        policy=policy.name,
+        exempt=facts.exempt,
+        overdue_since=decision.overdue[0].due_on if decision.overdue else None,
+        overdue_minor=decision.overdue_minor,
+        currency=decision.currency,
+        invoices=[
+            ev.OverdueInvoice(
+                invoice_number=i.invoice_number,
+                vs=i.vs,
+                ss=i.ss,
+                due_on=i.due_on,
+                open_minor=i.open_minor,
+                currency=i.currency,
+            )
+            for i in decision.overdue
+        ],
+        steps_reached=[
+            ev.UpcomingStep(action=u.action, step=u.step, at=u.at)
+            for u in (*decision.reached, *_fees_charged(facts, policy, decision))
+        ],
+        upcoming=[
+            ev.UpcomingStep(action=u.action, step=u.step, at=u.at) for u in decision.upcoming
+        ],
+        held=decision.held,
+        promised_until=(
+            facts.promised_until
+            if facts.promised_until is not None and facts.promised_until > now
+            else None
+        ),
+        acknowledged_at=decision.acknowledged_at,
+        account=account,
+        decided_at=now,
+    )
+
+
+def _fees_charged(facts: Facts, policy: Policy, decision: Decision) -> list[Upcoming]:
+    """The late fees charged on the overdue invoices (before, or in this decision), each
+    at the moment it fell due."""
+    now_charged = {a.request_id for a in decision.actions if a.kind == "fee"}
+    tz = timezone_of(facts.country)
+    return [
+        Upcoming(step=step.name, action="fee", at=t)
+        for step in policy.steps
+        if step.action == "fee"
+        for inv in decision.overdue
+        if (_rid(step, inv) in facts.done or _rid(step, inv) in now_charged)
+        and (t := step_due(step, inv, facts, tz)) is not None
+    ]
+
+
+def explains(stage: Stage, overdue: Sequence[object]) -> bool:
+    """Whether a contract in ``stage`` with these overdue invoices has anything to be
+    explained: not when it is active with nothing overdue (the common case, decided
+    without building an explanation)."""
+    return stage != "active" or bool(overdue)
+
+
+def status_key(status: ev.DunningStatus) -> str | None:
+    """What makes one explanation differ from another for the customer: everything but
+    the moment it was decided. None for a contract with nothing overdue in the active
+    stage (nothing to explain: a contract never in arrears publishes nothing)."""
+    if not explains(status.stage, status.invoices):
+        return None
+    text = status.model_dump_json(exclude={"decided_at"})
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 # --- promises to pay ----------------------------------------------------------------------

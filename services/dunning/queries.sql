@@ -190,12 +190,24 @@ FROM promises WHERE contract = ANY($1::text[]) AND accepted AND by = 'customer'
 GROUP BY contract;
 
 -- name: save_states
--- A run of contracts' dunning states, all updated at $7 (one row per contract).
-INSERT INTO state (contract, stage, episode, acknowledged_at, why, next_check_at, updated_at)
-SELECT u.c, u.st, u.ep, u.ack, u.why, u.nxt, $7
-FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-            $6::timestamptz[]) AS u(c, st, ep, ack, why, nxt)
-ON CONFLICT (contract) DO UPDATE
-SET stage = EXCLUDED.stage, episode = EXCLUDED.episode,
-    acknowledged_at = EXCLUDED.acknowledged_at, why = EXCLUDED.why,
-    next_check_at = EXCLUDED.next_check_at, updated_at = EXCLUDED.updated_at;
+-- A run of contracts' dunning states at $7; returns those whose explanation key $8 changed.
+-- One row per contract. The contracts returned get their new explanation published. The
+-- CTE ``before`` reads the rows as they were before this statement (one snapshot for the
+-- whole statement).
+WITH new AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                         $6::timestamptz[], $8::text[]) AS u(c, st, ep, ack, why, nxt, k)
+), before AS (
+    SELECT s.contract, s.status_key FROM state s JOIN new ON new.c = s.contract
+), saved AS (
+    INSERT INTO state (contract, stage, episode, acknowledged_at, why, next_check_at,
+                       updated_at, status_key)
+    SELECT c, st, ep, ack, why, nxt, $7, k FROM new
+    ON CONFLICT (contract) DO UPDATE
+    SET stage = EXCLUDED.stage, episode = EXCLUDED.episode,
+        acknowledged_at = EXCLUDED.acknowledged_at, why = EXCLUDED.why,
+        next_check_at = EXCLUDED.next_check_at, updated_at = EXCLUDED.updated_at,
+        status_key = EXCLUDED.status_key
+)
+SELECT new.c AS contract FROM new LEFT JOIN before b ON b.contract = new.c
+WHERE b.status_key IS DISTINCT FROM new.k;

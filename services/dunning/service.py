@@ -215,7 +215,14 @@ class Dunning:
         await self._act(unit, decided)
         if decided:
             ds = [d for d, _ in decided.values()]
-            await conn.execute(
+            # Explained only where there is something to explain (the key of the rest is
+            # None); a contract restored is explained below, when its key has changed.
+            statuses = {
+                c: self.explain(found[c][0], policy, d, unit.now)
+                for c, (d, policy) in decided.items()
+                if domain.explains(d.stage, d.overdue)
+            }
+            changed = await conn.fetch(
                 Q.save_states,
                 list(decided),
                 [d.stage for d in ds],
@@ -224,9 +231,23 @@ class Dunning:
                 [d.why for d in ds],
                 [d.next_check_at for d in ds],
                 unit.now,
+                [domain.status_key(statuses[c]) if c in statuses else None for c in decided],
             )
+            # After the actions' events: the customer's explanation follows what was done.
+            for row in changed:
+                c = row["contract"]
+                d, policy = decided[c]
+                unit.emit(c, statuses.get(c) or self.explain(found[c][0], policy, d, unit.now))
             await timers.schedule_many(conn, list(decided), [d.next_check_at for d in ds])
         return {c: d for c, (d, _) in decided.items()}
+
+    def explain(
+        self, facts: domain.Facts, policy: Policy, decision: domain.Decision, now: datetime
+    ) -> ev.DunningStatus:
+        """The contract's explanation (``domain.explain``), with our account in its currency
+        to pay to: what the zone is sent and ``billing dunning explain`` prints."""
+        account = self.settings.bank_accounts.get(decision.currency or "", "")
+        return domain.explain(facts, policy, decision, account, now)
 
     async def _act(self, unit: Unit, decided: dict[str, tuple[domain.Decision, Policy]]) -> None:
         """Emit an event for each action recorded now; a notice carries how far the

@@ -20,8 +20,8 @@ from typing import IO, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from schemas.events import ContractUpserted
-from services.invoicing.billed import OneOff, Service, Terms
+from schemas.events import ContractService, ContractUpserted
+from services.invoicing.billed import OneOff, Service, Terms, legacy_tariff
 from services.invoicing.domain import DueRule
 from services.runtime import networks
 
@@ -368,9 +368,28 @@ def _record(item: Any, where: str) -> ContractRecord:
     except networks.NetworkError as exc:
         entry, _, reason = str(exc).partition(": ")
         raise ContractsFileError(f"{where}: field 'subscribers.{entry}': {reason}") from None
+    billed = terms or legacy_tariff(contract.monthly_fee_minor, contract.language)
+    contract = contract.model_copy(update={"services": _told(billed)})
     return ContractRecord(
         contract, rule, where, tuple(found), terms, billing.one_off_items, customer
     )
+
+
+def _told(terms: Terms) -> list[ContractService]:
+    """The services as contract.upserted tells them (the customer zone shows them): what
+    each is, its price per period, from and until when it is billed."""
+    return [
+        ContractService(
+            kind=s.kind,
+            description=s.description,
+            unit_price_minor=s.unit_price_minor,
+            quantity=s.quantity,
+            every=s.every,
+            starts_on=s.starts_on,
+            ends_on=s.ends_on,
+        )
+        for s in terms.services
+    ]
 
 
 def _refused(exc: ValidationError, item: dict[str, Any], where: str) -> ContractsFileError:

@@ -9,7 +9,8 @@ import hmac
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 # What a membership may do, in the order pages list them. The owner has every right.
@@ -177,3 +178,22 @@ def cross_site(origin: str | None, fetch_site: str | None, hosts: frozenset[str]
     if fetch_site is not None and fetch_site not in ("same-origin", "none"):
         return True
     return origin is not None and origin.lower().rstrip("/") not in hosts
+
+
+ServiceState = Literal["active", "ended", "upcoming"]
+
+
+def service_state(starts_on: date | None, ends_on: date | None, today: date) -> ServiceState:
+    """A service is billed from its first day to its last (``ends_on``, the day device
+    insurance is "billed until"), both included."""
+    if starts_on is not None and today < starts_on:
+        return "upcoming"
+    if ends_on is not None and today > ends_on:
+        return "ended"
+    return "active"
+
+
+def period_price(unit_price_minor: int, quantity: Decimal) -> int:
+    """A service's price for one whole period: unit price times quantity, to the minor unit
+    (half up, as invoices round a line)."""
+    return int((unit_price_minor * quantity).quantize(Decimal(1), rounding=ROUND_HALF_UP))

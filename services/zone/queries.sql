@@ -291,3 +291,49 @@ WHERE c.owner AND c.email IS NOT NULL AND cu.active
   AND NOT EXISTS (SELECT 1 FROM links l WHERE l.contract = c.contract AND l.owner
                   AND l.used_at IS NULL AND l.expires_at > $1)
 ORDER BY c.contract, c.position;
+
+-- name: upsert_services
+-- The services and subscriber addresses of a run of contracts (the last of each wins).
+INSERT INTO customer_services (contract, currency, monthly_fee_minor, services, subscribers,
+                               updated_at)
+SELECT c, cur, fee, s, sub, $6
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::jsonb[], $5::jsonb[])
+     AS t(c, cur, fee, s, sub)
+ON CONFLICT (contract) DO UPDATE
+SET currency = EXCLUDED.currency, monthly_fee_minor = EXCLUDED.monthly_fee_minor,
+    services = EXCLUDED.services, subscribers = EXCLUDED.subscribers,
+    updated_at = EXCLUDED.updated_at;
+
+-- name: services_of
+-- The customer's services and addresses as contract.upserted last told them.
+SELECT currency, monthly_fee_minor, services, subscribers FROM customer_services
+WHERE contract = $1;
+
+-- name: insert_documents
+-- A document's files (document.ready); a redelivery keeps the files first received.
+INSERT INTO documents (number, media_type, contract, kind, filename, sha256, content,
+                       received_at)
+SELECT n, m, c, k, f, h, b, $8
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::bytea[]) AS t(n, m, c, k, f, h, b)
+ON CONFLICT (number, media_type) DO NOTHING;
+
+-- name: document_of
+-- One file of the customer's document: another customer's answers as a missing one.
+SELECT filename, media_type, sha256, content FROM documents
+WHERE contract = $1 AND number = $2 AND media_type = $3;
+
+-- name: documents_of
+-- Which files the customer's documents $2 have (the invoice pages offer these).
+SELECT number, media_type FROM documents WHERE contract = $1 AND number = ANY($2::text[]);
+
+-- name: put_dunning_status
+-- A contract's latest dunning explanation; an older one arriving late changes nothing.
+INSERT INTO dunning_status (contract, stage, decided_at, status) VALUES ($1, $2, $3, $4)
+ON CONFLICT (contract) DO UPDATE
+SET stage = EXCLUDED.stage, decided_at = EXCLUDED.decided_at, status = EXCLUDED.status
+WHERE dunning_status.decided_at <= EXCLUDED.decided_at;
+
+-- name: dunning_status_of
+-- The customer's latest dunning explanation, if dunning ever published one.
+SELECT stage, decided_at, status FROM dunning_status WHERE contract = $1;

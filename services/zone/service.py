@@ -6,6 +6,7 @@ caller's transaction, and records its audit line in the same transaction."""
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,6 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from schemas import events as ev
 from services.runtime import logs, sql
+from services.runtime.db import Jsonb
 from services.runtime.runs import Run
 from services.runtime.unit import Unit
 from services.zone import domain
@@ -59,6 +61,25 @@ class Handlers:
             [x.email.lower() if x.email else None for _, _, x in contacts],
             [x.owner for _, _, x in contacts],
             [",".join(x.categories) for _, _, x in contacts],
+        )
+        await self._services(unit, items)
+
+    async def _services(self, unit: Unit, items: list[ev.ContractUpserted]) -> None:
+        """The contracts' services and subscriber addresses, for the services page."""
+        await unit.conn.execute(
+            Q.upsert_services,
+            [d.contract for d in items],
+            [d.currency for d in items],
+            [d.monthly_fee_minor for d in items],
+            # as JSON text: a list in a jsonb[] parameter would be read as a dimension
+            [
+                None
+                if d.services is None
+                else Jsonb(json.dumps([s.model_dump(mode="json") for s in d.services]))
+                for d in items
+            ],
+            [Jsonb(d.subscribers.model_dump_json()) for d in items],
+            unit.now,
         )
 
     async def on_invoice_issued(self, unit: Unit, run: Run[ev.InvoiceIssued]) -> None:
@@ -111,6 +132,28 @@ class Handlers:
     async def on_payment_reversed(self, unit: Unit, run: Run[ev.PaymentReversed]) -> None:
         for d in run:
             unit.stage(Q.reverse_payment, d.account, d.bank_tx_id, d.booked_on)
+
+    async def on_document(self, unit: Unit, run: Run[ev.DocumentReady]) -> None:
+        """Each file of each document, with its SHA-256 (the event's model has checked
+        that the bytes hash to it: a corrupted file never gets this far)."""
+        files = [(d, a) for d in run for a in d.attachments]
+        await unit.conn.execute(
+            Q.insert_documents,
+            [d.number for d, _ in files],
+            [a.media_type for _, a in files],
+            [d.contract for d, _ in files],
+            [d.kind for d, _ in files],
+            [a.filename for _, a in files],
+            [a.sha256 for _, a in files],
+            [a.content for _, a in files],
+            unit.now,
+        )
+
+    async def on_dunning_status(self, unit: Unit, run: Run[ev.DunningStatus]) -> None:
+        for d in run:
+            unit.stage(
+                Q.put_dunning_status, d.contract, d.stage, d.decided_at, d.model_dump(mode="json")
+            )
 
 
 # --- people -------------------------------------------------------------------------------

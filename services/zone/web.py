@@ -18,23 +18,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from aiohttp import web
 from babel.dates import format_date, format_datetime
 from babel.numbers import format_currency
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from prometheus_client import Counter
 
 from schemas import contacts as contact_rules
-from services.runtime import logs, networks
+from services.runtime import logs, networks, payqr
 from services.runtime.worker import Runtime
 from services.zone import domain, service
 from services.zone.service import Acting, Link, Mail, Q
@@ -150,6 +154,9 @@ class Pages:
             Route("GET", "/users/{person}", self.user, "users"),
             Route("POST", "/users/{person}/rights", self.set_rights, "users"),
             Route("POST", "/users/{person}/remove", self.remove_user, "users"),
+            Route("GET", "/services", self.services, "services"),
+            Route("GET", "/situation", self.situation, "invoices"),
+            Route("GET", "/invoices/{number}/{file}", self.document, "invoices"),
         ]
 
     def app(self) -> web.Application:
@@ -703,9 +710,22 @@ class Pages:
         number = req.request.match_info["number"]
         async with self.rt.db.acquire() as conn:
             row = await conn.fetchrow(Q.invoice_of, req.contract, number)
+            files = await conn.fetch(Q.documents_of, req.contract, [number])
         if row is None:
             raise Refused(404, "not_found")
-        return self.render(req, "invoice.html", i=self._invoice(row, req.lang, req.now.date()))
+        shown = self._invoice(row, req.lang, req.now.date())
+        pay = None
+        if shown["state"] in ("open", "partially_paid", "overdue"):
+            left = domain.invoice_view(
+                row["amount_minor"], row["cancelled"], row["settlement"], row["paid_minor"],
+                row["open_minor"], overdue=False,
+            ).open_minor  # fmt: skip
+            pay = self._to_pay(
+                req, row["account"], row["currency"], left, row["vs"], row["ss"], row["due_on"],
+                row["invoice_number"],
+            )  # fmt: skip
+        offered = {FILES_BY_TYPE[f["media_type"]] for f in files}
+        return self.render(req, "invoice.html", i=shown, pay=pay, files=sorted(offered))
 
     def _payment(self, row: Any, lang: str) -> dict[str, Any]:
         cur = row["currency"]
@@ -859,6 +879,168 @@ class Pages:
 
         await self._in_transaction(work)
         return await self.users(req, status=req.t["removed"])
+
+    # --- services, access and documents -----------------------------------------------------
+
+    def _to_pay(
+        self,
+        req: Req,
+        account: str,
+        currency: str,
+        amount_minor: int,
+        vs: str,
+        ss: str,
+        due_on: date,
+        number: str,
+    ) -> dict[str, Any]:
+        """The payment data of one invoice in text, and its payment QR code (the one its
+        PDF carries: SPAYD for CZK, PAY by square for EUR to a Slovak account, EPC for other
+        EUR) where one fits; ``payload`` is what the code says."""
+        code: tuple[str, str] | None = None
+        try:
+            code = payqr.for_payment(
+                account, currency, amount_minor, vs, ss, due_on, self.s.company_name,
+                message=number,
+            )  # fmt: skip
+        except ValueError as exc:  # HUF without a BIC, an account that is no IBAN
+            log.info("no payment QR code", invoice=number, reason=str(exc))
+        return {
+            "invoice_number": number,
+            "account": account,
+            "amount": self.money(amount_minor, currency, req.lang),
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "vs": vs,
+            "ss": ss,
+            "due_on": self.day(due_on, req.lang),
+            "qr_kind": code[0] if code else None,
+            "qr_payload": code[1] if code else None,
+            "qr_svg": Markup(payqr.svg(code[1])) if code else None,
+        }
+
+    async def services(self, req: Req) -> web.StreamResponse:
+        async with self.rt.db.acquire() as conn:
+            row = await conn.fetchrow(Q.services_of, req.contract)
+            status = await conn.fetchrow(Q.dunning_status_of, req.contract)
+        today = req.now.date()
+        listed: list[dict[str, Any]] = []
+        subscribers: dict[str, list[str]] = {}
+        if row is not None:
+            subscribers = row["subscribers"]
+            given = row["services"]
+            if given is None and row["monthly_fee_minor"] > 0:  # a producer before services
+                given = [{"kind": "tariff", "description": req.t["svc_kind_tariff"],
+                          "unit_price_minor": row["monthly_fee_minor"]}]  # fmt: skip
+            for svc in given or []:
+                starts = _date_or_none(svc.get("starts_on"))
+                ends = _date_or_none(svc.get("ends_on"))
+                state = domain.service_state(starts, ends, today)
+                price = domain.period_price(
+                    svc["unit_price_minor"], Decimal(str(svc.get("quantity", 1)))
+                )
+                listed.append(
+                    {
+                        "kind": svc["kind"],
+                        "description": svc["description"],
+                        "price": self.money(price, row["currency"], req.lang),
+                        "every": svc.get("every", "month"),
+                        "since": self.day(starts, req.lang) if starts else None,
+                        "until": self.day(ends, req.lang) if ends else None,
+                        "state": state,
+                        "state_text": req.t[f"svc_state_{state}"].format(
+                            day=self.day(starts, req.lang) if starts else ""
+                        ),
+                    }
+                )
+        addresses = [
+            (key, subscribers.get(key) or [])
+            for key in ("ipv4", "ipv6", "ipv4_prefixes", "ipv6_prefixes")
+            if subscribers.get(key)
+        ]
+        stage = status["stage"] if status is not None else "active"
+        return self.render(req, "services.html", services=listed, addresses=addresses, stage=stage)
+
+    async def situation(self, req: Req) -> web.StreamResponse:
+        """Why access is limited, what happens next and when, and what to pay to end it:
+        the contract's latest ``dunning.status``, the explanation ``billing dunning
+        explain`` gives operators, in the person's language."""
+        async with self.rt.db.acquire() as conn:
+            row = await conn.fetchrow(Q.dunning_status_of, req.contract)
+        if row is None:
+            return self.render(req, "situation.html", s=None)
+        st = row["status"]
+        lang, tz = req.lang, ZoneInfo(TIMEZONES[req.lang])
+
+        def when(text: str) -> str:
+            """A moment in the page's time zone: the day alone when it is at midnight (a
+            step falls due at the start of a day), else the day and time."""
+            at = datetime.fromisoformat(text).astimezone(tz)
+            if at.time() == time(0, 0):
+                return self.day(at.date(), lang)
+            return format_datetime(at, "short", tzinfo=tz, locale=LOCALES[lang])
+
+        currency = st["currency"] or "CZK"
+        view = {
+            "stage": st["stage"],
+            "count": len(st["invoices"]),
+            "since": self.day(date.fromisoformat(st["overdue_since"]), lang)
+            if st["overdue_since"]
+            else None,
+            "amount": self.money(st["overdue_minor"], currency, lang),
+            "reached": [{"action": u["action"], "at": when(u["at"])} for u in st["steps_reached"]],
+            "upcoming": [{"action": u["action"], "at": when(u["at"])} for u in st["upcoming"]],
+            "promised_until": when(st["promised_until"]) if st["promised_until"] else None,
+            "to_pay": [
+                self._to_pay(
+                    req,
+                    st["account"],
+                    i["currency"],
+                    i["open_minor"],
+                    i["vs"],
+                    i["ss"],
+                    date.fromisoformat(i["due_on"]),
+                    i["invoice_number"],
+                )
+                for i in st["invoices"]
+            ],
+        }
+        return self.render(req, "situation.html", s=view)
+
+    async def document(self, req: Req) -> web.StreamResponse:
+        """An invoice's PDF or ISDOC, as invoicing archived it: another customer's, or one
+        not made yet, answers 404 as a missing one; bytes that no longer hash to the SHA-256
+        they were archived under are refused (500, logged), never sent."""
+        number = req.request.match_info["number"]
+        media_type = FILES.get(req.request.match_info["file"])
+        row = None
+        if media_type is not None:
+            async with self.rt.db.acquire() as conn:
+                row = await conn.fetchrow(Q.document_of, req.contract, number, media_type)
+        if row is None:
+            raise Refused(404, "not_found")
+        if hashlib.sha256(row["content"]).hexdigest() != row["sha256"]:
+            log.error("document does not match its SHA-256", number=number, media=media_type)
+            raise Refused(500, "error")
+        return web.Response(
+            body=row["content"],
+            content_type=row["media_type"],
+            headers={
+                "Content-Disposition": f'attachment; filename="{row["filename"]}"',
+                "X-Content-SHA256": row["sha256"],
+            },
+        )
+
+
+# URL name of an invoice's file -> its media type in document.ready, and back.
+FILES = {"pdf": "application/pdf", "isdoc": "application/xml"}
+FILES_BY_TYPE = {v: k for k, v in FILES.items()}
+# The time zone an Access page's moments are shown in, by the page's language.
+TIMEZONES = {"cs": "Europe/Prague", "sk": "Europe/Bratislava", "hu": "Europe/Budapest",
+             "en": "Europe/Prague"}  # fmt: skip
+
+
+def _date_or_none(value: Any) -> date | None:
+    return None if value is None else date.fromisoformat(str(value))
 
 
 def _bound(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:

@@ -34,6 +34,8 @@ def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
         ev.InvoiceReopened: h.on_settlement,
         ev.PaymentMatched: h.on_payment_matched,
         ev.PaymentReversed: h.on_payment_reversed,
+        ev.DocumentReady: h.on_document,
+        ev.DunningStatus: h.on_dunning_status,
     }
 
 

@@ -3,7 +3,9 @@ running system: the zone learns customers and invoices from Kafka, mails its lin
 through the stack's SMTP server. A customer requests access, follows the e-mailed link,
 sets a password and logs in; she invites a user with invoices hidden, who cannot see
 them (no menu entry, the page and a direct URL refused) but sees payments; an operator
-invites her into a second customer and she switches between the two. Screenshots go to
+invites her into a second customer and she switches between the two. A customer in
+dunning reads why, what comes next and what to pay (as `billing dunning explain` tells the
+operator), with the payment QR code, and downloads the invoice's PDF. Screenshots go to
 artifacts/."""
 
 from __future__ import annotations
@@ -80,6 +82,21 @@ def link_mailed_to(stack: Stack, address: str, after: int = 0) -> str:
     raise AssertionError(f"no mail to {address}")
 
 
+def submitter(driver: Any) -> Any:
+    """``submit(button)``: click it and wait until the page it leads to has replaced this one."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 15)
+
+    def submit(button: str) -> None:
+        old = driver.find_element(By.TAG_NAME, "html")
+        driver.find_element(By.ID, button).click()
+        wait.until(lambda d: old != d.find_element(By.TAG_NAME, "html"))
+
+    return submit
+
+
 def shot(driver: Any, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / f"zone-{name}.png"))
@@ -99,12 +116,8 @@ def test_access_invitation_hidden_invoices_and_two_customers(stack: Stack, drive
         )
     )
     zone = f"http://127.0.0.1:{stack.cfg.zone_port}"
+    submit = submitter(driver)
     wait = WebDriverWait(driver, 15)
-
-    def submit(button: str) -> None:
-        old = driver.find_element(By.TAG_NAME, "html")
-        driver.find_element(By.ID, button).click()
-        wait.until(lambda d: old != d.find_element(By.TAG_NAME, "html"))
 
     def log_in(name: str) -> None:
         driver.get(f"{zone}/login")
@@ -186,3 +199,132 @@ def test_access_invitation_hidden_invoices_and_two_customers(stack: Stack, drive
     driver.find_element(By.ID, "lang-en").click()
     wait.until(lambda d: "Invoices" in d.find_element(By.TAG_NAME, "h1").text)
     shot(driver, "8-english")
+
+
+def test_a_customer_in_dunning_sees_why_and_what_to_pay_and_downloads_the_pdf(
+    stack: Stack, driver: Any, tmp_path: Path
+) -> None:
+    """Issue 30's Done means: the dunning explanation shown matches the operator's
+    `billing dunning explain`. A customer reminded of an unpaid invoice logs in, reads why
+    (the invoice, since when, how much), what comes next and when, and what to pay (the
+    payment data and its QR code), and downloads the invoice's PDF, byte for byte the
+    archived one."""
+    import hashlib
+    import json
+    from datetime import timedelta
+
+    from selenium.webdriver.common.by import By
+
+    from services.devstack.quiesce import advance
+    from services.runtime import db
+    from services.runtime.clock import set_clock
+
+    async def reminded() -> None:
+        conn = await db.connect(stack.database_url)
+        try:
+            await set_clock(conn, datetime(2026, 12, 1, 7, 0, tzinfo=UTC))
+        finally:
+            await conn.close()
+        pdf = b"%PDF-1.4\n% invoice 2026005101\n%%EOF\n"
+        isdoc = b'<?xml version="1.0" encoding="UTF-8"?><Invoice/>'
+        files = [
+            ev.Attachment(
+                filename=f"2026005101.{kind}",
+                media_type=media,
+                sha256=hashlib.sha256(body).hexdigest(),
+                content=body,
+            )
+            for kind, media, body in (
+                ("pdf", "application/pdf", pdf),
+                ("isdoc", "application/xml", isdoc),
+            )
+        ]
+        await publish(
+            stack,
+            _contract("5101", "Dana Malá", "dana@example.com"),
+            _invoice("5101", "2026005101", "5101"),
+            ev.DocumentReady(
+                contract="5101",
+                kind="invoice",
+                number="2026005101",
+                issued_on=date(2026, 12, 1),
+                amount_minor=49900,
+                currency="CZK",
+                due_on=date(2026, 12, 15),
+                attachments=files,
+            ),
+        )
+        await advance(stack.settings(), timedelta(days=18))  # 19 December: reminded
+
+    asyncio.run(reminded())
+    explained = subprocess.run(
+        [sys.executable, "-m", "services.cli", "dunning", "explain", "5101", "--json"],
+        env=stack.env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert explained.returncode == 0, explained.stderr
+    status = json.loads(explained.stdout)["status"]
+    assert [s["step"] for s in status["steps_reached"]] == ["reminder-1"]
+    mailed = len(stack.mail.to("dana@example.com"))  # type: ignore[attr-defined]
+    invited = subprocess.run(
+        [sys.executable, "-m", "services.cli", "zone", "invite", "5101", "dana@example.com",
+         "--operator", "ops"],
+        env=stack.env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert invited.returncode == 0, invited.stderr
+
+    zone = f"http://127.0.0.1:{stack.cfg.zone_port}"
+    submit = submitter(driver)
+
+    driver.get(link_mailed_to(stack, "dana@example.com", after=mailed))
+    for field in ("password", "password2"):
+        driver.find_element(By.ID, field).send_keys(PASSWORD)
+    submit("set-password")
+    driver.get(f"{zone}/login")
+    driver.find_element(By.ID, "name").send_keys("dana@example.com")
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    submit("login")
+    submit("lang-cs")  # the person's language from now on
+    submit("nav-situation")
+
+    # What the operator's explain says is what the page says.
+    [inv] = status["invoices"]
+    assert driver.find_element(By.ID, "situation-why").text == (
+        "Proč: 1 faktur(a) po splatnosti od 15. 12. 2026, celkem 499,00 Kč."
+    )
+    assert inv["due_on"] == status["overdue_since"] == "2026-12-15"
+    assert status["overdue_minor"] == inv["open_minor"] == 49900
+    done = driver.find_element(By.ID, "situation-done").text
+    assert "upomínka" in done and "18. 12. 2026" in done
+    coming = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#situation-next li")]
+    expected = [
+        datetime.fromisoformat(u["at"]).astimezone(PRAGUE).strftime("%-d. %-m. %Y")
+        for u in status["upcoming"]
+    ]
+    assert len(coming) == len(expected) and all(
+        day in text for day, text in zip(expected, coming, strict=True)
+    ), (coming, expected)
+    pay = driver.find_element(By.ID, f"pay-{inv['invoice_number']}")
+    assert pay.find_element(By.CLASS_NAME, "pay-vs").text == inv["vs"] == "5101"
+    assert pay.find_element(By.CLASS_NAME, "pay-ss").text == inv["ss"] == "5101"
+    assert pay.find_element(By.CLASS_NAME, "pay-amount").text == "499,00 Kč"
+    assert pay.find_element(By.CLASS_NAME, "pay-account").text == status["account"]
+    assert pay.find_elements(By.CSS_SELECTOR, "figure.qr svg")
+    shot(driver, "9-access-reminded")
+
+    # The invoice's PDF, downloaded by the browser, is the archived one.
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    driver.execute_cdp_cmd(
+        "Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)}
+    )
+    driver.get(f"{zone}/invoices/2026005101")
+    shot(driver, "10-invoice-documents")
+    driver.find_element(By.ID, "download-pdf").click()  # a download: the page stays
+    target = downloads / "2026005101.pdf"
+    deadline = time.monotonic() + 15
+    while not target.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert target.read_bytes() == b"%PDF-1.4\n% invoice 2026005101\n%%EOF\n"
+
+
+PRAGUE = __import__("zoneinfo").ZoneInfo("Europe/Prague")

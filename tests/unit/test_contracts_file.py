@@ -239,3 +239,14 @@ def test_services_need_no_monthly_price_and_a_monthly_price_is_a_tariff(tmp_path
     assert services.customer_data()["address"]["country"] == "CZ"
     assert legacy.terms is None  # billed as one tariff service of its monthly price
     assert legacy.customer_data() == {"name": "Jana", "address": None}
+
+
+def test_contract_upserted_tells_the_services_for_the_zone() -> None:
+    """The customer zone shows each service (issue 30): contract.upserted carries them,
+    from the file's services, or its monthly price as one tariff."""
+    a, b, _ = read(Path("services/devstack/demo_data/contracts.json"))
+    assert [(s.kind, s.unit_price_minor) for s in a.contract.services or []] == [
+        ("tariff", 44900),
+        ("static_ip", 5000),
+    ]
+    assert [(s.kind, s.unit_price_minor) for s in b.contract.services or []] == [("tariff", 49900)]
