@@ -109,11 +109,6 @@ def zone_for(country: str | None) -> ZoneInfo:
 # --- what a failure means ----------------------------------------------------------------------
 
 
-def smtp_failure_is_permanent(code: int | None) -> bool:
-    """SMTP 5xx replies are final (bad address, rejected); 4xx and no reply are worth a retry."""
-    return code is not None and 500 <= code < 600
-
-
 def http_failure_is_permanent(status: int | None) -> bool:
     """A gateway's 4xx is final (bad number, bad credentials), except timeouts and rate
     limits; 5xx and network errors are worth a retry."""

@@ -10,6 +10,7 @@ import pytest
 
 from services.notify import domain, templates
 from services.notify.domain import ContactInfo, QuietHours
+from services.runtime import smtp
 
 OWNER = ContactInfo("Owner", "o@x.cz", "+420602000001", "cs", (), True)
 ACCOUNTANT = ContactInfo("Accountant", "u@x.cz", None, "sk", ("billing", "dunning"), False)
@@ -122,8 +123,8 @@ def test_quiet_hours_parsing() -> None:
 
 
 def test_which_failures_are_final() -> None:
-    assert domain.smtp_failure_is_permanent(550) and not domain.smtp_failure_is_permanent(451)
-    assert not domain.smtp_failure_is_permanent(None)
+    assert smtp.is_permanent(550) and not smtp.is_permanent(451)
+    assert not smtp.is_permanent(None)
     assert domain.http_failure_is_permanent(400) and domain.http_failure_is_permanent(401)
     assert not domain.http_failure_is_permanent(429) and not domain.http_failure_is_permanent(503)
     assert not domain.http_failure_is_permanent(None)
