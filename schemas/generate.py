@@ -27,6 +27,7 @@ DEFAULT_TOPICS = {
     "network_applied": "network.applied",
     "notifications": "billing.notifications",
     "documents": "billing.documents",
+    "zone": "billing.zone",
 }
 
 

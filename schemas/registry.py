@@ -36,6 +36,8 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "gear.applied.v1": ev.GearApplied,
     "notification.sent.v1": ev.NotificationSent,
     "notification.failed.v1": ev.NotificationFailed,
+    "contacts.change_requested.v1": ev.ContactChangeRequested,
+    "support.requested.v1": ev.SupportRequested,
 }
 
 # Topic setting name (see services.runtime.settings.Topics) -> event types it carries.
@@ -64,6 +66,7 @@ TOPIC_EVENTS: dict[str, list[str]] = {
     "network_applied": ["gear.applied.v1"],
     "notifications": ["notification.sent.v1", "notification.failed.v1"],
     "documents": ["document.ready.v1"],
+    "zone": ["contacts.change_requested.v1", "support.requested.v1"],
 }
 
 

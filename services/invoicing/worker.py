@@ -11,6 +11,7 @@ from schemas import events as ev
 from services.invoicing.delivery import Archiver, on_notification_sent
 from services.invoicing.service import on_fee_charged, on_partially_paid, on_reopened, on_settled
 from services.invoicing.settings import InvoicingSettings, check_supplier
+from services.invoicing.zone_contacts import on_contact_change
 from services.runtime.runs import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -22,6 +23,7 @@ def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
         ev.InvoiceReopened: on_reopened,
         ev.FeeCharged: on_fee_charged,
         ev.NotificationSent: on_notification_sent,
+        ev.ContactChangeRequested: on_contact_change,
     }
 
 

@@ -38,6 +38,8 @@ class Topics(BaseSettings):
     # invoices and credit notes with their PDF and ISDOC, for notify (not on ``invoices``:
     # notify would read a billing run's million invoice events to skip them)
     documents: str = "billing.documents"
+    # what the customer zone asks of others: contact changes (invoicing), support requests
+    zone: str = "billing.zone"
 
     def all(self) -> list[str]:
         return [str(v) for v in self.model_dump().values()]

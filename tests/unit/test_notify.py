@@ -28,6 +28,17 @@ def test_routing_by_category_owner_always_and_one_per_address() -> None:
     assert domain.recipients("restore", [ADMIN], ("email",)) == []
 
 
+def test_access_contacts_hear_of_access_not_of_reminders() -> None:
+    """The zone's "service and access" category (docs/zone.md#contacts) is notify's
+    "access": notices, restriction, suspension and restore reach it, reminders and
+    invoices do not."""
+    noc = ContactInfo("NOC", "noc@x.cz", None, "en", ("access",), False)
+    for kind in ("notice", "suspend", "restrict", "restore"):
+        assert [r.address for r in domain.recipients(kind, [noc], ("email",))] == ["noc@x.cz"]
+    for kind in ("reminder", "invoice", "credit_note"):
+        assert domain.recipients(kind, [noc], ("email",)) == [], kind
+
+
 def context(currency: str = "CZK", minor: int = 123450) -> dict[str, Any]:
     return {
         "contract": "1001",
