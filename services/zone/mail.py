@@ -31,10 +31,14 @@ LEASE_SECONDS = 120.0
 MAILS = Counter("billing_zone_mails_total", "The zone's e-mails by outcome", ["outcome"])
 
 
-def build(settings: ZoneSettings, to: str, subject: str, body: str) -> EmailMessage:
+def build(
+    settings: ZoneSettings, to: str, subject: str, body: str, reply_to: str | None = None
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = settings.mail_from
     msg["To"] = smtp.recipient(to)
+    if reply_to:  # a support request: the operator answers its sender
+        msg["Reply-To"] = smtp.recipient(reply_to)
     msg["Subject"] = subject
     msg.set_content(body)
     return msg
@@ -102,5 +106,5 @@ class Sender:
             self.wakeup.clear()
 
 
-def _parts(row: Any) -> tuple[str, str, str]:
-    return row["recipient"], row["subject"], row["body"]
+def _parts(row: Any) -> tuple[str, str, str, str | None]:
+    return row["recipient"], row["subject"], row["body"], row["reply_to"]
