@@ -53,21 +53,22 @@ SUPPORT = "podpora@isp.example"
 def _file(tmp: Path, accountant: str, name: str = "contracts.json") -> Path:
     """A contracts file: 1001 (Alena, owner) with an accountant, and 1002 (Bohumil)."""
 
-    def one(number: str, customer: str, email: str, other: dict[str, Any]) -> dict[str, Any]:
+    def one(number: str, customer: str, email: str, *others: dict[str, Any]) -> dict[str, Any]:
         owner = {"name": customer, "email": email, "categories": [], "owner": True}
         return {
             "contract": number,
             "customer_name": customer,
             "monthly_fee_minor": 49900,
             "currency": "CZK",
-            "contacts": [owner, other],
+            "contacts": [owner, *others],
         }
 
     ucto = {"name": "Účetní", "email": accountant, "categories": ["billing", "dunning"]}
+    ucto2 = {"name": "Účetní 1002", "email": "ucto1002@example.com", "categories": ["billing"]}
     tech = {"name": "Technik", "email": "technik@example.com", "categories": ["technical"]}
     contracts = [
         one("1001", "Alena Svobodová", "alena@example.com", ucto),
-        one("1002", "Bohumil Novák", "bohumil@example.com", tech),
+        one("1002", "Bohumil Novák", "bohumil@example.com", ucto2, tech),
     ]
     path = tmp / name
     path.write_text(json.dumps(contracts), encoding="utf-8")
@@ -326,26 +327,54 @@ async def test_add_remove_and_a_stale_change_refused(database_url: str, tmp_path
         )
 
 
-async def test_another_customers_contact_by_direct_url_is_not_found(
+async def test_own_details_changed_on_the_information_page_and_the_operator_told(
     database_url: str, tmp_path: Path
 ) -> None:
     async with chain(database_url) as c:
         alena = await c.alena(tmp_path)
+        async with alena.get("/info") as page:
+            assert 'id="details-form"' in await page.text()
+        details = {"name": "Alena Svobodová", "email": "alena@example.com", "language": "cs"}
+        bad = await post(alena, "/info/details", {**details, "phone": "12"}, page="/info")
+        assert bad.status == 400 and 'id="problem-phone"' in await bad.text()
+        same = await post(alena, "/info/details", details, page="/info")
+        assert same.status == 200 and await c.relay() == []
+        resp = await post(
+            alena, "/info/details", {**details, "phone": "+421 902 000 001"}, page="/info"
+        )
+        assert resp.status == 200
+        assert await c.relay() == ["contacts.change_requested.v1", "contract.upserted.v1"]
+        data = await c.invoicing.fetchval("SELECT data FROM contracts WHERE contract = '1001'")
+        owner = data["contacts"][0]
+        assert (owner["phone"], owner["owner"], owner["categories"]) == ("+421902000001", True, [])
+        await c.zone.deliver()
+        [told] = c.zone.mail.to(SUPPORT)
+        assert told.subject == "Customer 1001 changed their contact details"
+        assert "Changed by: alena@example.com" in told.body and "+421902000001" in told.body
+        assert told.message["Reply-To"] == "alena@example.com"
+
+
+async def test_another_customers_contact_by_direct_url_is_not_found(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A contact is named in the URL by its position among the customer's contacts; the
+    customer is always the one acted for. 1002's technician is at a position 1001 does not
+    have: to Alena it is a contact that does not exist, to read, change or remove."""
+    async with chain(database_url) as c:
+        alena = await c.alena(tmp_path)
         theirs = await _contact_position(c.zone, "1002", "technik@example.com")
-        own = await _contact_position(c.zone, "1001", "ucto@example.com")
-        assert own == theirs  # positions are per customer: the URL alone names nothing
-        # 1001 has contacts 0 and 1; 1002's technician at 1 is 1001's accountant to Alena
-        async with alena.get("/contacts/1") as page:
-            text = await page.text()
-        assert "ucto@example.com" in text and "technik@example.com" not in text
-        async with alena.get("/contacts/7") as a, alena.get("/contacts/99999") as b:
+        assert theirs == 2
+        async with alena.get(f"/contacts/{theirs}") as a, alena.get("/contacts/99999") as b:
             assert a.status == b.status == 404 and await a.text() == await b.text()
         async with alena.get("/contacts") as page:
             assert "technik@example.com" not in await page.text()
-        for path in ("/contacts/7", "/contacts/7/remove"):
-            resp = await post(alena, path, {"name": "X", "email": "x@example.com"}, page="/info")
+        change = {"name": "X", "email": "x@example.com", "language": "cs"}
+        for path in (f"/contacts/{theirs}", f"/contacts/{theirs}/remove"):
+            resp = await post(alena, path, change, page="/info")
             assert resp.status == 404, path
         assert await c.relay() == []
+        data = await c.invoicing.fetchval("SELECT data FROM contracts WHERE contract = '1002'")
+        assert data["contacts"][2]["email"] == "technik@example.com"
 
 
 async def test_support_request_reaches_the_operator_with_its_sender_identified(
