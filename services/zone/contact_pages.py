@@ -80,6 +80,16 @@ class ContactPages:
             raise Refused(404, "not_found")
         return row
 
+    async def _as_shown(self, req: Req) -> Any:
+        """The contact the URL names, for a change or removal: still the one the page
+        showed (its version posted back), else 409 (reload and try again)."""
+        async with self.pages.rt.db.acquire() as conn:
+            row = await self._row(conn, req)
+        posted = await req.request.post()
+        if str(posted.get("version", "")) != domain.contact_version(contact_of(row)):
+            raise Refused(409, "contact_changed_meanwhile")
+        return row
+
     async def list(self, req: Req, code: int = 200, **extra: Any) -> web.StreamResponse:
         async with self.pages.rt.db.acquire() as conn:
             rows = await conn.fetch(Q.contacts_of, req.contract)
@@ -103,6 +113,7 @@ class ContactPages:
             code,
             c=extra.pop("form", None) or shown(row),
             position=row["position"],
+            version=domain.contact_version(contact_of(row)),
             owner=row["owner"],
             categories=list(domain.CATEGORIES),
             problems=extra.pop("problems", {}),
@@ -119,8 +130,7 @@ class ContactPages:
         return await self.list(req, status=req.t["contact_change_sent"])
 
     async def change(self, req: Req) -> web.StreamResponse:
-        async with self.pages.rt.db.acquire() as conn:
-            row = await self._row(conn, req)
+        row = await self._as_shown(req)
         form = await form_of(req)
         before = contact_of(row)
         after, problems = domain.contact_from_form(form, before)
@@ -133,8 +143,7 @@ class ContactPages:
         return await self.list(req, status=req.t["contact_change_sent"])
 
     async def remove(self, req: Req) -> web.StreamResponse:
-        async with self.pages.rt.db.acquire() as conn:
-            row = await self._row(conn, req)
+        row = await self._as_shown(req)
         if row["owner"]:
             raise Refused(403, "cannot_remove_owner")
         await self.request(req, "remove", contact_of(row), None)

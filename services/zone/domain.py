@@ -223,6 +223,13 @@ def stored_categories(stored: Sequence[str], checked: Iterable[str]) -> list[str
     return out
 
 
+def contact_version(contact: Contact) -> str:
+    """A short fingerprint of a contact as a page showed it: a form posts it back, and a
+    change or removal is refused when the contact at that place is another now (the list
+    shifted, or somebody changed it meanwhile) rather than applied to the wrong one."""
+    return hashlib.sha256(contact.model_dump_json().encode()).hexdigest()[:16]
+
+
 class ContactProblem(ValueError):
     """A contact's field refused: which field, the wording key of why (the page says it
     in the person's language) and the rule's own detail (which character, say)."""

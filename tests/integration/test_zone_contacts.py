@@ -11,6 +11,7 @@ answer whether or not anything exists; another customer's contact by direct URL 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient
 
 from schemas import events as ev
@@ -183,6 +185,26 @@ async def chain(database_url: str, **zone_settings: Any) -> AsyncIterator[Chain]
             await notify_pool.close()
 
 
+VERSION = re.compile(r'name="version" value="([0-9a-f]+)"')
+
+
+async def version_of(client: TestClient, position: int) -> str:
+    """The version of a contact its page posts back with a change or removal."""
+    async with client.get(f"/contacts/{position}") as page:
+        versions = set(VERSION.findall(await page.text()))
+    [version] = versions  # the change and the removal form post the same
+    return version
+
+
+async def change(
+    client: TestClient, position: int, data: dict[str, Any], action: str = ""
+) -> ClientResponse:
+    """A contact's form posted from its page, as shown now."""
+    path = f"/contacts/{position}" + (f"/{action}" if action else "")
+    version = await version_of(client, position)
+    return await post(client, path, {**data, "version": version}, page=f"/contacts/{position}")
+
+
 async def _contact_position(zone: Zone, contract: str, email: str) -> int:
     [row] = await zone.fetch(
         "SELECT position FROM contacts_on_record WHERE contract = $1 AND email = $2",
@@ -208,11 +230,8 @@ async def test_a_contact_edited_in_the_zone_gets_the_next_reminder(
         position = await _contact_position(c.zone, "1001", "stary@example.com")
 
         # A bad edit: every problem named by its field, nothing sent.
-        resp = await post(
-            alena,
-            f"/contacts/{position}",
-            {"name": "", "email": "not an address", "phone": "", "language": "xx"},
-            page=f"/contacts/{position}",
+        resp = await change(
+            alena, position, {"name": "", "email": "not an address", "phone": "", "language": "xx"}
         )
         text = await resp.text()
         assert resp.status == 400 and "Traceback" not in text
@@ -221,18 +240,23 @@ async def test_a_contact_edited_in_the_zone_gets_the_next_reminder(
         assert await c.relay() == []
 
         # The edit: a new address, the categories as they were shown.
-        resp = await post(
+        shown_before = await version_of(alena, position)
+        resp = await change(
             alena,
-            f"/contacts/{position}",
+            position,
             {"name": "Účetní", "email": "nova@example.com", "phone": "602 000 001",
              "language": "sk", "categories": ["invoices"]},
-            page=f"/contacts/{position}",
         )  # fmt: skip
         assert resp.status == 200, await resp.text()
         assert await c.relay() == ["contacts.change_requested.v1", "contract.upserted.v1"]
         async with alena.get("/contacts") as page:
             text = await page.text()
         assert "nova@example.com" in text and "+420602000001" in text
+        # A form from the page as it was before: refused, nothing sent.
+        stale = {"name": "Účetní", "email": "jiny@example.com", "language": "cs",
+                 "version": shown_before}  # fmt: skip
+        resp = await post(alena, f"/contacts/{position}", stale, page="/contacts")
+        assert resp.status == 409 and await c.relay() == []
         assert "stary@example.com" not in text
         # Invoicing owns it: the contract's data changed, the trail says who asked.
         data = await c.invoicing.fetchval("SELECT data FROM contracts WHERE contract = '1001'")
@@ -281,22 +305,20 @@ async def test_add_remove_and_a_stale_change_refused(database_url: str, tmp_path
 
         # The owner's contact cannot be removed; another's can.
         owner = await _contact_position(c.zone, "1001", "alena@example.com")
-        resp = await post(alena, f"/contacts/{owner}/remove", {}, page="/contacts")
+        resp = await change(alena, owner, {}, "remove")
         assert resp.status == 403
         noc = await _contact_position(c.zone, "1001", "noc@example.com")
         ucto = await _contact_position(c.zone, "1001", "ucto@example.com")
-        # Two edits of one contact from pages shown before either is applied: the second
-        # names the contact as it was, and invoicing refuses it rather than overwrite.
-        assert (await post(alena, f"/contacts/{noc}/remove", {}, page="/contacts")).status == 200
-        resp = await post(
+        # Two changes sent before either is applied: invoicing finds each contact by what
+        # it was, not by its place, so the removal shifts nothing the other change needs.
+        assert (await change(alena, noc, {}, "remove")).status == 200
+        resp = await change(
             alena,
-            f"/contacts/{ucto}",
+            ucto,
             {"name": "Účetní", "email": "ucto@example.com", "language": "cs",
              "categories": ["invoices", "support"]},
-            page="/contacts",
         )  # fmt: skip
         assert resp.status == 200
-        # the NOC's removal shifts nothing invoicing matches by: both apply
         assert await c.relay() == [
             "contacts.change_requested.v1",
             "contacts.change_requested.v1",
