@@ -663,3 +663,52 @@ class ContractService(Data):
 
 # ContractUpserted names ContractService, defined after it (appended: see above).
 ContractUpserted.model_rebuild()
+
+
+# --- the customer zone (zone) ---------------------------------------------------------------
+
+
+class ContactChangeRequested(Data):
+    """A person of the customer asks, in the zone, to add, change or remove one of the
+    contract's contacts. The zone owns no contract data: invoicing applies the change to
+    the contract's contacts, audits it and publishes contract.upserted again (notify and
+    the zone follow). ``before`` is the contact as the zone showed it: invoicing changes or
+    removes the contact equal to it, and refuses the request (audited) when none is, so a
+    change made meanwhile by another is never overwritten unseen."""
+
+    contract: str = SYMBOL
+    request_id: str = Field(min_length=1, max_length=64, description="Unique per request")
+    action: Literal["add", "change", "remove"]
+    before: Contact | None = Field(default=None, description="change, remove: as shown")
+    after: Contact | None = Field(default=None, description="add, change: as it shall be")
+    requested_by: str = Field(min_length=1, description="The zone person's e-mail")
+    requested_at: AwareDatetime
+
+    @model_validator(mode="after")
+    def _what_each_action_needs(self) -> ContactChangeRequested:
+        needs = {"add": (False, True), "change": (True, True), "remove": (True, False)}
+        before, after = needs[self.action]
+        if (self.before is not None) != before or (self.after is not None) != after:
+            raise ValueError(
+                f"{self.action}: expected {'a' if before else 'no'} before and "
+                f"{'an' if after else 'no'} after"
+            )
+        return self
+
+
+class SupportRequested(Data):
+    """A support request sent from the zone by a logged-in person with the right to: for
+    a ticket system. The zone also e-mails it to the operator's support address and
+    acknowledges it to the sender."""
+
+    contract: str = SYMBOL
+    request_id: str = Field(min_length=1, max_length=64, description="Unique per request")
+    subject: str = Field(min_length=1, max_length=200)
+    text: str = Field(min_length=1, max_length=10000)
+    about: str | None = Field(
+        default=None, description="The service or contract the request is about"
+    )
+    customer_name: str
+    sender_email: str
+    sender_name: str | None = None
+    sent_at: AwareDatetime

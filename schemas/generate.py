@@ -28,6 +28,7 @@ DEFAULT_TOPICS = {
     "notifications": "billing.notifications",
     "documents": "billing.documents",
     "topups": "billing.topups",
+    "zone": "billing.zone",
 }
 
 

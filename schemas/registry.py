@@ -41,6 +41,8 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "topup.refused.v1": ev.TopupRefused,
     "voip_credit.purchased.v1": ev.VoipCreditPurchased,
     "dunning.status.v1": ev.DunningStatus,
+    "contacts.change_requested.v1": ev.ContactChangeRequested,
+    "support.requested.v1": ev.SupportRequested,
 }
 
 # Topic setting name (see services.runtime.settings.Topics) -> event types it carries.
@@ -76,6 +78,7 @@ TOPIC_EVENTS: dict[str, list[str]] = {
         "topup.refused.v1",
         "voip_credit.purchased.v1",
     ],
+    "zone": ["contacts.change_requested.v1", "support.requested.v1"],
 }
 
 

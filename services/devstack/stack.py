@@ -188,6 +188,14 @@ DEV_SUPPLIER = {
     "BILLING_SUPPLIER_BIC": "FIOBCZPP",
     "BILLING_SUPPLIER_EMAIL": "fakturace@sitar.example",
 }
+# The customer zone's support address and help channels in `make run`, the demo and the
+# tests (docs/zone.md#support); the support requests arrive in the stack's mail sink.
+DEV_HELP = {
+    "BILLING_ZONE_SUPPORT_EMAIL": "podpora@sitar.example",
+    "BILLING_ZONE_HELP_PHONE": "+420 800 123 456",
+    "BILLING_ZONE_HELP_EMAIL": "pomoc@sitar.example",
+    "BILLING_ZONE_HELP_HOURS": "Po–Pá 8–18",
+}
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -291,6 +299,8 @@ class Stack:
         env.update(self.dev_secrets())
         for name, value in DEV_SUPPLIER.items():
             env.setdefault(name, value)  # a supplier set in the environment wins
+        for name, value in DEV_HELP.items():
+            env.setdefault(name, value)  # the operator's own channels win
         env.update(
             {
                 "BILLING_ENVIRONMENT": "development",

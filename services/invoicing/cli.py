@@ -478,8 +478,7 @@ def cmd_topup_list(args: argparse.Namespace) -> None:
         else:
             outcome = f"refused ({r['reason_code']}): {r['reason']}"
         print(
-            f"  {r['decided_at']:%Y-%m-%d %H:%M}  {r['requested_by']} {r['who']}  {what}  "
-            f"{outcome}"
+            f"  {r['decided_at']:%Y-%m-%d %H:%M}  {r['requested_by']} {r['who']}  {what}  {outcome}"
         )
 
 
@@ -567,9 +566,7 @@ def register(sub: Any) -> None:
     ask.add_argument("amount", nargs="?", help="e.g. 500.00, in the contract's currency")
     ask.add_argument("--coupon", help="a coupon's code (BILLING_TOPUP_COUPONS) instead")
     ask.add_argument("--currency", help="the amount's currency (default: the contract's)")
-    ask.add_argument(
-        "--request-id", help="the request's id: the same id again issues nothing more"
-    )
+    ask.add_argument("--request-id", help="the request's id: the same id again issues nothing more")
     ask.add_argument("--operator", help=audit.OPERATOR_HELP)
     ask.set_defaults(fn=cmd_topup_request)
     cap = topup.add_parser("cap", help="set a contract's monthly cap of self-service top-ups")

@@ -5,13 +5,13 @@ caller passes the issue date or "now"."""
 from __future__ import annotations
 
 import calendar
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
-from schemas.events import TopupRefusalCode
+from schemas.events import Contact, TopupRefusalCode
 
 
 @dataclass(frozen=True)
@@ -283,3 +283,48 @@ def decide_topup(
             left,
         )
     return TopupGranted(amount, currency, ask.coupon, facts.cap_minor, left - amount)
+
+
+# --- contacts changed by the customer in the zone ------------------------------------------
+
+
+class ContactChangeRefused(ValueError):
+    """A customer's contact change that cannot be applied; the message says why."""
+
+
+def _same_contact(a: Contact, b: Contact) -> bool:
+    """The contact the zone showed is this one (the zone keeps e-mails in lower case)."""
+    return a.model_copy(update={"email": (a.email or "").lower()}) == b.model_copy(
+        update={"email": (b.email or "").lower()}
+    )
+
+
+def changed_contacts(
+    contacts: Sequence[Contact],
+    action: Literal["add", "change", "remove"],
+    before: Contact | None,
+    after: Contact | None,
+) -> list[Contact]:
+    """The contract's contacts after a change a customer asked for in the zone. ``before``
+    must be one of them as the zone showed it: a contact changed meanwhile (by the
+    contracts file, by another person) is not overwritten unseen but refused. The owner
+    contact stays the owner and is never removed; an added contact is never the owner."""
+    out = list(contacts)
+    if action == "add":
+        assert after is not None
+        added = after.model_copy(update={"owner": False})
+        if any(_same_contact(added, c) for c in out):
+            raise ContactChangeRefused("this contact is on record already")
+        return [*out, added]
+    assert before is not None
+    found = next((i for i, c in enumerate(out) if _same_contact(before, c)), None)
+    if found is None:
+        raise ContactChangeRefused("the contact is no longer as shown (changed meanwhile)")
+    if action == "remove":
+        if out[found].owner:
+            raise ContactChangeRefused("the owner contact cannot be removed")
+        del out[found]
+        return out
+    assert after is not None
+    out[found] = after.model_copy(update={"owner": out[found].owner})
+    return out

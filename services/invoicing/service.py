@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 
 from schemas import events as ev
 from schemas.events import InvoiceIssued
-from services.invoicing import bills, domain, stored
+from services.invoicing import bills, domain, stored, zone_contacts
 from services.invoicing.address_overlaps import AddressOverlaps
 from services.invoicing.bills import NO_DOCUMENT, Bill, Bills
 from services.invoicing.bills import Contract as _Contract
@@ -63,8 +63,11 @@ async def load_contracts(
     unit: Unit, records: list[ContractRecord], operator: str = "contracts file"
 ) -> tuple[int, int]:
     """Upsert contracts (staged: written by the unit's flush); publish contract.upserted
-    only for new or changed ones. A file's one-off items are added once (by their key)."""
+    only for new or changed ones. A file's one-off items are added once (by their key).
+    Contacts a customer changed in the zone stay while the file's are as they were
+    (``zone_contacts.keep_zone_contacts``)."""
     changed = 0
+    records = await zone_contacts.keep_zone_contacts(unit, records)
     before = {
         r["contract"]: (r["data"], r["terms"], r["customer"])
         for r in await unit.conn.fetch(Q.get_contracts, [r.contract.contract for r in records])

@@ -13,6 +13,7 @@ from services.invoicing import topups
 from services.invoicing.delivery import Archiver, on_notification_sent
 from services.invoicing.service import on_fee_charged, on_partially_paid, on_reopened
 from services.invoicing.settings import InvoicingSettings, check_supplier
+from services.invoicing.zone_contacts import on_contact_change
 from services.runtime.runs import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -25,6 +26,7 @@ def subscriptions(rt: Runtime[InvoicingSettings]) -> dict[type[BaseModel], Handl
         ev.FeeCharged: on_fee_charged,
         ev.NotificationSent: on_notification_sent,
         ev.TopupRequested: topups.on_requested(rt.settings),
+        ev.ContactChangeRequested: on_contact_change,
     }
 
 

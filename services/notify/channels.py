@@ -1,6 +1,7 @@
-"""The two ways a message leaves: e-mail over SMTP (aiosmtplib; STARTTLS or implicit TLS,
-optional auth, optional CA bundle) and SMS through an HTTP gateway (URL, method, headers,
-basic auth and a Jinja2 body template, so any gateway's API can be spoken without code).
+"""The two ways a message leaves: e-mail over SMTP (the runtime's ``smtp.send``, shared
+with the zone: STARTTLS or implicit TLS, optional auth, optional CA bundle) and SMS
+through an HTTP gateway (URL, method, headers, basic auth and a Jinja2 body template, so
+any gateway's API can be spoken without code).
 
 Both raise ``DeliveryError`` with ``permanent`` telling the sender whether a retry cannot
 help (SMTP 5xx, a refused recipient, a gateway's 4xx, an address that fails the contact
@@ -14,17 +15,16 @@ injection) fails as one undeliverable message instead of raising in the sender.
 from __future__ import annotations
 
 import hashlib
-import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
 
 import aiohttp
-import aiosmtplib
 from jinja2 import Environment, StrictUndefined
 
 from schemas import contacts
 from services.notify import domain
 from services.notify.settings import NotifySettings
+from services.runtime import smtp
 
 # DeliveryError.reason, one of:
 #   header-injection   the address holds CR or LF (never sent)
@@ -61,11 +61,12 @@ def message_id(key: str) -> str:
 
 
 class Email:
+    """E-mail through the deployment's relay (``services/runtime/smtp.py``, shared with the
+    zone): its failures become ``DeliveryError`` with the same reasons."""
+
     def __init__(self, settings: NotifySettings) -> None:
         self.s = settings
-        self.tls_context: ssl.SSLContext | None = None
-        if settings.smtp_ca_file:
-            self.tls_context = ssl.create_default_context(cafile=settings.smtp_ca_file)
+        self.tls_context = smtp.tls_context(settings)
 
     def build(
         self,
@@ -79,9 +80,9 @@ class Email:
         """The message; ``attachments`` are (filename, media type, bytes): a document's
         PDF and ISDOC."""
         try:
-            to = contacts.email_address(to)
-        except contacts.ContactError as exc:
-            raise _bad_address(exc, to) from None
+            to = smtp.recipient(to)
+        except smtp.SmtpError as exc:
+            raise DeliveryError(str(exc), exc.permanent, exc.reason) from None
         try:
             msg = EmailMessage()
             msg["From"] = self.s.mail_from
@@ -100,34 +101,9 @@ class Email:
 
     async def send(self, msg: EmailMessage) -> None:
         try:
-            await aiosmtplib.send(
-                msg,
-                hostname=self.s.smtp_host,
-                port=self.s.smtp_port,
-                username=self.s.smtp_username,
-                password=self.s.secret("smtp_password"),
-                start_tls=True if self.s.smtp_starttls else None,
-                use_tls=self.s.smtp_tls,
-                tls_context=self.tls_context,
-                timeout=self.s.smtp_timeout,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as e:
-            # one recipient a message: its RCPT TO reply
-            codes = [r.code for r in e.recipients]
-            final = bool(codes) and all(domain.smtp_failure_is_permanent(c) for c in codes)
-            replies = "; ".join(f"SMTP {r.code}: {r.message}" for r in e.recipients)
-            raise DeliveryError(
-                f"recipient refused: {replies}", final, "recipient-refused" if final else "deferred"
-            ) from e
-        except aiosmtplib.SMTPResponseException as e:
-            final = domain.smtp_failure_is_permanent(e.code)
-            raise DeliveryError(
-                f"SMTP {e.code}: {e.message}", final, "rejected" if final else "deferred"
-            ) from e
-        except (OSError, TimeoutError) as e:  # refused, reset, timed out (SMTP's too)
-            raise DeliveryError(f"{type(e).__name__}: {e}", False, "unreachable") from e
-        except aiosmtplib.SMTPException as e:
-            raise DeliveryError(f"{type(e).__name__}: {e}", False, "smtp-error") from e
+            await smtp.send(self.s, msg, self.tls_context)
+        except smtp.SmtpError as e:
+            raise DeliveryError(str(e), e.permanent, e.reason) from e
 
 
 class SmsGateway:

@@ -18,6 +18,9 @@ KIND_CATEGORY = {
     "invoice": "billing",
     "credit_note": "billing",
 }
+# Messages about the state of access also go to the contacts of the "access" category (the
+# customer zone's "service and access", docs/zone.md#contacts), reminders do not.
+ACCESS_KINDS = frozenset({"notice", "suspend", "restrict", "restore"})
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,15 @@ class Recipient:
 def recipients(
     kind: str, contacts: list[ContactInfo], channels: tuple[str, ...]
 ) -> list[Recipient]:
-    """Contacts subscribed to the message's category, plus the account owner, who always
-    gets dunning messages; one message per address and channel."""
+    """Contacts subscribed to the message's category (or, for a message about access, to
+    "access"), plus the account owner, who always gets dunning messages; one message per
+    address and channel."""
     category = KIND_CATEGORY.get(kind, "billing")
     out: list[Recipient] = []
     seen: set[tuple[str, str]] = set()
     for c in contacts:
-        if not (category in c.categories or (c.owner and category == "dunning")):
+        wanted = category in c.categories or (kind in ACCESS_KINDS and "access" in c.categories)
+        if not (wanted or (c.owner and category == "dunning")):
             continue
         for channel in channels:
             address = c.email if channel == "email" else c.phone
@@ -107,11 +112,6 @@ def zone_for(country: str | None) -> ZoneInfo:
 
 
 # --- what a failure means ----------------------------------------------------------------------
-
-
-def smtp_failure_is_permanent(code: int | None) -> bool:
-    """SMTP 5xx replies are final (bad address, rejected); 4xx and no reply are worth a retry."""
-    return code is not None and 500 <= code < 600
 
 
 def http_failure_is_permanent(status: int | None) -> bool:

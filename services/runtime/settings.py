@@ -40,6 +40,8 @@ class Topics(BaseSettings):
     documents: str = "billing.documents"
     # VoIP credit top-ups: requests (the zone, the CLI), their outcome, paid credit (usage)
     topups: str = "billing.topups"
+    # what the customer zone asks of others: contact changes (invoicing), support requests
+    zone: str = "billing.zone"
 
     def all(self) -> list[str]:
         return [str(v) for v in self.model_dump().values()]

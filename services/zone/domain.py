@@ -7,11 +7,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
+
+from schemas import contacts as contact_rules
+from schemas.events import Contact
 
 # What a membership may do, in the order pages list them. The owner has every right.
 RIGHTS: tuple[str, ...] = (
@@ -197,3 +200,178 @@ def period_price(unit_price_minor: int, quantity: Decimal) -> int:
     """A service's price for one whole period: unit price times quantity, to the minor unit
     (half up, as invoices round a line)."""
     return int((unit_price_minor * quantity).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+# --- contacts -------------------------------------------------------------------------------
+
+# The zone's categories of a contact, and the categories notify routes by (stored in the
+# contract's contacts, services/notify/domain.py). Invoices and reminders are notify's
+# "billing" (invoices, credit notes) and "dunning" (reminders); service and access is
+# "access" (notices, restriction, suspension, restore: notify sends those to "dunning"
+# and "access" contacts); technical and support keep their names (notify sends nothing
+# by them yet: outage notices and ticket replies will).
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "invoices": ("billing", "dunning"),
+    "access": ("access",),
+    "technical": ("technical",),
+    "support": ("support",),
+}
+MAX_NAME = 200
+
+
+def shown_categories(stored: Iterable[str]) -> tuple[str, ...]:
+    """The zone's categories a contact is in: each of whose notify categories it has any."""
+    have = set(stored)
+    return tuple(c for c, parts in CATEGORIES.items() if have.intersection(parts))
+
+
+def stored_categories(stored: Sequence[str], checked: Iterable[str]) -> list[str]:
+    """The notify categories after a person ticked ``checked`` on a contact that had
+    ``stored``: a zone category left as it was shown keeps what it stood for (a contact
+    with only "billing" does not gain "dunning" by an edit of its phone); one ticked on
+    gets all its notify categories, one ticked off loses them; categories the zone does
+    not show stay as they are."""
+    chosen = set(checked)
+    unknown = sorted(chosen - set(CATEGORIES))
+    if unknown:
+        raise ContactProblem("categories", "bad_category", unknown[0])
+    was = set(shown_categories(stored))
+    out = [c for c in stored if not any(c in CATEGORIES[z] for z in was ^ chosen)]
+    for zone in CATEGORIES:
+        if zone in chosen and zone not in was:
+            out.extend(c for c in CATEGORIES[zone] if c not in out)
+    return out
+
+
+def contact_version(contact: Contact) -> str:
+    """A short fingerprint of a contact as a page showed it: a form posts it back, and a
+    change or removal is refused when the contact at that place is another now (the list
+    shifted, or somebody changed it meanwhile) rather than applied to the wrong one."""
+    return hashlib.sha256(contact.model_dump_json().encode()).hexdigest()[:16]
+
+
+class ContactProblem(ValueError):
+    """A contact's field refused: which field, the wording key of why (the page says it
+    in the person's language) and the rule's own detail (which character, say)."""
+
+    def __init__(self, field: str, key: str, detail: str = "") -> None:
+        super().__init__(f"{field}: {key} {detail}".strip())
+        self.field = field
+        self.key = key
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class ContactForm:
+    """A contact as a person typed it in the zone (stripped), before the rules."""
+
+    name: str
+    email: str
+    phone: str
+    language: str
+    categories: tuple[str, ...] = ()
+
+
+Problems = dict[str, tuple[str, str]]  # field -> (wording key, detail)
+
+
+def contact_from_form(
+    form: ContactForm, before: Contact | None, keep_categories: bool = False
+) -> tuple[Contact | None, Problems]:
+    """The contact ``form`` asks for (``before``: the one it changes; its owner flag is
+    kept, the zone never makes or unmakes the owner), or every problem by field: a name,
+    an e-mail address or a phone (at least one of the two), a language the zone speaks.
+    ``keep_categories``: the form shows none (the customer's own details), they stay."""
+    problems: Problems = {}
+    name = _checked(problems, "name", form.name, _name)
+    email = _checked(problems, "email", form.email, contact_rules.email_address)
+    phone = _checked(problems, "phone", form.phone, contact_rules.phone_number)
+    language = _checked(problems, "language", form.language, _language)
+    if "email" not in problems and "phone" not in problems and not (email or phone):
+        problems["email"] = ("need_address", "")
+    stored = list(before.categories) if before is not None else []
+    try:
+        categories = stored if keep_categories else stored_categories(stored, form.categories)
+    except ContactProblem as exc:
+        problems[exc.field] = (exc.key, exc.detail)
+    if problems:
+        return None, problems
+    contact = Contact(
+        name=name or "",
+        email=email,
+        phone=phone,
+        language=language or "cs",
+        categories=categories,
+        owner=before.owner if before is not None else False,
+    )
+    return contact, {}
+
+
+def _checked(problems: Problems, field: str, value: str, check: Callable[[str], str]) -> str | None:
+    """``check(value)``, None for an empty optional value; a refusal goes to ``problems``."""
+    if not value and field in ("email", "phone"):
+        return None
+    try:
+        return check(value)
+    except ContactProblem as exc:
+        problems[field] = (exc.key, exc.detail)
+    except ValueError as exc:  # the contact rules' ContactError, its message the detail
+        problems[field] = (f"bad_{field}", str(exc))
+    return None
+
+
+def _name(value: str) -> str:
+    contact_rules.plain_text(value)
+    if not value:
+        raise ContactProblem("name", "need_name")
+    if len(value) > MAX_NAME:
+        raise ContactProblem("name", "bad_name", f"at most {MAX_NAME} characters")
+    return value
+
+
+def _language(value: str) -> str:
+    if value not in LANGUAGES:
+        raise ContactProblem("language", "bad_language", value[:20])
+    return value
+
+
+# --- support requests -----------------------------------------------------------------------
+
+MAX_SUBJECT = 200
+MAX_TEXT = 10000
+MAX_SERVICE = 200
+
+
+@dataclass(frozen=True)
+class SupportForm:
+    subject: str
+    text: str
+    about: str  # the contract the request is about, as the form offered it ("" none)
+    service: str  # which service, in the person's words ("" none)
+
+
+def support_problems(form: SupportForm, contract: str) -> Problems:
+    """Why a support request is refused, by field: a subject (one line) and a text (lines
+    allowed, no other control character), within their lengths; ``about`` only the
+    contract acted for (nobody files a request about another customer's contract)."""
+    problems: Problems = {}
+    for field, value, limit, lines in (
+        ("subject", form.subject, MAX_SUBJECT, False),
+        ("text", form.text, MAX_TEXT, True),
+        ("service", form.service, MAX_SERVICE, False),
+    ):
+        if not value.strip() and field != "service":
+            problems[field] = (f"need_{field}", "")
+            continue
+        try:
+            # lines and tabs allowed in the text: checked as spaces (positions kept)
+            seen = value.replace("\r", " ").replace("\n", " ").replace("\t", " ")
+            contact_rules.plain_text(seen if lines else value)
+        except ValueError as exc:
+            problems[field] = (f"bad_{field}", str(exc))
+            continue
+        if len(value) > limit:
+            problems[field] = (f"bad_{field}", f"at most {limit} characters")
+    if form.about not in ("", contract):
+        problems["about"] = ("bad_about", "")
+    return problems

@@ -1,6 +1,7 @@
-"""The zone's own mail: its one-time links (request access, reset, invitation), sent
-through the deployment's SMTP relay (``BILLING_SMTP_*``) from the ``mails`` queue, with
-retries. docs/zone.md says why the zone sends them itself rather than through notify: a
+"""The zone's own mail: its one-time links (request access, reset, invitation), support
+requests and their acknowledgements, sent through the deployment's SMTP relay
+(``BILLING_SMTP_*``, the runtime's ``smtp.send``, as notify's) from the ``mails`` queue,
+with retries. docs/zone.md says why the zone sends them itself rather than through notify: a
 link is a credential, and an event would keep it in Kafka's log and notify's tables.
 
 The order of one delivery, and why it is safe: claim the row with a lease (committed at
@@ -13,17 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ssl
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
-import aiosmtplib
 import asyncpg
 from prometheus_client import Counter
 
-from schemas import contacts
-from services.runtime import logs, sql
+from services.runtime import logs, smtp, sql
 from services.runtime.clock import Clock
 from services.zone.settings import ZoneSettings
 
@@ -33,49 +31,17 @@ LEASE_SECONDS = 120.0
 MAILS = Counter("billing_zone_mails_total", "The zone's e-mails by outcome", ["outcome"])
 
 
-class MailError(Exception):
-    def __init__(self, message: str, permanent: bool) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
-def build(settings: ZoneSettings, to: str, subject: str, body: str) -> EmailMessage:
-    try:
-        to = contacts.email_address(to)
-    except contacts.ContactError as exc:
-        raise MailError(f"recipient {to!r}: {exc}", permanent=True) from None
+def build(
+    settings: ZoneSettings, to: str, subject: str, body: str, reply_to: str | None = None
+) -> EmailMessage:
     msg = EmailMessage()
     msg["From"] = settings.mail_from
-    msg["To"] = to
+    msg["To"] = smtp.recipient(to)
+    if reply_to:  # a support request: the operator answers its sender
+        msg["Reply-To"] = smtp.recipient(reply_to)
     msg["Subject"] = subject
     msg.set_content(body)
     return msg
-
-
-async def send(settings: ZoneSettings, msg: EmailMessage) -> None:
-    """Hand one message to the relay; ``MailError`` says whether trying again can help
-    (a 4xx answer, no answer) or not (a 5xx answer)."""
-    try:
-        await aiosmtplib.send(
-            msg,
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.secret("smtp_password"),
-            start_tls=True if settings.smtp_starttls else None,
-            use_tls=settings.smtp_tls,
-            tls_context=ssl.create_default_context(cafile=settings.smtp_ca_file)
-            if settings.smtp_ca_file
-            else None,
-            timeout=settings.smtp_timeout,
-        )
-    except aiosmtplib.SMTPRecipientsRefused as exc:
-        codes = [r.code for r in exc.recipients]
-        raise MailError(f"recipient refused: {codes}", all(c >= 500 for c in codes)) from exc
-    except aiosmtplib.SMTPResponseException as exc:
-        raise MailError(f"SMTP {exc.code}: {exc.message}", exc.code >= 500) from exc
-    except (OSError, TimeoutError, aiosmtplib.SMTPException) as exc:
-        raise MailError(f"{type(exc).__name__}: {exc}", permanent=False) from exc
 
 
 class Sender:
@@ -100,18 +66,18 @@ class Sender:
             done += 1
         return done
 
-    async def _transmit(self, row: Any) -> MailError | None:
+    async def _transmit(self, row: Any) -> smtp.SmtpError | None:
         try:
-            await send(self.settings, build(self.settings, *_parts(row)))
-        except MailError as exc:
+            await smtp.send(self.settings, build(self.settings, *_parts(row)))
+        except smtp.SmtpError as exc:
             return exc
         except Exception as exc:  # a library's surprise: this message's failure, retried
             log.exception("unexpected error sending a zone mail", id=row["id"])
-            return MailError(f"{type(exc).__name__}: {exc}", permanent=False)
+            return smtp.SmtpError(f"{type(exc).__name__}: {exc}", False, "internal")
         return None
 
     async def _record(
-        self, conn: asyncpg.Connection, row: Any, now: datetime, error: MailError | None
+        self, conn: asyncpg.Connection, row: Any, now: datetime, error: smtp.SmtpError | None
     ) -> None:
         if error is None:
             await conn.execute(Q.mail_sent, row["id"], now)
@@ -140,5 +106,5 @@ class Sender:
             self.wakeup.clear()
 
 
-def _parts(row: Any) -> tuple[str, str, str]:
-    return row["recipient"], row["subject"], row["body"]
+def _parts(row: Any) -> tuple[str, str, str, str | None]:
+    return row["recipient"], row["subject"], row["body"], row["reply_to"]

@@ -13,10 +13,12 @@ DELETE FROM contacts_on_record WHERE contract = ANY($1::text[]);
 
 -- name: insert_contacts
 -- The contracts' contacts as their owner (invoicing) last sent them.
-INSERT INTO contacts_on_record (contract, position, name, email, owner, categories)
-SELECT c, p, n, e, o, string_to_array(cat, ',')
-FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::boolean[], $6::text[])
-     AS t(c, p, n, e, o, cat);
+INSERT INTO contacts_on_record (contract, position, name, email, owner, categories, phone,
+                                language)
+SELECT c, p, n, e, o, string_to_array(cat, ','), ph, l
+FROM unnest($1::text[], $2::int[], $3::text[], $4::text[], $5::boolean[], $6::text[],
+            $7::text[], $8::text[])
+     AS t(c, p, n, e, o, cat, ph, l);
 
 -- name: upsert_invoices
 -- Issued invoices, a run at once; issuing again (a redelivery) changes nothing.
@@ -54,8 +56,23 @@ SELECT contract, customer_name, language, currency, active FROM customers WHERE 
 
 -- name: contacts_of
 -- The contacts on record of the customer, in the order invoicing sent them.
-SELECT name, email, owner, categories FROM contacts_on_record
+SELECT position, name, email, phone, language, owner, categories FROM contacts_on_record
 WHERE contract = $1 ORDER BY position;
+
+-- name: contact_of
+-- One contact of the customer: another customer's finds nothing, as a wrong number.
+SELECT position, name, email, phone, language, owner, categories FROM contacts_on_record
+WHERE contract = $1 AND position = $2;
+
+-- name: owner_contact_of
+-- The customer's own contact details: its owner contact on record.
+SELECT position, name, email, phone, language, owner, categories FROM contacts_on_record
+WHERE contract = $1 AND owner ORDER BY position LIMIT 1;
+
+-- name: contact_name_of
+-- The name the contract's contacts give an e-mail address, if any (a support request's sender).
+SELECT name FROM contacts_on_record WHERE contract = $1 AND email = $2
+ORDER BY owner DESC, position LIMIT 1;
 
 -- name: contact_on_record
 -- Whether this e-mail is on record for the contract; owner first.
@@ -230,6 +247,11 @@ SELECT at FROM login_failures WHERE kind = $1 AND key = $2 AND at > $3 ORDER BY 
 -- One failed login, counted against the account and the address.
 INSERT INTO login_failures (kind, key, at) VALUES ('account', $1, $3), ('address', $2, $3);
 
+-- name: add_link_request
+-- One request for a link (access, reset), counted against the mailbox and the address.
+INSERT INTO login_failures (kind, key, at)
+VALUES ('link-account', $1, $3), ('link-address', $2, $3);
+
 -- name: clear_account_failures
 -- A successful login forgives the account's failures (not the address's).
 DELETE FROM login_failures WHERE kind = 'account' AND key = $1;
@@ -245,8 +267,8 @@ VALUES ($1, $2, $3, $4, $5, $6, $7);
 
 -- name: queue_mail
 -- A message to send, in the transaction that made its link.
-INSERT INTO mails (recipient, subject, body, created_at, next_attempt_at)
-VALUES ($1, $2, $3, $4, $4);
+INSERT INTO mails (recipient, subject, body, created_at, next_attempt_at, reply_to)
+VALUES ($1, $2, $3, $4, $4, $5);
 
 -- name: claim_mail
 -- The next due message, leased: its next attempt moved past the lease.
@@ -256,7 +278,7 @@ WHERE id = (
     SELECT id FROM mails WHERE status = 'pending' AND next_attempt_at <= $1
     ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED
 )
-RETURNING id, recipient, subject, body, attempts;
+RETURNING id, recipient, subject, body, attempts, reply_to;
 
 -- name: mail_sent
 -- Sent: the body (a live link) is not kept.
@@ -337,3 +359,8 @@ WHERE dunning_status.decided_at <= EXCLUDED.decided_at;
 -- name: dunning_status_of
 -- The customer's latest dunning explanation, if dunning ever published one.
 SELECT stage, decided_at, status FROM dunning_status WHERE contract = $1;
+-- name: add_support_request
+-- A support request, with the person who sent it.
+INSERT INTO support_requests (request_id, contract, person_id, sender_email, subject, text,
+                              about, sent_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8);

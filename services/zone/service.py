@@ -61,6 +61,8 @@ class Handlers:
             [x.email.lower() if x.email else None for _, _, x in contacts],
             [x.owner for _, _, x in contacts],
             [",".join(x.categories) for _, _, x in contacts],
+            [x.phone for _, _, x in contacts],
+            [x.language for _, _, x in contacts],
         )
         await self._services(unit, items)
 
@@ -203,10 +205,11 @@ class Mail:
     recipient: str
     subject: str
     body: str
+    reply_to: str | None = None
 
 
 async def queue_mail(conn: asyncpg.Connection, now: datetime, mail: Mail) -> None:
-    await conn.execute(Q.queue_mail, mail.recipient, mail.subject, mail.body, now)
+    await conn.execute(Q.queue_mail, mail.recipient, mail.subject, mail.body, now, mail.reply_to)
 
 
 LinkPurpose = Literal["access", "reset", "invite"]
@@ -325,10 +328,20 @@ def throttle_of(settings: ZoneSettings) -> domain.Throttle:
     )
 
 
+LOGIN_KINDS = ("account", "address")
+LINK_KINDS = ("link-account", "link-address")  # requests for links, by mailbox and address
+
+
 async def locked_until(
-    conn: asyncpg.Connection, policy: domain.Throttle, account: str, address: str, now: datetime
+    conn: asyncpg.Connection,
+    policy: domain.Throttle,
+    account: str,
+    address: str,
+    now: datetime,
+    kinds: tuple[str, str] = LOGIN_KINDS,
 ) -> datetime | None:
-    """Until when logins of this account or from this address are refused, if they are."""
+    """Until when logins (or link requests: ``LINK_KINDS``) of this account or from this
+    address are refused, if they are."""
     since = now - policy.window
     until = [
         domain.locked_until(
@@ -338,8 +351,8 @@ async def locked_until(
             now,
         )
         for kind, key, limit in (
-            ("account", account, policy.per_account),
-            ("address", address, policy.per_address),
+            (kinds[0], account, policy.per_account),
+            (kinds[1], address, policy.per_address),
         )
     ]
     found = [u for u in until if u is not None]
@@ -351,3 +364,10 @@ async def login_failed(
 ) -> None:
     await conn.execute(Q.prune_failures, now - policy.window)
     await conn.execute(Q.add_failure, account, address, now)
+
+
+async def link_requested(
+    conn: asyncpg.Connection, policy: domain.Throttle, mailbox: str, address: str, now: datetime
+) -> None:
+    await conn.execute(Q.prune_failures, now - policy.window)
+    await conn.execute(Q.add_link_request, mailbox, address, now)

@@ -1,6 +1,7 @@
 """The customer zone's own settings, besides the runtime's (``BILLING_*``,
 docs/configuration.md): where its pages listen, the secret keying its form tokens, its
-cookies, the one-time links, login throttling, and the mail relay its links go through
+cookies, the one-time links, login throttling, the support address and help channels,
+and the mail relay its links go through
 (the runtime's ``MailRelaySettings``: the same ``BILLING_SMTP_*`` as notify's, one relay
 per deployment; docs/zone.md says why the zone sends its own mail)."""
 
@@ -12,8 +13,10 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
+from schemas import contacts
 from services.runtime.auth import ConfigError, signing_key
 from services.runtime.settings import MailRelaySettings, env_name
+from services.zone.domain import LANGUAGES
 
 
 class ZoneSettings(MailRelaySettings):
@@ -42,6 +45,15 @@ class ZoneSettings(MailRelaySettings):
     zone_trusted_proxies: list[str] = Field(default_factory=list)
     zone_mail_max_attempts: int = Field(default=8, ge=1)
     zone_mail_retry_base: float = Field(default=2.0, gt=0)
+    # The operator's address for support requests and customers' changes of their contact
+    # details (unset: the support form is closed and changes are in the trail only).
+    zone_support_email: str | None = None
+    # In which language the zone writes to the operator.
+    zone_operator_language: str = "cs"
+    # The help channels shown on the support page and in every page's footer.
+    zone_help_phone: str | None = None
+    zone_help_email: str | None = None
+    zone_help_hours: str | None = None
 
 
 _DEVELOPMENT_KEY = secrets.token_bytes(32)  # per process: no published development default
@@ -65,3 +77,38 @@ def check_settings(settings: ZoneSettings) -> None:
         )
     if not settings.zone_public_url.startswith(("http://", "https://")):
         raise ConfigError(f"{env_name('zone_public_url')}: expected an http(s):// address")
+    check_help(settings)
+
+
+def check_help(settings: ZoneSettings) -> None:
+    """The support address and help channels, refused at start naming the variable: an
+    address the relay could not deliver to would lose every support request."""
+    rules = (
+        ("zone_support_email", contacts.email_address),
+        ("zone_help_email", contacts.email_address),
+        ("zone_help_phone", _help_phone),
+        ("zone_help_hours", _help_hours),
+    )
+    for name, check in rules:
+        value = getattr(settings, name)
+        if value is not None:
+            try:
+                check(value)
+            except ValueError as exc:
+                raise ConfigError(f"{env_name(name)}={value!r}: {exc}") from None
+    if settings.zone_operator_language not in LANGUAGES:
+        raise ConfigError(
+            f"{env_name('zone_operator_language')}: expected one of {', '.join(LANGUAGES)}"
+        )
+
+
+def _help_phone(value: str) -> str:
+    contacts.phone_number(value)
+    return value  # shown as the operator wrote it ("+420 800 123 456")
+
+
+def _help_hours(value: str) -> str:
+    contacts.plain_text(value)
+    if not value.strip() or len(value) > 200:
+        raise ValueError("expected a short text such as 'Mo-Fr 8-18'")
+    return value

@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import tomllib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -41,15 +39,15 @@ from schemas import contacts as contact_rules
 from services.runtime import logs, networks, payqr
 from services.runtime.worker import Runtime
 from services.zone import domain, service
+from services.zone.answers import TEMPLATES, WORDING, Refused
+from services.zone.answers import number as _number
+from services.zone.contact_pages import ContactPages
 from services.zone.service import Acting, Link, Mail, Q
 from services.zone.settings import ZoneSettings, zone_key
+from services.zone.support_pages import SupportPages
 
 log = logs.get(__name__)
-TEMPLATES = Path(__file__).with_name("templates")
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
-WORDING: dict[str, dict[str, str]] = tomllib.loads(
-    (TEMPLATES / "wording.toml").read_text(encoding="utf-8")
-)
 LOCALES = {"cs": "cs_CZ", "sk": "sk_SK", "hu": "hu_HU", "en": "en_GB"}
 SESSION_COOKIE = "zone_session"
 LANGUAGE_COOKIE = "zone_language"
@@ -103,16 +101,6 @@ class Route:
     needs: str  # PUBLIC, LOGGED_IN, MEMBER or a right
 
 
-class Refused(Exception):
-    """A request answered with a page: 403, 404, 429 ... in the person's language."""
-
-    def __init__(self, status: int, key: str, **fmt: Any) -> None:
-        super().__init__(key)
-        self.status = status
-        self.key = key
-        self.fmt = fmt
-
-
 class Pages:
     def __init__(self, rt: Runtime[ZoneSettings]) -> None:
         self.rt = rt
@@ -124,6 +112,14 @@ class Pages:
         self.public_origin = "/".join(public.split("/")[:3]).lower()
         self.throttle = service.throttle_of(rt.settings)
         self.wake_sender: Callable[[], None] = lambda: None
+        self.contacts = ContactPages(self)
+        self.support = SupportPages(self)
+        # The help channels the operator configured: the support page and every footer.
+        self.help = {
+            "phone": rt.settings.zone_help_phone,
+            "email": rt.settings.zone_help_email,
+            "hours": rt.settings.zone_help_hours,
+        }
 
     # --- the table every route is in ------------------------------------------------------
 
@@ -157,6 +153,15 @@ class Pages:
             Route("GET", "/services", self.services, "services"),
             Route("GET", "/situation", self.situation, "invoices"),
             Route("GET", "/invoices/{number}/{file}", self.document, "invoices"),
+            # contacts30: contacts, the customer's own details, support requests
+            Route("GET", "/contacts", self.contacts.list, "users"),
+            Route("POST", "/contacts/add", self.contacts.add, "users"),
+            Route("GET", "/contacts/{position}", self.contacts.one, "users"),
+            Route("POST", "/contacts/{position}", self.contacts.change, "users"),
+            Route("POST", "/contacts/{position}/remove", self.contacts.remove, "users"),
+            Route("POST", "/info/details", self.contacts.own_details, "contacts"),
+            Route("GET", "/support", self.support.page, "support"),
+            Route("POST", "/support", self.support.send, "support"),
         ]
 
     def app(self) -> web.Application:
@@ -295,6 +300,7 @@ class Pages:
             acting=req.acting,
             languages=domain.LANGUAGES,
             csrf=domain.form_token(self.key, req.session),
+            help=self.help,
             **context,
         )
         return web.Response(text=html, content_type="text/html", status=code)
@@ -310,6 +316,7 @@ class Pages:
                 acting=None,
                 languages=domain.LANGUAGES,
                 csrf="",
+                help=self.help,
                 here="/",
                 message=t[key].format(**fmt),
             )
@@ -468,7 +475,7 @@ class Pages:
                 sent=sent,
             )
 
-        return await self._sent(req, work, "access_sent")
+        return await self._sent(req, work, "access_sent", email)
 
     async def reset_page(self, req: Req) -> web.StreamResponse:
         return self.render(req, "reset.html")
@@ -492,14 +499,44 @@ class Pages:
                 sent=person is not None,
             )
 
-        return await self._sent(req, work, "reset_sent")
+        return await self._sent(req, work, "reset_sent", email)
 
     async def _sent(
-        self, req: Req, work: Callable[[asyncpg.Connection], Awaitable[None]], key: str
+        self,
+        req: Req,
+        work: Callable[[asyncpg.Connection], Awaitable[None]],
+        key: str,
+        mailbox: str,
     ) -> web.Response:
         """Do ``work`` (which may e-mail a link) and answer with the one page that says
-        a link went out if the details were right, whether they were or not."""
-        await self._in_transaction(work)
+        a link went out if the details were right, whether they were or not.
+
+        Throttled first, with the login's counter and limits: requests for ``mailbox``
+        (the address typed) and from the client's address, each counted whether or not it
+        matched anything, so nobody floods an owner's inbox and the throttled answer
+        says nothing of what exists either. Serialised per mailbox, like logins."""
+
+        async def guarded(conn: asyncpg.Connection) -> datetime | None:
+            await conn.execute(Q.lock_account, f"link:{mailbox}")
+            until = await service.locked_until(
+                conn, self.throttle, mailbox, req.address, req.now, service.LINK_KINDS
+            )
+            if until is not None:
+                await service.record(
+                    conn, req.now, "anonymous", "link_throttled", subject=mailbox,
+                    address=req.address,
+                )  # fmt: skip
+                return until
+            await service.link_requested(conn, self.throttle, mailbox, req.address, req.now)
+            await work(conn)
+            return None
+
+        until = await self._in_transaction(guarded)
+        if until is not None:
+            when = format_datetime(until, "short", locale=LOCALES[req.lang])
+            return self.render(
+                req, "message.html", 429, message=req.t["link_throttled"].format(until=when)
+            )
         self.wake_sender()
         hours = _n(self.s.zone_link_hours)
         return self.render(req, "message.html", message=req.t[key].format(hours=hours))
@@ -672,12 +709,22 @@ class Pages:
 
     # --- a customer's pages: the contract is always the membership's ------------------------
 
-    async def info(self, req: Req) -> web.StreamResponse:
+    async def info(self, req: Req, code: int = 200, **extra: Any) -> web.StreamResponse:
         async with self.rt.db.acquire() as conn:
             customer = await conn.fetchrow(Q.customer, req.contract)
             contacts = await conn.fetch(Q.contacts_of, req.contract)
         shown = dict(customer) if customer else {"contract": req.contract, "customer_name": ""}
-        return self.render(req, "info.html", customer=shown, contacts=[dict(c) for c in contacts])
+        own = next((dict(c) for c in contacts if c["owner"]), None)
+        return self.render(
+            req,
+            "info.html",
+            code,
+            customer=shown,
+            contacts=[dict(c) for c in contacts],
+            details=extra.pop("form", None) or own,
+            problems=extra.pop("problems", {}),
+            **extra,
+        )
 
     def _invoice(self, row: Any, lang: str, today: Any) -> dict[str, Any]:
         view = domain.invoice_view(
@@ -1087,10 +1134,6 @@ def redirect(location: str) -> web.Response:
 
 def _membership(row: Any, contract: str) -> domain.Membership:
     return domain.Membership(row["person_id"], contract, row["owner"], tuple(row["rights"]))
-
-
-def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) <= 18 else None
 
 
 def _n(value: float) -> str:

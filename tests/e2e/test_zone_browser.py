@@ -11,6 +11,7 @@ artifacts/."""
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
@@ -328,3 +329,121 @@ def test_a_customer_in_dunning_sees_why_and_what_to_pay_and_downloads_the_pdf(
 
 
 PRAGUE = __import__("zoneinfo").ZoneInfo("Europe/Prague")
+
+
+# --- contacts30: contacts and support (issue 30 Done means) -------------------------------
+
+
+def _mails_to(stack: Stack, address: str, count: int = 1) -> list[Any]:
+    """The messages to ``address``, once there are ``count`` of them."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        mails = stack.mail.to(address)  # type: ignore[attr-defined]
+        if len(mails) >= count:
+            return list(mails)
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {count} mails to {address}")
+
+
+def _owner_logs_in(stack: Stack, driver: Any, contract: str, email: str) -> str:
+    """The owner requests access, sets the password from the e-mailed link, logs in;
+    the zone's address."""
+    from selenium.webdriver.common.by import By
+
+    zone = f"http://127.0.0.1:{stack.cfg.zone_port}"
+    driver.get(f"{zone}/access")
+    driver.find_element(By.ID, "contract").send_keys(contract)
+    driver.find_element(By.ID, "email").send_keys(email)
+    submitter(driver)("send")
+    driver.get(link_mailed_to(stack, email))
+    for field in ("password", "password2"):
+        driver.find_element(By.ID, field).send_keys(PASSWORD)
+    submitter(driver)("set-password")
+    driver.get(f"{zone}/login")
+    driver.find_element(By.ID, "name").send_keys(email)
+    driver.find_element(By.ID, "password").send_keys(PASSWORD)
+    submitter(driver)("login")
+    return zone
+
+
+def test_a_contact_edited_in_the_zone_receives_the_next_reminder(
+    stack: Stack, driver: Any, tmp_path: Path
+) -> None:
+    """Through the whole system: the zone publishes the change, invoicing (which owns the
+    contract, loaded from its file) applies and republishes it, notify sends the next
+    reminder to the new address."""
+    from selenium.webdriver.common.by import By
+
+    marta = {"name": "Marta Dvořáková", "email": "marta@example.com", "owner": True}
+    ucto = {"name": "Účetní", "email": "stara-ucetni@example.com", "categories": ["dunning"]}
+    contract = {
+        "contract": "5101",
+        "customer_name": "Marta Dvořáková",
+        "monthly_fee_minor": 49900,
+        "currency": "CZK",
+        "contacts": [marta, ucto],
+    }
+    contracts = tmp_path / "contracts.json"
+    contracts.write_text(json.dumps([contract]), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli", "contracts", "load", str(contracts)],
+        env=stack.env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    asyncio.run(Scenario(stack).quiet())
+    zone = _owner_logs_in(stack, driver, "5101", "marta@example.com")
+    driver.find_element(By.ID, "nav-contacts").click()
+    assert "stara-ucetni@example.com" in driver.find_element(By.ID, "contacts").text
+    driver.find_element(By.LINK_TEXT, "Účetní").click()
+    email = driver.find_element(By.ID, "contact-email")
+    email.clear()
+    email.send_keys("nova-ucetni@example.com")
+    shot(driver, "contacts-1-edit")
+    submitter(driver)("contact-save")
+    assert driver.find_element(By.ID, "status").text
+    # Applied by invoicing and published back: the list shows the new address.
+    deadline = time.monotonic() + 30
+    while "nova-ucetni@example.com" not in driver.find_element(By.ID, "contacts").text:
+        assert time.monotonic() < deadline, "the change never came back from invoicing"
+        time.sleep(0.3)
+        driver.get(f"{zone}/contacts")
+    shot(driver, "contacts-2-recorded")
+
+    overdue = ev.OverdueInvoice(
+        invoice_number="2026005101", vs="5101", ss="5101", due_on=date(2026, 12, 15),
+        open_minor=49900, currency="CZK",
+    )  # fmt: skip
+    reminder = ev.ReminderRequested(
+        contract="5101", request_id="5101:zone-contact", step="reminder-1",
+        policy="notice-then-suspend", overdue_minor=49900, currency="CZK",
+        invoices=[overdue], account="2001234561/2010", decided_at=datetime.now(UTC),
+        channels=["email"],
+    )  # fmt: skip
+    asyncio.run(publish(stack, reminder))
+    [mail] = _mails_to(stack, "nova-ucetni@example.com")
+    assert "5101" in mail.body and "499,00" in mail.body
+    assert stack.mail.to("stara-ucetni@example.com") == []  # type: ignore[attr-defined]
+
+
+def test_a_support_request_arrives_at_the_operator_address(stack: Stack, driver: Any) -> None:
+    from selenium.webdriver.common.by import By
+
+    asyncio.run(publish(stack, _contract("5201", "Petr Malý", "petr@example.com")))
+    _owner_logs_in(stack, driver, "5201", "petr@example.com")
+    assert "+420 800 123 456" in driver.find_element(By.TAG_NAME, "footer").text
+    driver.find_element(By.ID, "nav-support").click()
+    driver.find_element(By.ID, "support-service").send_keys("Lipová 5, Brno")
+    driver.find_element(By.ID, "support-subject").send_keys("Nejde internet")
+    driver.find_element(By.ID, "support-text").send_keys("Od rána nic.\nRouter bliká červeně.")
+    shot(driver, "support-1-form")
+    submitter(driver)("support-send")
+    assert "petr@example.com" in driver.find_element(By.ID, "status").text
+    shot(driver, "support-2-sent")
+    support = stack.env()["BILLING_ZONE_SUPPORT_EMAIL"]
+    [to_operator] = _mails_to(stack, support)
+    body = to_operator.body
+    assert "Petr Malý <petr@example.com>" in body and "5201" in body
+    assert "Lipová 5, Brno" in body and "Router bliká červeně." in body
+    assert to_operator.message["Reply-To"] == "petr@example.com"
+    acks = [m for m in _mails_to(stack, "petr@example.com", 2) if "Nejde internet" in m.subject]
+    assert len(acks) == 1

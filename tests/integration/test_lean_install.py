@@ -35,9 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT, BUILD = PYPROJECT["project"], PYPROJECT["build-system"]
 # Never in a production environment: the [dev] extra's own packages.
-DEV_ONLY = {
-    canonicalize_name(Requirement(r).name) for r in PROJECT["optional-dependencies"]["dev"]
-}
+DEV_ONLY = {canonicalize_name(Requirement(r).name) for r in PROJECT["optional-dependencies"]["dev"]}
 
 
 def pins(lock: str) -> dict[str, str]:
@@ -126,9 +124,7 @@ def lean_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src.mkdir()
     shutil.copy(ROOT / "pyproject.toml", src)
     for package in ("schemas", "services"):
-        shutil.copytree(
-            ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__")
-        )
+        shutil.copytree(ROOT / package, src / package, ignore=shutil.ignore_patterns("__pycache__"))
     cache = wheel_cache()
     fill_wheel_cache(cache)
     venv = base / "venv"

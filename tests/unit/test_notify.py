@@ -10,6 +10,7 @@ import pytest
 
 from services.notify import domain, templates
 from services.notify.domain import ContactInfo, QuietHours
+from services.runtime import smtp
 
 OWNER = ContactInfo("Owner", "o@x.cz", "+420602000001", "cs", (), True)
 ACCOUNTANT = ContactInfo("Accountant", "u@x.cz", None, "sk", ("billing", "dunning"), False)
@@ -25,6 +26,17 @@ def test_routing_by_category_owner_always_and_one_per_address() -> None:
         ("email", "u@x.cz", "sk"),
     ]
     assert domain.recipients("restore", [ADMIN], ("email",)) == []
+
+
+def test_access_contacts_hear_of_access_not_of_reminders() -> None:
+    """The zone's "service and access" category (docs/zone.md#contacts) is notify's
+    "access": notices, restriction, suspension and restore reach it, reminders and
+    invoices do not."""
+    noc = ContactInfo("NOC", "noc@x.cz", None, "en", ("access",), False)
+    for kind in ("notice", "suspend", "restrict", "restore"):
+        assert [r.address for r in domain.recipients(kind, [noc], ("email",))] == ["noc@x.cz"]
+    for kind in ("reminder", "invoice", "credit_note"):
+        assert domain.recipients(kind, [noc], ("email",)) == [], kind
 
 
 def context(currency: str = "CZK", minor: int = 123450) -> dict[str, Any]:
@@ -122,8 +134,8 @@ def test_quiet_hours_parsing() -> None:
 
 
 def test_which_failures_are_final() -> None:
-    assert domain.smtp_failure_is_permanent(550) and not domain.smtp_failure_is_permanent(451)
-    assert not domain.smtp_failure_is_permanent(None)
+    assert smtp.is_permanent(550) and not smtp.is_permanent(451)
+    assert not smtp.is_permanent(None)
     assert domain.http_failure_is_permanent(400) and domain.http_failure_is_permanent(401)
     assert not domain.http_failure_is_permanent(429) and not domain.http_failure_is_permanent(503)
     assert not domain.http_failure_is_permanent(None)

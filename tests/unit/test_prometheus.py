@@ -115,9 +115,7 @@ def test_the_targets_name_every_worker_on_its_metrics_port(name: str) -> None:
     discovery example lists every worker too, with the same ports."""
     import importlib
 
-    ports = {
-        s: importlib.import_module(f"services.{s}.worker").SPEC.metrics_port for s in SERVICES
-    }
+    ports = {s: importlib.import_module(f"services.{s}.worker").SPEC.metrics_port for s in SERVICES}
     doc = load(name)
     groups = doc if isinstance(doc, list) else doc["scrape_configs"][0]["static_configs"]
     seen: dict[str, set[int]] = {}
