@@ -112,6 +112,15 @@ class InvoicingSettings(Settings):
 
     @model_validator(mode="after")
     def _coupons_payable(self) -> InvoicingSettings:
+        if "topup_coupons" not in self.model_fields_set:
+            # the default coupons: those of the currencies the operator has an account in
+            # (a Czech ISP with a CZK account only offers CZK coupons and starts)
+            payable = {
+                code: text
+                for code, text in self.topup_coupons.items()
+                if _coupon(code, text).currency in self.bank_accounts
+            }
+            object.__setattr__(self, "topup_coupons", payable)
         unpaid = sorted(
             f"{c.code} ({c.currency})"
             for c in self.coupons().values()

@@ -180,3 +180,10 @@ def test_the_default_coupons_and_caps() -> None:
     assert s.topup_cap_minor == {"CZK": 100000, "EUR": 4000, "HUF": 1500000}
     with pytest.raises(ValidationError, match="expected 0 or more"):
         InvoicingSettings(topup_cap_minor={"CZK": -1})
+
+
+def test_the_default_coupons_are_those_of_the_operators_accounts() -> None:
+    """A Czech ISP with a CZK account only starts, offering CZK coupons; a coupon list it
+    sets itself in a currency it has no account of is refused (above)."""
+    s = InvoicingSettings(bank_accounts={"CZK": "2001234561/2010"})
+    assert sorted(s.coupons()) == ["CZK1000", "CZK200", "CZK500"]
