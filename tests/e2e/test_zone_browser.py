@@ -11,6 +11,7 @@ artifacts/."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import subprocess
@@ -53,6 +54,32 @@ def _invoice(contract: str, number: str, ss: str) -> ev.InvoiceIssued:
         contract=contract, invoice_number=number, vs=contract, ss=ss, period="2026-12",
         issued_on=date(2026, 12, 1), due_on=date(2026, 12, 15), amount_minor=49900,
         currency="CZK", account="2001234561/2010",
+    )  # fmt: skip
+
+
+def _pdf(number: str) -> bytes:
+    return f"%PDF-1.4\n% invoice {number}\n%%EOF\n".encode()
+
+
+def _documents(contract: str, number: str) -> ev.DocumentReady:
+    """The invoice's PDF and ISDOC as invoicing announces them (small stand-ins: the zone
+    stores and serves bytes, it does not read them)."""
+    isdoc = b'<?xml version="1.0" encoding="UTF-8"?><Invoice/>'
+    files = [
+        ev.Attachment(
+            filename=f"{number}.{kind}",
+            media_type=media,
+            sha256=hashlib.sha256(body).hexdigest(),
+            content=body,
+        )
+        for kind, media, body in (
+            ("pdf", "application/pdf", _pdf(number)),
+            ("isdoc", "application/xml", isdoc),
+        )
+    ]
+    return ev.DocumentReady(
+        contract=contract, kind="invoice", number=number, issued_on=date(2026, 12, 1),
+        amount_minor=49900, currency="CZK", due_on=date(2026, 12, 15), attachments=files,
     )  # fmt: skip
 
 
@@ -114,6 +141,7 @@ def test_access_invitation_hidden_invoices_and_two_customers(stack: Stack, drive
             _contract("5002", "Svobodová s.r.o.", "firma@example.com"),
             _invoice("5001", "2026005001", "5001"),
             _invoice("5002", "2026005002", "5002"),
+            _documents("5001", "2026005001"),
         )
     )
     zone = f"http://127.0.0.1:{stack.cfg.zone_port}"
@@ -152,6 +180,9 @@ def test_access_invitation_hidden_invoices_and_two_customers(stack: Stack, drive
     assert row.find_element(By.CLASS_NAME, "ss").text == "5001"
     assert row.find_element(By.CLASS_NAME, "amount").text == "499,00 Kč"
     shot(driver, "3-invoices")
+    driver.get(f"{zone}/invoices/2026005001")  # the owner has the download links
+    assert driver.find_elements(By.ID, "download-pdf")
+    assert driver.find_elements(By.ID, "download-isdoc")
 
     # 2. She invites a user who may see payments, not invoices.
     driver.find_element(By.ID, "nav-users").click()
@@ -165,7 +196,12 @@ def test_access_invitation_hidden_invoices_and_two_customers(stack: Stack, drive
     log_in("cyril@example.com")
     assert not driver.find_elements(By.ID, "nav-invoices")
     assert driver.find_elements(By.ID, "nav-payments")
-    for path in ("/invoices", "/invoices/2026005001"):
+    for path in (
+        "/invoices",
+        "/invoices/2026005001",
+        "/invoices/2026005001/pdf",  # the download links, typed in
+        "/invoices/2026005001/isdoc",
+    ):
         driver.get(f"{zone}{path}")
         assert "oprávnění" in driver.find_element(By.ID, "message").text, path
         assert "2026005001" not in driver.find_element(By.TAG_NAME, "main").text
@@ -210,7 +246,6 @@ def test_a_customer_in_dunning_sees_why_and_what_to_pay_and_downloads_the_pdf(
     (the invoice, since when, how much), what comes next and when, and what to pay (the
     payment data and its QR code), and downloads the invoice's PDF, byte for byte the
     archived one."""
-    import hashlib
     import json
     from datetime import timedelta
 
@@ -226,34 +261,11 @@ def test_a_customer_in_dunning_sees_why_and_what_to_pay_and_downloads_the_pdf(
             await set_clock(conn, datetime(2026, 12, 1, 7, 0, tzinfo=UTC))
         finally:
             await conn.close()
-        pdf = b"%PDF-1.4\n% invoice 2026005101\n%%EOF\n"
-        isdoc = b'<?xml version="1.0" encoding="UTF-8"?><Invoice/>'
-        files = [
-            ev.Attachment(
-                filename=f"2026005101.{kind}",
-                media_type=media,
-                sha256=hashlib.sha256(body).hexdigest(),
-                content=body,
-            )
-            for kind, media, body in (
-                ("pdf", "application/pdf", pdf),
-                ("isdoc", "application/xml", isdoc),
-            )
-        ]
         await publish(
             stack,
             _contract("5101", "Dana Malá", "dana@example.com"),
             _invoice("5101", "2026005101", "5101"),
-            ev.DocumentReady(
-                contract="5101",
-                kind="invoice",
-                number="2026005101",
-                issued_on=date(2026, 12, 1),
-                amount_minor=49900,
-                currency="CZK",
-                due_on=date(2026, 12, 15),
-                attachments=files,
-            ),
+            _documents("5101", "2026005101"),
         )
         await advance(stack.settings(), timedelta(days=18))  # 19 December: reminded
 
@@ -325,7 +337,7 @@ def test_a_customer_in_dunning_sees_why_and_what_to_pay_and_downloads_the_pdf(
     deadline = time.monotonic() + 15
     while not target.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert target.read_bytes() == b"%PDF-1.4\n% invoice 2026005101\n%%EOF\n"
+    assert target.read_bytes() == _pdf("2026005101")
 
 
 PRAGUE = __import__("zoneinfo").ZoneInfo("Europe/Prague")
