@@ -178,6 +178,12 @@ class InvoiceIssued(Data):
         default=None, description="The invoice's lines; they add up to amount_minor"
     )
     vat: list[VatRow] | None = Field(default=None, description="The VAT recapitulation")
+    # Added with top-ups in the zone (issues 30/31); absent from earlier events (null: not
+    # said, dunned as any invoice). "topup": a VoIP credit top-up's invoice, never dunned
+    # (unpaid, the customer only does not get the credit).
+    kind: Literal["periodic", "one_off", "topup"] | None = Field(
+        default=None, description="periodic (a billing run's), one_off or topup (VoIP credit)"
+    )
 
 
 class CreditNoteIssued(Data):

@@ -59,6 +59,8 @@ class UnpaidInvoice:
     due_on: date
     open_minor: int
     currency: str
+    # A VoIP credit top-up's invoice: never dunned (unpaid, no credit; nothing more).
+    topup: bool = False
 
 
 @dataclass(frozen=True)
@@ -269,10 +271,12 @@ class Arrears:
 
 def arrears(facts: Facts, tolerance: int, today: date) -> Arrears:
     """Sorted by due date, so ``overdue[0]`` is the invoice every deadline is anchored on;
-    a rest within ``tolerance`` is not owed (499.00 paid on a 499.40 invoice)."""
+    a rest within ``tolerance`` is not owed (499.00 paid on a 499.40 invoice), nor is a
+    VoIP credit top-up's invoice (unpaid, the customer only does not get the credit: no
+    reminder, notice or suspension of internet access for it)."""
     unpaid = tuple(
         sorted(
-            (i for i in facts.invoices if i.open_minor > tolerance),
+            (i for i in facts.invoices if i.open_minor > tolerance and not i.topup),
             key=lambda i: (i.due_on, i.invoice_number),
         )
     )

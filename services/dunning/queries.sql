@@ -64,12 +64,14 @@ DELETE FROM unmatched_payments WHERE contract = $1;
 
 -- name: invoices_issued
 -- A run of issued invoices as dunning's facts; a repeat keeps what is still open.
-INSERT INTO invoices (invoice_number, contract, vs, ss, due_on, amount_minor, open_minor, currency)
-SELECT u.n, u.c, u.vs, u.ss, u.d, u.a, u.a, u.cur
+-- $8: a VoIP credit top-up's invoice (kept out of dunning by domain.arrears).
+INSERT INTO invoices (invoice_number, contract, vs, ss, due_on, amount_minor, open_minor, currency,
+                      topup)
+SELECT u.n, u.c, u.vs, u.ss, u.d, u.a, u.a, u.cur, u.t
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::date[], $6::bigint[],
-            $7::text[]) AS u(n, c, vs, ss, d, a, cur)
+            $7::text[], $8::boolean[]) AS u(n, c, vs, ss, d, a, cur, t)
 ON CONFLICT (invoice_number) DO UPDATE
-SET vs = EXCLUDED.vs, ss = EXCLUDED.ss, due_on = EXCLUDED.due_on,
+SET vs = EXCLUDED.vs, ss = EXCLUDED.ss, due_on = EXCLUDED.due_on, topup = EXCLUDED.topup,
     amount_minor = EXCLUDED.amount_minor, currency = EXCLUDED.currency,
     open_minor = COALESCE(invoices.open_minor, EXCLUDED.open_minor);
 
@@ -130,7 +132,7 @@ SELECT count(pg_advisory_xact_lock(hashtext('dunning:' || c))) FROM unnest($1::t
 -- array of rows:
 -- contracts: (contract, country, policy, grp, exempt, promised_until, unmatched_since,
 --   stage, episode, acknowledged_at, noticed_at) of the contracts dunning knows;
--- unpaid: (contract, invoice_number, vs, ss, due_on, open_minor, currency) of their
+-- unpaid: (contract, invoice_number, vs, ss, due_on, open_minor, currency, topup) of their
 --   unpaid invoices with a due date;
 -- done: (contract, request_id) of the actions already taken.
 -- The last two probe their index once per contract, whatever the statistics say. Written
@@ -159,7 +161,7 @@ SELECT
     ) AS contracts,
     ARRAY(
         SELECT row(i.contract, i.invoice_number, i.vs, i.ss, i.due_on, i.open_minor,
-                   i.currency)
+                   i.currency, i.topup)
         FROM (SELECT DISTINCT unnest($1::text[]) AS contract) k
         CROSS JOIN LATERAL (
             SELECT * FROM invoices i

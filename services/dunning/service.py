@@ -94,6 +94,7 @@ class Dunning:
                 data.due_on,
                 data.amount_minor,
                 data.currency,
+                data.kind == "topup",
             )
             self._touched(unit, data.contract)
 

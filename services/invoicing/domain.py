@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
+from schemas.coupons import Coupon
 from schemas.events import Contact, TopupRefusalCode
 
 
@@ -169,15 +170,6 @@ def money(minor: int, currency: str) -> str:
     """An amount as a person reads it in a sentence: 1000.00 CZK."""
     sign = "-" if minor < 0 else ""
     return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d} {currency}"
-
-
-@dataclass(frozen=True)
-class Coupon:
-    """A top-up the operator offers: its code and the amount (the invoice's total)."""
-
-    code: str
-    amount_minor: int
-    currency: str
 
 
 @dataclass(frozen=True)

@@ -210,7 +210,7 @@ async def add_one_off(
     return inv.invoice_number
 
 
-InvoiceKind = Literal["one_off", "topup"]
+OwnKind = Literal["one_off", "topup"]  # an invoice of its own (InvoiceKind's)
 
 
 async def own_invoice(
@@ -219,7 +219,7 @@ async def own_invoice(
     row: Mapping[str, Any],
     items: list[documents.Item],
     issued_on: date,
-    kind: InvoiceKind,
+    kind: OwnKind,
     due_on: date | None = None,
     prices_include_vat: bool | None = None,
 ) -> NewInvoice | None:
@@ -259,7 +259,7 @@ async def own_invoice(
     await conn.copy_records_to_table("invoices", records=[record], columns=INVOICE_COLUMNS)
     await conn.execute(Q.set_sequence, issued_on.year, last + 1)
     account = settings.bank_accounts.get(inv.currency, "")
-    unit.emit_json(InvoiceIssued, contract, issued_json(account)(inv, bill.tail))
+    unit.emit_json(InvoiceIssued, contract, issued_json(account)(inv, bill.tail, kind))
     return inv
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from itertools import islice
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 import asyncpg
 from pydantic import TypeAdapter
@@ -159,7 +159,9 @@ class IssuedJson:
             + rb',"account":' + re.escape(self.account_json)
         )  # fmt: skip
 
-    def __call__(self, inv: domain.NewInvoice, tail: bytes = NO_DOCUMENT) -> bytes:
+    def __call__(
+        self, inv: domain.NewInvoice, tail: bytes = NO_DOCUMENT, kind: InvoiceKind = "periodic"
+    ) -> bytes:
         head = (
             f'{{"contract":"{inv.contract}","invoice_number":"{inv.invoice_number}",'
             f'"vs":"{inv.vs}","ss":"{inv.ss}","period":"{inv.period}",'
@@ -167,14 +169,21 @@ class IssuedJson:
             f'"amount_minor":{inv.amount_minor},"currency":"{inv.currency}","account":'
         ).encode() + self.account_json
         if self.shape.fullmatch(head):
-            return head + tail + b"}"
-        return self.model(inv, tail).model_dump_json().encode()
+            return head + tail + KIND_JSON[kind]
+        return self.model(inv, tail, kind).model_dump_json().encode()
 
-    def model(self, inv: domain.NewInvoice, tail: bytes = NO_DOCUMENT) -> InvoiceIssued:
+    def model(
+        self, inv: domain.NewInvoice, tail: bytes = NO_DOCUMENT, kind: InvoiceKind = "periodic"
+    ) -> InvoiceIssued:
         fields = inv._asdict()
         del fields["fees_minor"]  # inside amount_minor; not part of the event
         document = json.loads(b"{" + tail[1:] + b"}")
-        return InvoiceIssued(**fields, account=self.account, **document)
+        return InvoiceIssued(**fields, account=self.account, **document, kind=kind)
+
+
+# An invoice's kind (the invoices table's), the last field of invoice.issued.
+InvoiceKind = Literal["periodic", "one_off", "topup"]
+KIND_JSON: dict[str, bytes] = {k: f',"kind":"{k}"}}'.encode() for k in get_args(InvoiceKind)}
 
 
 @functools.cache

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from schemas.events import CouponCode
-from schemas.money import AmountError, parse_minor
+from schemas.coupons import Coupon, default_coupons, payable_coupons
+from schemas.coupons import parse_coupon as _coupon
 from services.invoicing import documents, vat
-from services.invoicing.domain import Coupon
 from services.runtime.auth import ConfigError
 from services.runtime.settings import Settings, env_name
 
@@ -44,10 +43,6 @@ REQUIRED = (
     "supplier_tax_id",
     "supplier_register_entry",
 )
-
-
-# The coupons offered by default, whole units of each currency (200.00 CZK ...).
-COUPON_AMOUNTS = {"CZK": (200, 500, 1000), "EUR": (10, 20, 40), "HUF": (3000, 7500, 15000)}
 
 
 class InvoicingSettings(Settings):
@@ -81,13 +76,7 @@ class InvoicingSettings(Settings):
     # code -> "AMOUNT CURRENCY" (the invoice's total, VAT included), and each currency's
     # default monthly cap of a contract's self-service top-ups, in minor units (about
     # 1,000 CZK each); `billing topup cap` sets a contract's own. Checked at start.
-    topup_coupons: dict[str, str] = Field(
-        default_factory=lambda: {
-            f"{currency}{amount}": f"{amount}.00 {currency}"
-            for currency, amounts in COUPON_AMOUNTS.items()
-            for amount in amounts
-        }
-    )
+    topup_coupons: dict[str, str] = Field(default_factory=default_coupons)
     topup_cap_minor: dict[str, int] = Field(
         default_factory=lambda: {"CZK": 100_000, "EUR": 4_000, "HUF": 1_500_000}
     )
@@ -112,20 +101,9 @@ class InvoicingSettings(Settings):
 
     @model_validator(mode="after")
     def _coupons_payable(self) -> InvoicingSettings:
-        if "topup_coupons" not in self.model_fields_set:
-            # the default coupons: those of the currencies the operator has an account in
-            # (a Czech ISP with a CZK account only offers CZK coupons and starts)
-            payable = {
-                code: text
-                for code, text in self.topup_coupons.items()
-                if _coupon(code, text).currency in self.bank_accounts
-            }
-            object.__setattr__(self, "topup_coupons", payable)
-        unpaid = sorted(
-            f"{c.code} ({c.currency})"
-            for c in self.coupons().values()
-            if c.currency not in self.bank_accounts
-        )
+        given = "topup_coupons" in self.model_fields_set
+        payable, unpaid = payable_coupons(self.topup_coupons, given, self.bank_accounts)
+        object.__setattr__(self, "topup_coupons", payable)
         if unpaid:
             raise ValueError(
                 f"{env_name('topup_coupons')}: {', '.join(unpaid)}: no account of that currency"
@@ -136,27 +114,6 @@ class InvoicingSettings(Settings):
     def coupons(self) -> dict[str, Coupon]:
         """The coupons offered, by code."""
         return {code: _coupon(code, text) for code, text in self.topup_coupons.items()}
-
-
-_COUPON_CODE = TypeAdapter(CouponCode)
-
-
-def _coupon(code: str, text: str) -> Coupon:
-    """``"200.00 CZK"`` under ``code``, or ValueError naming the coupon and what is wrong."""
-    try:
-        _COUPON_CODE.validate_python(code)
-    except ValidationError:
-        raise ValueError(f"coupon code {code!r}: expected letters, digits, _ and -") from None
-    amount, _, currency = text.strip().partition(" ")
-    if not (len(currency) == 3 and currency.isascii() and currency.isupper()):
-        raise ValueError(f"coupon {code}: {text!r}, expected an amount and currency: 200.00 CZK")
-    try:
-        minor = parse_minor(amount, signed=False)
-    except AmountError as e:
-        raise ValueError(f"coupon {code}: {amount!r}, expected {e.expected}") from None
-    if minor <= 0:
-        raise ValueError(f"coupon {code}: {text!r}, expected an amount above 0")
-    return Coupon(code, minor, currency)
 
 
 def supplier(settings: InvoicingSettings) -> documents.Supplier:

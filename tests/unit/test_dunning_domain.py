@@ -107,6 +107,19 @@ def test_partial_payment_cannot_skip_a_stage() -> None:
     ]
 
 
+def test_an_overdue_top_up_invoice_is_not_dunned_while_a_regular_one_is() -> None:
+    """A VoIP credit top-up left unpaid: no reminder, notice or suspension; the customer
+    only does not get the credit. A regular invoice as overdue is reminded."""
+    day = at(date(2026, 12, 18))
+    topup = replace(INV, invoice_number="2026000009", ss="2026000009", topup=True)
+    assert decide(replace(BASE, invoices=(topup,)), ISP, day, 99).actions == ()
+    assert kinds(decide(replace(BASE, invoices=(INV, topup)), ISP, day, 99)) == [
+        ("reminder", "reminder-1@2026000002")
+    ]
+    late = replace(BASE, invoices=(topup,), stage="active")
+    assert decide(late, ISP, at(date(2027, 2, 1)), 99).actions == ()
+
+
 def test_tolerance_makes_a_rounding_rest_nothing_overdue() -> None:
     rest = replace(BASE, invoices=(replace(INV, open_minor=40),))
     assert decide(rest, ISP, at(date(2026, 12, 25)), 99).actions == ()

@@ -32,7 +32,7 @@ def _invoice(**changes: object) -> domain.NewInvoice:
 def _model_json(inv: domain.NewInvoice, account: str) -> bytes:
     fields = inv._asdict()
     del fields["fees_minor"]
-    return InvoiceIssued(**fields, account=account).model_dump_json().encode()
+    return InvoiceIssued(**fields, account=account, kind="periodic").model_dump_json().encode()
 
 
 @pytest.mark.parametrize(
