@@ -282,3 +282,11 @@ HAVING sum(amount_minor) > 0;
 UPDATE invoices
 SET amount_minor = $2, credited_minor = $3, paid_minor = $4, settled = $5, forgiven_minor = $6
 WHERE invoice_number = $1;
+
+-- name: unmatched_gauges
+-- The unmatched queue per currency for /metrics: credits, their sum, the oldest's age.
+-- The age is at $1, the worker's clock, in seconds.
+SELECT currency, count(*) AS waiting, sum(amount_minor) AS amount_minor,
+       extract(epoch FROM $1::timestamptz - min(received_at))::float8 AS oldest_seconds
+FROM bank_transactions WHERE status = 'unmatched' AND amount_minor > 0
+GROUP BY currency;

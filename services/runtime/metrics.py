@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -13,8 +15,15 @@ from prometheus_client import (
     generate_latest,
 )
 
+from services.runtime import errors, logs
+
 if TYPE_CHECKING:
+    import asyncpg
     from aiohttp import web
+
+    from services.runtime.worker import Runtime
+
+log = logs.get(__name__)
 
 EVENTS_IN = Counter(
     "billing_events_in_total", "Events consumed and applied", ["service", "topic", "type"]
@@ -51,6 +60,51 @@ TIMERS_FIRED = Counter("billing_timers_fired_total", "Durable timers fired", ["s
 INBOX_PRUNED = Counter(
     "billing_inbox_pruned_total", "Inbox ids deleted after the retention", ["service"]
 )
+CONSUMER_LAG = Gauge(
+    "billing_consumer_lag",
+    "Records between the group's committed offset and the partition's high watermark,"
+    " per partition this instance holds",
+    ["service", "topic", "partition"],
+)
+UNMATCHED_OLDEST = Gauge(
+    "billing_unmatched_payments_oldest_seconds",
+    "Age of the oldest credit waiting in the unmatched queue (0 when none waits)",
+    ["currency"],
+)
+UNMATCHED_WAITING = Gauge(
+    "billing_unmatched_payments", "Credits waiting in the unmatched queue", ["currency"]
+)
+UNMATCHED_AMOUNT = Gauge(
+    "billing_unmatched_payments_amount",
+    "Sum of the credits waiting in the unmatched queue, in major units",
+    ["currency"],
+)
+RECONNECT = Histogram(
+    "billing_reconnect_seconds",
+    "From a payment's payments.received event to the gear reporting the restore applied",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60),
+)
+STATEMENT_IMPORTED = Gauge(
+    "billing_bank_statement_last_import_timestamp_seconds",
+    "When the last statement (or Fio fetch) of the account was imported, empty ones too",
+    ["account"],
+)
+
+
+async def refresh_gauges(
+    rt: Runtime[Any],
+    refresh: Callable[[Runtime[Any], asyncpg.Connection], Awaitable[None]],
+    interval: float,
+) -> None:
+    """Run the service's gauge refresh now and every ``interval`` seconds. A failed refresh
+    (the database away) keeps the last values and is logged; /readyz reports the database."""
+    while True:
+        try:
+            async with rt.db.acquire() as conn:
+                await refresh(rt, conn)
+        except Exception as exc:
+            log.warning("gauges not refreshed", error=errors.classify(exc)[1])
+        await asyncio.sleep(interval)
 
 
 async def _metrics(_: web.Request) -> web.Response:

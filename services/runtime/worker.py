@@ -90,6 +90,9 @@ class ServiceSpec(Generic[S]):
     # a query of the service's counting work it does on its own and has due at $1 (notify's
     # deliveries), besides its outbox and timers: the dev stack's quiescence waits for 0
     pending: str | None = None
+    # sets the service's gauges counted from its own tables (metrics.py), every
+    # ``gauge_interval`` seconds: one query a refresh, never a count per event
+    gauges: Callable[[Runtime[S], asyncpg.Connection], Awaitable[None]] | None = None
 
 
 def check_startup(spec: ServiceSpec[S], settings: S) -> auth.OperatorGuard | None:
@@ -158,6 +161,7 @@ def build(spec: ServiceSpec[S]) -> tuple[faust.App, Runtime[S]]:
         tasks: list[Awaitable[Any]] = [
             relay.run(settings.database_url),
             source.run(),
+            source.export_lag(settings.gauge_interval),
             run_inbox_pruner(
                 rt.db, spec.name, settings.inbox_retention_days, settings.inbox_prune_interval
             ),
@@ -173,6 +177,8 @@ def build(spec: ServiceSpec[S]) -> tuple[faust.App, Runtime[S]]:
             )
             tasks.append(rt.timer_loop.run())
         tasks.extend(bg(rt) for bg in spec.background)
+        if spec.gauges is not None:
+            tasks.append(metrics.refresh_gauges(rt, spec.gauges, settings.gauge_interval))
         checks = health.Health(
             {"database": health.database(rt.db), "kafka": health.kafka(source.consumer)},
             settings.health_timeout,

@@ -126,6 +126,21 @@ def json_lines(text: str, where: str) -> list[dict[str, Any]]:
     return lines
 
 
+def worker_env(database_url: str, bootstrap: str, port: int, tmp_path: Path) -> dict[str, str]:
+    """A worker's environment in production mode, the default: payments refuses to start
+    without its operators' tokens, which are in a file under ``tmp_path``."""
+    tokens = tmp_path / "operator-tokens"
+    tokens.write_text(f"ops:{'t' * 40}\n")
+    return {
+        "PATH": "/usr/bin:/bin",
+        "BILLING_DATABASE_URL": database_url,
+        "BILLING_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "BILLING_METRICS_PORT": str(port),
+        "BILLING_STATE_DIR": str(tmp_path / "state"),
+        "BILLING_OPERATOR_TOKENS_FILE": str(tokens),
+    }
+
+
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[Any]:
     b = start_broker(tmp_path / "kafka", kafka.free_ports(1)[0])
@@ -145,18 +160,8 @@ def test_healthz_names_the_stopped_dependency(
     proxy = Proxy(socket_of(database_url))
     proxy.start()
     port = free_port()
-    tokens = tmp_path / "operator-tokens"
-    tokens.write_text(f"ops:{'t' * 40}\n")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "BILLING_DATABASE_URL": tcp_url(database_url, proxy),
-        "BILLING_KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap,
-        "BILLING_METRICS_PORT": str(port),
-        "BILLING_HEALTH_TIMEOUT": "1",
-        "BILLING_STATE_DIR": str(tmp_path / "state"),
-        # production, the default: payments refuses to start without its operators' tokens
-        "BILLING_OPERATOR_TOKENS_FILE": str(tokens),
-    }
+    env = worker_env(tcp_url(database_url, proxy), own_broker.bootstrap, port, tmp_path)
+    env["BILLING_HEALTH_TIMEOUT"] = "1"
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("wb") as o, err.open("wb") as e:
         worker = subprocess.Popen(
