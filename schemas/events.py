@@ -343,6 +343,11 @@ class InvoiceSettled(Data):
     within_tolerance_minor: int = Field(
         ge=0, description="Underpayment forgiven by the rounding tolerance"
     )
+    paid_at: AwareDatetime | None = Field(
+        default=None,
+        description="The time of the payments.received event whose payment settled it (none:"
+        " credit, a credit note or an operator): the start of the reconnect time",
+    )
 
 
 class InvoicePartiallyPaid(Data):
@@ -461,6 +466,11 @@ class RestoreRequested(Data):
     request_id: str
     reason: str
     decided_at: AwareDatetime
+    paid_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the payment that settled the debt arrived (invoice.settled's"
+        " paid_at), for billing_reconnect_seconds",
+    )
 
 
 # --- provisioning -------------------------------------------------------------------------
@@ -712,3 +722,4 @@ class SupportRequested(Data):
     sender_email: str
     sender_name: str | None = None
     sent_at: AwareDatetime
+
