@@ -723,3 +723,14 @@ class SupportRequested(Data):
     sender_name: str | None = None
     sent_at: AwareDatetime
 
+
+class StatementImported(ExternalData):
+    """A bank statement (or a Fio fetch) imported for one of our accounts, with movements
+    or none, published on payments.received after its movements by importers (ours and
+    third parties'): payments keeps the time per account, the operators' alert on an
+    overdue import (billing_bank_statement_last_import_timestamp_seconds)."""
+
+    account: OurAccount = Field(description="Our account the statement is of")
+    imported_at: AwareDatetime = Field(description="When the importer imported it")
+    movements: int = Field(ge=0, description="How many movements of the account it held")
+    file: str | None = Field(default=None, description="The statement's file name, if any")

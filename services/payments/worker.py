@@ -23,6 +23,7 @@ def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
         ev.InvoiceIssued: p.on_invoice_issued,
         ev.CreditNoteIssued: p.on_credit_note,
         ev.PaymentReceived: p.on_payment_received,
+        ev.StatementImported: p.on_statement_imported,
     }
 
 
@@ -30,14 +31,17 @@ Q = sql.load(__file__)
 
 
 async def gauges(rt: Runtime, conn: asyncpg.Connection) -> None:
-    """The unmatched queue per currency: every currency we have an account in, and any
-    other that came; a queue that emptied shows 0."""
+    """The unmatched queue per currency (every currency we have an account in, and any
+    other that came; a queue that emptied shows 0) and the last statement imports."""
     rows = {r["currency"]: r for r in await conn.fetch(Q.unmatched_gauges, rt.clock.now())}
     for currency in set(rt.settings.bank_accounts) | set(rows):
         row = rows.get(currency)
         metrics.UNMATCHED_WAITING.labels(currency).set(row["waiting"] if row else 0)
         metrics.UNMATCHED_AMOUNT.labels(currency).set(row["amount_minor"] / 100 if row else 0)
         metrics.UNMATCHED_OLDEST.labels(currency).set(max(0.0, row["oldest_seconds"]) if row else 0)
+    # the last statement imported per account (bank_statement.imported)
+    for row in await conn.fetch(Q.statement_import_gauges):
+        metrics.STATEMENT_IMPORTED.labels(row["account"]).set(row["at"])
 
 
 def routes(rt: Runtime, app: web.Application) -> None:

@@ -1,11 +1,13 @@
 """What an operator asks first, read from a running worker's ``/metrics`` (issue 32 item 1):
-how far behind is it, how many payments wait unmatched and since when.
+how far behind is it, how many payments wait unmatched and since when, when did the last
+bank statement arrive.
 
 A payments worker against its own Kafka node and a PostgreSQL behind a proxy the test
 stops: with the database away, the payments published meanwhile cannot be applied, and the
 worker's ``billing_consumer_lag`` counts them per partition; with it back they are applied,
 the lag falls to 0, and, as no contract knows their VS, they wait in the unmatched queue
-that ``billing_unmatched_payments*`` count."""
+that ``billing_unmatched_payments*`` count. An empty statement imported then sets its
+account's ``billing_bank_statement_last_import_timestamp_seconds``."""
 
 from __future__ import annotations
 
@@ -20,10 +22,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaProducer
 
 from schemas.envelope import envelope
 from schemas.events import PaymentReceived
+from services.bank_import import importer
 from services.devstack.procs import free_port
 from services.devstack.stack import create_topics, stop
 from services.runtime.settings import Settings, Topics
@@ -135,6 +139,18 @@ def test_lag_and_the_unmatched_queue_on_metrics(
             port, "billing_unmatched_payments_oldest_seconds", lambda s: s.get(czk, 0) > 0.5
         )
         assert oldest[czk] < 120
+
+        # a statement with no movement is an import too: the account's last import time
+        imported = "billing_bank_statement_last_import_timestamp_seconds"
+        before = time.time()
+        report = asyncio.run(
+            importer.import_movements(
+                settings, [], "empty.gpc", "gpc", accounts=["2001234561/2010"]
+            )
+        )
+        assert report.published == 1  # bank_statement.imported, nothing else
+        at = wait_for(port, imported, lambda s: len(s) == 1)
+        assert at == {frozenset({("account", "2001234561/2010")}): pytest.approx(before, abs=5)}
     finally:
         stop(worker)  # type: ignore[arg-type]
         proxy.close()
