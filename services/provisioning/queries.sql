@@ -138,3 +138,7 @@ FROM (SELECT w.contract, w.restore_paid_at AS paid_at
       FOR UPDATE OF w) o
 WHERE a.contract = o.contract
 RETURNING o.contract, o.paid_at;
+
+-- name: access_counts
+-- Contracts per access state, for /metrics (the index access_state serves it).
+SELECT state AS label, count(*) AS n FROM access GROUP BY state;

@@ -67,7 +67,8 @@ class Runtime(Generic[S]):
 @dataclass
 class ServiceSpec(Generic[S]):
     name: str
-    # where /metrics, /healthz and the operator routes listen unless BILLING_METRICS_PORT says
+    # where /metrics, /healthz, /readyz and the operator routes listen unless
+    # BILLING_METRICS_PORT says
     metrics_port: int
     # the service's settings (services/<name>/settings.py), read from the environment at start
     settings: type[S]
@@ -177,10 +178,13 @@ def build(spec: ServiceSpec[S]) -> tuple[faust.App, Runtime[S]]:
             )
             tasks.append(rt.timer_loop.run())
         tasks.extend(bg(rt) for bg in spec.background)
-        if spec.gauges is not None:
-            tasks.append(metrics.refresh_gauges(rt, spec.gauges, settings.gauge_interval))
+        tasks.append(metrics.refresh_gauges(rt, spec.gauges, settings.gauge_interval))
         checks = health.Health(
-            {"database": health.database(rt.db), "kafka": health.kafka(source.consumer)},
+            {
+                "database": health.database(rt.db),
+                "kafka": health.kafka(source.consumer),
+                "group": health.group(source.consumer),
+            },
             settings.health_timeout,
         )
         runners = [await _serve_metrics(rt, spec, guard, checks)]
@@ -211,9 +215,10 @@ def metrics_app(
     guard: auth.OperatorGuard | None,
     checks: health.Health | None = None,
 ) -> web.Application:
-    """/metrics and /healthz, open; the service's operator routes behind the guard."""
+    """/metrics, /healthz and /readyz, open; the service's operator routes behind the guard."""
     webapp = web.Application(middlewares=[guard.middleware] if guard is not None else [])
     metrics.add_routes(webapp)
+    webapp.router.add_get("/healthz", health.alive)
     if checks is not None:
         checks.add_routes(webapp)
     if spec.routes is not None:
