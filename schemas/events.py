@@ -349,6 +349,11 @@ class InvoiceSettled(Data):
     within_tolerance_minor: int = Field(
         ge=0, description="Underpayment forgiven by the rounding tolerance"
     )
+    paid_at: AwareDatetime | None = Field(
+        default=None,
+        description="The time of the payments.received event whose payment settled it (none:"
+        " credit, a credit note or an operator): the start of the reconnect time",
+    )
 
 
 class InvoicePartiallyPaid(Data):
@@ -467,6 +472,11 @@ class RestoreRequested(Data):
     request_id: str
     reason: str
     decided_at: AwareDatetime
+    paid_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the payment that settled the debt arrived (invoice.settled's"
+        " paid_at), for billing_reconnect_seconds",
+    )
 
 
 # --- provisioning -------------------------------------------------------------------------
@@ -718,3 +728,15 @@ class SupportRequested(Data):
     sender_email: str
     sender_name: str | None = None
     sent_at: AwareDatetime
+
+
+class StatementImported(ExternalData):
+    """A bank statement (or a Fio fetch) imported for one of our accounts, with movements
+    or none, published on payments.received after its movements by importers (ours and
+    third parties'): payments keeps the time per account, the operators' alert on an
+    overdue import (billing_bank_statement_last_import_timestamp_seconds)."""
+
+    account: OurAccount = Field(description="Our account the statement is of")
+    imported_at: AwareDatetime = Field(description="When the importer imported it")
+    movements: int = Field(ge=0, description="How many movements of the account it held")
+    file: str | None = Field(default=None, description="The statement's file name, if any")

@@ -43,13 +43,14 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "dunning.status.v1": ev.DunningStatus,
     "contacts.change_requested.v1": ev.ContactChangeRequested,
     "support.requested.v1": ev.SupportRequested,
+    "bank_statement.imported.v1": ev.StatementImported,
 }
 
 # Topic setting name (see services.runtime.settings.Topics) -> event types it carries.
 TOPIC_EVENTS: dict[str, list[str]] = {
     "contracts": ["contract.upserted.v1"],
     "invoices": ["invoice.issued.v1", "invoice.cancelled.v1", "credit_note.issued.v1"],
-    "payments_received": ["payment.received.v1"],
+    "payments_received": ["payment.received.v1", "bank_statement.imported.v1"],
     "payments": [
         "payment.matched.v1",
         "payment.unmatched.v1",

@@ -48,18 +48,19 @@ def _emit(movements: list[PaymentReceived], dry_run: bool, report: Any = None) -
         )
 
 
-def _notes(statement: Statement) -> list[PaymentReceived]:
+def _notes(statement: Statement) -> Statement:
     """Print what is imported all the same but worth a look (a payer account whose check
     digits fail: the payment is kept, its account as the bank printed it)."""
     for note in statement.notes:
         print(f"note: {note} (imported as printed)", file=sys.stderr)
-    return statement.movements
+    return statement
 
 
 def cmd_import_statement(args: argparse.Namespace) -> None:
     path = Path(args.file)
     data = path.read_bytes()
-    movements = _notes(read_statement(data, str(path), args.format, _options(args), args.encoding))
+    statement = _notes(read_statement(data, str(path), args.format, _options(args), args.encoding))
+    movements = statement.movements
     if args.dry_run:
         _emit(movements, True)
         return
@@ -68,7 +69,13 @@ def cmd_import_statement(args: argparse.Namespace) -> None:
     with terminal.Progress(f"{path.name}: events published", len(movements)) as progress:
         report = asyncio.run(
             importer.import_movements(
-                get_settings(), movements, path.name, fmt, operator, progress=progress.update
+                get_settings(),
+                movements,
+                path.name,
+                fmt,
+                operator,
+                progress=progress.update,
+                accounts=statement.accounts,
             )
         )
     _emit(movements, False, report)
@@ -103,14 +110,16 @@ def cmd_fio_fetch(args: argparse.Namespace) -> None:
         finally:
             await pool.close()
         name = f"fio-{start.isoformat()}-{end.isoformat()}.json"
-        movements = _notes(read_statement(data, name, "fio-json", _options(args)))
+        statement = _notes(read_statement(data, name, "fio-json", _options(args)))
+        movements = statement.movements
         if args.dry_run:
             _emit(movements, True)
             return
         with terminal.Progress(f"{name}: events published", len(movements)) as progress:
             report = await importer.import_movements(
-                settings, movements, name, "fio-json", progress=progress.update
-            )
+                settings, movements, name, "fio-json", progress=progress.update,
+                accounts=statement.accounts,
+            )  # fmt: skip
         _emit(movements, False, report)
 
     async def go() -> None:

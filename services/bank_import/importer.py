@@ -16,14 +16,15 @@ is harmless too.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 from aiokafka.errors import KafkaError
 
-from schemas.events import PaymentReceived
+from schemas.events import PaymentReceived, StatementImported
 from services.runtime import audit, db, sql
 from services.runtime.clock import make_clock
 from services.runtime.errors import Unavailable
@@ -66,9 +67,13 @@ async def record(
     fmt: str,
     now: datetime,
     topics: Topics | None = None,
+    accounts: Sequence[str] = (),
 ) -> int:
     """Step 1, inside the caller's transaction. Returns how many were new. ``topics``:
-    where the events go, when not to the settings' topics (the bench's, one a format)."""
+    where the events go, when not to the settings' topics (the bench's, one a format).
+    ``accounts``: ours the file is a statement of; each gets a ``bank_statement.imported``
+    after the movements, also when it held none or only movements imported before (the
+    operators' overdue-import alert counts imports, not payments)."""
     unit = Unit(conn, now, SOURCE, topics)
     rows = await conn.fetch(
         Q.insert_new,
@@ -84,6 +89,12 @@ async def record(
     for m in movements:
         if (m.account, m.bank_tx_id) in new:
             unit.emit(m.vs or m.bank_tx_id, m)
+    held = Counter(m.account for m in movements)
+    for account in accounts:
+        unit.emit(
+            account,
+            StatementImported(account=account, imported_at=now, movements=held[account], file=file),
+        )
     await unit.flush()
     return len(new)
 
@@ -123,8 +134,10 @@ async def import_movements(
     fmt: str,
     operator: str | None = None,
     progress: Callable[[int], None] | None = None,
+    accounts: Sequence[str] = (),
 ) -> ImportReport:
-    """Record, then publish; an ``operator``'s import goes into the audit trail with it."""
+    """Record, then publish; an ``operator``'s import goes into the audit trail with it.
+    ``accounts``: the statement's (``record``), none for a payment entered by hand."""
     await db.migrate(settings.database_url, SCHEMA)
     pool = await db.create_pool(settings.database_url, SCHEMA, max_size=2)
     try:
@@ -132,7 +145,7 @@ async def import_movements(
         # in its order, an interrupted run's events before this statement's.
         async with pool.acquire() as conn, conn.transaction():
             now = await now_for(settings, conn)
-            new = await record(conn, movements, file, fmt, now)
+            new = await record(conn, movements, file, fmt, now, accounts=accounts)
             if operator is not None:
                 details = {"file": file, "format": fmt, "movements": len(movements), "new": new}
                 await audit.record(conn, now, operator, "import-statement", None, details)

@@ -213,3 +213,7 @@ WITH new AS (
 )
 SELECT new.c AS contract FROM new LEFT JOIN before b ON b.contract = new.c
 WHERE b.status_key IS DISTINCT FROM new.k;
+
+-- name: stage_counts
+-- Contracts per dunning stage, for /metrics.
+SELECT stage AS label, count(*) AS n FROM state GROUP BY stage;

@@ -34,6 +34,9 @@ async def lock_contract(unit: Unit, contract: str) -> None:
 class Dunning:
     def __init__(self, settings: DunningSettings) -> None:
         self.settings = settings
+        # contract -> when the payment that settled one of its invoices in the batch being
+        # applied arrived: a restore this batch decides carries it (billing_reconnect_seconds)
+        self.paid_at: dict[str, datetime] = {}
         self.policies: dict[str, Policy] = load_all(settings.dunning_policy_dir)
         for group, name in settings.dunning_group_policies.items():
             if name not in self.policies:
@@ -66,7 +69,11 @@ class Dunning:
         unit.later(self._recompute_deferred, contract)
 
     async def _recompute_deferred(self, unit: Unit, contracts: list[str]) -> None:
-        await self.recompute_many(unit, contracts)
+        try:
+            await self.recompute_many(unit, contracts)
+        finally:
+            for contract in contracts:
+                self.paid_at.pop(contract, None)
 
     async def on_contract(self, unit: Unit, run: Run[ev.ContractUpserted]) -> None:
         for data in run:
@@ -103,6 +110,10 @@ class Dunning:
             unit.stage_row(
                 Q.invoices_settled, data.invoice_number, data.invoice_number, data.contract
             )
+            if data.paid_at is not None:
+                self.paid_at[data.contract] = min(
+                    data.paid_at, self.paid_at.get(data.contract, data.paid_at)
+                )
             self._touched(unit, data.contract)
 
     async def on_partially_paid(self, unit: Unit, run: Run[ev.InvoicePartiallyPaid]) -> None:
@@ -425,6 +436,7 @@ class Dunning:
             account=self.settings.bank_accounts.get(currency, ""),
             promise_days=promise_days,
             now=unit.now,
+            paid_at=self.paid_at.get(contract),
         )
         unit.emit(contract, build(acting))
 
@@ -444,6 +456,7 @@ class Acting:
     account: str  # our bank account in that currency, for the payment instructions
     promise_days: int  # notices: how far the customer may postpone
     now: datetime
+    paid_at: datetime | None = None  # restores: when the payment that settled the debt came
 
 
 def _request(c: Acting) -> dict[str, Any]:
@@ -506,6 +519,7 @@ def _restore(c: Acting) -> BaseModel:
         request_id=c.action.request_id,
         reason="overdue balance settled",
         decided_at=c.now,
+        paid_at=c.paid_at,
     )
 
 

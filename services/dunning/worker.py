@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncpg
 from pydantic import BaseModel
 
 from schemas import events as ev
 from services.dunning.service import Dunning
 from services.dunning.settings import DunningSettings
+from services.runtime import metrics, sql
 from services.runtime.runs import Handler
 from services.runtime.timers import BatchTimerHandler, TimerHandler
 from services.runtime.worker import Runtime, ServiceSpec, run
@@ -42,6 +44,15 @@ def timer_batch(rt: Runtime) -> BatchTimerHandler:
     return _dunning(rt).on_timers
 
 
+Q = sql.load(__file__)
+STAGES = ("active", "notice", "suspended")  # state.stage's CHECK
+
+
+async def gauges(rt: Runtime, conn: asyncpg.Connection) -> None:
+    """Contracts per dunning stage, for the dunning funnel."""
+    await metrics.set_counts(conn, Q.stage_counts, metrics.CONTRACTS_BY_STAGE, STAGES)
+
+
 SPEC = ServiceSpec(
     name="dunning",
     metrics_port=9103,
@@ -52,7 +63,9 @@ SPEC = ServiceSpec(
     # an upsert on the invoice number that keeps what payments changed since, then the
     # contract decided again from its facts (tests/integration/test_dunning_scenarios.py)
     keyed=frozenset({ev.InvoiceIssued}),
+    gauges=gauges,
 )
+
 
 if __name__ == "__main__":
     run(SPEC)

@@ -91,3 +91,9 @@ ON CONFLICT DO NOTHING;
 -- The attachments of request $2 of contract $1, in order.
 SELECT filename, media_type, content FROM attachments
 WHERE contract = $1 AND request_id = $2 ORDER BY position;
+
+-- name: pending_gauges
+-- Deliveries waiting to be sent (first tries and retries) and the oldest's age at $1.
+-- For /metrics; the partial index deliveries_due holds exactly the pending ones.
+SELECT count(*) AS n, coalesce(extract(epoch FROM $1::timestamptz - min(created_at)), 0)::float8 AS oldest
+FROM deliveries WHERE status = 'pending';

@@ -3,11 +3,13 @@ and ISDOC, to the right contacts, once each."""
 
 from __future__ import annotations
 
+import asyncpg
 from pydantic import BaseModel
 
 from schemas import events as ev
 from services.notify.service import KINDS, Notify, Q, Sender
 from services.notify.settings import NotifySettings
+from services.runtime import metrics
 from services.runtime.runs import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -25,6 +27,12 @@ async def sender(rt: Runtime) -> None:
     await Sender(rt.settings, rt.topics, rt.db, rt.clock).run(rt.settings.timer_poll_interval)
 
 
+async def gauges(rt: Runtime, conn: asyncpg.Connection) -> None:
+    row = await conn.fetchrow(Q.pending_gauges, rt.clock.now())
+    metrics.NOTIFICATIONS_PENDING.set(row["n"])
+    metrics.NOTIFICATIONS_PENDING_OLDEST.set(max(0.0, row["oldest"]))
+
+
 SPEC = ServiceSpec(
     name="notify",
     metrics_port=9105,
@@ -32,6 +40,7 @@ SPEC = ServiceSpec(
     subscriptions=subscriptions,
     background=[sender],
     pending=Q.due_deliveries,
+    gauges=gauges,
 )
 
 if __name__ == "__main__":

@@ -126,7 +126,7 @@ async def write(
                 _bank_tx(unit, event, data, "matched", matched.contract, None, matched.rule)
             )
             writes.add(decision.movement, matched)
-            _emit_matched(unit, decision)
+            _emit_matched(unit, decision, event.time)
         elif isinstance(decision, domain.Queued):
             if await _store(unit, event, data, "unmatched", why=decision.why):
                 _emit_unmatched(unit, data, decision.why)
@@ -295,7 +295,7 @@ def _emit_unmatched(unit: Unit, data: ev.PaymentReceived, why: domain.Unmatched)
     )
 
 
-def _emit_matched(unit: Unit, paired: domain.Paired) -> None:
+def _emit_matched(unit: Unit, paired: domain.Paired, paid_at: datetime | None = None) -> None:
     mv, matched = paired.movement, paired.matched
     unit.emit(
         matched.contract,
@@ -320,10 +320,13 @@ def _emit_matched(unit: Unit, paired: domain.Paired) -> None:
             rule=matched.rule,
         ),
     )
-    _emit_outcomes(unit, matched.outcomes, mv.booked_on)
+    _emit_outcomes(unit, matched.outcomes, mv.booked_on, paid_at)
 
 
-def _emit_outcomes(unit: Unit, outcomes: list[domain.InvoiceOutcome], on: date) -> None:
+def _emit_outcomes(
+    unit: Unit, outcomes: list[domain.InvoiceOutcome], on: date, paid_at: datetime | None = None
+) -> None:
+    """``paid_at``: the payments.received event's time when its payment settles them."""
     for o in outcomes:
         inv = o.invoice
         if o.settled:
@@ -338,6 +341,7 @@ def _emit_outcomes(unit: Unit, outcomes: list[domain.InvoiceOutcome], on: date) 
                     currency=inv.currency,
                     settled_on=on,
                     within_tolerance_minor=o.forgiven_minor,
+                    paid_at=paid_at,
                 ),
             )
         else:

@@ -282,3 +282,25 @@ HAVING sum(amount_minor) > 0;
 UPDATE invoices
 SET amount_minor = $2, credited_minor = $3, paid_minor = $4, settled = $5, forgiven_minor = $6
 WHERE invoice_number = $1;
+
+-- name: unmatched_gauges
+-- The unmatched queue per currency for /metrics: credits, their sum, the oldest's age.
+-- The age is at $1, the worker's clock, in seconds.
+SELECT currency, count(*) AS waiting, sum(amount_minor) AS amount_minor,
+       extract(epoch FROM $1::timestamptz - min(received_at))::float8 AS oldest_seconds
+FROM bank_transactions WHERE status = 'unmatched' AND amount_minor > 0
+GROUP BY currency;
+
+-- name: record_statement_imports
+-- Statements imported ($1 account, $2 time, $3 file, $4 movements): the latest per account.
+INSERT INTO statement_imports AS s (account, imported_at, file, movements)
+SELECT DISTINCT ON (a) a, t, f, m
+FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::int[]) AS u(a, t, f, m)
+ORDER BY a, t DESC
+ON CONFLICT (account) DO UPDATE
+SET imported_at = EXCLUDED.imported_at, file = EXCLUDED.file, movements = EXCLUDED.movements
+WHERE s.imported_at < EXCLUDED.imported_at;
+
+-- name: statement_import_gauges
+-- The last import per account for /metrics, in seconds since the epoch.
+SELECT account, extract(epoch FROM imported_at)::float8 AS at FROM statement_imports;

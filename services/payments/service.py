@@ -138,3 +138,16 @@ class Payments:
             raise (Unknown if decided.unknown else AssignError)(decided.reason)
         await ledger.assign(unit, decided, operator, note, remember_payer)
         return decided.matched
+
+    # --- statements imported ----------------------------------------------------------------
+
+    async def on_statement_imported(self, unit: Unit, run: Run[ev.StatementImported]) -> None:
+        """An importer imported a statement of one of our accounts, movements or none: the
+        latest per account, for billing_bank_statement_last_import_timestamp_seconds."""
+        await unit.conn.execute(
+            Q.record_statement_imports,
+            [d.account for d in run],
+            [d.imported_at for d in run],
+            [d.file for d in run],
+            [d.movements for d in run],
+        )

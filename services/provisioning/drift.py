@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from aiohttp import web
 from prometheus_client import Gauge
@@ -15,6 +16,7 @@ from prometheus_client import Gauge
 from schemas import events as ev
 from services.provisioning.service import Q
 from services.runtime import logs
+from services.runtime.metrics import RECONNECT
 from services.runtime.runs import Run
 from services.runtime.unit import Unit
 from services.runtime.worker import Runtime
@@ -30,10 +32,23 @@ DRIFT_AGE = Gauge(
 
 
 async def on_gear_applied(unit: Unit, run: Run[ev.GearApplied]) -> None:
+    """Record what each gear applied; the first report of a restore's version ends its
+    reconnect: from the payment's arrival to the gear's ``applied_at``. (A batch retried
+    after a transient error observes its restores again: rare, and only a sample more.)"""
+    applied_at: dict[str, datetime] = {}
     for data in run:
         await unit.conn.execute(
             Q.record_applied, data.gear, data.contract, data.version, data.state, data.applied_at
         )
+        applied_at[data.contract] = min(
+            data.applied_at, applied_at.get(data.contract, data.applied_at)
+        )
+    ended = await unit.conn.fetch(
+        Q.restores_applied, [d.contract for d in run], [d.version for d in run]
+    )
+    for row in ended:
+        took = (applied_at[row["contract"]] - row["paid_at"]).total_seconds()
+        RECONNECT.observe(max(0.0, took))
 
 
 async def drift_list(rt: Runtime, request: web.Request) -> web.Response:

@@ -120,3 +120,25 @@ SET customer_name = EXCLUDED.customer_name, language = EXCLUDED.language,
 -- Contracts $1's access changed: a version more each, effective at $2, the full state back.
 UPDATE access SET version = version + 1, effective_at = $2 WHERE contract = ANY($1::text[])
 RETURNING contract, version, subscribers, state, reason;
+
+-- name: mark_restores
+-- Contracts $1 this transaction restored, with when the payments that did it came ($2).
+UPDATE access a SET restore_paid_at = r.paid_at, restore_version = a.version
+FROM unnest($1::text[], $2::timestamptz[]) AS r(contract, paid_at)
+WHERE a.contract = r.contract AND a.state = 'active';
+
+-- name: restores_applied
+-- Restores gear reported applied, pairs ($1 contract, $2 version): their paid_at, cleared.
+-- The first gear's report ends the reconnect; the row lock keeps two batches from both.
+UPDATE access a SET restore_paid_at = NULL, restore_version = NULL
+FROM (SELECT w.contract, w.restore_paid_at AS paid_at
+      FROM access w JOIN unnest($1::text[], $2::bigint[]) AS g(contract, version)
+        ON w.contract = g.contract AND g.version >= w.restore_version
+      WHERE w.restore_paid_at IS NOT NULL
+      FOR UPDATE OF w) o
+WHERE a.contract = o.contract
+RETURNING o.contract, o.paid_at;
+
+-- name: access_counts
+-- Contracts per access state, for /metrics (the index access_state serves it).
+SELECT state AS label, count(*) AS n FROM access GROUP BY state;

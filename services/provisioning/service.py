@@ -100,13 +100,15 @@ class Provisioning:
                 )  # fmt: skip
 
     async def change(self, unit: Unit, contract: str, request: domain.Request) -> bool:
-        return await self.apply(unit, [(contract, request)]) > 0
+        return bool(await self.apply(unit, [(contract, request)]))
 
-    async def apply(self, unit: Unit, requests: list[tuple[str, domain.Request]]) -> int:
+    async def apply(
+        self, unit: Unit, requests: list[tuple[str, domain.Request]]
+    ) -> dict[str, domain.Access]:
         """Requests in order, set-based: one locking read of every contract named, the
         requests folded in order (``domain.apply_requests``: each change a new version,
         published), one update. The same states, versions and events as applying them one
-        at a time. Returns the number of changes."""
+        at a time. Returns the contracts changed, with their access now."""
         contracts = sorted({c for c, _ in requests})  # locks taken in one order
         rows = {r["contract"]: r for r in await unit.conn.fetch(Q.get_accesses, contracts)}
         current = {c: domain.Access(r["state"], r["reason"], r["version"]) for c, r in rows.items()}
@@ -126,7 +128,7 @@ class Provisioning:
                 [final[c].version for c in moved],
                 unit.now,
             )
-        return len(changes)
+        return {c: final[c] for c in moved}
 
     async def on_request(self, unit: Unit, run: Run[Request]) -> None:
         """Dunning's requests (notice, suspend, restrict, restore): a run of them at once.
@@ -152,7 +154,13 @@ class Provisioning:
         dropped = [c for c, d in notices.items() if d is None]
         if dropped:
             await unit.conn.execute(Q.drop_notices, dropped)
-        await self.apply(unit, requests)
+        moved = await self.apply(unit, requests)
+        # the reconnect time's start, kept with the version the restore made (where it
+        # made one: a contract already active has nothing for gear to apply)
+        paid = {d.contract: d.paid_at for d in run if isinstance(d, ev.RestoreRequested)}
+        paid = {c: at for c, at in paid.items() if at is not None and c in moved}
+        if paid:
+            await unit.conn.execute(Q.mark_restores, list(paid), list(paid.values()))
 
     async def promise(
         self,

@@ -3,14 +3,18 @@ notice page; the access snapshot (``GET /access`` on the metrics port)."""
 
 from __future__ import annotations
 
+from typing import get_args
+
+import asyncpg
 from aiohttp import web
 from pydantic import BaseModel
 
 from schemas import events as ev
-from services.provisioning import drift
-from services.provisioning.service import REQUESTS, Provisioning
+from services.provisioning import domain, drift
+from services.provisioning.service import REQUESTS, Provisioning, Q
 from services.provisioning.settings import ProvisioningSettings
 from services.provisioning.web import check_settings, serve_notice, snapshot
+from services.runtime import metrics
 from services.runtime.runs import Handler
 from services.runtime.worker import Runtime, ServiceSpec, run
 
@@ -39,6 +43,12 @@ async def notice_server(rt: Runtime) -> web.AppRunner:
     return await serve_notice(rt, Provisioning())
 
 
+async def gauges(rt: Runtime, conn: asyncpg.Connection) -> None:
+    """Contracts per access state: how many customers are suspended, restricted..."""
+    states = get_args(domain.AccessState)
+    await metrics.set_counts(conn, Q.access_counts, metrics.CONTRACTS_BY_ACCESS, states)
+
+
 SPEC = ServiceSpec(
     name="provisioning",
     metrics_port=9104,
@@ -48,6 +58,7 @@ SPEC = ServiceSpec(
     extra_servers=[notice_server],
     background=[drift.refresh_gauges],
     startup_checks=[check_settings],
+    gauges=gauges,
 )
 
 if __name__ == "__main__":

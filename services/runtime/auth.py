@@ -1,12 +1,13 @@
 """Who may use a worker's HTTP endpoints, and the secrets a worker must have to start.
 
 Operators. Every route on a worker's HTTP port needs ``Authorization: Bearer <token>``,
-reads included, except ``/metrics`` and ``/healthz`` (``OPEN``). Tokens are named, so an
-action records who took it: ``BILLING_OPERATOR_TOKENS_FILE`` (a line ``name:token`` each;
-blank lines and ``#`` comments ignored) or ``BILLING_OPERATOR_TOKENS`` (``name:token``
-entries separated by commas). A token has at least 32 characters. A presented token is
-compared with every configured one in constant time (their SHA-256 digests, so neither the
-position of the first differing character nor a token's length shows in the timing).
+reads included, except ``/metrics``, ``/healthz`` and ``/readyz`` (``OPEN``). Tokens are
+named, so an action records who took it: ``BILLING_OPERATOR_TOKENS_FILE`` (a line
+``name:token`` each; blank lines and ``#`` comments ignored) or ``BILLING_OPERATOR_TOKENS``
+(``name:token`` entries separated by commas). A token has at least 32 characters. A
+presented token is compared with every configured one in constant time (their SHA-256
+digests, so neither the position of the first differing character nor a token's length
+shows in the timing).
 
 A state-changing request (anything but GET, HEAD, OPTIONS) must also say
 ``Content-Type: application/json`` (an HTML form cannot send that cross-site without a
@@ -33,7 +34,7 @@ from services.runtime.errors import BadConfig
 from services.runtime.settings import Settings, env_name
 
 MIN_TOKEN_LENGTH = 32
-OPEN = frozenset({"/metrics", "/healthz"})
+OPEN = frozenset({"/metrics", "/healthz", "/readyz"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPERATOR = web.RequestKey("operator", str)  # the name of the authenticated operator
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")

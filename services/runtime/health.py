@@ -1,14 +1,20 @@
-"""``GET /healthz``: whether this worker can do its work now. Each check asks the real
+"""``GET /readyz``: whether this worker can do its work now. Each check asks the real
 dependency, within ``BILLING_HEALTH_TIMEOUT`` (a frozen server fails the check rather than
 holding the probe):
 
 - ``database``: a query on the worker's own pool;
 - ``kafka``: a metadata request to the cluster on the worker's consumer connection, with
-  the partitions this member holds in its group (none is healthy: a spare instance).
+  the partitions this member holds in its group (none is healthy: a spare instance);
+- ``group``: this member is in its consumer group, with a coordinator and an assignment
+  (not while it joins or the group rebalances).
 
 200 with ``{"status": "ok", "checks": {...}}`` when every check passes; 503 with
 ``"status": "failing"`` and ``"failing": [names]`` otherwise, each check with its error.
 A supervisor or load balancer reads the code; a person reads the body.
+
+``GET /healthz`` is liveness only: the worker's event loop answers (200, ``{"status":
+"ok"}``). A supervisor restarting what fails its liveness probe must not restart a worker
+because its database or broker is away: it would come back to the same outage.
 """
 
 from __future__ import annotations
@@ -64,6 +70,33 @@ def kafka(consumer: AIOKafkaConsumer) -> Probe:
     return probe
 
 
+def group(consumer: AIOKafkaConsumer) -> Probe:
+    """The member's standing in its group, as aiokafka's coordinator knows it (no request:
+    the coordinator's heartbeat asks the broker every ``BILLING_HEARTBEAT_INTERVAL``)."""
+
+    async def probe() -> dict[str, Any]:
+        coordinator = consumer._coordinator
+        subscription = consumer._subscription.subscription
+        if coordinator is None or subscription is None:
+            raise Unavailable("the consumer has not joined its group yet")
+        if coordinator.coordinator_id is None:
+            raise Unavailable(f"no coordinator known for group {coordinator.group_id}")
+        if coordinator.need_rejoin(subscription):
+            raise Unavailable(f"joining group {coordinator.group_id} (a rebalance)")
+        return {
+            "group": coordinator.group_id,
+            "generation": coordinator.generation,
+            "partitions": len(subscription.assignment.tps),
+        }
+
+    return probe
+
+
+async def alive(_: web.Request) -> web.Response:
+    """Liveness: answering at all is the whole check."""
+    return web.json_response({"status": "ok"})
+
+
 class Health:
     def __init__(self, probes: dict[str, Probe], timeout: float) -> None:
         self.probes = probes
@@ -95,4 +128,4 @@ class Health:
         return web.json_response(body, status=200 if ok else 503)
 
     def add_routes(self, app: web.Application) -> None:
-        app.router.add_get("/healthz", self.handle)
+        app.router.add_get("/readyz", self.handle)

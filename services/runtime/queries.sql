@@ -161,3 +161,14 @@ SELECT * FROM (
     WHERE $1::text IS NULL OR contract = $1
     ORDER BY id DESC LIMIT $2
 ) latest ORDER BY id;
+
+-- Gauges every worker exports (metrics.py) -------------------------------------------------
+
+-- name: outbox_oldest
+-- Seconds the oldest outbox row has waited (0: none), by the primary key's start: O(1).
+SELECT coalesce(extract(epoch FROM now() - first.created_at), 0)::float8
+FROM (SELECT (SELECT created_at FROM outbox ORDER BY id LIMIT 1) AS created_at) first;
+
+-- name: dead_letters_by_topic
+-- The records kept as dead letters, per topic they came from, for /metrics.
+SELECT topic, count(*) AS n FROM dead_letters GROUP BY topic;

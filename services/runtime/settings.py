@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     metrics_port: int | None = None
     # /healthz: how long each check (a query, a Kafka metadata request) may take
     health_timeout: float = Field(default=2.0, gt=0)
+    # how often a service's gauges counted from its tables (unmatched payments, contracts by
+    # state, outbox age...) are queried again: about Prometheus's scrape interval
+    gauge_interval: float = Field(default=15.0, gt=0)
 
     company_name: str = "ISP"  # signs e-mails, SMS and the notice page
     # Our bank account shown on invoices, notices and reminders, per currency.

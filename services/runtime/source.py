@@ -28,6 +28,7 @@ credit that pays the invoice when it comes; a settlement before the issue stays 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
@@ -40,7 +41,7 @@ from aiokafka.structs import ConsumerRecord
 from services.runtime import logs
 from services.runtime.consumer import Record
 from services.runtime.kafka_client import client_options
-from services.runtime.metrics import PARTITIONS
+from services.runtime.metrics import CONSUMER_LAG, PARTITIONS
 from services.runtime.outbox import EVENT_TYPE_HEADER
 from services.runtime.settings import Settings
 
@@ -78,6 +79,7 @@ class BatchSource:
         self.apply = apply
         self.lock = asyncio.Lock()  # held while a batch is applied and while committing
         self.pending: dict[TopicPartition, int] = {}  # applied, not yet committed
+        self.committed: dict[TopicPartition, int] = {}  # what this member last committed
         self.committed_at = time.monotonic()
         self.started = False
         self.consumer = AIOKafkaConsumer(
@@ -164,6 +166,42 @@ class BatchSource:
         for tp, messages in fetched.items():
             self.pending[tp] = messages[-1].offset + 1
 
+    async def export_lag(self, interval: float) -> None:
+        """``billing_consumer_lag`` of each partition held, every ``interval`` seconds: the
+        partition's end offset (asked of the broker, so a consumer stuck on a batch still
+        shows its lag growing) less the offset the group committed (this member's last
+        commit; before it has made one, what the group had, asked once)."""
+        while True:
+            try:
+                await self._export_lag_once()
+            except KafkaError as exc:
+                log.info("consumer lag not measured", error=repr(exc))
+            await asyncio.sleep(interval)
+
+    async def _export_lag_once(self) -> None:
+        held = self.consumer.assignment()
+        if not held:
+            return
+        ends = await self.consumer.end_offsets(list(held))
+        for tp, end in ends.items():
+            done = self.committed.get(tp)
+            if done is None:
+                done = await self.consumer.committed(tp)
+                if done is None:  # the group never committed: it starts from the beginning
+                    done = (await self.consumer.beginning_offsets([tp]))[tp]
+            if tp not in self.consumer.assignment():  # revoked meanwhile
+                continue
+            self.committed.setdefault(tp, done)
+            CONSUMER_LAG.labels(self.service, tp.topic, str(tp.partition)).set(max(0, end - done))
+
+    def _forget_lag(self, partitions: list[TopicPartition]) -> None:
+        """A partition handed to another member is its to report: two series for one
+        partition would count it twice until this one went stale."""
+        for tp in partitions:
+            self.committed.pop(tp, None)
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(self.service, tp.topic, str(tp.partition))
+
     async def _commit(self) -> None:
         """Commit what has been applied. A failed commit is not lost work: those records come
         again to whoever owns the partition next, and the inbox skips them."""
@@ -173,6 +211,7 @@ class BatchSource:
         self.committed_at = time.monotonic()
         try:
             await self.consumer.commit(offsets)
+            self.committed.update(offsets)
         except KafkaError as exc:  # CommitFailedError among them
             log.warning(
                 "offset commit failed; applied records will be skipped on redelivery",
@@ -187,6 +226,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
         async with self.source.lock:  # the batch in hand finishes first
             await self.source._commit()
+            self.source._forget_lag(revoked)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         held = Counter(tp.topic for tp in assigned)

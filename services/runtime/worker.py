@@ -67,7 +67,8 @@ class Runtime(Generic[S]):
 @dataclass
 class ServiceSpec(Generic[S]):
     name: str
-    # where /metrics, /healthz and the operator routes listen unless BILLING_METRICS_PORT says
+    # where /metrics, /healthz, /readyz and the operator routes listen unless
+    # BILLING_METRICS_PORT says
     metrics_port: int
     # the service's settings (services/<name>/settings.py), read from the environment at start
     settings: type[S]
@@ -90,6 +91,9 @@ class ServiceSpec(Generic[S]):
     # a query of the service's counting work it does on its own and has due at $1 (notify's
     # deliveries), besides its outbox and timers: the dev stack's quiescence waits for 0
     pending: str | None = None
+    # sets the service's gauges counted from its own tables (metrics.py), every
+    # ``gauge_interval`` seconds: one query a refresh, never a count per event
+    gauges: Callable[[Runtime[S], asyncpg.Connection], Awaitable[None]] | None = None
 
 
 def check_startup(spec: ServiceSpec[S], settings: S) -> auth.OperatorGuard | None:
@@ -158,6 +162,7 @@ def build(spec: ServiceSpec[S]) -> tuple[faust.App, Runtime[S]]:
         tasks: list[Awaitable[Any]] = [
             relay.run(settings.database_url),
             source.run(),
+            source.export_lag(settings.gauge_interval),
             run_inbox_pruner(
                 rt.db, spec.name, settings.inbox_retention_days, settings.inbox_prune_interval
             ),
@@ -173,8 +178,13 @@ def build(spec: ServiceSpec[S]) -> tuple[faust.App, Runtime[S]]:
             )
             tasks.append(rt.timer_loop.run())
         tasks.extend(bg(rt) for bg in spec.background)
+        tasks.append(metrics.refresh_gauges(rt, spec.gauges, settings.gauge_interval))
         checks = health.Health(
-            {"database": health.database(rt.db), "kafka": health.kafka(source.consumer)},
+            {
+                "database": health.database(rt.db),
+                "kafka": health.kafka(source.consumer),
+                "group": health.group(source.consumer),
+            },
             settings.health_timeout,
         )
         runners = [await _serve_metrics(rt, spec, guard, checks)]
@@ -205,9 +215,10 @@ def metrics_app(
     guard: auth.OperatorGuard | None,
     checks: health.Health | None = None,
 ) -> web.Application:
-    """/metrics and /healthz, open; the service's operator routes behind the guard."""
+    """/metrics, /healthz and /readyz, open; the service's operator routes behind the guard."""
     webapp = web.Application(middlewares=[guard.middleware] if guard is not None else [])
     metrics.add_routes(webapp)
+    webapp.router.add_get("/healthz", health.alive)
     if checks is not None:
         checks.add_routes(webapp)
     if spec.routes is not None:

@@ -223,16 +223,21 @@ def test_a_cluster_that_does_not_answer_loses_nothing_and_is_named(
             billing(["import-statement", str(FIX / "kb.gpc")])
         assert exc.value.code == 69  # unavailable: import again once Kafka answers
         err = capsys.readouterr().err
-        assert err.startswith("billing: kb.gpc: 0 new movements recorded, 6 events wait")
+        # the six movements and the CLI's announcement of the statement it imported
+        assert err.startswith("billing: kb.gpc: 0 new movements recorded, 7 events wait")
         assert "Traceback" not in err
         silent.close()
 
         up = Settings(database_url=database_url, kafka_bootstrap_servers=broker)
         asyncio.run(create_topics(up, Topics()))
         again = asyncio.run(importer.import_movements(up, kb, "kb.gpc", "gpc"))
-        assert (again.new, again.published) == (0, 6)
-        got = asyncio.run(_consume(broker, "payments.received.silent", 6))
-        assert sorted(v["data"]["bank_tx_id"] for _, v in got) == sorted(m.bank_tx_id for m in kb)
+        assert (again.new, again.published) == (0, 7)
+        got = asyncio.run(_consume(broker, "payments.received.silent", 7))
+        moved = [v for _, v in got if v["type"] == "payment.received.v1"]
+        assert sorted(v["data"]["bank_tx_id"] for v in moved) == sorted(m.bank_tx_id for m in kb)
+        [(key, announced)] = [(k, v) for k, v in got if v["type"] == "bank_statement.imported.v1"]
+        assert key == b"2001234561" and announced["data"]["movements"] == 6
+        assert announced["data"]["file"] == "kb.gpc"
     finally:
         get_topics.cache_clear()
         get_settings.cache_clear()

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -78,10 +78,11 @@ class Sim:
         )  # fmt: skip
         await self.event(self.d.on_invoice_issued, "invoice.issued.v1", data)
 
-    async def settle(self, contract: str, number: str) -> None:
+    async def settle(self, contract: str, number: str, paid_at: datetime | None = None) -> None:
         data = ev.InvoiceSettled(
             contract=contract, invoice_number=number, ss=number, amount_minor=49900,
             paid_minor=49900, currency="CZK", settled_on=self.now.date(), within_tolerance_minor=0,
+            paid_at=paid_at,
         )  # fmt: skip
         await self.event(self.d.on_invoice_settled, "invoice.settled.v1", data)
 
@@ -181,8 +182,12 @@ def test_notice_then_suspend_preset(database_url: str) -> None:
         await s.run_until(at("2027-01-07"))
         # due Monday 4 January at 10:00 Prague, acted on at once (a working day)
         assert ("01-04", "suspend") in s.acts("1002")
-        await s.settle("1002", "2026000002")
+        paid_at = s.now - timedelta(seconds=1)  # the payments.received event's time
+        await s.settle("1002", "2026000002", paid_at)
         assert s.acts("1002")[-1][1] == "restore"
+        # carried on to provisioning, which times the reconnect (billing_reconnect_seconds)
+        (restore,) = [d for _, t, d in s.log if t == "restore.requested.v1"]
+        assert restore["paid_at"] == paid_at.isoformat().replace("+00:00", "Z")
 
     run(database_url, scenario)
 
@@ -321,6 +326,8 @@ def test_reversal_puts_the_contract_back_in_notice(database_url: str) -> None:
         await s.run_until(at("2026-12-28"))
         await s.acknowledge("1005")
         await s.settle("1005", "2026000005")  # paid: restore
+        (restore,) = [d for _, t, d in s.log if t == "restore.requested.v1"]
+        assert restore["paid_at"] is None  # not by a payment seen: nothing to time
         await s.run_until(at("2026-12-29"))
         await s.reopen("1005", "2026000005")  # the bank took the payment back
         assert [a[1] for a in s.acts("1005")] == [

@@ -1,6 +1,7 @@
-"""``/healthz`` asks PostgreSQL and Kafka for real: a worker against a database behind a
+"""``/readyz`` asks PostgreSQL and Kafka for real: a worker against a database behind a
 proxy the test can stop, and a Kafka node of its own that the test stops, answers 200
-naming both checks, then 503 naming the one that stopped, within the check timeout. Every
+naming its checks (and its standing in its consumer group), then 503 naming the one that
+stopped, within the check timeout, while ``/healthz`` (liveness) stays 200. Every
 line the worker wrote meanwhile (its start, Faust's and aiokafka's own logging, the
 failures) is JSON."""
 
@@ -21,10 +22,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from aiokafka import AIOKafkaConsumer
 
 from services.devstack import kafka
 from services.devstack.procs import free_port
 from services.devstack.stack import create_topics, start_broker, stop
+from services.runtime.health import Health, group
 from services.runtime.settings import Settings, Topics
 from tests.conftest import ROOT
 
@@ -88,10 +91,11 @@ def socket_of(database_url: str) -> str:
     return str(sock)
 
 
-def healthz(port: int) -> tuple[int, dict[str, Any], float]:
+def healthz(port: int, path: str = "/readyz") -> tuple[int, dict[str, Any], float]:
+    """The code, body and time of the worker's readiness (or ``path``'s) answer."""
     started = time.monotonic()
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
             code, body = r.status, r.read()
     except urllib.error.HTTPError as e:
         code, body = e.code, e.read()
@@ -101,7 +105,7 @@ def healthz(port: int) -> tuple[int, dict[str, Any], float]:
 def wait_health(
     port: int, want: int, timeout: float = 60, proc: subprocess.Popen[bytes] | None = None
 ) -> dict[str, Any]:
-    """``/healthz``'s body once it answers ``want``; fails at once if ``proc`` exits."""
+    """``/readyz``'s body once it answers ``want``; fails at once if ``proc`` exits."""
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
@@ -113,7 +117,7 @@ def wait_health(
                 return body
             last = (code, body)
         time.sleep(0.2)
-    raise AssertionError(f"/healthz not {want} after {timeout} s: {last}")
+    raise AssertionError(f"/readyz not {want} after {timeout} s: {last}")
 
 
 def json_lines(text: str, where: str) -> list[dict[str, Any]]:
@@ -126,6 +130,21 @@ def json_lines(text: str, where: str) -> list[dict[str, Any]]:
     return lines
 
 
+def worker_env(database_url: str, bootstrap: str, port: int, tmp_path: Path) -> dict[str, str]:
+    """A worker's environment in production mode, the default: payments refuses to start
+    without its operators' tokens, which are in a file under ``tmp_path``."""
+    tokens = tmp_path / "operator-tokens"
+    tokens.write_text(f"ops:{'t' * 40}\n")
+    return {
+        "PATH": "/usr/bin:/bin",
+        "BILLING_DATABASE_URL": database_url,
+        "BILLING_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "BILLING_METRICS_PORT": str(port),
+        "BILLING_STATE_DIR": str(tmp_path / "state"),
+        "BILLING_OPERATOR_TOKENS_FILE": str(tokens),
+    }
+
+
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[Any]:
     b = start_broker(tmp_path / "kafka", kafka.free_ports(1)[0])
@@ -133,7 +152,7 @@ def own_broker(tmp_path: Path) -> Iterator[Any]:
     b.stop()
 
 
-def test_healthz_names_the_stopped_dependency(
+def test_readyz_names_the_stopped_dependency(
     database_url: str, own_broker: Any, tmp_path: Path
 ) -> None:
     asyncio.run(
@@ -145,18 +164,8 @@ def test_healthz_names_the_stopped_dependency(
     proxy = Proxy(socket_of(database_url))
     proxy.start()
     port = free_port()
-    tokens = tmp_path / "operator-tokens"
-    tokens.write_text(f"ops:{'t' * 40}\n")
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "BILLING_DATABASE_URL": tcp_url(database_url, proxy),
-        "BILLING_KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap,
-        "BILLING_METRICS_PORT": str(port),
-        "BILLING_HEALTH_TIMEOUT": "1",
-        "BILLING_STATE_DIR": str(tmp_path / "state"),
-        # production, the default: payments refuses to start without its operators' tokens
-        "BILLING_OPERATOR_TOKENS_FILE": str(tokens),
-    }
+    env = worker_env(tcp_url(database_url, proxy), own_broker.bootstrap, port, tmp_path)
+    env["BILLING_HEALTH_TIMEOUT"] = "1"
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("wb") as o, err.open("wb") as e:
         worker = subprocess.Popen(
@@ -165,23 +174,32 @@ def test_healthz_names_the_stopped_dependency(
         )  # fmt: skip
     try:
         body = wait_health(port, 200, proc=worker)
-        assert body["status"] == "ok" and set(body["checks"]) == {"database", "kafka"}
+        assert body["status"] == "ok"
+        assert set(body["checks"]) == {"database", "kafka", "group"}
         assert all(c["ok"] for c in body["checks"].values())
         assert body["checks"]["kafka"]["partitions"] == 12  # three topics of four
+        joined = body["checks"]["group"]
+        assert joined["group"] == "billing-payments" and joined["generation"] >= 1
+        assert joined["partitions"] == 12
 
         proxy.stop()  # PostgreSQL stops answering
         code, body, took = healthz(port)
         assert code == 503 and body["failing"] == ["database"], body
         assert body["checks"]["kafka"]["ok"] and "error" in body["checks"]["database"]
         assert took < 3
+        # alive all the same: nothing a restart would mend
+        assert healthz(port, "/healthz")[:2] == (200, {"status": "ok"})
 
         proxy.start()  # back: the pool connects again
         wait_health(port, 200, timeout=30)
 
         own_broker.stop()  # the cluster goes away
         body = wait_health(port, 503, timeout=30)
-        assert body["failing"] == ["kafka"] and body["checks"]["database"]["ok"], body
+        # the group's coordinator was on it too: ``group`` fails with it, soon or at once
+        assert body["failing"][0] == "kafka" and body["checks"]["database"]["ok"], body
+        assert set(body["failing"]) <= {"kafka", "group"}
         assert healthz(port)[2] < 3
+        assert healthz(port, "/healthz")[0] == 200
     finally:
         stop(worker)  # type: ignore[arg-type]
         proxy.close()
@@ -206,3 +224,16 @@ def test_a_worker_that_cannot_start_says_why_in_json_and_exits_78(tmp_path: Path
     (line,) = json_lines(done.stdout, "stdout") + json_lines(done.stderr, "stderr")
     assert line["event"] == "worker cannot start" and line["exit_code"] == 78
     assert line["error"].startswith("BILLING_BATCH_SIZE: ")
+
+
+def test_a_member_not_in_its_group_is_not_ready() -> None:
+    """Before the consumer has joined (and while it rejoins) the group check fails, naming
+    why: its partitions are nobody's yet, or another member's."""
+
+    async def go() -> dict[str, Any]:
+        consumer = AIOKafkaConsumer("payments.received", bootstrap_servers="127.0.0.1:9")
+        return await Health({"group": group(consumer)}, 1).check()
+
+    ok, body = asyncio.run(go())
+    assert not ok and body["failing"] == ["group"]
+    assert body["checks"]["group"]["error"] == "the consumer has not joined its group yet"

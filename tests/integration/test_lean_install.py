@@ -1,7 +1,7 @@
 """The production install is lean (issue 32 item 4): ``pip install .`` in an empty virtual
 environment brings what the workers and the ``billing`` command need, and none of the test
 tools, the embedded PostgreSQL, the development broker or SMTP sink; a worker from it
-starts, migrates its schema and answers ``/healthz``.
+starts, migrates its schema and answers ``/readyz``.
 
 The wheels come from a cache (``~/.cache/isp-billing/wheels``, or
 ``$BILLING_WHEEL_CACHE``) filled once from requirements.lock by ``pip wheel``, which takes
@@ -192,7 +192,7 @@ def test_a_worker_from_the_lean_install_starts(
     lean_venv: Path, database_url: str, broker: str
 ) -> None:
     """The payments worker, installed without the extra: a refused setting is named (exit
-    78); with good settings it migrates its schema, joins its group and answers /healthz."""
+    78); with good settings it migrates its schema, joins its group and answers /readyz."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("BILLING_")}
     env |= {
         "BILLING_ENVIRONMENT": "development",
@@ -218,7 +218,7 @@ def test_a_worker_from_the_lean_install_starts(
         status = None
         while time.monotonic() < deadline and proc.poll() is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
                     status = r.status
                     break
             except OSError:

@@ -603,3 +603,24 @@ async def _statements_per_batch(url: str) -> None:
         assert counts[1:] == [6, 6], (counts, [s[:60] for s in statements])
     finally:
         await conn.close()
+
+
+def test_a_settled_invoice_carries_when_its_payment_came(database_url: str) -> None:
+    """invoice.settled's ``paid_at`` is the payments.received event's time, where dunning
+    and provisioning time the reconnect from (billing_reconnect_seconds); settled by a
+    credit note, nothing came: none."""
+
+    async def go() -> None:
+        h, conn = await harness(database_url)
+        try:
+            await h.invoice("1001", 49900)
+            out = await h.receive_many([pay("p1", 49900, vs="1001")])
+            settled = [json.loads(v)["data"] for t, v in out if t == "invoice.settled.v1"]
+            assert [s["paid_at"] for s in settled] == [NOW.isoformat().replace("+00:00", "Z")]
+            b = await h.invoice("1002", 49900)
+            out = await h.receive_many([h.credit_note("1002", b, 49900, 49900, 49900)])
+            assert [json.loads(v)["data"]["paid_at"] for _, v in out] == [None]
+        finally:
+            await conn.close()
+
+    asyncio.run(go())

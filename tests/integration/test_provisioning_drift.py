@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
 
 from schemas import events as ev
 from schemas.envelope import envelope
@@ -17,6 +20,25 @@ from services.runtime.unit import Unit
 NOW = datetime(2026, 12, 20, 10, tzinfo=UTC)
 
 
+async def in_unit(conn: asyncpg.Connection, fn: Any, at: datetime = NOW) -> None:
+    """``fn(unit)`` in one transaction at ``at``, its events written, as the consumer does."""
+    async with conn.transaction():
+        u = Unit(conn, at, "/test")
+        await fn(u)
+        await u.flush()
+
+
+async def add_contracts(conn: asyncpg.Connection, p: Provisioning, ips: dict[str, str]) -> None:
+    """Contracts (number -> IPv4 address), each at access version 1."""
+    for c, ip in ips.items():
+        data = ev.ContractUpserted(
+            contract=c, customer_name=c, currency="CZK", monthly_fee_minor=1,
+            subscribers=ev.Subscribers(ipv4=[ip]),
+        )  # fmt: skip
+        event = envelope("contract.upserted.v1", "/test", c, data, NOW)
+        await in_unit(conn, lambda u, e=event, d=data: p.on_contract(u, Run.of(e, d)))
+
+
 def test_drift_lists_what_each_gear_has_not_applied(database_url: str) -> None:
     asyncio.run(_drift(database_url))
 
@@ -27,10 +49,7 @@ async def _drift(url: str) -> None:
     p = Provisioning()
 
     async def unit(fn) -> None:  # type: ignore[no-untyped-def]
-        async with conn.transaction():
-            u = Unit(conn, NOW, "/test")
-            await fn(u)
-            await u.flush()
+        await in_unit(conn, fn)
 
     async def applied(gear: str, contract: str, version: int, state: str) -> None:
         data = ev.GearApplied(
@@ -44,13 +63,7 @@ async def _drift(url: str) -> None:
         await unit(lambda u: drift.on_gear_applied(u, Run.of(event, data)))
 
     try:
-        for c, ip in (("1001", "100.64.0.1"), ("1002", "100.64.0.2")):
-            data = ev.ContractUpserted(
-                contract=c, customer_name=c, currency="CZK", monthly_fee_minor=1,
-                subscribers=ev.Subscribers(ipv4=[ip]),
-            )  # fmt: skip
-            event = envelope("contract.upserted.v1", "/test", c, data, NOW)
-            await unit(lambda u, e=event, d=data: p.on_contract(u, Run.of(e, d)))  # version 1
+        await add_contracts(conn, p, {"1001": "100.64.0.1", "1002": "100.64.0.2"})
         await applied("gw-a", "1001", 1, "active")
         await applied("gw-a", "1002", 1, "active")
         await applied("gw-b", "1001", 1, "active")

@@ -4,8 +4,8 @@ namespace (``unshare -m``): the whole file system read-only (ProtectSystem=stric
 /home, /root and /run/user (ProtectHome=true), a private /tmp and /var/tmp (PrivateTmp),
 writable only the directories the unit declares (StateDirectory= and the like, with the
 variables systemd sets for them), as an unprivileged user without new privileges. Each must
-reach ready (``/healthz`` 200: database and Kafka) against a real Kafka node and PostgreSQL,
-write only where the unit lets it, and print nothing but JSON lines.
+reach ready (``/readyz`` 200: database, Kafka and the group) against a real Kafka node and
+PostgreSQL, write only where the unit lets it, and print nothing but JSON lines.
 
 Approximations: the user is ``nobody`` (the unit's ``billing`` comes from
 deploy/sysusers.d, checked here); the install directory is this checkout and the

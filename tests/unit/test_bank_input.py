@@ -357,3 +357,19 @@ def _payment(**changes: Any) -> PaymentReceived:
         "currency": "CZK",
     }
     return PaymentReceived(**{**fields, **changes})
+
+
+def test_a_statement_names_our_accounts_an_empty_one_too() -> None:
+    """What each import announces (bank_statement.imported, for the overdue-import alert):
+    the accounts of the file, from its header, also when it holds no movement."""
+    for name in ("kb.gpc", "camt053_cz.xml", "tatra.sta"):
+        st = read_statement((FIX / name).read_bytes(), name)
+        assert st.accounts and set(st.accounts) == {m.account for m in st.movements}, name
+    header = (FIX / "kb.gpc").read_bytes().splitlines()[0]
+    old = header[45:60]
+    # no movement: the new balance is the old one, both turnovers nil
+    empty = header[:60] + old + b"00000000000000+" * 2 + header[105:] + b"\r\n"
+    st = read_statement(empty, "empty.gpc")
+    assert st.movements == [] and st.accounts == ["2001234561"]  # as the movements say it
+    st = read_statement(empty, "empty.gpc", opts=ImportOptions(account="19-2000145399/0100"))
+    assert st.accounts == ["19-2000145399/0100"]  # --account overrides the file's

@@ -10,7 +10,7 @@ in the options.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from schemas.accounts import account_problem
@@ -43,6 +43,9 @@ __all__ = [
 class Statement:
     movements: list[PaymentReceived]
     notes: list[str]  # "file:line: field: ..." for each thing imported but worth a look
+    # our accounts it is a statement of, an empty one's too (those that pass their check
+    # digits: an account that fails them has no movement either, the file is refused)
+    accounts: list[str] = field(default_factory=list)
 
 
 def detect(data: bytes, name: str) -> Format:
@@ -96,7 +99,12 @@ def read_statement(
         parsed = _parse(data, name, fmt, opts, encoding)
         movements = parsed.result()
         parsed.flag_accounts()
-    return Statement(movements, [note.render(name) for note in parsed.notes])
+    accounts = parsed.accounts | {m.account for m in movements}
+    return Statement(
+        movements,
+        [note.render(name) for note in parsed.notes],
+        sorted(a for a in accounts if account_problem(a) is None),
+    )
 
 
 def _parse(

@@ -98,6 +98,9 @@ class Collector:
     # what is imported all the same but an operator should know (see ``flag_accounts``)
     notes: list[Problem] = field(default_factory=list)
     lines: list[int | None] = field(default_factory=list)  # of each movement, in order
+    # our accounts the file is a statement of, movements or none (an empty statement is
+    # an import too: billing_bank_statement_last_import_timestamp_seconds)
+    accounts: set[str] = field(default_factory=set)
 
     def problem(self, line: int | None, bad: Bad) -> None:
         self.problems.append(Problem(line, bad.field, bad.expected, bad.got))

@@ -119,6 +119,7 @@ def _statement(stmt: _X, out: Collector, opts: ImportOptions) -> None:
     if not account:
         out.problem(stmt.line, Bad("Stmt/Acct/Id", "our account (IBAN or Othr/Id)", None))
         return
+    out.accounts.add(account)
     acct_ccy = stmt.text("Acct/Ccy")
     bic = stmt.text("Acct/Svcr/FinInstnId/BIC") or stmt.text("Acct/Svcr/FinInstnId/BICFI")
     country = opts.country or country_of(iban or bic, acct_ccy)

@@ -133,6 +133,8 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
         out.problem(None, Bad("--mapping", "a column-mapping file for CSV statements", None))
         return out
     m = load_mapping(opts.csv_mapping)
+    if opts.account or m.account:
+        out.accounts.add(opts.account or m.account or "")
     try:
         text = data.decode(m.encoding)
     except UnicodeDecodeError as e:

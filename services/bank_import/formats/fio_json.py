@@ -71,6 +71,7 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
     else:
         out.problem(None, Bad("accountStatement.info.accountId", "our account", None))
         return out
+    out.accounts.add(account)
     tx_list = stmt.get("transactionList") or {}
     txs = tx_list.get("transaction") if isinstance(tx_list, dict) else None
     if txs is None:

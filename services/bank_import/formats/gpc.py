@@ -202,6 +202,7 @@ def parse(data: bytes, file: str, opts: ImportOptions) -> Collector:
                 stmt = None  # a broken header's items count for no earlier statement
                 stmt = parse_header(line)
                 stmt.line = n
+                out.accounts.add(opts.account or stmt.account)
                 stmts.append(stmt)
                 header_bad = False
             elif kind == "075":

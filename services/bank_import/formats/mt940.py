@@ -299,6 +299,8 @@ def parse(data: bytes, file: str, opts: ImportOptions, encoding: str | None = No
         return out
     ids = StableIds()
     for st in stmts:
+        if ident := st.data.get("account_identification"):
+            out.accounts.add(opts.account or _account(str(ident)))
         for tx in st.txs:
             try:
                 out.add(tx.line, **_movement({**st.data, **tx.data}, opts, ids))
