@@ -175,7 +175,7 @@ class BatchSource:
             try:
                 await self._export_lag_once()
             except KafkaError as exc:
-                log.info("consumer lag not measured", error=repr(exc))
+                log.info("consumer lag unknown until the next round", error=repr(exc))
             await asyncio.sleep(interval)
 
     async def _export_lag_once(self) -> None:
