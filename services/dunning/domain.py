@@ -551,17 +551,7 @@ def explain(
         overdue_since=decision.overdue[0].due_on if decision.overdue else None,
         overdue_minor=decision.overdue_minor,
         currency=decision.currency,
-        invoices=[
-            ev.OverdueInvoice(
-                invoice_number=i.invoice_number,
-                vs=i.vs,
-                ss=i.ss,
-                due_on=i.due_on,
-                open_minor=i.open_minor,
-                currency=i.currency,
-            )
-            for i in decision.overdue
-        ],
+        invoices=overdue_invoices(decision),
         steps_reached=[
             ev.UpcomingStep(action=u.action, step=u.step, at=u.at)
             for u in (*decision.reached, *_fees_charged(facts, policy, decision))
@@ -672,3 +662,19 @@ def judge_promise(
     shortened = (days or 0) > allowed
     note = f"shortened to the policy's {allowed} days" if shortened else ""
     return PromiseVerdict(accepted=True, until=postponed, note=note)
+
+
+def overdue_invoices(decision: Decision) -> list[ev.OverdueInvoice]:
+    """The decision's overdue invoices as events carry them (a request to act, the
+    status), oldest first."""
+    return [
+        ev.OverdueInvoice(
+            invoice_number=i.invoice_number,
+            vs=i.vs,
+            ss=i.ss,
+            due_on=i.due_on,
+            open_minor=i.open_minor,
+            currency=i.currency,
+        )
+        for i in decision.overdue
+    ]

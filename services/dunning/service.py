@@ -469,17 +469,7 @@ def _request(c: Acting) -> dict[str, Any]:
         policy=c.policy.name,
         overdue_minor=c.decision.overdue_minor,
         currency=c.currency,
-        invoices=[
-            ev.OverdueInvoice(
-                invoice_number=i.invoice_number,
-                vs=i.vs,
-                ss=i.ss,
-                due_on=i.due_on,
-                open_minor=i.open_minor,
-                currency=i.currency,
-            )
-            for i in c.decision.overdue
-        ],
+        invoices=domain.overdue_invoices(c.decision),
         account=c.account,
         decided_at=c.now,
     )
