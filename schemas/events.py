@@ -675,6 +675,10 @@ class ContractService(Data):
     every: Literal["month", "quarter", "year"] = "month"
     starts_on: date | None = None
     ends_on: date | None = Field(default=None, description="The last day billed")
+    prepaid: bool = Field(
+        default=False,
+        description="voip: calls are paid from prepaid credit (top-ups), not invoiced",
+    )
 
 
 # ContractUpserted names ContractService, defined after it (appended: see above).
@@ -740,3 +744,132 @@ class StatementImported(ExternalData):
     imported_at: AwareDatetime = Field(description="When the importer imported it")
     movements: int = Field(ge=0, description="How many movements of the account it held")
     file: str | None = Field(default=None, description="The statement's file name, if any")
+
+
+# --- usage: traffic (gear -> traffic -> zone) ------------------------------------------------
+#
+# Traffic and VoIP are two services (services/traffic, services/voip), not one "usage":
+# docs/usage.md says why. Gear reports cumulative counters; the traffic service turns them
+# into per-address buckets (5 minutes, hours, days) and publishes closed hours per contract.
+
+
+class AddressCounter(ExternalData):
+    """One address's cumulative byte counters as the gear reads them (since the counter
+    was created or the gear restarted: ``boot_id`` says which)."""
+
+    address: str = Field(
+        min_length=2, max_length=64, description="An IPv4/IPv6 address or prefix as the gear keys it"
+    )
+    contract: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]{0,9}$",
+        description="The contract the gear applied this address for; null: the traffic "
+        "service attributes it from contract.upserted subscribers",
+    )
+    rx_bytes: int = Field(ge=0, description="To the customer (download), cumulative")
+    tx_bytes: int = Field(ge=0, description="From the customer (upload), cumulative")
+
+
+class TrafficCounters(ExternalData):
+    """A gear's counter report (external contract: nftables gear, MikroTik accounting or a
+    NetFlow/IPFIX collector publish the same). Keyed by ``gear``, not by contract: one
+    gear's reports must stay in order. A report of many addresses comes in ``parts``
+    (at most 5,000 counters each) sharing ``report_id``."""
+
+    gear: str = Field(min_length=1, max_length=100, description="Which gear: a gateway's name")
+    boot_id: str = Field(
+        min_length=1,
+        max_length=100,
+        description="Changes when the gear's counters restart from zero (gear restart, "
+        "ruleset reload)",
+    )
+    report_id: str = Field(min_length=1, max_length=100)
+    part: int = Field(ge=1)
+    parts: int = Field(ge=1)
+    collected_at: AwareDatetime = Field(description="When the gear read the counters")
+    counters: list[AddressCounter] = Field(max_length=5000)
+
+    @model_validator(mode="after")
+    def _part_of_parts(self) -> TrafficCounters:
+        if self.part > self.parts:
+            raise ValueError(f"part {self.part} of {self.parts}")
+        return self
+
+
+class AddressTraffic(Data):
+    address: str
+    rx_bytes: int = Field(ge=0)
+    tx_bytes: int = Field(ge=0)
+
+
+class TrafficHour(Data):
+    """One contract's traffic in one closed hour, per address (bytes, not cumulative). The
+    zone keeps these as its read model of traffic. Published again, whole, if a late report
+    changes a closed hour: the newest event for (contract, hour) wins."""
+
+    contract: str = SYMBOL
+    hour: AwareDatetime = Field(description="The hour's start (UTC)")
+    addresses: list[AddressTraffic]
+    revision: int = Field(ge=1, description="Higher replaces lower for the same hour")
+
+
+# --- usage: VoIP (voip: CDRs, rating, prepaid credit) ------------------------------------
+
+
+class RatedCall(Data):
+    call_id: str = Field(
+        min_length=1, max_length=200, description="The CDR's unique id (Asterisk uniqueid)"
+    )
+    started_at: AwareDatetime
+    seconds: int = Field(ge=0, description="Billed duration (Asterisk billsec)")
+    caller: str = Field(max_length=64, description="The customer's number (src)")
+    number: str = Field(min_length=1, max_length=64, description="The number called (dst)")
+    destination: str = Field(description="The price list's name of the matched prefix")
+    prefix: str = Field(description="The longest matched prefix of the price list")
+    price_minor: int = Field(ge=0, description="The call's price without VAT, rounded per call")
+    currency: Currency = CURRENCY
+    prepaid: bool = Field(description="Deducted from prepaid credit (true) or invoiced (false)")
+
+
+class CallsRated(Data):
+    """Calls of one contract rated from one CDR import (at most 1,000 per event: an import
+    of many calls for a contract comes in several). Invoicing bills postpaid ones as lines
+    of the next periodic invoice; the zone lists them. Each call id once per contract: a
+    consumer ignores a call id it has."""
+
+    contract: str = SYMBOL
+    import_id: str = Field(min_length=1, description="The CDR file's import (its hash)")
+    calls: list[RatedCall] = Field(min_length=1, max_length=1000)
+
+
+class VoipCreditBalance(Data):
+    """A prepaid VoIP account's balance after a change (a paid top-up, a batch of calls)."""
+
+    contract: str = SYMBOL
+    balance_minor: int = Field(description="May go below zero: a call longer than the credit")
+    currency: Currency = CURRENCY
+    change_minor: int = Field(description="This change: a top-up > 0, calls < 0")
+    reason: Literal["topup", "calls", "adjustment"]
+    at: AwareDatetime
+
+
+class VoipCreditLow(Data):
+    """The balance fell below the operator's threshold (published once per crossing: again
+    only after a top-up raised it above). For notify (tell the customer)."""
+
+    contract: str = SYMBOL
+    balance_minor: int
+    threshold_minor: int = Field(ge=0)
+    currency: Currency = CURRENCY
+    at: AwareDatetime
+
+
+class VoipCreditExhausted(Data):
+    """The balance reached zero or less: the PBX blocks outgoing paid calls until
+    ``voip.credit_balance`` shows it above zero again; notify tells the customer. Once per
+    exhaustion."""
+
+    contract: str = SYMBOL
+    balance_minor: int
+    currency: Currency = CURRENCY
+    at: AwareDatetime

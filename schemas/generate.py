@@ -29,6 +29,9 @@ DEFAULT_TOPICS = {
     "documents": "billing.documents",
     "topups": "billing.topups",
     "zone": "billing.zone",
+    "traffic_counters": "usage.traffic.counters",
+    "traffic": "usage.traffic",
+    "voip": "usage.voip",
 }
 
 

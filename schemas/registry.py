@@ -44,6 +44,12 @@ EVENT_TYPES: dict[str, type[BaseModel]] = {
     "contacts.change_requested.v1": ev.ContactChangeRequested,
     "support.requested.v1": ev.SupportRequested,
     "bank_statement.imported.v1": ev.StatementImported,
+    "traffic.counters.v1": ev.TrafficCounters,
+    "traffic.hour.v1": ev.TrafficHour,
+    "voip.calls_rated.v1": ev.CallsRated,
+    "voip.credit_balance.v1": ev.VoipCreditBalance,
+    "voip.credit_low.v1": ev.VoipCreditLow,
+    "voip.credit_exhausted.v1": ev.VoipCreditExhausted,
 }
 
 # Topic setting name (see services.runtime.settings.Topics) -> event types it carries.
@@ -80,6 +86,14 @@ TOPIC_EVENTS: dict[str, list[str]] = {
         "voip_credit.purchased.v1",
     ],
     "zone": ["contacts.change_requested.v1", "support.requested.v1"],
+    "traffic_counters": ["traffic.counters.v1"],
+    "traffic": ["traffic.hour.v1"],
+    "voip": [
+        "voip.calls_rated.v1",
+        "voip.credit_balance.v1",
+        "voip.credit_low.v1",
+        "voip.credit_exhausted.v1",
+    ],
 }
 
 

@@ -42,6 +42,12 @@ class Topics(BaseSettings):
     topups: str = "billing.topups"
     # what the customer zone asks of others: contact changes (invoicing), support requests
     zone: str = "billing.zone"
+    # gear's traffic counter reports (external contract, keyed by gear: docs/usage.md)
+    traffic_counters: str = "usage.traffic.counters"
+    # closed hours of traffic per contract, for the zone
+    traffic: str = "usage.traffic"
+    # rated calls (invoicing, the zone) and prepaid credit (the PBX, notify, the zone)
+    voip: str = "usage.voip"
 
     def all(self) -> list[str]:
         return [str(v) for v in self.model_dump().values()]
