@@ -758,7 +758,7 @@ class AddressCounter(ExternalData):
     was created or the gear restarted: ``boot_id`` says which)."""
 
     address: str = Field(
-        min_length=2, max_length=64, description="An IPv4 or IPv6 address or prefix, as gear keys it"
+        min_length=2, max_length=64, description="An IPv4 or IPv6 address or prefix"
     )
     contract: str | None = Field(
         default=None,
