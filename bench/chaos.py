@@ -508,24 +508,26 @@ async def check(system: System, load: Load, faults: Faults, seconds: float) -> d
         "lag": lag,
         "dlq": dlq + dead,
     }
-    result["ok"] = bool(
-        conserved
-        and stored == len(load.sent)
-        and duplicates == 0
-        and settled_not_active == 0
-        and twice == 0
-        and paid_but_dunned == 0
-        and outbox == 0
-        and lag == 0
-        and result["dlq"] == 0
-        and failed_mails == 0
-        and unpaid_active == 0
+    holds = {
+        "money_conserved": conserved,
+        "payments_stored": stored == len(load.sent),
+        "duplicates": duplicates == 0,
+        "settled_not_active": settled_not_active == 0,
+        "notifications_twice": twice == 0,
+        "paid_but_dunned": paid_but_dunned == 0,
+        "outbox_left": outbox == 0,
+        "lag": lag == 0,
+        "dlq": result["dlq"] == 0,
+        "mails_not_sent": failed_mails == 0,
+        "debtors_still_active": unpaid_active == 0,
         # dunning acted: every debtor who did not pay is suspended, and the late payers
         # were restored (not debtors_still_active, not settled_not_active)
-        and states.get("suspended", 0) == len(load.debtors) - len(load.late_payers)
-        and len(load.late_payers) > 0
-    )
-    return result
+        "suspended": states.get("suspended", 0) == len(load.debtors) - len(load.late_payers),
+        "late_payers": len(load.late_payers) > 0,
+    }
+    # first in the object, so that a report cut short still names what failed
+    return {"failed": [name for name, ok in holds.items() if not ok], **result,
+            "ok": all(holds.values())}  # fmt: skip
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -572,7 +574,9 @@ async def chaos(args: argparse.Namespace) -> dict[str, Any]:
         supervisor.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await supervisor
-        result["ok"] = result["ok"] and all(faults.done[k] >= args.min_faults for k in FAULT_KINDS)
+        if not all(faults.done[k] >= args.min_faults for k in FAULT_KINDS):
+            result["failed"].append("faults")
+            result["ok"] = False
         return result
     finally:
         system.stopping = True

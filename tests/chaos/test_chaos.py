@@ -33,7 +33,7 @@ def chaos(run_dir: Path, *extra: str, env: dict[str, str] | None = None) -> tupl
 
 def test_a_short_chaos_run_holds_every_invariant(tmp_path: Path) -> None:
     code, result, log = chaos(tmp_path / "chaos")
-    assert result["ok"], (result, log[-3000:])
+    assert result["ok"], (result.get("failed"), result.get("error"), result, log[-3000:])
     assert code == 0
     assert result["broker"].startswith("Apache Kafka")
     assert set(result["faults"]) == {"worker_kill", "broker_kill", "broker_pause",
