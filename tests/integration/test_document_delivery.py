@@ -112,9 +112,10 @@ async def _deliver(url: str, tmp: Path, sink: SmtpSink, port: int) -> None:
         await delivery.gauges(SimpleNamespace(clock=FixedClock(LATER)), inv)  # type: ignore[arg-type]
         assert gauge("billing_documents_pending", stage="to_deliver") == 3
         assert gauge("billing_documents_pending", stage="to_make") == 1
-        assert gauge("billing_documents_pending_oldest_seconds", stage="to_deliver") == (
-            LATER - NOW
-        ).total_seconds()
+        assert (
+            gauge("billing_documents_pending_oldest_seconds", stage="to_deliver")
+            == (LATER - NOW).total_seconds()
+        )
         made = gauge("billing_documents_pending_oldest_seconds", stage="to_make")
         assert made is not None and made >= (LATER - NOW).total_seconds()
         assert gauge("billing_documents_failed") == 1
