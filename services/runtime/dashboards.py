@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schemas.registry import TOPIC_EVENTS
+
 ROOT = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 RATE = "$__rate_interval"
@@ -150,14 +152,8 @@ MONEY = Dashboard(
     ),
 )
 
-DUNNING_ACTIONS = (
-    "reminder.requested.v1",
-    "notice.requested.v1",
-    "suspend.requested.v1",
-    "restrict.requested.v1",
-    "restore.requested.v1",
-    "fee.charged.v1",
-)
+# what dunning asks for: every type of its topic but the status it carries to the zone
+DUNNING_ACTIONS = tuple(t for t in TOPIC_EVENTS["dunning"] if t != "dunning.status.v1")
 
 DUNNING = Dashboard(
     uid="billing-dunning",
