@@ -311,9 +311,9 @@ UPDATE invoices SET delivered_at = $2 WHERE invoice_number = $1 AND delivered_at
 UPDATE credit_notes SET delivered_at = $2 WHERE number = $1 AND delivered_at IS NULL;
 
 -- name: document_gauges
--- Documents issued and not yet delivered at $1, per stage: to_make (not archived: no PDF and
--- ISDOC yet), to_deliver (archived and announced, no notification.sent yet); how many and
--- the oldest's age, from its issue day (UTC midnight) or its archiving. For /metrics.
+-- Undelivered documents per stage at $1, how many and the oldest's age (for /metrics).
+-- to_make: not archived (no PDF and ISDOC yet), its age from its issue day (UTC midnight);
+-- to_deliver: archived and announced, no notification.sent yet, its age from its archiving.
 SELECT CASE WHEN a.number IS NULL THEN 'to_make' ELSE 'to_deliver' END AS label,
        count(*) AS n,
        greatest(extract(epoch FROM $1::timestamptz - min(coalesce(

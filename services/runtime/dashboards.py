@@ -20,9 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schemas.registry import TOPIC_EVENTS
+from pydantic import BaseModel
 
-ROOT = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
+from schemas import events as ev
+from schemas.registry import TOPIC_EVENTS, type_of
+
+GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 RATE = "$__rate_interval"
 # events per hour of one service and type (a counter's rate, scaled)
@@ -60,7 +63,10 @@ class Dashboard:
     variables: dict[str, str] = field(default_factory=dict)
 
 
-def per_hour(way: str, service: str, *types: str) -> Query:
+def per_hour(way: str, service: str, *models: type[BaseModel] | str) -> Query:
+    """Events per hour a service consumed (``in``) or published (``out``), of the types of
+    ``models`` (an event model, or its type)."""
+    types = [m if isinstance(m, str) else type_of(m) for m in models]
     return Query(
         PER_HOUR.format(way=way, service=service, types="|".join(types), rate=RATE), "{{type}}"
     )
@@ -85,13 +91,13 @@ MONEY = Dashboard(
         Panel(
             "Payments per hour",
             (
-                per_hour("in", "payments", "payment.received.v1"),
+                per_hour("in", "payments", ev.PaymentReceived),
                 per_hour(
                     "out",
                     "payments",
-                    "payment.matched.v1",
-                    "payment.unmatched.v1",
-                    "payment.reversed.v1",
+                    ev.PaymentMatched,
+                    ev.PaymentUnmatched,
+                    ev.PaymentReversed,
                 ),
             ),
             description="Received from the bank (payments.received) and what matching made"
@@ -100,13 +106,13 @@ MONEY = Dashboard(
         Panel(
             "Invoices per hour",
             (
-                per_hour("out", "invoicing", "invoice.issued.v1", "credit_note.issued.v1"),
+                per_hour("out", "invoicing", ev.InvoiceIssued, ev.CreditNoteIssued),
                 per_hour(
                     "out",
                     "payments",
-                    "invoice.settled.v1",
-                    "invoice.partially_paid.v1",
-                    "invoice.reopened.v1",
+                    ev.InvoiceSettled,
+                    ev.InvoicePartiallyPaid,
+                    ev.InvoiceReopened,
                 ),
             ),
             description="Issued by billing runs and top-ups; settled, partially paid and"
@@ -153,7 +159,7 @@ MONEY = Dashboard(
 )
 
 # what dunning asks for: every type of its topic but the status it carries to the zone
-DUNNING_ACTIONS = tuple(t for t in TOPIC_EVENTS["dunning"] if t != "dunning.status.v1")
+DUNNING_ACTIONS = tuple(t for t in TOPIC_EVENTS["dunning"] if t != type_of(ev.DunningStatus))
 
 DUNNING = Dashboard(
     uid="billing-dunning",
@@ -179,8 +185,8 @@ DUNNING = Dashboard(
         Panel(
             "Access changes and notices confirmed per hour",
             (
-                per_hour("out", "provisioning", "network.access.v1"),
-                per_hour("in", "dunning", "notice.acknowledged.v1", "promise.made.v1"),
+                per_hour("out", "provisioning", ev.NetworkAccess),
+                per_hour("in", "dunning", ev.NoticeAcknowledged, ev.PromiseMade),
             ),
         ),
         Panel(
@@ -371,7 +377,7 @@ BANK = Dashboard(
         ),
         Panel(
             "Statements and payments imported per hour",
-            (per_hour("in", "payments", "bank_statement.imported.v1", "payment.received.v1"),),
+            (per_hour("in", "payments", ev.StatementImported, ev.PaymentReceived),),
             description="A statement with a bad line is refused whole by billing import and"
             " never reaches this graph; the command says which line",
         ),
@@ -409,8 +415,8 @@ GEAR = Dashboard(
         Panel(
             "Access changes sent and applied per hour",
             (
-                per_hour("out", "provisioning", "network.access.v1"),
-                per_hour("in", "provisioning", "gear.applied.v1"),
+                per_hour("out", "provisioning", ev.NetworkAccess),
+                per_hour("in", "provisioning", ev.GearApplied),
             ),
             width=24,
         ),
@@ -565,18 +571,18 @@ def expressions(doc: dict[str, Any]) -> list[tuple[str, str]]:
 
 def on_disk() -> dict[str, dict[str, Any]]:
     """deploy/grafana/dashboards/*.json by uid, as Grafana would load them."""
-    docs = [json.loads(p.read_text()) for p in sorted((ROOT / "dashboards").glob("*.json"))]
+    docs = [json.loads(p.read_text()) for p in sorted((GRAFANA / "dashboards").glob("*.json"))]
     return {d["uid"]: d for d in docs}
 
 
 def render() -> dict[Path, str]:
     """Every file of deploy/grafana/ by its path, as this module writes it."""
     files = {
-        ROOT / "dashboards" / f"{d.uid}.json": json.dumps(dashboard_json(d), indent=2) + "\n"
+        GRAFANA / "dashboards" / f"{d.uid}.json": json.dumps(dashboard_json(d), indent=2) + "\n"
         for d in DASHBOARDS
     }
-    files[ROOT / "provisioning" / "datasources" / "prometheus.yml"] = DATASOURCES
-    files[ROOT / "provisioning" / "dashboards" / "billing.yml"] = PROVIDERS
+    files[GRAFANA / "provisioning" / "datasources" / "prometheus.yml"] = DATASOURCES
+    files[GRAFANA / "provisioning" / "dashboards" / "billing.yml"] = PROVIDERS
     return files
 
 
@@ -584,7 +590,7 @@ def main() -> None:
     for path, text in render().items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-        print(path.relative_to(ROOT.parents[1]))
+        print(path.relative_to(GRAFANA.parents[1]))
 
 
 if __name__ == "__main__":
