@@ -24,21 +24,25 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from schemas import events as ev
 from services.invoicing import issued
-from services.runtime import logs, sql
+from services.runtime import logs, metrics, sql
 from services.runtime.clock import Clock
 from services.runtime.errors import BadInput
 from services.runtime.runs import Run
 from services.runtime.unit import Unit
 
+if TYPE_CHECKING:
+    from services.runtime.worker import Runtime
+
 Q = sql.load(__file__)
 SOURCE = "/services/invoicing"
 DOCUMENT_KINDS = ("invoice", "credit_note")
+STAGES = ("to_make", "to_deliver")
 log = logs.get(__name__)
 
 
@@ -83,6 +87,7 @@ class Archiver:
             pdf, isdoc = await asyncio.to_thread(_render_both, doc)
         except BadInput as exc:
             self.refused.add(number)
+            metrics.DOCUMENTS_FAILED.set(len(self.refused))
             log.warning("document not delivered: cannot be made", number=number, error=str(exc))
             return False
         event = ev.DocumentReady(
@@ -119,6 +124,16 @@ class Archiver:
             except Exception as exc:  # the database: the next round tries again
                 log.error("document archive round failed", error=repr(exc))
             await asyncio.sleep(poll_interval)
+
+
+async def gauges(rt: Runtime, conn: asyncpg.Connection) -> None:
+    """Undelivered documents per stage and the oldest's age, every stage a series (0 when
+    none waits there), for the worker's gauge timer."""
+    rows = {r["label"]: r for r in await conn.fetch(Q.document_gauges, rt.clock.now())}
+    for stage in STAGES:
+        row = rows.get(stage)
+        metrics.DOCUMENTS_PENDING.labels(stage).set(row["n"] if row else 0)
+        metrics.DOCUMENTS_PENDING_OLDEST.labels(stage).set(row["oldest"] if row else 0)
 
 
 async def on_notification_sent(unit: Unit, run: Run[ev.NotificationSent]) -> None:

@@ -309,3 +309,14 @@ UPDATE invoices SET delivered_at = $2 WHERE invoice_number = $1 AND delivered_at
 -- name: mark_credit_note_delivered
 -- Credit note $1 reached a contact at $2 (the first delivery counts).
 UPDATE credit_notes SET delivered_at = $2 WHERE number = $1 AND delivered_at IS NULL;
+
+-- name: document_gauges
+-- Undelivered documents per stage at $1, how many and the oldest's age (for /metrics).
+-- to_make: not archived (no PDF and ISDOC yet), its age from its issue day (UTC midnight);
+-- to_deliver: archived and announced, no notification.sent yet, its age from its archiving.
+SELECT CASE WHEN a.number IS NULL THEN 'to_make' ELSE 'to_deliver' END AS label,
+       count(*) AS n,
+       greatest(extract(epoch FROM $1::timestamptz - min(coalesce(
+           a.archived_at, u.issued_on::timestamp AT TIME ZONE 'UTC'))), 0)::float8 AS oldest
+FROM undelivered_documents u LEFT JOIN document_archive a ON a.number = u.number
+GROUP BY 1;

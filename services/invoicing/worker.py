@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from schemas import events as ev
 from services.invoicing import topups
-from services.invoicing.delivery import Archiver, on_notification_sent
+from services.invoicing.delivery import Archiver, gauges, on_notification_sent
 from services.invoicing.service import on_fee_charged, on_partially_paid, on_reopened
 from services.invoicing.settings import InvoicingSettings, check_supplier
 from services.invoicing.zone_contacts import on_contact_change
@@ -40,6 +40,7 @@ SPEC = ServiceSpec(
     settings=InvoicingSettings,
     subscriptions=subscriptions,
     background=[archiver],
+    gauges=gauges,
     # the supplier every document names: refused at start, naming the variable (exit 78)
     startup_checks=[check_supplier],
 )

@@ -106,6 +106,23 @@ NOTIFICATIONS_PENDING_OLDEST = Gauge(
     "billing_notifications_pending_oldest_seconds",
     "Age of the oldest delivery waiting to be sent (notify)",
 )
+DOCUMENTS_PENDING = Gauge(
+    "billing_documents_pending",
+    "Invoices and credit notes issued and not yet delivered, by stage: to_make (no PDF and"
+    " ISDOC yet), to_deliver (handed to notify, no e-mail sent yet) (invoicing)",
+    ["stage"],
+)
+DOCUMENTS_PENDING_OLDEST = Gauge(
+    "billing_documents_pending_oldest_seconds",
+    "Age of the stage's oldest undelivered document: since its issue day (to_make) or since"
+    " it was handed to notify (to_deliver) (invoicing)",
+    ["stage"],
+)
+DOCUMENTS_FAILED = Gauge(
+    "billing_documents_failed",
+    "Documents this invoicing instance could not make (a customer without an address),"
+    " skipped until it restarts",
+)
 STATEMENT_IMPORTED = Gauge(
     "billing_bank_statement_last_import_timestamp_seconds",
     "When the last statement (or Fio fetch) of the account was imported, empty ones too",

@@ -10,10 +10,12 @@ import hashlib
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from schemas import events as ev
 from schemas.envelope import CloudEvent, envelope
@@ -32,6 +34,10 @@ from tests.integration.test_notify_delivery import (
 )
 
 LATER = datetime(2027, 3, 1, 9, tzinfo=UTC)
+
+
+def gauge(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
 
 
 async def _outbox(conn: asyncpg.Connection, kind: str) -> list[Any]:
@@ -102,6 +108,17 @@ async def _deliver(url: str, tmp: Path, sink: SmtpSink, port: int) -> None:
             await inv.execute("DELETE FROM document_archive")
         ready = await _outbox(inv, "document.ready.v1")
         assert len(ready) == 3
+        # the gauges (issue 32): three handed to notify, 7002's not made and failed here
+        await delivery.gauges(SimpleNamespace(clock=FixedClock(LATER)), inv)  # type: ignore[arg-type]
+        assert gauge("billing_documents_pending", stage="to_deliver") == 3
+        assert gauge("billing_documents_pending", stage="to_make") == 1
+        assert (
+            gauge("billing_documents_pending_oldest_seconds", stage="to_deliver")
+            == (LATER - NOW).total_seconds()
+        )
+        made = gauge("billing_documents_pending_oldest_seconds", stage="to_make")
+        assert made is not None and made >= (LATER - NOW).total_seconds()
+        assert gauge("billing_documents_failed") == 1
 
         # notify, each event twice (redelivery): one e-mail per document and billing contact
         for event in [*ready, *ready]:
@@ -145,6 +162,10 @@ async def _deliver(url: str, tmp: Path, sink: SmtpSink, port: int) -> None:
             await unit.flush()
         left = await issued.undelivered(inv)
         assert [r["contract"] for r in left] == ["7002"] and left[0]["archived_at"] is None
+        await delivery.gauges(SimpleNamespace(clock=FixedClock(LATER)), inv)  # type: ignore[arg-type]
+        assert gauge("billing_documents_pending", stage="to_deliver") == 0
+        assert gauge("billing_documents_pending_oldest_seconds", stage="to_deliver") == 0
+        assert gauge("billing_documents_pending", stage="to_make") == 1
     finally:
         await inv_pool.close()
         await inv.close()

@@ -148,3 +148,33 @@ def test_one_pass_and_two_passes_agree_on_any_change(
         target[name] = value
     one, two = _both(json.dumps(event).encode())
     assert one == two
+
+
+def test_every_event_type_is_produced_by_some_service() -> None:
+    """Issue 32 item 6: a type no service's code builds is dead contract (remove it)."""
+    producers = generate.produced_by()
+    assert not [t for t, by in producers.items() if not by], producers
+    assert producers["payment.received.v1"] == {"bank_import"}
+    assert producers["gear.applied.v1"] == {"gear"}
+
+
+def test_the_asyncapi_document_names_servers_operations_bindings_and_the_partitioner() -> None:
+    doc = generate.asyncapi()
+    assert doc["servers"]["production"]["protocol"] == "kafka"
+    assert "murmur2_random" in doc["info"]["description"]
+    ops = doc["operations"]
+    assert ops["payments_receive_payments_received"]["action"] == "receive"
+    assert ops["bank_import_send_payments_received"]["action"] == "send"
+    assert ops["gear_receive_network_access"]["channel"] == {"$ref": "#/channels/network_access"}
+    group = ops["dunning_receive_invoices"]["bindings"]["kafka"]["groupId"]
+    assert group["const"] == "billing-dunning"
+    for name, channel in doc["channels"].items():
+        assert channel["bindings"]["kafka"]["topic"] == channel["address"], name
+    for name, message in doc["components"]["messages"].items():
+        key = message["bindings"]["kafka"]["key"]["description"]
+        assert ("VS" in key) == (name == "payment_received_v1"), name
+    # every operation's messages are its channel's
+    for name, op in ops.items():
+        channel = op["channel"]["$ref"].rsplit("/", 1)[1]
+        for ref in op["messages"]:
+            assert ref["$ref"].split("/")[-1] in doc["channels"][channel]["messages"], name
