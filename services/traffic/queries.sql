@@ -14,8 +14,8 @@ SET boot_id = EXCLUDED.boot_id, collected_at = EXCLUDED.collected_at,
     rx_bytes = EXCLUDED.rx_bytes, tx_bytes = EXCLUDED.tx_bytes;
 
 -- name: contracts_of
--- The contract whose subscribers hold each address $1: the longest prefix (the lowest
--- contract number of the longest, were there an overlap).
+-- The contract whose subscribers hold each address $1, by the longest prefix.
+-- The lowest contract number of the longest wins, were there an overlap.
 SELECT DISTINCT ON (a.address) a.address, n.contract
 FROM unnest($1::text[]) AS a(address)
 JOIN networks n ON n.network >>= a.address::inet
@@ -30,8 +30,8 @@ SET rx_bytes = traffic_5min.rx_bytes + EXCLUDED.rx_bytes,
     tx_bytes = traffic_5min.tx_bytes + EXCLUDED.tx_bytes;
 
 -- name: add_hours
--- The same traffic added to its hours: the rows summed per hour first (ON CONFLICT may
--- touch a row once).
+-- The same traffic added to its hours (UTC), summed per hour first.
+-- Summed first: ON CONFLICT may touch a row once.
 INSERT INTO traffic_hour (contract, address, start, rx_bytes, tx_bytes)
 SELECT c, a, date_trunc('hour', s, 'UTC'), sum(rx), sum(tx)
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[])
@@ -95,8 +95,8 @@ WITH gone AS (DELETE FROM hours WHERE hour < $1 AND NOT dirty)
 DELETE FROM traffic_hour WHERE start < $1;
 
 -- name: show_5min
--- Contract $1's traffic from $2 to before $3 per 5-minute bucket and address ($4: one
--- address or NULL: all).
+-- Contract $1's traffic from $2 to before $3 per 5-minute bucket and address.
+-- $4: one address, or NULL: all.
 SELECT start, address, rx_bytes, tx_bytes FROM traffic_5min
 WHERE contract = $1 AND start >= $2 AND start < $3 AND ($4::text IS NULL OR address = $4)
 ORDER BY start, address;
@@ -113,3 +113,8 @@ SELECT day::timestamp AT TIME ZONE 'UTC' AS start, address, rx_bytes, tx_bytes F
 WHERE contract = $1 AND day >= ($2 AT TIME ZONE 'UTC')::date AND day < ($3 AT TIME ZONE 'UTC')::date
   AND ($4::text IS NULL OR address = $4)
 ORDER BY day, address;
+
+-- name: contract_known
+-- Whether contract $1 has subscribers or traffic here at all.
+SELECT EXISTS (SELECT 1 FROM networks WHERE contract = $1)
+    OR EXISTS (SELECT 1 FROM traffic_day WHERE contract = $1);

@@ -39,7 +39,7 @@ STALE = Counter(
     "Readings not newer than the last of their address (redelivered, reordered): not counted",
     ["gear"],
 )
-HOURS = Counter("billing_traffic_hours_published_total", "traffic.hour.v1 published", ["revised"])
+HOURS = Counter("billing_traffic_hour_events_total", "traffic.hour.v1 published", ["revised"])
 
 RETENTION = "retention"
 HOUR_PREFIX = "hour:"
