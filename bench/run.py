@@ -1187,7 +1187,7 @@ def main() -> None:
     )
     p.add_argument(
         "--only",
-        default="import,payments,reconnect,sweep,billing",
+        default="import,payments,reconnect,sweep,billing,traffic",
         help="comma-separated scenarios to run (payments always sets up its contracts)",
     )
     p.add_argument("--payments", type=int, help="N of the payments scenario")
@@ -1222,7 +1222,7 @@ def main() -> None:
     profiler = Profiler(stack, ROOT / "bench" / "profiles")
     broker_name = "?"
     # start, payments (always), and each other scenario asked for
-    steps = 2 + len(only & {"import", "reconnect", "sweep", "billing"})
+    steps = 2 + len(only & {"import", "reconnect", "sweep", "billing", "traffic"})
     progress = terminal.Progress("bench: steps done", steps)
 
     def step(done: str) -> None:
@@ -1253,6 +1253,13 @@ def main() -> None:
         if "billing" in only:
             results.append(asyncio.run(billing_at_scale(stack, n_bill)))
             step("billing")
+        if "traffic" in only:
+            from bench.traffic import traffic_ingest
+
+            results += asyncio.run(
+                traffic_ingest(stack.database_url, 10_000 if args.quick else 100_000)
+            )
+            step("traffic")
     finally:
         progress.close()
         sampler.stop.set()

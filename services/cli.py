@@ -20,6 +20,7 @@ billing zone invite C EMAIL | --owners  a one-time link into the customer zone (
 billing audit log [C] [--json]       what operators did (exempt, lift, postpone, assign, load, run)
 billing migrate / topics             set-up steps `billing run` also does
 billing offsets save|restore FILE    consumer groups' offsets, around a database backup
+billing traffic show C [--by hour]   a contract's traffic per address (--from, --to, --address)
 
 Commands that read (invoices, payments unmatched|show, clock show, dunning explain|preview,
 notify log|preview) print JSON with --json. Long commands show their progress on stderr when
@@ -291,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     from services.invoicing import cli as invoicing_cli
     from services.notify import cli as notify_cli
     from services.payments import cli as payments_cli
+    from services.traffic import cli as traffic_cli
     from services.zone import cli as zone_cli
 
     invoicing_cli.register(sub)
@@ -309,6 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     notify_cli.register(sub)
     zone_cli.register(sub)
+    traffic_cli.register(sub)
 
     audit_cmd = sub.add_parser("audit", help="the operators' audit trail").add_subparsers(
         dest="sub", required=True

@@ -11,22 +11,36 @@
 4. Report every applied version on ``network.applied`` (``gear.applied.v1``); provisioning
    shows the drift between desired and applied state.
 5. Every ``resync_interval`` seconds, rebuild from the snapshot again (catches anything).
+6. Every ``traffic_interval`` seconds, read the per-address byte counters (their own table,
+   ``nft.traffic_table``) in one ``nft -j`` call and publish them on ``usage.traffic.counters``
+   (``traffic.counters.v1``, parts of at most 5,000, keyed by this gear's name), each with
+   the contract gear applied the address for. The counted addresses follow the applied
+   ones after every change (only those that come or go are touched: the others keep
+   counting).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shlex
 import socket
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
-from schemas.events import AccessState, GearApplied, NetworkAccess
+from schemas.events import (
+    AccessState,
+    AddressCounter,
+    GearApplied,
+    NetworkAccess,
+    TrafficCounters,
+)
 from schemas.registry import PoisonMessage, event_of, parse
 from services.gear import nft
 from services.gear.settings import GearSettings
@@ -35,6 +49,8 @@ from services.runtime.kafka_client import client_options
 from services.runtime.settings import Topics
 
 log = logs.get(__name__)
+
+PART = 5000  # counters per traffic.counters part (the event's limit)
 
 
 class NftError(RuntimeError):
@@ -50,17 +66,44 @@ class NftGear:
     async def run_nft(self, script: str) -> None:
         if not script.strip():
             return
+        await self._nft(["-f", "-"], script.encode())
+
+    async def _nft(self, args: list[str], stdin: bytes | None = None) -> bytes:
         proc = await asyncio.create_subprocess_exec(
             *self.nft_command,
-            "-f",
-            "-",
+            *args,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        _, err = await proc.communicate(script.encode())
+        out, err = await proc.communicate(stdin)
         if proc.returncode != 0:
             raise NftError(f"nft exited {proc.returncode}: {err.decode(errors='replace')[:500]}")
+        return out
+
+    async def counted(self) -> nft.Counted | None:
+        """The counters' table as it is, in one ``nft -j`` call; None: there is none."""
+        try:
+            out = await self._nft(["-j", "list", "table", "inet", nft.traffic_table(self.cfg)])
+        except NftError as exc:
+            if "No such file or directory" in str(exc):
+                return None
+            raise
+        return nft.read_counters(json.loads(out))
+
+    async def sync_traffic(self) -> nft.Counted:
+        """Count exactly the applied addresses; a missing or unreadable counters' table is
+        made anew under a fresh boot id. Returns the counters as read before any change
+        (an address that just went keeps its last reading in this report)."""
+        want = nft.traffic_elements(self.applied.values())
+        counted = await self.counted()
+        if counted is None or counted.boot_id is None:
+            boot_id = uuid.uuid4().hex
+            await self.run_nft(nft.traffic_ruleset(self.cfg, boot_id, want))
+            log.info("traffic counters started from zero", boot_id=boot_id, elements=len(want))
+            return nft.Counted(boot_id, {el: (0, 0) for el in want})
+        await self.run_nft(nft.traffic_changes(self.cfg, counted.counters, want))
+        return counted
 
     async def resync(self, entries: list[nft.Entry]) -> list[nft.Entry]:
         await self.run_nft(nft.ruleset(self.cfg, entries))
@@ -125,27 +168,46 @@ class GearRunner:
     gear_id: str
     snapshot_url: str
     resync_interval: float = 300.0
+    traffic_interval: float = 300.0  # 0: no traffic counting
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def report(self, producer: AIOKafkaProducer, entries: list[nft.Entry]) -> None:
-        now = datetime.now(UTC)
+    async def publish(
+        self,
+        producer: AIOKafkaProducer,
+        topic: str,
+        items: list[tuple[str, BaseModel]],
+        now: datetime,
+    ) -> None:
+        """(key, data) as events on ``topic``, all sent before any is awaited."""
         futures = []
-        for e in entries:
-            data = GearApplied(
-                gear=self.gear_id, contract=e.contract, version=e.version,
-                state=cast(AccessState, e.state),
-                applied_at=now,
-            )  # fmt: skip
-            event = event_of(f"/gear/{self.gear_id}", e.contract, data, now)
+        for key, data in items:
+            event = event_of(f"/gear/{self.gear_id}", key, data, now)
             futures.append(
                 await producer.send(
-                    self.topics.network_applied,
+                    topic,
                     event.model_dump_json().encode(),
-                    key=e.contract.encode(),
+                    key=key.encode(),
                     headers=[("content-type", b"application/cloudevents+json")],
                 )
             )
         await asyncio.gather(*futures)
+
+    async def report(self, producer: AIOKafkaProducer, entries: list[nft.Entry]) -> None:
+        now = datetime.now(UTC)
+        items: list[tuple[str, BaseModel]] = [
+            (
+                e.contract,
+                GearApplied(
+                    gear=self.gear_id,
+                    contract=e.contract,
+                    version=e.version,
+                    state=cast(AccessState, e.state),
+                    applied_at=now,
+                ),
+            )
+            for e in entries
+        ]
+        await self.publish(producer, self.topics.network_applied, items, now)
 
     async def full_resync(self, producer: AIOKafkaProducer) -> None:
         token = self.settings.secret("gear_snapshot_token")
@@ -158,6 +220,39 @@ class GearRunner:
         await self.gear.resync(list(merged.values()))
         await self.report(producer, list(merged.values()))
         log.info("table rebuilt from the snapshot", contracts=len(merged))
+        if self.traffic_interval > 0:
+            await self.gear.sync_traffic()
+
+    async def report_traffic(self, producer: AIOKafkaProducer) -> int:
+        """Read the counters once and publish them, in parts of at most 5,000 sharing one
+        report id; returns how many counters."""
+        counted = await self.gear.sync_traffic()
+        now = datetime.now(UTC)
+        assert counted.boot_id is not None
+        contract_of = nft.traffic_elements(self.gear.applied.values())
+        counters = [
+            AddressCounter(address=el, contract=contract_of.get(el), rx_bytes=rx, tx_bytes=tx)
+            for el, (rx, tx) in counted.counters.items()
+        ]
+        parts = [counters[i : i + PART] for i in range(0, len(counters), PART)] or [[]]
+        report_id = uuid.uuid4().hex
+        items: list[tuple[str, BaseModel]] = [
+            (
+                self.gear_id,
+                TrafficCounters(
+                    gear=self.gear_id,
+                    boot_id=counted.boot_id,
+                    report_id=report_id,
+                    part=n,
+                    parts=len(parts),
+                    collected_at=now,
+                    counters=part,
+                ),
+            )
+            for n, part in enumerate(parts, start=1)
+        ]
+        await self.publish(producer, self.topics.traffic_counters, items, now)
+        return len(counters)
 
     async def run(self) -> None:
         kafka = client_options(self.settings)
@@ -177,7 +272,7 @@ class GearRunner:
         try:
             await self.full_resync(producer)
             self.ready.set()
-            last_resync = asyncio.get_running_loop().time()
+            last_resync = last_traffic = asyncio.get_running_loop().time()
             while True:
                 batch = await consumer.getmany(timeout_ms=1000, max_records=1000)
                 entries = []
@@ -187,10 +282,14 @@ class GearRunner:
                         if entry is not None:
                             entries.append(entry)
                 if entries:
+                    before = {c: (e.v4, e.v6) for c, e in self.gear.applied.items()}
                     changed = await self.gear.apply(entries)
                     if changed:
                         log.info("applied", changes=[f"{e.contract}:{e.state}" for e in changed])
                         await self.report(producer, changed)
+                    moved = [e for e in changed if before.get(e.contract) != (e.v4, e.v6)]
+                    if moved and self.traffic_interval > 0:
+                        await self.gear.sync_traffic()
                 if batch:
                     await consumer.commit()
                 now = asyncio.get_running_loop().time()
@@ -200,6 +299,13 @@ class GearRunner:
                     except (OSError, RuntimeError, aiohttp.ClientError) as exc:
                         log.error("periodic resync failed; will retry", error=str(exc))
                     last_resync = now
+                if self.traffic_interval > 0 and now - last_traffic >= self.traffic_interval:
+                    last_traffic = now
+                    try:
+                        n = await self.report_traffic(producer)
+                        log.debug("traffic counters reported", counters=n)
+                    except NftError as exc:
+                        log.error("reading the traffic counters failed; will retry", error=str(exc))
         finally:
             await consumer.stop()
             await producer.stop()

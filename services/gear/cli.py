@@ -31,6 +31,7 @@ def cmd_nftables(args: argparse.Namespace) -> None:
         args.gear_id or adapter.default_gear_id(),
         args.snapshot_url or settings.gear_snapshot_url,
         args.resync_interval or settings.gear_resync_interval,
+        settings.gear_traffic_interval if args.traffic_interval is None else args.traffic_interval,
     )
     asyncio.run(runner.run())
 
@@ -49,4 +50,7 @@ def register(sub: Any) -> None:
     p.add_argument("--nft", help="nft command, e.g. 'ip netns exec gw nft'")
     p.add_argument("--snapshot-url", help="provisioning's GET /access")
     p.add_argument("--resync-interval", type=float, help="seconds between full rebuilds")
+    p.add_argument(
+        "--traffic-interval", type=float, help="seconds between traffic counter reports (0: off)"
+    )
     p.set_defaults(fn=cmd_nftables)

@@ -198,3 +198,139 @@ def changes(cfg: GearConfig, moves: Iterable[tuple[Entry | None, Entry]]) -> str
                         f"add element inet {t} {new.state}{family} {{ {', '.join(elements)} }}"
                     )
     return "\n".join(deletes + adds) + ("\n" if deletes or adds else "")
+
+
+# --- traffic counters ----------------------------------------------------------------------
+#
+# A table of its own (``inet <table>_traffic``), so that rebuilding the access table (at
+# start, every resync, after a hand edit) never resets the counters. Four sets with
+# per-element counters: ``rx4``/``rx6`` are looked up by destination (to the customer),
+# ``tx4``/``tx6`` by source (from the customer), in a forward chain that runs after the
+# access table's (priority filter + 10), so a packet the access rules reject or drop is not
+# counted. Adding an element that is there keeps its counter and deleting one forgets it:
+# only the addresses that come or go are touched. Each set's comment holds the ``boot_id``
+# the table was created with: a table that is there after a gear restart keeps counting
+# under the same id; a new table (first start, ``nft flush ruleset``, a reboot) is a new id.
+
+TRAFFIC_SETS = {("rx", 4), ("tx", 4), ("rx", 6), ("tx", 6)}
+
+
+def traffic_table(cfg: GearConfig) -> str:
+    return f"{cfg.table}_traffic"
+
+
+def traffic_elements(entries: Iterable[Entry]) -> dict[str, str]:
+    """Each counted element (an address or a prefix) and the contract it is counted for.
+    An interval set cannot hold an address inside a prefix it also holds: such an address
+    is counted with its prefix."""
+    found: dict[str, str] = {}
+    for e in sorted(entries, key=lambda e: e.contract):
+        for element in (*e.v4, *e.v6):
+            found.setdefault(element, e.contract)
+    nets = sorted(
+        (ipaddress.ip_network(el, strict=False) for el in found),
+        key=lambda n: (n.version, n.prefixlen),
+    )
+    covered: set[str] = set()
+    prefixes = [n for n in nets if n.prefixlen < n.max_prefixlen]
+    for n in nets:
+        if any(
+            p != n and p.version == n.version and n.subnet_of(p)  # type: ignore[arg-type]
+            for p in prefixes
+        ):
+            covered.add(_element(n))
+    return {el: c for el, c in found.items() if el not in covered}
+
+
+def _element(net: ipaddress.IPv4Network | ipaddress.IPv6Network) -> str:
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+
+
+def _family(element: str) -> int:
+    return 6 if ":" in element else 4
+
+
+def traffic_ruleset(cfg: GearConfig, boot_id: str, elements: Iterable[str]) -> str:
+    """The counters' table created anew (counters at zero) under ``boot_id``."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", boot_id):
+        raise GearConfigError(f"boot id: expected letters and digits, got {boot_id!r}")
+    t = traffic_table(cfg)
+    by_family: dict[int, list[str]] = {4: [], 6: []}
+    for el in elements:
+        by_family[_family(el)].append(el)
+    lines = [f"table inet {t} {{}}", f"delete table inet {t}", f"table inet {t} {{"]
+    for direction, family in sorted(TRAFFIC_SETS):
+        kind = "ipv4_addr" if family == 4 else "ipv6_addr"
+        members = sorted(by_family[family])
+        body = f" elements = {{ {', '.join(members)} }}" if members else ""
+        head = f"type {kind}; flags interval; counter;"
+        lines.append(f'  set {direction}{family} {{ {head} comment "{boot_id}";{body} }}')
+    lines.append("  chain forward {")
+    lines.append("    type filter hook forward priority filter + 10; policy accept;")
+    lines.append("    ip saddr @tx4")
+    lines.append("    ip daddr @rx4")
+    lines.append("    ip6 saddr @tx6")
+    lines.append("    ip6 daddr @rx6")
+    lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def traffic_changes(cfg: GearConfig, have: Iterable[str], want: Iterable[str]) -> str:
+    """Make the counted elements ``want``: delete the gone ones, add the new ones; the
+    others keep their counters."""
+    have_set, want_set = set(have), set(want)
+    t = traffic_table(cfg)
+    lines: list[str] = []
+    for verb, items in (("delete", have_set - want_set), ("add", want_set - have_set)):
+        for family in (4, 6):
+            chosen = sorted(el for el in items if _family(el) == family)
+            if chosen:
+                for direction in ("rx", "tx"):
+                    lines.append(
+                        f"{verb} element inet {t} {direction}{family} {{ {', '.join(chosen)} }}"
+                    )
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+@dataclass(frozen=True)
+class Counted:
+    """The counters' table as ``nft -j list table`` shows it."""
+
+    boot_id: str | None  # None: the sets disagree or have no id; the table is to be made anew
+    counters: dict[str, tuple[int, int]]  # element -> (rx bytes, tx bytes)
+
+
+def read_counters(listing: Mapping[str, Any]) -> Counted:
+    """Parse ``nft -j list table inet <table>_traffic``."""
+    boots: set[str | None] = set()
+    rx: dict[str, int] = {}
+    tx: dict[str, int] = {}
+    seen: set[str] = set()
+    for item in listing.get("nftables", []):
+        s = item.get("set") if isinstance(item, dict) else None
+        if not s or (s.get("name", "")[:2], int(s.get("name", "x0")[2:] or 0)) not in TRAFFIC_SETS:
+            continue
+        seen.add(s["name"])
+        boots.add(s.get("comment"))
+        into = rx if s["name"].startswith("rx") else tx
+        for wrapped in s.get("elem", []):
+            elem = wrapped.get("elem", wrapped) if isinstance(wrapped, dict) else wrapped
+            value = elem.get("val") if isinstance(elem, dict) else elem
+            counter = (elem.get("counter") if isinstance(elem, dict) else None) or {}
+            into[_value(value)] = int(counter.get("bytes", 0))
+    complete = len(seen) == len(TRAFFIC_SETS) and len(boots) == 1
+    boot = next(iter(boots)) if complete else None
+    elements = set(rx) | set(tx)
+    return Counted(boot, {el: (rx.get(el, 0), tx.get(el, 0)) for el in sorted(elements)})
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict) and "prefix" in value:
+        return f"{value['prefix']['addr']}/{value['prefix']['len']}"
+    if isinstance(value, dict) and "range" in value:
+        low, high = value["range"]
+        first, last = ipaddress.ip_address(low), ipaddress.ip_address(high)
+        nets = list(ipaddress.summarize_address_range(first, last))
+        return str(nets[0]) if len(nets) == 1 else f"{low}-{high}"
+    return str(value)

@@ -27,3 +27,6 @@ class GearSettings(Settings):
     gear_snapshot_token: SecretStr | None = None
     gear_snapshot_token_file: Path | None = None
     gear_resync_interval: float = 300.0
+    # seconds between two reports of the per-address byte counters (traffic.counters.v1);
+    # 0: no counting (the counters' table is left as it is)
+    gear_traffic_interval: float = Field(default=300.0, ge=0)

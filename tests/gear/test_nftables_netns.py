@@ -26,10 +26,11 @@ from services.devstack import kafka
 from services.devstack.stack import create_topics, free_port, start_broker
 from services.runtime.settings import Settings, Topics
 from tests.conftest import unavailable
-from tests.gear.netns import BANK, CUSTOMER_NET, NOTICE, SITE, Net, missing
+from tests.gear.netns import BANK, CUSTOMER_NET, NOTICE, SITE, Net, missing, sh
 
 ROOT = Path(__file__).resolve().parents[2]
 A, N, S, R, S2 = (f"{CUSTOMER_NET}.{n}" for n in (2, 3, 4, 5, 6))  # one address per contract
+T1, T2 = f"{CUSTOMER_NET}.7", f"{CUSTOMER_NET}.8"  # the traffic test's (no access events)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def net() -> Iterator[Net]:
     if why:
         unavailable(why, "the network tests")
     n = Net()
-    n.up()
+    n.up(customers=8)
     yield n
     n.down()
 
@@ -214,3 +215,98 @@ def test_each_state_gets_exactly_what_it_should(net: Net, broker: str) -> None:
             out, _ = gear.communicate()
         if gear.returncode not in (0, -15):
             print(out.decode(errors="replace")[-3000:])
+
+
+async def counter_reports(bootstrap: str) -> list[dict[str, Any]]:
+    consumer = AIOKafkaConsumer(
+        Topics().traffic_counters, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        out: list[dict[str, Any]] = []
+        for records in (await consumer.getmany(timeout_ms=2000)).values():
+            out += [json.loads(r.value)["data"] for r in records]
+        return out
+    finally:
+        await consumer.stop()
+
+
+def test_traffic_is_counted_per_address_within_one_report_interval(net: Net, broker: str) -> None:
+    """Known downloads per address (7 x 400 kB from one, 2 x 400 kB from another) are in
+    the published counters, both directions, within one report interval; a gear restart
+    that finds the counters' table keeps its boot id and its counts."""
+    for table in ("billing", "billing_traffic"):  # the test before left its rules
+        subprocess.run([*net.nft(), "delete", "table", "inet", table], check=False)
+    snapshot = Snapshot()
+    snapshot.items = {
+        c: access(c, addr, "active", 1).model_dump(mode="json")
+        for c, addr in (("2001", T1), ("2005", T2))
+    }
+    snapshot.start()
+    env = {**os.environ, "BILLING_KAFKA_BOOTSTRAP_SERVERS": broker}
+
+    def start_gear() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "gear", "nftables", "--gear-id", "gw-traffic",
+             "--table", "tr", "--traffic-interval", "1", "--nft", " ".join(net.nft()),
+             "--snapshot-url", f"http://127.0.0.1:{snapshot.port}/access"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def latest() -> dict[str, Any] | None:
+        reports = [r for r in asyncio.run(counter_reports(broker)) if r["gear"] == "gw-traffic"]
+        return max(reports, key=lambda r: r["collected_at"]) if reports else None
+
+    gear = start_gear()
+    try:
+        wait_for(lambda: latest() is not None, timeout=20, step=0.5)
+        boot = latest()["boot_id"]  # type: ignore[index]
+        for _ in range(7):
+            assert len(net.curl(T1, f"http://{SITE}/big")[1]) == 400_000
+        for _ in range(2):
+            code, body, _ = net.curl(T2, f"http://{SITE}/big")
+            assert len(body) == 400_000, (code, sh(*net.nft(), "list", "ruleset").stdout)
+        done = time.monotonic()
+
+        def counted() -> bool:
+            """both downloads in a report"""
+            r = latest()
+            got = {c["address"]: c for c in r["counters"]} if r else {}
+            return (
+                got.get(T1, {}).get("rx_bytes", 0) >= 2_800_000
+                and got.get(T2, {}).get("rx_bytes", 0) >= 800_000
+            )
+
+        wait_for(counted, timeout=10, step=0.3)
+        took = time.monotonic() - done
+        r = latest()
+        assert r is not None and r["boot_id"] == boot
+        got = {c["address"]: c for c in r["counters"]}
+        assert got[T1]["contract"] == "2001" and got[T2]["contract"] == "2005"
+        # downloads plus TCP/IP headers; the requests and ACKs the other way
+        assert 2_800_000 <= got[T1]["rx_bytes"] < 3_000_000, got[T1]
+        assert 800_000 <= got[T2]["rx_bytes"] < 900_000, got[T2]
+        assert 0 < got[T1]["tx_bytes"] < 300_000 and 0 < got[T2]["tx_bytes"] < 100_000
+        print(f"counted within {took:.1f} s of the transfers (interval 1 s)")
+    finally:
+        gear.terminate()
+        gear.wait(timeout=10)
+    # a restart keeps the table, its boot id and its counts
+    gear = start_gear()
+    try:
+        started = time.monotonic()
+        wait_for(
+            lambda: (latest() or {}).get("collected_at", "") > datetime.fromtimestamp(
+                time.time() - (time.monotonic() - started), UTC
+            ).isoformat(),
+            timeout=20, step=0.5,
+        )  # fmt: skip
+        r = latest()
+        assert r is not None and r["boot_id"] == boot
+        got = {c["address"]: c for c in r["counters"]}
+        assert got[T1]["rx_bytes"] >= 2_800_000
+    finally:
+        gear.terminate()
+        gear.wait(timeout=10)
+        subprocess.run([*net.nft(), "delete", "table", "inet", "tr_traffic"], check=False)
+        subprocess.run([*net.nft(), "delete", "table", "inet", "tr"], check=False)
