@@ -5,4 +5,4 @@ log``) and the dev stack go through them; the runtime names none."""
 
 from __future__ import annotations
 
-SERVICES = ("invoicing", "payments", "dunning", "provisioning", "notify", "zone")
+SERVICES = ("invoicing", "payments", "dunning", "provisioning", "notify", "zone", "voip")
