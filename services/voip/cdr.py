@@ -33,6 +33,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 FORMATS = ("asterisk-csv", "csv")
+MAPPINGS = Path(__file__).with_name("mappings")
 ASTERISK_COLUMNS = (
     "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp",
     "lastdata", "start", "answer", "end", "duration", "billsec", "disposition", "amaflags",
