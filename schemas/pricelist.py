@@ -58,7 +58,9 @@ class PriceListError(ValueError):
     def __init__(self, file: str, problems: list[str]) -> None:
         self.file = file
         self.problems = problems
-        shown = problems[:50] + ([f"... and {len(problems) - 50} more"] if len(problems) > 50 else [])
+        shown = problems[:50] + (
+            [f"... and {len(problems) - 50} more"] if len(problems) > 50 else []
+        )
         super().__init__(f"price list {file} refused:\n  " + "\n  ".join(shown))
 
 
@@ -158,7 +160,9 @@ class PriceList:
 
 def _decimal(raw: str, field: str) -> Decimal:
     if not _DECIMAL.fullmatch(raw):
-        raise ValueError(f"{field}: expected a decimal like 0.90 (dot, at most 6 places), got {raw!r}")
+        raise ValueError(
+            f"{field}: expected a decimal like 0.90 (dot, at most 6 places), got {raw!r}"
+        )
     try:
         return Decimal(raw)
     except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
@@ -191,7 +195,9 @@ def _row(line: int, row: dict[str, str]) -> Rate:
     valid_from = _day(row["valid_from"].strip(), "valid_from")
     valid_to = _day(row["valid_to"].strip(), "valid_to") if row["valid_to"].strip() else None
     if valid_to is not None and valid_to < valid_from:
-        raise ValueError(f"valid_to: expected a day on or after valid_from {valid_from}, got {valid_to}")
+        raise ValueError(
+            f"valid_to: expected a day on or after valid_from {valid_from}, got {valid_to}"
+        )
     return Rate(
         line=line,
         prefix=prefix,

@@ -41,6 +41,8 @@ ASTERISK_COLUMNS = (
 ANSWERED = "ANSWERED"
 _UNIQUEID = re.compile(r"[0-9]+\.[0-9]+", re.ASCII)
 _SECONDS = re.compile(r"[0-9]{1,9}", re.ASCII)
+# What ``voip.calls_rated.v1`` holds at most (schemas/events.py ``RatedCall``).
+MAX_CALL_ID, MAX_NUMBER = 200, 64
 
 
 class CdrRejected(ValueError):
@@ -124,7 +126,7 @@ def _text(data: bytes, file: str, encoding: str = "utf-8") -> str:
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
         raise CdrRejected(
-            f"{file}:{line}: expected {encoding} text, got bytes {data[e.start:e.end]!r}"
+            f"{file}:{line}: expected {encoding} text, got bytes {data[e.start : e.end]!r}"
         ) from None
     except LookupError:
         raise CdrRejected(f"{file}: encoding {encoding!r} unknown") from None
@@ -150,6 +152,12 @@ def _seconds(raw: str, column: str) -> int:
     if not _SECONDS.fullmatch(raw):
         raise _Bad(column, raw, "expected whole seconds (digits)")
     return int(raw)
+
+
+def _within(value: str, column: str, limit: int) -> str:
+    if len(value) > limit:
+        raise _Bad(column, value[:80], f"expected at most {limit} characters")
+    return value
 
 
 def digest_id(*parts: str) -> str:
@@ -189,12 +197,13 @@ def parse_asterisk(data: bytes, file: str, tz: ZoneInfo) -> ParsedCdr:
             if not number:
                 raise _Bad(col("dst"), row[2], "expected the number called")
             started = _time(row[9].strip(), col("start"), tz)
+            _within(number, col("dst"), MAX_NUMBER)
+            caller = _within(row[1].strip(), col("src"), MAX_NUMBER)
+            _within(call_id, "uniqueid (column 17)", MAX_CALL_ID)
         except _Bad as bad:
             out.refused.append(Refusal(line, bad.column, bad.value, bad.problem, call_id))
             continue
-        out.calls.append(
-            CallRecord(line, call_id, contract, row[1].strip(), number, started, seconds)
-        )
+        out.calls.append(CallRecord(line, call_id, contract, caller, number, started, seconds))
     return out
 
 
@@ -236,18 +245,27 @@ def parse_mapped(data: bytes, file: str, mapping: CdrMapping, tz: ZoneInfo) -> P
         try:
             seconds = _seconds(get("seconds"), col("seconds"))
             if disposition != mapping.answered or seconds == 0:
-                out.skipped[disposition if disposition != mapping.answered else "answered, 0 s"] += 1
+                out.skipped[
+                    disposition if disposition != mapping.answered else "answered, 0 s"
+                ] += 1
                 continue
             if not get("contract"):
                 raise _Bad(col("contract"), "", "expected the contract number")
             if not get("number"):
                 raise _Bad(col("number"), "", "expected the number called")
             started = _time(get("start"), col("start"), tz, mapping.time_format)
+            _within(get("number"), col("number"), MAX_NUMBER)
+            if "caller" in index:
+                _within(get("caller"), col("caller"), MAX_NUMBER)
+            if "call_id" in index:
+                _within(call_id, col("call_id"), MAX_CALL_ID)
         except _Bad as bad:
             out.refused.append(Refusal(line, bad.column, bad.value, bad.problem, call_id))
             continue
         out.calls.append(
-            CallRecord(line, call_id, get("contract"), get("caller"), get("number"), started, seconds)
+            CallRecord(
+                line, call_id, get("contract"), get("caller"), get("number"), started, seconds
+            )
         )
     return out
 

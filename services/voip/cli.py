@@ -12,9 +12,9 @@ from typing import Any
 
 from schemas import pricelist
 from services.runtime import audit, db, terminal
-from services.runtime.terminal import shown
 from services.runtime.errors import BadInput, NotFound
 from services.runtime.settings import get_settings
+from services.runtime.terminal import shown
 from services.voip import cdr, importer
 from services.voip.service import Q
 from services.voip.settings import VoipSettings
@@ -69,12 +69,15 @@ def _read(*queries: tuple[str, tuple[Any, ...]]) -> list[list[Any]]:
 def cmd_refused(args: argparse.Namespace) -> None:
     [rows] = _read((Q.list_refused, (args.all, args.limit)))
     if args.json:
-        terminal.print_json([{**dict(r), "imported_at": r["imported_at"].isoformat()} for r in rows])
+        terminal.print_json(
+            [{**dict(r), "imported_at": r["imported_at"].isoformat()} for r in rows]
+        )
         return
     if not rows:
         print("no refused CDR lines")
     for r in rows:
-        print(f"{shown(r['file'])}:{r['line']}: {r['column']}: {r['problem']}, got {shown(r['value'])!r}")
+        where = f"{shown(r['file'])}:{r['line']}: {r['column']}"
+        print(f"{where}: {r['problem']}, got {shown(r['value'])!r}")
 
 
 def cmd_price(args: argparse.Namespace) -> None:
@@ -154,7 +157,8 @@ def cmd_balance(args: argparse.Namespace) -> None:
         state = "exhausted" if b["exhausted_sent"] else "low" if b["low_sent"] else "ok"
         print(f"{args.contract}: {b['balance_minor'] / 100:.2f} {b['currency']} ({state})")
     for e in ledger:
-        print(f"  {e['at']:%Y-%m-%d %H:%M}  {e['change_minor'] / 100:+.2f} {e['currency']}  {e['entry']}")
+        change = f"{e['change_minor'] / 100:+.2f} {e['currency']}"
+        print(f"  {e['at']:%Y-%m-%d %H:%M}  {change}  {e['entry']}")
 
 
 def register(sub: Any) -> None:

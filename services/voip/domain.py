@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
-
 from schemas.events import RatedCall
 from schemas.pricelist import NoPrice, NumberError, PriceList
 from services.voip.cdr import CallRecord, ParsedCdr, Refusal
@@ -92,23 +90,18 @@ def _rate_one(
             f"price list line {rate_.line} prices it in {rate_.currency}, the contract bills in"
             f" {terms.currency}",
         )
-    try:
-        call = RatedCall(
-            call_id=c.call_id,
-            started_at=c.started_at,
-            seconds=c.seconds,
-            caller=c.caller,
-            number=c.number,
-            destination=rate_.destination,
-            prefix=rate_.prefix,
-            price_minor=quote.price_minor,
-            currency=rate_.currency,
-            prepaid=terms.prepaid,
-        )
-    except ValidationError as e:
-        err = e.errors()[0]
-        column = ".".join(str(x) for x in err["loc"])
-        raise _Refused(column, str(err.get("input"))[:80], err["msg"]) from None
+    call = RatedCall(
+        call_id=c.call_id,
+        started_at=c.started_at,
+        seconds=c.seconds,
+        caller=c.caller,
+        number=c.number,
+        destination=rate_.destination,
+        prefix=rate_.prefix,
+        price_minor=quote.price_minor,
+        currency=rate_.currency,
+        prepaid=terms.prepaid,
+    )
     return Rated(c.contract, call)
 
 

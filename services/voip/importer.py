@@ -126,9 +126,19 @@ async def record(
         columns=CALL_COLUMNS,
         records=(
             (
-                c.call_id, import_id, r.contract, c.started_at, c.seconds, c.caller, c.number,
-                c.destination, c.prefix, c.price_minor, c.currency, c.prepaid,
-            )  # fmt: skip
+                c.call_id,
+                import_id,
+                r.contract,
+                c.started_at,
+                c.seconds,
+                c.caller,
+                c.number,
+                c.destination,
+                c.prefix,
+                c.price_minor,
+                c.currency,
+                c.prepaid,
+            )
             for r in rating.rated
             for c in (r.call,)
         ),

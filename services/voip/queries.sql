@@ -1,6 +1,6 @@
 -- name: upsert_contracts
--- Contracts $1 with currencies $2 and prepaid flags $3 (NULL: the producer did not say:
--- the flag stays as it was). One row per contract (``Unit.stage_row`` keys them).
+-- Contracts $1 with their currencies $2 and prepaid flags $3, one row per contract.
+-- A NULL flag (the producer did not list services) keeps the flag as it was.
 INSERT INTO contracts (contract, currency, prepaid)
 SELECT u.c, u.cur, coalesce(u.p, old.prepaid, false)
 FROM unnest($1::text[], $2::text[], $3::boolean[]) AS u(c, cur, p)
@@ -38,8 +38,7 @@ ON CONFLICT (call_id) DO NOTHING
 RETURNING call_id;
 
 -- name: list_refused
--- Refused lines whose call no later import brought (all of them with $1), newest file
--- first, at most $2.
+-- Refused CDR lines no later import settled (all with $1), newest file first, at most $2.
 SELECT r.file, r.line, r."column", r.value, r.problem, r.call_id, i.imported_at
 FROM refused r JOIN imports i USING (import_id)
 WHERE $1 OR r.call_id IS NULL OR NOT EXISTS (SELECT 1 FROM calls c WHERE c.call_id = r.call_id)
@@ -47,8 +46,7 @@ ORDER BY i.imported_at DESC, r.file, r.line
 LIMIT $2;
 
 -- name: ledger_insert_new
--- Ledger entries $1 of contract $2 in currency $3 (changes $4) at $5, each once;
--- returns the new ones' changes.
+-- Ledger entries $1 (changes $4) of contract $2 in currency $3 at $5, returning the new ones.
 INSERT INTO credit_ledger (entry, contract, currency, change_minor, at)
 SELECT e, $2, $3, m, $5 FROM unnest($1::text[], $4::bigint[]) AS u(e, m)
 ON CONFLICT (entry) DO NOTHING
@@ -60,8 +58,8 @@ INSERT INTO credit_balances (contract, currency) VALUES ($1, $2)
 ON CONFLICT (contract, currency) DO NOTHING;
 
 -- name: balance_for_update
--- A contract's balance in a currency, locked until commit (the import and the worker may
--- change one balance at once).
+-- A contract's balance in a currency, locked until commit.
+-- The import and the worker may change one balance at once.
 SELECT balance_minor, low_sent, exhausted_sent FROM credit_balances
 WHERE contract = $1 AND currency = $2 FOR UPDATE;
 

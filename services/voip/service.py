@@ -68,17 +68,24 @@ async def change_credit(
     unit.emit(
         contract,
         ev.VoipCreditBalance(
-            contract=contract, balance_minor=balance, currency=currency, change_minor=change,
-            reason=reason, at=unit.now,
-        ),  # fmt: skip
+            contract=contract,
+            balance_minor=balance,
+            currency=currency,
+            change_minor=change,
+            reason=reason,
+            at=unit.now,
+        ),
     )
     announced: list[ev.VoipCreditLow | ev.VoipCreditExhausted] = []
     if after.low:
         announced.append(
             ev.VoipCreditLow(
-                contract=contract, balance_minor=balance, threshold_minor=threshold,
-                currency=currency, at=unit.now,
-            )  # fmt: skip
+                contract=contract,
+                balance_minor=balance,
+                threshold_minor=threshold,
+                currency=currency,
+                at=unit.now,
+            )
         )
     if after.exhausted:
         announced.append(

@@ -113,14 +113,20 @@ def test_a_cdr_file_twice_and_a_call_in_two_files(database_url: str, tmp_path: P
             await in_unit(conn, lambda u: v.on_contract(u, Run.of(_env(c), c)))
             first = await importer.import_file(settings, data, "Master.csv")
             assert (first.lines, first.rated, first.already, dict(first.skipped)) == (
-                6, 2, 0, {"NO ANSWER": 1}
+                6,
+                2,
+                0,
+                {"NO ANSWER": 1},
             )
             assert [(r.line, r.column) for r in first.refused] == [
                 (6, "start (column 10)"), (4, "contract"), (5, "number")
             ]  # fmt: skip
             assert first.events == 1
             calls = await conn.fetch("SELECT call_id, price_minor FROM calls ORDER BY call_id")
-            assert [(r["call_id"], r["price_minor"]) for r in calls] == [("1.1", 200), ("1.2", 3000)]
+            assert [(r["call_id"], r["price_minor"]) for r in calls] == [
+                ("1.1", 200),
+                ("1.2", 3000),
+            ]
             events = await outbox(conn)
             assert [t for t, _ in events] == ["voip.calls_rated.v1"]
             assert [c["call_id"] for c in events[0][1]["calls"]] == ["1.1", "1.2"]
@@ -133,7 +139,7 @@ def test_a_cdr_file_twice_and_a_call_in_two_files(database_url: str, tmp_path: P
             assert len(await outbox(conn)) == 1
 
             # Another file with one call of the first and one new: only the new is rated.
-            other = (good.splitlines(keepends=True)[0] + line("2.1", "1001", "212345678", 5))
+            other = good.splitlines(keepends=True)[0] + line("2.1", "1001", "212345678", 5)
             second = await importer.import_file(settings, other.encode(), "Master-2.csv")
             assert (second.rated, second.already) == (1, 1)
             events = await outbox(conn)
@@ -154,7 +160,7 @@ def test_a_cdr_file_twice_and_a_call_in_two_files(database_url: str, tmp_path: P
 
 def test_a_file_that_cannot_be_read_changes_nothing(database_url: str, tmp_path: Path) -> None:
     settings = settings_for(database_url, tmp_path)
-    with pytest.raises(BadInput, match="Master.csv:2: expected utf-8 text"):
+    with pytest.raises(BadInput, match=r"Master\.csv:2: expected utf-8 text"):
         asyncio.run(importer.import_file(settings, b'"1"\n"\xff"\n', "Master.csv"))
 
 
@@ -221,7 +227,7 @@ def test_top_up_once_calls_drain_it_low_and_exhausted_once_and_notify_tells_once
             assert sorted(r["entry"] for r in ledger) == [
                 "call:3.1", "call:3.2", "call:3.3", "invoice:2026000123"
             ]  # fmt: skip
-            low = [d for t, d in await outbox(conn) if t == "voip.credit_low.v1"][0]
+            low = next(d for t, d in await outbox(conn) if t == "voip.credit_low.v1")
             await notify_once(database_url, c, ev.VoipCreditLow.model_validate(low))
         finally:
             await conn.close()
