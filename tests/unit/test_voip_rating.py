@@ -4,7 +4,9 @@ or refused with their line and column; the prepaid credit's announcements once e
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -262,3 +264,29 @@ def test_low_and_exhausted_once_each_rearmed_only_by_a_top_up() -> None:
 def test_one_call_from_above_the_threshold_to_below_zero_says_both() -> None:
     step = domain.change_credit(domain.Credit(6000), -7000, 5000)
     assert (step.low, step.exhausted, step.credit.balance_minor) == (True, True, -1000)
+
+
+# --- the price lookup -----------------------------------------------------------------------
+
+
+def test_billing_voip_price(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.cli import main
+
+    prices = tmp_path / "prices.csv"
+    prices.write_text(
+        HEAD + "1,USA,CZK,0.90,60/1,0.50,2026-01-01,2026-12-31\n"
+        "1,USA,CZK,0.60,60/1,0.50,2027-01-01,\n"
+    )
+    monkeypatch.setenv("BILLING_VOIP_PRICE_LIST", str(prices))
+    main(["voip", "price", "+1 212 555 0100", "--seconds", "61", "--at", "2026-12-31", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert (out["destination"], out["increments"], out["setup_fee"]) == ("USA", "60/1", "0.50")
+    assert (out["billed_seconds"], out["price_minor"]) == (61, 142)
+    main(["voip", "price", "0012125550100", "--seconds", "61", "--at", "2027-01-01"])
+    assert "61 s cost 1.11 CZK" in capsys.readouterr().out  # the new price from 2027
+    with pytest.raises(SystemExit) as e:
+        main(["voip", "price", "+999", "--at", "2027-01-01"])
+    assert e.value.code == 66
+    assert "no price for 999 on 2027-01-01" in capsys.readouterr().err
