@@ -30,14 +30,17 @@ def cmd_import(args: argparse.Namespace) -> None:
     report = asyncio.run(
         importer.import_file(
             settings, path.read_bytes(), path.name, args.format, args.mapping,
-            audit.operator_name(args.operator),
+            audit.operator_name(args.operator), args.retry,
         )
     )  # fmt: skip
     if args.json:
         terminal.print_json(report.as_json())
         return
     if report.repeated:
-        print(f"{path.name}: imported before ({report.import_id[:12]}): nothing changed")
+        print(
+            f"{path.name}: imported before ({report.import_id[:12]}): nothing changed"
+            " (--retry rates its refused lines again)"
+        )
         return
     for r in report.refused[:50]:
         print(f"refused: {shown(r.render(path.name))}", file=sys.stderr)
@@ -169,6 +172,11 @@ def register(sub: Any) -> None:
     imp.add_argument("file")
     imp.add_argument("--format", choices=cdr.FORMATS, default="asterisk-csv")
     imp.add_argument("--mapping", help="column mapping (TOML) for --format csv")
+    imp.add_argument(
+        "--retry",
+        action="store_true",
+        help="a file imported before: rate its refused lines again (a contract or price added)",
+    )
     imp.add_argument("--operator", help=audit.OPERATOR_HELP)
     imp.add_argument("--json", action="store_true")
     imp.set_defaults(fn=cmd_import)

@@ -107,14 +107,21 @@ async def record(
     parsed: cdr.ParsedCdr,
     prices: pricelist.PriceList,
     tz: ZoneInfo,
+    retry: bool = False,
 ) -> ImportReport:
-    """Steps 1-4 inside the caller's transaction (``unit`` is on ``conn``)."""
+    """Steps 1-4 inside the caller's transaction (``unit`` is on ``conn``). ``retry``: a
+    file imported before is rated again, for its refused lines whose cause is gone (a
+    contract voip learnt since, a price added)."""
     report = ImportReport(import_id, file)
     if await conn.fetchval(Q.claim_import, import_id, file, fmt, unit.now) is None:
-        row = await conn.fetchrow(Q.import_of, import_id)
-        report.repeated = True
-        report.lines = row["lines"]
-        return report
+        if not retry:
+            row = await conn.fetchrow(Q.import_of, import_id)
+            report.repeated = True
+            report.lines = row["lines"]
+            return report
+        # Its calls are recorded (counted as "already" below); its refused lines are
+        # rated anew and, where still refused, recorded again.
+        await conn.execute(Q.forget_refused, import_id)
     terms = {
         r["contract"]: domain.Terms(r["currency"].strip(), r["prepaid"])
         for r in await conn.fetch(Q.contract_terms)
@@ -186,6 +193,7 @@ async def import_file(
     fmt: str = "asterisk-csv",
     mapping: str | None = None,
     operator: str | None = None,
+    retry: bool = False,
 ) -> ImportReport:
     """Read and rate ``data`` (the file named ``file``), then record it in one transaction
     (the module's steps); an ``operator``'s import goes into the audit trail with it."""
@@ -200,7 +208,9 @@ async def import_file(
         await clock.refresh(conn)
         async with conn.transaction():
             unit = Unit(conn, clock.now(), SOURCE)
-            report = await record(conn, settings, unit, import_id, file, fmt, parsed, prices, tz)
+            report = await record(
+                conn, settings, unit, import_id, file, fmt, parsed, prices, tz, retry
+            )
             if operator is not None and not report.repeated:
                 details = {
                     "file": file, "import_id": import_id, "rated": report.rated,

@@ -27,6 +27,10 @@ SELECT * FROM imports WHERE import_id = $1;
 UPDATE imports SET lines = $2, rated = $3, already = $4, skipped = $5, refused = $6
 WHERE import_id = $1;
 
+-- name: forget_refused
+-- Import $1's refused lines, dropped before its file is rated again.
+DELETE FROM refused WHERE import_id = $1;
+
 -- name: calls_stage
 -- A temporary table the import COPYs its rated calls into (dropped at commit).
 CREATE TEMPORARY TABLE calls_in (LIKE calls) ON COMMIT DROP;

@@ -111,7 +111,7 @@ def test_a_cdr_file_twice_and_a_call_in_two_files(database_url: str, tmp_path: P
         try:
             v = Voip(settings)
             await in_unit(conn, lambda u: v.on_contract(u, Run.of(_env(c), c)))
-            first = await importer.import_file(settings, data, "Master.csv")
+            first = await importer.import_file(settings, data, "Master.csv", operator="olga")
             assert (first.lines, first.rated, first.already, dict(first.skipped)) == (
                 6,
                 2,
@@ -122,6 +122,9 @@ def test_a_cdr_file_twice_and_a_call_in_two_files(database_url: str, tmp_path: P
                 (6, "start (column 10)"), (4, "contract"), (5, "number")
             ]  # fmt: skip
             assert first.events == 1
+            action = await conn.fetchrow("SELECT operator, action, details FROM operator_actions")
+            assert (action["operator"], action["action"]) == ("olga", "voip-import")
+            assert (action["details"]["rated"], action["details"]["refused"]) == (2, 3)
             calls = await conn.fetch("SELECT call_id, price_minor FROM calls ORDER BY call_id")
             assert [(r["call_id"], r["price_minor"]) for r in calls] == [
                 ("1.1", 200),
@@ -146,11 +149,20 @@ def test_a_cdr_file_twice_and_a_call_in_two_files(database_url: str, tmp_path: P
             assert [c["call_id"] for c in events[-1][1]["calls"]] == ["2.1"]
             assert sum(len(d["calls"]) for _, d in events) == 3  # each call announced once
 
+            # The unknown contract becomes known: --retry rates the file's refused lines
+            # again; the rest of the file is not counted or announced twice.
+            late = contract("9999", prepaid=False)
+            await in_unit(conn, lambda u: v.on_contract(u, Run.of(_env(late), late)))
+            retried = await importer.import_file(settings, data, "Master.csv", retry=True)
+            assert (retried.rated, retried.already, len(retried.refused)) == (1, 2, 2)
+            assert [c["call_id"] for c in (await outbox(conn))[-1][1]["calls"]] == ["1.4"]
+            assert await conn.fetchval("SELECT count(*) FROM refused") == 2
+
             # The refused lines are listed; a corrected line imported later drops out.
             fixed = line("1.6", "1001", "212345678", 30)
             await importer.import_file(settings, fixed.encode(), "Master-fix.csv")
             left = await conn.fetch(importer.Q.list_refused, False, 100)
-            assert [(r["file"], r["line"]) for r in left] == [("Master.csv", 4), ("Master.csv", 5)]
+            assert [(r["file"], r["line"]) for r in left] == [("Master.csv", 5)]
         finally:
             await conn.close()
 
