@@ -54,6 +54,7 @@ import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from bench import cdr
 from schemas.events import PaymentReceived
 from schemas.registry import event_of
 from services.bank_import import importer
@@ -1187,7 +1188,7 @@ def main() -> None:
     )
     p.add_argument(
         "--only",
-        default="import,payments,reconnect,sweep,billing,traffic",
+        default="import,payments,reconnect,sweep,billing,traffic,cdr",
         help="comma-separated scenarios to run (payments always sets up its contracts)",
     )
     p.add_argument("--payments", type=int, help="N of the payments scenario")
@@ -1222,7 +1223,7 @@ def main() -> None:
     profiler = Profiler(stack, ROOT / "bench" / "profiles")
     broker_name = "?"
     # start, payments (always), and each other scenario asked for
-    steps = 2 + len(only & {"import", "reconnect", "sweep", "billing", "traffic"})
+    steps = 2 + len(only & {"import", "reconnect", "sweep", "billing", "traffic", "cdr"})
     progress = terminal.Progress("bench: steps done", steps)
 
     def step(done: str) -> None:
@@ -1260,6 +1261,10 @@ def main() -> None:
                 traffic_ingest(stack.database_url, 10_000 if args.quick else 100_000)
             )
             step("traffic")
+        if "cdr" in only:
+            n_cdr = 50_000 if args.quick else 1_000_000
+            results.append(asyncio.run(cdr.scenario(stack.database_url, n_cdr, run_dir)))
+            step("cdr")
     finally:
         progress.close()
         sampler.stop.set()

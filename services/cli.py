@@ -17,6 +17,7 @@ billing dunning postpone|exempt C    an operator's postponement or exemption, wi
 billing notify log C                 messages sent to a contract
 billing notify preview KIND --lang L one message rendered (text, HTML, SMS)
 billing zone invite C EMAIL | --owners  a one-time link into the customer zone (audited)
+billing voip import|refused|price|balance  CDR files, call prices, prepaid credit
 billing audit log [C] [--json]       what operators did (exempt, lift, postpone, assign, load, run)
 billing migrate / topics             set-up steps `billing run` also does
 billing offsets save|restore FILE    consumer groups' offsets, around a database backup
@@ -293,6 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     from services.notify import cli as notify_cli
     from services.payments import cli as payments_cli
     from services.traffic import cli as traffic_cli
+    from services.voip import cli as voip_cli
     from services.zone import cli as zone_cli
 
     invoicing_cli.register(sub)
@@ -312,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     notify_cli.register(sub)
     zone_cli.register(sub)
     traffic_cli.register(sub)
+    voip_cli.register(sub)
 
     audit_cmd = sub.add_parser("audit", help="the operators' audit trail").add_subparsers(
         dest="sub", required=True

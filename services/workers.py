@@ -5,4 +5,13 @@ log``) and the dev stack go through them; the runtime names none."""
 
 from __future__ import annotations
 
-SERVICES = ("invoicing", "payments", "dunning", "provisioning", "notify", "zone", "traffic")
+SERVICES = (
+    "invoicing",
+    "payments",
+    "dunning",
+    "provisioning",
+    "notify",
+    "zone",
+    "traffic",
+    "voip",
+)

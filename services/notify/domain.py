@@ -17,6 +17,9 @@ KIND_CATEGORY = {
     # dunning-only contacts nor, as dunning does, to the owner regardless
     "invoice": "billing",
     "credit_note": "billing",
+    # a prepaid VoIP balance low or exhausted (voip's announcements)
+    "voip_credit_low": "billing",
+    "voip_credit_exhausted": "billing",
 }
 # Messages about the state of access also go to the contacts of the "access" category (the
 # customer zone's "service and access", docs/zone.md#contacts), reminders do not.

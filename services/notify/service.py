@@ -73,6 +73,12 @@ KINDS: dict[type[BaseModel], str] = {
     ev.RestrictRequested: "restrict",
     ev.RestoreRequested: "restore",
 }
+# voip's announcements about a prepaid balance, told by e-mail and SMS; each event is one
+# request (its id in the request id), so a balance that runs low twice is told twice.
+VOIP_KINDS: dict[type[BaseModel], str] = {
+    ev.VoipCreditLow: "voip_credit_low",
+    ev.VoipCreditExhausted: "voip_credit_exhausted",
+}
 
 
 def _contacts(raw: list[dict[str, Any]]) -> list[domain.ContactInfo]:
@@ -157,11 +163,7 @@ class Notify:
         """A run of dunning's requests at once: one read of the contacts of every
         contract in it (not a round trip per request), then each request's deliveries,
         queued in order."""
-        await unit.drain()  # contacts staged earlier in this batch are read below
-        rows = {
-            r["contract"]: r
-            for r in await unit.conn.fetch(Q.get_contacts_of, sorted({d.contract for d in run}))
-        }
+        rows = await self._contacts_of(unit, run)
         queued = [
             self._request(unit, e, KINDS[type(d)], d.model_dump(mode="json"), rows.get(d.contract))
             for e, d in run.pairs()
@@ -172,11 +174,7 @@ class Notify:
     async def on_document(self, unit: Unit, run: Run[ev.DocumentReady]) -> None:
         """Invoices and credit notes with their PDF and ISDOC: one e-mail to each billing
         contact, the attachments kept once per document (the sender attaches them)."""
-        await unit.drain()
-        rows = {
-            r["contract"]: r
-            for r in await unit.conn.fetch(Q.get_contacts_of, sorted({d.contract for d in run}))
-        }
+        rows = await self._contacts_of(unit, run)
         queued = []
         for event, data in run.pairs():
             for i, a in enumerate(data.attachments):
@@ -191,6 +189,32 @@ class Notify:
             queued.append(self._request(unit, event, data.kind, payload, rows.get(data.contract)))
         if any(queued):
             unit.stage(Q.wake_sender)
+
+    async def on_voip_credit(
+        self, unit: Unit, run: Run[ev.VoipCreditLow | ev.VoipCreditExhausted]
+    ) -> None:
+        """A prepaid VoIP balance ran low or out: tell the billing contacts, once per
+        announcement (the deliveries' key holds the event's id)."""
+        rows = await self._contacts_of(unit, run)
+        queued = []
+        for event, data in run.pairs():
+            kind = VOIP_KINDS[type(data)]
+            payload = {
+                **data.model_dump(mode="json"),
+                "request_id": f"{kind}:{event.id}",
+                "channels": ["email", "sms"],
+            }
+            queued.append(self._request(unit, event, kind, payload, rows.get(data.contract)))
+        if any(queued):
+            unit.stage(Q.wake_sender)
+
+    @staticmethod
+    async def _contacts_of(unit: Unit, run: Run[Any]) -> dict[str, Any]:
+        """The contacts row of each contract a run names, in one read (contacts staged
+        earlier in this batch are written first)."""
+        await unit.drain()
+        contracts = sorted({d.contract for d in run})
+        return {r["contract"]: r for r in await unit.conn.fetch(Q.get_contacts_of, contracts)}
 
     def _request(
         self, unit: Unit, event: CloudEvent, kind: str, payload: dict[str, Any], row: Any
@@ -384,8 +408,14 @@ class Sender:
             failed = ev.NotificationFailed(**_outcome(row, attempts), error=error)
             unit.emit(row["contract"], failed)
             why = "permanent failure" if exc.permanent else f"{attempts} attempts"
-            # the request's own topic: dunning's, or invoicing's for a document
-            topic = self.topics.documents if row["kind"] in templates.DOCUMENT_KINDS else None
+            # the request's own topic: dunning's, invoicing's for a document, voip's
+            topic = (
+                self.topics.documents
+                if row["kind"] in templates.DOCUMENT_KINDS
+                else self.topics.voip
+                if row["kind"] in templates.VOIP_KINDS
+                else None
+            )
             unit.dead_letter(
                 Topics.dlq(topic or self.topics.dunning),
                 row["contract"].encode(),

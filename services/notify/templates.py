@@ -25,7 +25,8 @@ LOCALES = {"cs": "cs_CZ", "sk": "sk_SK", "hu": "hu_HU", "en": "en_GB"}
 LANGUAGES = tuple(LOCALES)
 PAYMENT_KINDS = ("reminder", "notice", "suspend", "restrict")
 DOCUMENT_KINDS = ("invoice", "credit_note")  # e-mailed with their PDF and ISDOC attached
-KINDS = (*PAYMENT_KINDS, "restore", *DOCUMENT_KINDS)
+VOIP_KINDS = ("voip_credit_low", "voip_credit_exhausted")  # a prepaid balance's announcements
+KINDS = (*PAYMENT_KINDS, "restore", *DOCUMENT_KINDS, *VOIP_KINDS)
 WHOLE_UNITS = {"HUF"}  # shown without decimals: "12 345 Ft"
 
 LABELS: dict[str, dict[str, str]] = {
@@ -105,6 +106,11 @@ def _context(kind: str, language: str, context: dict[str, Any], company: str) ->
             number=ctx.get("number") or ctx.get("request_id", ""),
             amount=money(ctx.get("amount_minor", 0), currency, language),
             due_date=day(ctx["due_on"], language) if ctx.get("due_on") else "",
+        )
+    if kind in VOIP_KINDS:
+        ctx.update(
+            balance=money(ctx.get("balance_minor", 0), currency, language),
+            threshold=money(ctx.get("threshold_minor", 0), currency, language),
         )
     return ctx
 

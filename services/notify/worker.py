@@ -1,5 +1,5 @@
-"""Notify worker: e-mails dunning messages, and invoices and credit notes with their PDF
-and ISDOC, to the right contacts, once each."""
+"""Notify worker: e-mails dunning messages, invoices and credit notes with their PDF and
+ISDOC, and a prepaid VoIP credit running low or out, to the right contacts, once each."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncpg
 from pydantic import BaseModel
 
 from schemas import events as ev
-from services.notify.service import KINDS, Notify, Q, Sender
+from services.notify.service import KINDS, VOIP_KINDS, Notify, Q, Sender
 from services.notify.settings import NotifySettings
 from services.runtime import metrics
 from services.runtime.runs import Handler
@@ -20,6 +20,7 @@ def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
         ev.ContractUpserted: n.on_contract,
         ev.DocumentReady: n.on_document,
         **dict.fromkeys(KINDS, n.on_request),
+        **dict.fromkeys(VOIP_KINDS, n.on_voip_credit),
     }
 
 
