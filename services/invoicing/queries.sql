@@ -319,8 +319,8 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::t
 ON CONFLICT (contract, call_id) DO NOTHING;
 
 -- name: unbilled_calls
--- The postpaid calls of contracts $1 waiting for an invoice that started before $2 (the
--- period's start), per month of time zone $3 and destination; locked as read, as
+-- The postpaid calls of contracts $1 that started before $2, waiting for an invoice.
+-- Per month of time zone $3 and destination ($2: the period's start); locked as read, as
 -- unbilled_one_offs and for the same reason.
 SELECT contract, month, destination, currency, count(*) AS calls,
        sum(seconds)::bigint AS seconds, sum(price_minor)::bigint AS price_minor,

@@ -7,7 +7,7 @@ INSERT INTO topups (contract, request_id, person_id, coupon, requested_at)
 VALUES ($1, $2, $3, $4, $5);
 
 -- name: put_topup_answer
--- Invoicing's answer to a request ($6: the event's data), the zone's or an operator's.
+-- Invoicing's answer to a request ($5: the event's data), the zone's or an operator's.
 -- The same answer again writes the same row; answered_at stays the first consumption's.
 INSERT INTO topups (contract, request_id, coupon, outcome, answer, month, answered_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -44,11 +44,12 @@ SET balance_minor = EXCLUDED.balance_minor, currency = EXCLUDED.currency, at = E
 WHERE voip_balances.at <= EXCLUDED.at;
 
 -- name: balance_of
+-- The customer's latest prepaid VoIP balance, if voip published one.
 SELECT balance_minor, currency, at FROM voip_balances WHERE contract = $1;
 
 -- name: put_traffic_hours
--- Closed hours of traffic: a higher revision of (contract, hour) replaces the hour whole,
--- the same or a lower one (a repeat, a late older revision) changes nothing.
+-- Closed hours of traffic; a higher revision of (contract, hour) replaces the hour whole.
+-- The same or a lower one (a repeat, a late older revision) changes nothing.
 INSERT INTO traffic_hours (contract, hour, revision, addresses)
 SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::jsonb[])
 ON CONFLICT (contract, hour) DO UPDATE
