@@ -74,3 +74,21 @@ def payable_coupons(
         if c.currency not in accounts
     )
     return offered, unpaid
+
+
+def checked_coupons(
+    coupons: Mapping[str, str], given: bool, accounts: Mapping[str, str], names: tuple[str, str]
+) -> dict[str, str]:
+    """The coupons offered (``payable_coupons``), each checked (``parse_coupon``); a bad
+    coupon, or one that could never be paid, raises ValueError naming it and ``names``
+    (the variables of the coupons and of the accounts). Invoicing and the zone read the
+    same variable through this one check, so both start, or both refuse, alike."""
+    for code, text in coupons.items():
+        parse_coupon(code, text)
+    offered, unpaid = payable_coupons(coupons, given, accounts)
+    if unpaid:
+        raise ValueError(
+            f"{names[0]}: {', '.join(unpaid)}: no account of that currency in {names[1]} to be"
+            " paid to"
+        )
+    return offered

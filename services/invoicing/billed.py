@@ -21,13 +21,15 @@ contracts always have (``legacy_tariff``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from services.invoicing import documents
+from services.invoicing import documents, vat
 from services.invoicing.vat import Category, Language
 
 ServiceKind = Literal["tariff", "voip", "insurance", "static_ip", "other"]
@@ -78,9 +80,13 @@ class Service(_Strict):
     starts_on: date | None = None
     ends_on: date | None = Field(default=None, description="the last day billed")
     price_changes: tuple[PriceChange, ...] = ()
+    # voip: its calls are paid from prepaid credit (top-ups) and never invoiced as lines
+    prepaid: bool = False
 
     @model_validator(mode="after")
     def _dates(self) -> Service:
+        if self.prepaid and self.kind != "voip":
+            raise ValueError(f"prepaid is for a voip service, not {self.kind}")
         if self.starts_on and self.ends_on and self.ends_on < self.starts_on:
             raise ValueError(f"ends_on {self.ends_on} is before starts_on {self.starts_on}")
         days = [c.effective_on for c in self.price_changes]
@@ -181,3 +187,62 @@ def topup_item(amount_minor: int, language: str) -> documents.Item:
     standard rate of a telephone service (docs/invoices.md, "VoIP credit top-ups")."""
     description = TOPUP.get(language, TOPUP["en"])  # type: ignore[call-overload]
     return documents.Item(description, Decimal(1), "piece", amount_minor, "standard")
+
+
+# --- postpaid VoIP calls (issue 31 item 3) -------------------------------------------------
+
+# A line of a month's calls to one destination: "Hovory 11/2026: Mobilní sítě CZ, 12 hovorů,
+# 34 min". The count's word by the language's plural (cs, sk: 1 / 2-4 / 5 and more).
+CALLS: dict[Language, str] = {
+    "cs": "Hovory {month}: {destination}, {count}, {minutes} min",
+    "sk": "Hovory {month}: {destination}, {count}, {minutes} min",
+    "hu": "Hívások {month}: {destination}, {count}, {minutes} perc",
+    "en": "Calls {month}: {destination}, {count}, {minutes} min",
+}
+_CALL_WORDS: dict[Language, tuple[str, str, str]] = {
+    "cs": ("hovor", "hovory", "hovorů"),
+    "sk": ("hovor", "hovory", "hovorov"),
+    "hu": ("hívás", "hívás", "hívás"),
+    "en": ("call", "calls", "calls"),
+}
+
+
+@dataclass(frozen=True)
+class CallGroup:
+    """A contract's unbilled postpaid calls of one month (``YYYY-MM``, the operator's
+    calendar) to one destination: how many, their billed seconds, their price without VAT."""
+
+    month: str
+    destination: str
+    calls: int
+    seconds: int
+    price_minor: int
+
+
+def calls_word(count: int, language: str) -> str:
+    one, few, many = _CALL_WORDS.get(language, _CALL_WORDS["en"])  # type: ignore[call-overload]
+    return f"{count} {one if count == 1 else few if 2 <= count <= 4 else many}"
+
+
+def call_items(
+    groups: Sequence[CallGroup], language: str, vat_rate: Decimal | None
+) -> list[documents.Item]:
+    """One line per group, in month then destination order, at the standard VAT rate:
+    the calls' prices are rated without VAT, so on an invoice whose prices include VAT
+    (``vat_rate`` given: the standard rate) each line's price is the sum plus that VAT,
+    rounded once per line; else the sum as it is."""
+    text = CALLS.get(language, CALLS["en"])  # type: ignore[call-overload]
+    items = []
+    for g in sorted(groups, key=lambda g: (g.month, g.destination)):
+        year, month = g.month.split("-")
+        price = g.price_minor
+        if vat_rate is not None:
+            price = vat.round_minor(Decimal(price) * (100 + vat_rate) / 100)
+        description = text.format(
+            month=f"{int(month)}/{year}",
+            destination=g.destination,
+            count=calls_word(g.calls, language),
+            minutes=-(-g.seconds // 60),
+        )
+        items.append(documents.Item(description[:300], Decimal(1), "service", price, "standard"))
+    return items

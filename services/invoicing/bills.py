@@ -66,20 +66,32 @@ class Bills:
         self.tax_point_on = stored.tax_point(issued_on, billed.month_bounds(year, month)[1])
         self.made: dict[tuple[object, ...], Bill] = {}
 
-    def of(self, c: Contract, fee_minor: int, one_offs: Sequence[str] = ()) -> Bill:
-        """``c``'s bill this period, with ``fee_minor`` of late fees and the one-off
-        items waiting for it (their JSON)."""
+    def of(
+        self,
+        c: Contract,
+        fee_minor: int,
+        one_offs: Sequence[str] = (),
+        calls: Sequence[billed.CallGroup] = (),
+    ) -> Bill:
+        """``c``'s bill this period, with ``fee_minor`` of late fees, the one-off items
+        waiting for it (their JSON) and its unbilled postpaid calls."""
         key = (c.terms or c.monthly_fee_minor, c.language, c.country, c.has_vat_id, c.currency,
-               fee_minor, tuple(one_offs))  # fmt: skip
+               fee_minor, tuple(one_offs), tuple(calls))  # fmt: skip
         bill = self.made.get(key)
         if bill is None:
             try:
-                bill = self.made[key] = self._make(c, fee_minor, one_offs)
+                bill = self.made[key] = self._make(c, fee_minor, one_offs, calls)
             except (documents.DocumentError, ValueError) as e:
                 raise BadInput(f"contract {c.contract}: cannot be invoiced: {e}") from None
         return bill
 
-    def _make(self, c: Contract, fee_minor: int, one_offs: Sequence[str]) -> Bill:
+    def _make(
+        self,
+        c: Contract,
+        fee_minor: int,
+        one_offs: Sequence[str],
+        calls: Sequence[billed.CallGroup] = (),
+    ) -> Bill:
         language = c.language if c.language in vat.LANGUAGES else "en"
         terms = (
             billed.Terms.model_validate_json(c.terms)
@@ -88,6 +100,12 @@ class Bills:
         )
         items = billed.period_items(terms, self.year, self.month)
         items += [billed.OneOff.model_validate_json(text).item() for text in one_offs]
+        if calls:  # rated without VAT: plus the standard rate where prices include it
+            home = self.supplier.address.country
+            rate = (
+                vat.rate(home, "standard", self.tax_point_on) if terms.prices_include_vat else None
+            )
+            items += billed.call_items(calls, language, rate)
         if not items:  # nothing billed this period: no invoice, whatever the fees
             return Bill(0, (), b"", None)
         if fee_minor:

@@ -387,6 +387,7 @@ def _told(terms: Terms) -> list[ContractService]:
             every=s.every,
             starts_on=s.starts_on,
             ends_on=s.ends_on,
+            prepaid=s.prepaid,
         )
         for s in terms.services
     ]

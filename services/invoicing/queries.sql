@@ -320,3 +320,32 @@ SELECT CASE WHEN a.number IS NULL THEN 'to_make' ELSE 'to_deliver' END AS label,
            a.archived_at, u.issued_on::timestamp AT TIME ZONE 'UTC'))), 0)::float8 AS oldest
 FROM undelivered_documents u LEFT JOIN document_archive a ON a.number = u.number
 GROUP BY 1;
+
+-- name: add_postpaid_calls
+-- Rated postpaid calls; a call id the contract has already is kept as it was.
+INSERT INTO voip_calls (contract, call_id, started_at, seconds, destination, price_minor,
+                        currency, import_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[], $5::text[],
+                     $6::bigint[], $7::text[], $8::text[])
+ON CONFLICT (contract, call_id) DO NOTHING;
+
+-- name: unbilled_calls
+-- The postpaid calls of contracts $1 that started before $2, waiting for an invoice.
+-- Per month of time zone $3 and destination ($2: the period's start); locked as read, as
+-- unbilled_one_offs and for the same reason.
+SELECT contract, month, destination, currency, count(*) AS calls,
+       sum(seconds)::bigint AS seconds, sum(price_minor)::bigint AS price_minor,
+       array_agg(id ORDER BY id) AS ids
+FROM (SELECT id, contract, to_char(started_at AT TIME ZONE $3, 'YYYY-MM') AS month,
+             destination, currency, seconds, price_minor
+      FROM voip_calls
+      WHERE billed_on IS NULL AND contract = ANY($1::text[]) AND started_at < $2
+      FOR UPDATE) waiting
+GROUP BY contract, month, destination, currency
+ORDER BY contract, month, destination;
+
+-- name: mark_calls_billed
+-- Exactly the calls an invoice carries ($1 ids, $2 invoice numbers), marked billed.
+UPDATE voip_calls c SET billed_on = i.invoice_number
+FROM unnest($1::bigint[], $2::text[]) AS i(id, invoice_number)
+WHERE c.id = i.id AND c.billed_on IS NULL;

@@ -8,9 +8,10 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from itertools import islice
 from typing import Literal, NamedTuple, get_args
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from pydantic import TypeAdapter
@@ -19,17 +20,19 @@ from schemas import events as ev
 from schemas.events import InvoiceIssued
 from services.invoicing import bills, domain, stored, zone_contacts
 from services.invoicing.address_overlaps import AddressOverlaps
+from services.invoicing.billed import CallGroup
 from services.invoicing.bills import NO_DOCUMENT, Bill, Bills
 from services.invoicing.bills import Contract as _Contract
 from services.invoicing.contracts_file import ContractRecord
 from services.invoicing.settings import InvoicingSettings
 from services.invoicing.settings import supplier as supplier_of
-from services.runtime import collector, sql
+from services.runtime import collector, logs, sql
 from services.runtime.db import Jsonb
 from services.runtime.runs import Run
 from services.runtime.unit import Unit
 
 Q = sql.load(__file__)
+log = logs.get(__name__)
 SOURCE = "/services/invoicing"
 # The columns of a run's invoice rows for COPY: each row is a domain.NewInvoice and the time
 # it was made (``(*inv, now)``), so every field goes to the column of its own name, and a
@@ -255,6 +258,7 @@ class _Writes:
     invoices: list[tuple[object, ...]]
     fees: tuple[tuple[str, ...], ...]
     one_offs: tuple[tuple[object, ...], ...] = ()
+    calls: tuple[tuple[object, ...], ...] = ()  # postpaid calls (ids, invoice numbers)
 
 
 @dataclass
@@ -410,6 +414,7 @@ class _Run:
         invoiced = await conn.fetch(Q.invoiced_in_period, self.period, names)
         waiting = await conn.fetch(Q.unbilled_fees, names)
         items = {r["contract"]: r for r in await conn.fetch(Q.unbilled_one_offs, names)}
+        calls = await self.calls(conn, contracts)
         fees = {r["contract"]: r["amount_minor"] for r in waiting}
         done = {r["contract"] for r in invoiced}
         bill_of: dict[str, Bill] = {}
@@ -417,7 +422,13 @@ class _Run:
         for c in contracts:
             if c.active and c.contract not in done:
                 extra = items.get(c.contract)
-                bill = self.bills.of(c, fees.get(c.contract, 0), extra["items"] if extra else ())
+                waiting_calls = calls.get(c.contract)
+                bill = self.bills.of(
+                    c,
+                    fees.get(c.contract, 0),
+                    extra["items"] if extra else (),
+                    waiting_calls[0] if waiting_calls else (),
+                )
                 bill_of[c.contract] = bill
                 billable.append(
                     domain.BillableContract(
@@ -460,20 +471,56 @@ class _Run:
             if contract in numbers
             for ident in r["ids"]
         ]
+        call_ids = [
+            (ident, numbers[contract])
+            for contract, (_, ids) in calls.items()
+            if contract in numbers
+            for ident in ids
+        ]
         accounts = self.settings.bank_accounts
         for inv in invoices:
             json_of = issued_json(accounts.get(inv.currency, ""))
             unit.emit_json(InvoiceIssued, inv.contract, json_of(inv, bill_of[inv.contract].tail))
         return invoices, _Writes(
-            rows, tuple(zip(*billed, strict=True)), tuple(zip(*one_offs, strict=True))
+            rows,
+            tuple(zip(*billed, strict=True)),
+            tuple(zip(*one_offs, strict=True)),
+            tuple(zip(*call_ids, strict=True)),
         )
+
+    async def calls(
+        self, conn: asyncpg.Connection, contracts: list[_Contract]
+    ) -> dict[str, tuple[list[CallGroup], list[int]]]:
+        """Each contract's postpaid calls waiting that started before the period's start
+        (its first midnight in the operator's time zone), per month and destination, and
+        their ids. Calls in another currency than the contract's stay waiting (a price
+        list in the wrong currency is the operator's to fix; logged)."""
+        country = self.bills.supplier.address.country
+        zone = domain.OPERATOR_TIMEZONES.get(country, "Europe/Prague")
+        first = date(self.bills.year, self.bills.month, 1)
+        start = datetime.combine(first, time(0), tzinfo=ZoneInfo(zone))
+        currency = {c.contract: c.currency for c in contracts}
+        found: dict[str, tuple[list[CallGroup], list[int]]] = {}
+        for r in await conn.fetch(Q.unbilled_calls, list(currency), start, zone):
+            if r["currency"] != currency[r["contract"]]:
+                log.warning(
+                    "postpaid calls in another currency than the contract's left unbilled",
+                    contract=r["contract"], currency=r["currency"], calls=r["calls"],
+                )  # fmt: skip
+                continue
+            groups, ids = found.setdefault(r["contract"], ([], []))
+            groups.append(
+                CallGroup(r["month"], r["destination"], r["calls"], r["seconds"], r["price_minor"])
+            )
+            ids += r["ids"]
+        return found
 
     async def write(self, conn: asyncpg.Connection, last: int, w: _Writes) -> None:
         """A chunk's rows, with the year's sequence locked at ``last``: a number an
         invoice. The fees and one-off items are those of these invoices."""
         if not w.invoices:
             return
-        if w.fees or w.one_offs:  # first, and undone alone if they are not all there any more
+        if w.fees or w.one_offs or w.calls:  # first, undone alone if not all there any more
             async with conn.transaction():
                 if w.fees:
                     marked = await conn.execute(Q.mark_fees_billed, *w.fees)
@@ -483,6 +530,10 @@ class _Run:
                     marked = await conn.execute(Q.mark_one_offs_billed, *w.one_offs)
                     if marked != f"UPDATE {len(w.one_offs[0])}":
                         raise _FeesBilledMeanwhile(sorted(set(w.one_offs[1])))  # type: ignore[arg-type]
+                if w.calls:
+                    marked = await conn.execute(Q.mark_calls_billed, *w.calls)
+                    if marked != f"UPDATE {len(w.calls[0])}":
+                        raise _FeesBilledMeanwhile(sorted(set(w.calls[1])))  # type: ignore[arg-type]
         await conn.copy_records_to_table("invoices", records=w.invoices, columns=INVOICE_COLUMNS)
         await conn.execute(Q.set_sequence, self.issued_on.year, last + len(w.invoices))
 
@@ -495,6 +546,25 @@ class _FeesBilledMeanwhile(Exception):
 
     def __init__(self, which: list[str]) -> None:
         super().__init__(f"late fees or one-off items of {which} were billed by another run")
+
+
+async def on_calls_rated(unit: Unit, run: Run[ev.CallsRated]) -> None:
+    """Postpaid calls, each call id once per contract, for the next periodic invoice;
+    prepaid ones are the credit's (voip), never invoiced."""
+    calls = {
+        (d.contract, c.call_id): (c, d.import_id) for d in run for c in d.calls if not c.prepaid
+    }
+    await unit.conn.execute(
+        Q.add_postpaid_calls,
+        [k[0] for k in calls],
+        [k[1] for k in calls],
+        [c.started_at for c, _ in calls.values()],
+        [c.seconds for c, _ in calls.values()],
+        [c.destination for c, _ in calls.values()],
+        [c.price_minor for c, _ in calls.values()],
+        [c.currency for c, _ in calls.values()],
+        [i for _, i in calls.values()],
+    )
 
 
 async def on_settled(unit: Unit, run: Run[ev.InvoiceSettled]) -> None:

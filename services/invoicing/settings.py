@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from schemas.coupons import Coupon, default_coupons, payable_coupons
+from schemas.coupons import Coupon, checked_coupons, default_coupons
 from schemas.coupons import parse_coupon as _coupon
 from services.invoicing import documents, vat
 from services.runtime.auth import ConfigError
@@ -102,13 +102,9 @@ class InvoicingSettings(Settings):
     @model_validator(mode="after")
     def _coupons_payable(self) -> InvoicingSettings:
         given = "topup_coupons" in self.model_fields_set
-        payable, unpaid = payable_coupons(self.topup_coupons, given, self.bank_accounts)
-        object.__setattr__(self, "topup_coupons", payable)
-        if unpaid:
-            raise ValueError(
-                f"{env_name('topup_coupons')}: {', '.join(unpaid)}: no account of that currency"
-                f" in {env_name('bank_accounts')} to be paid to"
-            )
+        names = (env_name("topup_coupons"), env_name("bank_accounts"))
+        offered = checked_coupons(self.topup_coupons, given, self.bank_accounts, names)
+        object.__setattr__(self, "topup_coupons", offered)
         return self
 
     def coupons(self) -> dict[str, Coupon]:

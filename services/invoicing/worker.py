@@ -11,7 +11,12 @@ from pydantic import BaseModel
 from schemas import events as ev
 from services.invoicing import topups
 from services.invoicing.delivery import Archiver, gauges, on_notification_sent
-from services.invoicing.service import on_fee_charged, on_partially_paid, on_reopened
+from services.invoicing.service import (
+    on_calls_rated,
+    on_fee_charged,
+    on_partially_paid,
+    on_reopened,
+)
 from services.invoicing.settings import InvoicingSettings, check_supplier
 from services.invoicing.zone_contacts import on_contact_change
 from services.runtime.runs import Handler
@@ -27,6 +32,7 @@ def subscriptions(rt: Runtime[InvoicingSettings]) -> dict[type[BaseModel], Handl
         ev.NotificationSent: on_notification_sent,
         ev.TopupRequested: topups.on_requested(rt.settings),
         ev.ContactChangeRequested: on_contact_change,
+        ev.CallsRated: on_calls_rated,  # postpaid calls for the next periodic invoice
     }
 
 

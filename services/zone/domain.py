@@ -375,3 +375,133 @@ def support_problems(form: SupportForm, contract: str) -> Problems:
     if form.about not in ("", contract):
         problems["about"] = ("bad_about", "")
     return problems
+
+
+# --- usage: traffic and calls; VoIP credit top-ups (zone31) -------------------------------
+
+MAX_PERIOD_DAYS = 366  # a traffic period longer than a year is refused, not summed slowly
+CALLS_PER_PAGE = 100
+
+
+class PeriodProblem(ValueError):
+    """A period in a query string the zone cannot show: ``key`` is the wording's message,
+    ``value`` what was given (shown back, so the person sees which part was wrong)."""
+
+    def __init__(self, key: str, value: str) -> None:
+        super().__init__(f"{key}: {value!r}")
+        self.key = key
+        self.value = value
+
+
+@dataclass(frozen=True)
+class Period:
+    """Days ``first`` to ``last`` inclusive, in the customer's calendar; ``month``: the
+    month it is, when it is one whole month ("2026-11"), else None (a from-to period)."""
+
+    first: date
+    last: date
+    month: str | None
+
+    @property
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=i) for i in range((self.last - self.first).days + 1)]
+
+
+def month_period(month: str) -> Period:
+    """``YYYY-MM`` as a period, or PeriodProblem."""
+    m = re.fullmatch(r"([0-9]{4})-([0-9]{2})", month)
+    if m is None or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 2000:
+        raise PeriodProblem("bad_month", month[:40])
+    year, number = int(m.group(1)), int(m.group(2))
+    first = date(year, number, 1)
+    following = date(year + number // 12, number % 12 + 1, 1)
+    return Period(first, following - timedelta(days=1), f"{year:04d}-{number:02d}")
+
+
+def pick_period(month: str | None, first: str | None, last: str | None, today: date) -> Period:
+    """The period a page's query string asks for: ``from`` and ``to`` (ISO days, both, in
+    order, at most ``MAX_PERIOD_DAYS``), else ``month``, else the month of ``today``.
+    Anything else is a PeriodProblem naming what was wrong."""
+    if first or last:
+        days: list[date] = []
+        for given in (first or "", last or ""):
+            try:
+                days.append(date.fromisoformat(given))
+            except ValueError:
+                raise PeriodProblem("bad_day", given[:40]) from None
+            if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", given):
+                raise PeriodProblem("bad_day", given[:40])
+        if days[1] < days[0]:
+            raise PeriodProblem("bad_order", f"{days[0]} > {days[1]}")
+        if (days[1] - days[0]).days >= MAX_PERIOD_DAYS:
+            raise PeriodProblem("too_long", f"{days[0]} – {days[1]}")
+        return Period(days[0], days[1], None)
+    return month_period(month if month else f"{today:%Y-%m}")
+
+
+# Decimal (SI) units, as operators' tariffs and gear count them (1 GB = 10^9 bytes).
+_BYTE_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+
+
+def byte_size(count: int) -> tuple[Decimal, str]:
+    """``count`` bytes as a number of the largest unit it reaches, to at most three
+    significant digits past the unit's first (1 234 567 -> (1.23, "MB"))."""
+    if count < 0:
+        raise ValueError(f"{count} bytes: expected 0 or more")
+    value, unit = Decimal(count), 0
+    while value >= 1000 and unit < len(_BYTE_UNITS) - 1:
+        value /= 1000
+        unit += 1
+    places = (
+        Decimal(1)
+        if unit == 0 or value >= 100
+        else Decimal("0.1")
+        if value >= 10
+        else Decimal("0.01")
+    )
+    return value.quantize(places, rounding=ROUND_HALF_UP), _BYTE_UNITS[unit]
+
+
+def duration(seconds: int) -> str:
+    """A call's length as people read it: ``m:ss``, or ``h:mm:ss`` from an hour."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def minutes(seconds: int) -> int:
+    """Whole minutes of a month's calls, a started minute counted (as operators bill)."""
+    return -(-seconds // 60)
+
+
+def page_number(given: str | None, total: int, per_page: int = CALLS_PER_PAGE) -> int:
+    """The page asked for (1-based) within ``total`` rows; absent: the first. A page that
+    is no number or past the last is a PeriodProblem (the page says which)."""
+    pages = max(1, -(-total // per_page))
+    if not given:
+        return 1
+    if not given.isdigit() or not 1 <= int(given[:6]) <= pages or len(given) > 6:
+        raise PeriodProblem("bad_page", given[:40])
+    return int(given)
+
+
+@dataclass(frozen=True)
+class CapView:
+    """What the top-up page says of this month's cap: ``known`` False before any answer
+    this month (then ``cap_minor`` is the last cap an answer named, if any)."""
+
+    known: bool
+    cap_minor: int | None
+    left_minor: int | None
+
+
+def cap_view(month: str, answers: Sequence[tuple[str | None, int | None, int | None]]) -> CapView:
+    """This month's cap and what is left, from the answers (month, cap, left) newest
+    first: the newest answer of ``month`` that names a cap (an operator's top-up names
+    none: not capped). Before any this month, the last cap named (what is left then is
+    the whole cap, unless the operator changed it: the page says so)."""
+    for answer_month, cap, left in answers:
+        if answer_month == month and cap is not None:
+            return CapView(True, cap, left)
+    last = next((cap for _, cap, _ in answers if cap is not None), None)
+    return CapView(False, last, None)

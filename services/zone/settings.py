@@ -11,9 +11,10 @@ import secrets
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from schemas import contacts
+from schemas.coupons import Coupon, checked_coupons, default_coupons, parse_coupon
 from services.runtime.auth import ConfigError, signing_key
 from services.runtime.settings import MailRelaySettings, env_name
 from services.zone.domain import LANGUAGES
@@ -54,6 +55,22 @@ class ZoneSettings(MailRelaySettings):
     zone_help_phone: str | None = None
     zone_help_email: str | None = None
     zone_help_hours: str | None = None
+    # The VoIP top-up coupons the top-up page offers: the same BILLING_TOPUP_COUPONS as
+    # invoicing decides requests by, read and checked by the same function (docs/zone.md).
+    topup_coupons: dict[str, str] = Field(default_factory=default_coupons)
+
+    @model_validator(mode="after")
+    def _coupons(self) -> ZoneSettings:
+        given = "topup_coupons" in self.model_fields_set
+        names = (env_name("topup_coupons"), env_name("bank_accounts"))
+        offered = checked_coupons(self.topup_coupons, given, self.bank_accounts, names)
+        object.__setattr__(self, "topup_coupons", offered)
+        return self
+
+    def coupons_in(self, currency: str) -> list[Coupon]:
+        """The coupons offered in ``currency``, smallest first."""
+        found = [parse_coupon(code, text) for code, text in self.topup_coupons.items()]
+        return sorted((c for c in found if c.currency == currency), key=lambda c: c.amount_minor)
 
 
 _DEVELOPMENT_KEY = secrets.token_bytes(32)  # per process: no published development default

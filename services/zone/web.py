@@ -45,6 +45,8 @@ from services.zone.contact_pages import ContactPages
 from services.zone.service import Acting, Link, Mail, Q
 from services.zone.settings import ZoneSettings, zone_key
 from services.zone.support_pages import SupportPages
+from services.zone.topup_pages import TopupPages
+from services.zone.usage_pages import UsagePages
 
 log = logs.get(__name__)
 _env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
@@ -114,6 +116,8 @@ class Pages:
         self.wake_sender: Callable[[], None] = lambda: None
         self.contacts = ContactPages(self)
         self.support = SupportPages(self)
+        self.topup = TopupPages(self)
+        self.usage = UsagePages(self)
         # The help channels the operator configured: the support page and every footer.
         self.help = {
             "phone": rt.settings.zone_help_phone,
@@ -162,6 +166,12 @@ class Pages:
             Route("POST", "/info/details", self.contacts.own_details, "contacts"),
             Route("GET", "/support", self.support.page, "support"),
             Route("POST", "/support", self.support.send, "support"),
+            # zone31: VoIP credit top-up, traffic ("services": services and usage), calls
+            Route("GET", "/topup", self.topup.page, "topup"),
+            Route("POST", "/topup", self.topup.request, "topup"),
+            Route("GET", "/topup/{request_id}", self.topup.one, "topup"),
+            Route("GET", "/traffic", self.usage.traffic, "services"),
+            Route("GET", "/calls", self.usage.calls, "calls"),
         ]
 
     def app(self) -> web.Application:

@@ -13,6 +13,7 @@ from services.zone import web as pages
 from services.zone.mail import Sender
 from services.zone.service import Handlers, Q
 from services.zone.settings import ZoneSettings, check_settings
+from services.zone.usage import UsageHandlers
 
 _senders: dict[int, Sender] = {}  # per runtime: the pages wake the one that sends
 
@@ -25,6 +26,7 @@ def _sender(rt: Runtime[ZoneSettings]) -> Sender:
 
 def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
     h = Handlers()
+    usage = UsageHandlers()
     return {
         ev.ContractUpserted: h.on_contract,
         ev.InvoiceIssued: h.on_invoice_issued,
@@ -36,6 +38,12 @@ def subscriptions(rt: Runtime) -> dict[type[BaseModel], Handler]:
         ev.PaymentReversed: h.on_payment_reversed,
         ev.DocumentReady: h.on_document,
         ev.DunningStatus: h.on_dunning_status,
+        # zone31: top-up answers, prepaid balances, traffic hours, rated calls
+        ev.TopupInvoiced: usage.on_topup_answer,
+        ev.TopupRefused: usage.on_topup_answer,
+        ev.VoipCreditBalance: usage.on_credit_balance,
+        ev.TrafficHour: usage.on_traffic_hour,
+        ev.CallsRated: usage.on_calls_rated,
     }
 
 
