@@ -17,7 +17,7 @@ billing dunning postpone|exempt C    an operator's postponement or exemption, wi
 billing notify log C                 messages sent to a contract
 billing notify preview KIND --lang L one message rendered (text, HTML, SMS)
 billing zone invite C EMAIL | --owners  a one-time link into the customer zone (audited)
-billing voip import|refused|price|balance  CDR files, call prices, prepaid credit
+billing voip import|refused|price|balance|calls  CDR files, call prices, credit, calls
 billing audit log [C] [--json]       what operators did (exempt, lift, postpone, assign, load, run)
 billing migrate / topics             set-up steps `billing run` also does
 billing offsets save|restore FILE    consumer groups' offsets, around a database backup

@@ -1,12 +1,12 @@
-"""``billing voip import|refused|price|balance``: CDR files in, refused lines, a call's
-price, a prepaid balance."""
+"""``billing voip import|refused|price|balance|calls``: CDR files in, refused lines, a call's
+price, a prepaid balance, a contract's rated calls in a period."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,71 @@ def cmd_balance(args: argparse.Namespace) -> None:
         print(f"  {e['at']:%Y-%m-%d %H:%M}  {change}  {e['entry']}")
 
 
+def _day(text: str, what: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadInput(f"{what}: expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def cmd_calls(args: argparse.Namespace) -> None:
+    """A contract's rated calls whose start falls on the days --from to --to (both
+    inclusive, the PBX's time zone; by default this month to today)."""
+    settings = _settings()
+    tz = importer.pbx_zone(settings)
+    today = datetime.now(tz).date()
+    first = _day(args.start, "--from") if args.start else today.replace(day=1)
+    last = _day(args.end, "--to") if args.end else today
+    if last < first:
+        raise BadInput(f"--to {last} is before --from {first}")
+    if args.limit < 1:
+        raise BadInput(f"--limit: expected 1 or more, got {args.limit}")
+    start = datetime.combine(first, time(), tz)
+    end = datetime.combine(last + timedelta(days=1), time(), tz)
+    [known], calls, totals = _read(
+        (Q.contract_known, (args.contract,)),
+        (Q.calls_of, (args.contract, start, end, args.limit)),
+        (Q.calls_total, (args.contract, start, end)),
+    )
+    if not known[0]:
+        raise NotFound(f"contract {args.contract}: voip knows no such contract")
+    if args.json:
+        terminal.print_json(
+            {
+                "contract": args.contract,
+                "from": first.isoformat(),
+                "to": last.isoformat(),
+                "time_zone": str(tz),
+                "calls": [
+                    {**dict(c), "started_at": c["started_at"].astimezone(tz).isoformat()}
+                    for c in calls
+                ],
+                "totals": [dict(t) for t in totals],
+                "complete": sum(t["calls"] for t in totals) <= args.limit,
+            }
+        )
+        return
+    for c in calls:
+        exp = pricelist.EXPONENT.get(c["currency"], 2)
+        minutes, seconds = divmod(c["seconds"], 60)
+        print(
+            f"{c['started_at'].astimezone(tz):%Y-%m-%d %H:%M:%S}  {shown(c['number']):>16}"
+            f"  {minutes:3d}:{seconds:02d}  {c['price_minor'] / 10**exp:>10.{exp}f}"
+            f" {c['currency']}  {shown(c['destination'])}{'' if c['prepaid'] else ' (invoiced)'}"
+        )
+    if not totals:
+        print(f"{args.contract}: no calls from {first} to {last}")
+    for t in totals:
+        exp = pricelist.EXPONENT.get(t["currency"], 2)
+        print(
+            f"{args.contract}, {first} to {last}: {t['calls']} calls, {t['seconds'] // 60} min"
+            f" {t['seconds'] % 60} s, {t['price_minor'] / 10**exp:.{exp}f} {t['currency']}"
+        )
+    shown_n = len(calls)
+    if sum(t["calls"] for t in totals) > shown_n:
+        print(f"(the first {shown_n} calls listed: --limit shows more)")
+
+
 def register(sub: Any) -> None:
     voip = sub.add_parser("voip", help="VoIP: CDR import, prices, prepaid credit").add_subparsers(
         dest="sub", required=True
@@ -196,3 +261,11 @@ def register(sub: Any) -> None:
     bal.add_argument("--entries", type=int, default=20)
     bal.add_argument("--json", action="store_true")
     bal.set_defaults(fn=cmd_balance)
+
+    calls = voip.add_parser("calls", help="a contract's rated calls in a period")
+    calls.add_argument("contract")
+    calls.add_argument("--from", dest="start", help="first day (YYYY-MM-DD; default the 1st)")
+    calls.add_argument("--to", dest="end", help="last day, inclusive (default today)")
+    calls.add_argument("--limit", type=int, default=1000, help="calls listed at most")
+    calls.add_argument("--json", action="store_true")
+    calls.set_defaults(fn=cmd_calls)

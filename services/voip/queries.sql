@@ -86,3 +86,22 @@ WHERE contract = $1 ORDER BY at DESC, entry LIMIT $2;
 -- name: exhausted_balances
 -- How many prepaid balances are at zero or less, for the gauge.
 SELECT count(*) FROM credit_balances WHERE balance_minor <= 0;
+
+-- name: calls_of
+-- Contract $1's rated calls that started in [$2, $3), oldest first, at most $4.
+SELECT call_id, started_at, seconds, caller, number, destination, prefix, price_minor,
+       currency, prepaid
+FROM calls WHERE contract = $1 AND started_at >= $2 AND started_at < $3
+ORDER BY started_at, call_id LIMIT $4;
+
+-- name: calls_total
+-- Contract $1's calls that started in [$2, $3): count, seconds and price per currency.
+SELECT currency, count(*) AS calls, sum(seconds)::bigint AS seconds,
+       sum(price_minor)::bigint AS price_minor
+FROM calls WHERE contract = $1 AND started_at >= $2 AND started_at < $3
+GROUP BY currency ORDER BY currency;
+
+-- name: contract_known
+-- Whether voip knows contract $1 (from contract.upserted) or has calls of it.
+SELECT EXISTS (SELECT 1 FROM contracts WHERE contract = $1)
+    OR EXISTS (SELECT 1 FROM calls WHERE contract = $1);

@@ -274,3 +274,51 @@ async def notify_once(url: str, c: ev.ContractUpserted, low: ev.VoipCreditLow) -
         assert "40,00" in rows[0]["body"] and "Dobijte" in rows[0]["body"]
     finally:
         await pool.close()
+
+
+def test_billing_voip_calls_lists_a_contracts_period(
+    database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The operator's query of a contract's calls: the period's days in the PBX's time
+    zone (a call at 00:30 Prague on 1 December is December's), totals, --json; an unknown
+    contract is not found, a bad day a usage error."""
+    from services.cli import main
+
+    settings = settings_for(database_url, tmp_path)
+    data = (
+        line("3.1", "1001", "212345678", 61, start="2026-11-30 23:59:00")
+        + line("3.2", "1001", "601123456", 30, start="2026-12-01 00:30:00")
+        + line("3.3", "1001", "212345678", 120, start="2026-12-04 18:00:00")
+    ).encode()
+
+    async def go() -> None:
+        conn = await setup(database_url)
+        try:
+            v = Voip(settings)
+            await in_unit(conn, lambda u: v.on_contract(u, Run.of(_env(c), c)))
+            report = await importer.import_file(settings, data, "Master.csv")
+            assert report.rated == 3
+        finally:
+            await conn.close()
+
+    c = contract("1001", prepaid=False)
+    asyncio.run(go())
+    monkeypatch.setenv("BILLING_DATABASE_URL", database_url)
+    monkeypatch.setenv("BILLING_VOIP_PRICE_LIST", str(settings.voip_price_list))
+    main(["voip", "calls", "1001", "--from", "2026-12-01", "--to", "2026-12-31", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert [x["call_id"] for x in out["calls"]] == ["3.2", "3.3"]
+    assert out["calls"][0]["started_at"] == "2026-12-01T00:30:00+01:00"
+    assert out["totals"] == [{"currency": "CZK", "calls": 2, "seconds": 150, "price_minor": 3200}]
+    main(["voip", "calls", "1001", "--from", "2026-11-30", "--to", "2026-11-30"])
+    said = capsys.readouterr().out
+    assert "212345678" in said and "1 calls, 1 min 1 s, 2.00 CZK" in said
+    with pytest.raises(SystemExit) as e:
+        main(["voip", "calls", "4242", "--from", "2026-12-01"])
+    assert e.value.code == 66
+    with pytest.raises(SystemExit) as e:
+        main(["voip", "calls", "1001", "--from", "1.12.2026"])
+    assert e.value.code in (64, 65)
