@@ -195,6 +195,10 @@ DEV_HELP = {
     "BILLING_ZONE_HELP_PHONE": "+420 800 123 456",
     "BILLING_ZONE_HELP_EMAIL": "pomoc@sitar.example",
     "BILLING_ZONE_HELP_HOURS": "Po–Pá 8–18",
+    # voip rates by its demo list when none is set; the zone's price lookup reads the same
+    "BILLING_VOIP_PRICE_LIST": str(
+        Path(__file__).resolve().parents[1] / "voip" / "pricelist.demo.csv"
+    ),
 }
 
 

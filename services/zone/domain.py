@@ -14,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from schemas import contacts as contact_rules
+from schemas import pricelist
 from schemas.events import Contact
 
 # What a membership may do, in the order pages list them. The owner has every right.
@@ -505,3 +506,23 @@ def cap_view(month: str, answers: Sequence[tuple[str | None, int | None, int | N
             return CapView(True, cap, left)
     last = next((cap for _, cap, _ in answers if cap is not None), None)
     return CapView(False, last, None)
+
+
+# --- the call-price lookup (usage_pages.price) --------------------------------------------
+
+MAX_QUOTE_SECONDS = 24 * 3600
+
+
+def price_quote(
+    prices: pricelist.PriceList, number: str, seconds: str, day: date, country_prefix: str
+) -> tuple[str | None, pricelist.Quote | None]:
+    """A customer's lookup: the quote, or the wording key of what is wrong (a length that is
+    no whole number of seconds up to a day, a number that is no number, none priced)."""
+    if not seconds.isdigit() or not 0 < int(seconds) <= MAX_QUOTE_SECONDS:
+        return "price_bad_seconds", None
+    try:
+        return None, prices.quote(number, day, int(seconds), country_prefix)
+    except pricelist.NumberError:
+        return "price_bad_number", None
+    except pricelist.NoPrice:
+        return "price_no_price", None

@@ -15,6 +15,8 @@ from pydantic import Field, SecretStr, model_validator
 
 from schemas import contacts
 from schemas.coupons import Coupon, checked_coupons, default_coupons, parse_coupon
+from schemas.pricelist import PriceList, PriceListError
+from schemas.pricelist import load as load_price_list
 from services.runtime.auth import ConfigError, signing_key
 from services.runtime.settings import MailRelaySettings, env_name
 from services.zone.domain import LANGUAGES
@@ -58,6 +60,10 @@ class ZoneSettings(MailRelaySettings):
     # The VoIP top-up coupons the top-up page offers: the same BILLING_TOPUP_COUPONS as
     # invoicing decides requests by, read and checked by the same function (docs/zone.md).
     topup_coupons: dict[str, str] = Field(default_factory=default_coupons)
+    # The call-price lookup on the calls page: the same BILLING_VOIP_PRICE_LIST and country
+    # prefix as voip rates by (schemas/pricelist.py reads both); unset: no lookup offered.
+    voip_price_list: Path | None = None
+    voip_country_prefix: str = Field(default="420", pattern=r"^[1-9][0-9]{0,3}$")
 
     @model_validator(mode="after")
     def _coupons(self) -> ZoneSettings:
@@ -71,6 +77,20 @@ class ZoneSettings(MailRelaySettings):
         """The coupons offered in ``currency``, smallest first."""
         found = [parse_coupon(code, text) for code, text in self.topup_coupons.items()]
         return sorted((c for c in found if c.currency == currency), key=lambda c: c.amount_minor)
+
+    def price_list(self) -> PriceList | None:
+        """The operator's price list, read and checked whole (a bad one refuses to start, as
+        voip does), or None when none is set."""
+        if self.voip_price_list is None:
+            return None
+        try:
+            return load_price_list(str(self.voip_price_list))
+        except PriceListError as e:
+            raise ConfigError(f"{env_name('voip_price_list')}: {e}") from None
+        except OSError as e:
+            raise ConfigError(
+                f"{env_name('voip_price_list')}: {self.voip_price_list}: {e.strerror}"
+            ) from None
 
 
 _DEVELOPMENT_KEY = secrets.token_bytes(32)  # per process: no published development default

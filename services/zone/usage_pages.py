@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from babel.dates import format_datetime
+from babel.numbers import format_currency as units
 from babel.numbers import format_decimal
 
 from services.zone import domain
@@ -27,6 +28,42 @@ if TYPE_CHECKING:
 class UsagePages:
     def __init__(self, pages: Pages) -> None:
         self.pages = pages
+        # read once at start: a bad list stops the zone at start, not a customer's lookup
+        self.prices = pages.s.price_list()
+
+    async def price(self, req: Req) -> web.StreamResponse:
+        """What a call to a number costs, from the operator's price list (right ``calls``):
+        the destination, its price per minute, increments and setup fee, and the price of a
+        call of the length asked (60 s unless said). Bad input is said on the page."""
+        q = req.request.query
+        number, length = q.get("number", "").strip(), q.get("seconds", "60").strip()
+        context: dict[str, Any] = {"number": number[:40], "seconds": length[:6], "offered": True}
+        if self.prices is None:
+            context["offered"] = False
+            return self.pages.render(req, "price.html", **context)
+        if not number:
+            return self.pages.render(req, "price.html", **context)
+        async with self.pages.rt.db.acquire() as conn:
+            customer = await conn.fetchrow(Q.customer_of, req.contract)
+        today = req.now.astimezone(ZoneInfo(_zone_of(customer))).date()
+        problem, quote = domain.price_quote(
+            self.prices, number, length, today, self.pages.s.voip_country_prefix
+        )
+        if quote is None:
+            return self.pages.render(req, "price.html", 400, problem=problem, **context)
+        from services.zone.web import LOCALES
+
+        rate, money, lang = quote.rate, self.pages.money, req.lang
+        context["quote"] = {
+            "number": "+" + quote.number,
+            "destination": rate.destination,
+            "per_minute": units(rate.per_minute, rate.currency, locale=LOCALES[lang]),
+            "setup": units(rate.setup, rate.currency, locale=LOCALES[lang]),
+            "increments": rate.increments,
+            "seconds": quote.seconds,
+            "price": money(quote.price_minor, rate.currency, lang),
+        }
+        return self.pages.render(req, "price.html", **context)
 
     def _period(self, req: Req, tz: ZoneInfo, months_only: bool) -> domain.Period:
         q = req.request.query

@@ -172,6 +172,7 @@ class Pages:
             Route("GET", "/topup/{request_id}", self.topup.one, "topup"),
             Route("GET", "/traffic", self.usage.traffic, "services"),
             Route("GET", "/calls", self.usage.calls, "calls"),
+            Route("GET", "/calls/price", self.usage.price, "calls"),
         ]
 
     def app(self) -> web.Application:

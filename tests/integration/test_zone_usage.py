@@ -318,3 +318,53 @@ async def test_calls_of_a_month_once_each_paged_and_only_the_customers(
         assert count == 131
         page = (await _page(bohumil, "/calls?month=2026-11"))[1]
         assert "+36301112222" in page and "+420601234567" not in page
+
+
+# --- call-price lookup ----------------------------------------------------------------------
+
+PRICES = (
+    "prefix,destination,currency,price_per_minute,increments,setup_fee,valid_from,valid_to\n"
+    "420,CZ fixed,CZK,1.00,60/60,0,2026-01-01,\n"
+    "4206,CZ mobile,CZK,2.00,60/1,0,2026-01-01,2026-11-30\n"
+    "4206,CZ mobile,CZK,3.00,60/1,0.50,2026-12-01,\n"
+)
+
+
+async def test_the_call_price_lookup_quotes_from_the_price_list(
+    database_url: str, tmp_path: Any
+) -> None:
+    """A number in, the destination, price per minute and a call's price out, from the
+    operator's price list as voip rates by (the longest prefix valid today, increments and
+    setup fee); bad input said on the page, never a 500; behind the right "calls"; without a
+    price list the zone says it offers none."""
+    prices = tmp_path / "prices.csv"
+    prices.write_text(PRICES)
+    async with running_zone(database_url, voip_price_list=prices) as zone:
+        alena, _ = await _two(zone)
+        status, page = await _page(alena, "/calls")
+        assert status == 200 and 'href="/calls/price"' in page
+        # 90 s to a mobile: 60 s then per second = 90 s at 3.00/min + 0.50 = 5.00
+        status, page = await _page(alena, "/calls/price?number=%2B420+601+123+456&seconds=90")
+        assert status == 200, page
+        quote = page.split('id="price-quote">')[1].split("</p>")[0]
+        assert "+420601123456" in quote and "CZ mobile" in quote, quote
+        assert "3,00 Kč" in quote and "0,50 Kč" in quote and "5,00 Kč" in quote, quote
+        # a national fixed number, 61 s in whole minutes: 2 x 1.00
+        page = (await _page(alena, "/calls/price?number=212345678&seconds=61"))[1]
+        assert "CZ fixed" in page and "2,00 Kč" in page.split('id="price-quote">')[1]
+        for query, problem in (
+            ("number=abc&seconds=60", "To není telefonní číslo"),
+            ("number=%2B999&seconds=60", "nemáme v ceníku cenu"),
+            ("number=601123456&seconds=-5", "celý počet sekund"),
+            ("number=601123456&seconds=999999", "celý počet sekund"),
+        ):
+            status, page = await _page(alena, "/calls/price?" + query)
+            assert status == 400 and problem in page, (query, page)
+            assert 'id="price-quote"' not in page
+        cyril = await _member(zone, alena, "cyril@example.com", ["invoices"])
+        assert (await _page(cyril, "/calls/price?number=601123456"))[0] == 403
+    async with running_zone(database_url) as zone:
+        alena = await zone.client()
+        await login(alena, "alena@example.com", PASSWORD)
+        status, page = await _page(alena, "/calls/price?number=601123456")
+        assert status == 200 and 'id="price-not-offered"' in page
