@@ -83,14 +83,18 @@ def cmd_refused(args: argparse.Namespace) -> None:
         print(f"{where}: {r['problem']}, got {shown(r['value'])!r}")
 
 
+def _day(text: str, what: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise BadInput(f"{what}: expected a date YYYY-MM-DD, got {text!r}") from None
+
+
 def cmd_price(args: argparse.Namespace) -> None:
     settings = _settings()
     prices = importer.price_list(settings)
     tz = importer.pbx_zone(settings)
-    try:
-        day = date.fromisoformat(args.at) if args.at else datetime.now(tz).date()
-    except ValueError:
-        raise BadInput(f"--at: expected a date YYYY-MM-DD, got {args.at!r}") from None
+    day = _day(args.at, "--at") if args.at else datetime.now(tz).date()
     if args.seconds < 0:
         raise BadInput(f"--seconds: expected 0 or more, got {args.seconds}")
     try:
@@ -162,13 +166,6 @@ def cmd_balance(args: argparse.Namespace) -> None:
     for e in ledger:
         change = f"{e['change_minor'] / 100:+.2f} {e['currency']}"
         print(f"  {e['at']:%Y-%m-%d %H:%M}  {change}  {e['entry']}")
-
-
-def _day(text: str, what: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise BadInput(f"{what}: expected a date YYYY-MM-DD, got {text!r}") from None
 
 
 def cmd_calls(args: argparse.Namespace) -> None:

@@ -100,9 +100,12 @@ async def publish(bootstrap: str, items: list[NetworkAccess]) -> None:
 
 
 async def applied_reports(bootstrap: str) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        Topics().network_applied, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
+    return await topic_data(bootstrap, Topics().network_applied)
+
+
+async def topic_data(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """The ``data`` of every event on ``topic`` so far."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     try:
         out: list[dict[str, Any]] = []
@@ -218,17 +221,7 @@ def test_each_state_gets_exactly_what_it_should(net: Net, broker: str) -> None:
 
 
 async def counter_reports(bootstrap: str) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        Topics().traffic_counters, bootstrap_servers=bootstrap, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    try:
-        out: list[dict[str, Any]] = []
-        for records in (await consumer.getmany(timeout_ms=2000)).values():
-            out += [json.loads(r.value)["data"] for r in records]
-        return out
-    finally:
-        await consumer.stop()
+    return await topic_data(bootstrap, Topics().traffic_counters)
 
 
 def test_traffic_is_counted_per_address_within_one_report_interval(net: Net, broker: str) -> None:

@@ -25,6 +25,7 @@ from services.runtime.clock import SystemClock
 from services.runtime.consumer import BatchConsumer, Record
 from services.runtime.errors import BadInput
 from services.runtime.runs import Run
+from services.runtime.settings import get_settings
 from services.runtime.unit import Unit
 from services.voip import importer
 from services.voip.cli import register  # noqa: F401  (the CLI module imports cleanly)
@@ -308,17 +309,22 @@ def test_billing_voip_calls_lists_a_contracts_period(
     asyncio.run(go())
     monkeypatch.setenv("BILLING_DATABASE_URL", database_url)
     monkeypatch.setenv("BILLING_VOIP_PRICE_LIST", str(settings.voip_price_list))
-    main(["voip", "calls", "1001", "--from", "2026-12-01", "--to", "2026-12-31", "--json"])
-    out = json.loads(capsys.readouterr().out)
-    assert [x["call_id"] for x in out["calls"]] == ["3.2", "3.3"]
-    assert out["calls"][0]["started_at"] == "2026-12-01T00:30:00+01:00"
-    assert out["totals"] == [{"currency": "CZK", "calls": 2, "seconds": 150, "price_minor": 3200}]
-    main(["voip", "calls", "1001", "--from", "2026-11-30", "--to", "2026-11-30"])
-    said = capsys.readouterr().out
-    assert "212345678" in said and "1 calls, 1 min 1 s, 2.00 CZK" in said
-    with pytest.raises(SystemExit) as e:
-        main(["voip", "calls", "4242", "--from", "2026-12-01"])
-    assert e.value.code == 66
-    with pytest.raises(SystemExit) as e:
-        main(["voip", "calls", "1001", "--from", "1.12.2026"])
-    assert e.value.code in (64, 65)
+    get_settings.cache_clear()  # settings read by an earlier test's command line
+    try:
+        main(["voip", "calls", "1001", "--from", "2026-12-01", "--to", "2026-12-31", "--json"])
+        out = json.loads(capsys.readouterr().out)
+        assert [x["call_id"] for x in out["calls"]] == ["3.2", "3.3"]
+        assert out["calls"][0]["started_at"] == "2026-12-01T00:30:00+01:00"
+        totals = {"currency": "CZK", "calls": 2, "seconds": 150, "price_minor": 3200}
+        assert out["totals"] == [totals]
+        main(["voip", "calls", "1001", "--from", "2026-11-30", "--to", "2026-11-30"])
+        said = capsys.readouterr().out
+        assert "212345678" in said and "1 calls, 1 min 1 s, 2.00 CZK" in said
+        with pytest.raises(SystemExit) as e:
+            main(["voip", "calls", "4242", "--from", "2026-12-01"])
+        assert e.value.code == 66
+        with pytest.raises(SystemExit) as e:
+            main(["voip", "calls", "1001", "--from", "1.12.2026"])
+        assert e.value.code in (64, 65)
+    finally:
+        get_settings.cache_clear()
